@@ -1,0 +1,34 @@
+# beatdbn: make setup | make demo | make test | make bench
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+DEMO    ?= demo
+TRACKS  ?= 1200
+
+.PHONY: setup demo test bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# The CPU build of PyTorch on this machine's disk; a looser pin pulls a CUDA build.
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/beatdbn synth $(DEMO)/msd --tracks $(TRACKS)
+	$(BIN)/beatdbn extract $(DEMO)/msd --out $(DEMO)/store
+	$(BIN)/beatdbn info $(DEMO)/store
+	$(BIN)/beatdbn tasks $(DEMO)/store --out $(DEMO)/tasks --artists 10 --per-artist 40 --per-genre 40 --per-key 40
+
+test: setup
+	$(BIN)/python -m pytest -q tests
+
+bench: setup
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(DEMO) bench-results.json .pytest_cache

@@ -1,0 +1,47 @@
+"""Shared pieces of the benchmarks: the result list and a timer."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class Figure:
+    """One measured figure, compared with a baseline from the same run."""
+
+    name: str
+    value: float
+    unit: str
+    baseline: str | None = None
+    baseline_value: float | None = None
+    ratio: float | None = None  # value / baseline_value (higher is better for rates)
+    note: str = ""
+
+
+@dataclass
+class Results:
+    figures: list[Figure] = field(default_factory=list)
+
+    def add(self, name, value, unit, *, baseline=None, baseline_value=None, ratio=None, note=""):
+        if ratio is None and baseline_value:
+            ratio = value / baseline_value
+        fig = Figure(name, float(value), unit, baseline,
+                     None if baseline_value is None else float(baseline_value),
+                     None if ratio is None else float(ratio), note)
+        self.figures.append(fig)
+        return fig
+
+    def as_json(self):
+        return [asdict(f) for f in self.figures]
+
+
+def best_of(fn, *, repeat: int = 3, number: int = 1) -> float:
+    """Best wall time in seconds of ``number`` calls of ``fn``, over ``repeat`` tries."""
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        best = min(best, (time.perf_counter() - t0) / number)
+    return best

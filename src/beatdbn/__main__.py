@@ -1,0 +1,3 @@
+from beatdbn.cli import main
+
+main()

@@ -1,0 +1,154 @@
+"""Data commands: synth, extract, info, tasks."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from beatdbn.cli import command, console, err_console
+from beatdbn.cli.progress import progress_bar
+
+__all__ = ["synth", "extract", "info", "tasks"]
+
+
+@command()
+def synth(
+    out: Path = typer.Argument(..., help="Folder to write the synthetic MSD-format .h5 files into."),
+    tracks: int = typer.Option(1000, "--tracks", "-n", help="Number of tracks."),
+    artists: Optional[int] = typer.Option(None, help="Number of artists (default: tracks // 25)."),
+    seed: int = typer.Option(0, help="Random seed."),
+):
+    """Write a synthetic demo corpus in the MSD track-file format (not real music)."""
+    from beatdbn.synth.corpus import generate_corpus
+
+    with progress_bar(console) as bar:
+        job = bar.add_task("synth", total=tracks, rate="")
+        t0 = time.perf_counter()
+
+        def advance(done: int) -> None:
+            rate = done / max(time.perf_counter() - t0, 1e-9)
+            bar.update(job, completed=done, rate=f"{rate:,.0f} tracks/s")
+
+        paths = generate_corpus(out, tracks, seed=seed, n_artists=artists, progress=advance)
+    console.print(f"wrote {len(paths)} synthetic tracks (not real music) to {out}")
+
+
+@command()
+def extract(
+    sources: list[Path] = typer.Argument(..., help="MSD .h5 files or folders (searched recursively)."),
+    out: Path = typer.Option(..., "--out", "-o", help="The feature store folder (created or resumed)."),
+    scheduler: str = typer.Option("local", help="'local' (a Dask LocalCluster), 'sync' (this process), or tcp://HOST:PORT."),
+    workers: Optional[int] = typer.Option(None, help="Worker processes of the local cluster (default: CPU count)."),
+    shard_size: int = typer.Option(256, help="Input files per shard."),
+    throttle: float = typer.Option(0.0, hidden=True, help="Seconds each shard waits before writing (tests)."),
+):
+    """Beat-align every input into a sharded feature store; a rerun resumes."""
+    from beatdbn.store.extract import extract as run_extract
+
+    with progress_bar(console) as bar:
+        job = bar.add_task("extract", total=None, rate="")
+        t0 = time.perf_counter()
+        counts = {"files": 0, "tracks": 0, "beats": 0}
+
+        def start(n_files: int, n_shards: int) -> None:
+            bar.update(job, total=n_files)
+
+        def step(info: dict) -> None:
+            for k in counts:
+                counts[k] += info[k]
+            for s in info["skipped"]:
+                err_console.print(f"[yellow]skipped[/yellow] {s['path']}: {s['reason']}", highlight=False, soft_wrap=True)
+            dt = max(time.perf_counter() - t0, 1e-9)
+            bar.update(job, completed=counts["files"],
+                       rate=f"{counts['tracks']:,} tracks, {counts['tracks'] / dt:,.0f} tracks/s")
+
+        report = run_extract(sources, out, shard_size=shard_size, scheduler=scheduler, workers=workers,
+                             on_progress=step, on_start=start, throttle=throttle)
+    console.print(
+        f"{out}: +{report.tracks_added:,} tracks ({report.beats_added:,} beats) in {report.seconds:.1f} s; "
+        f"{report.already_done:,} inputs already done; store now {report.tracks_total:,} tracks, "
+        f"{report.beats_total:,} beats; {len(report.skipped)} inputs skipped (see {out}/report.json)"
+    )
+    if report.tracks_total == 0:
+        err_console.print("[red]error:[/red] nothing could be read; the store is empty")
+        raise typer.Exit(1)
+
+
+@command()
+def info(
+    store: Path = typer.Argument(..., help="A feature store folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON object (tracks, beats, ...)."),
+):
+    """Summarize a feature store: tracks, beats, shards, skipped inputs."""
+    from beatdbn.store.reader import FeatureStore
+
+    summary = FeatureStore.open(store).summary()
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"feature store {store}", show_header=False)
+    bpt = summary["beats_per_track"]
+    for key, value in [
+        ("tracks", f"{summary['tracks']:,}"),
+        ("beats", f"{summary['beats']:,}"),
+        ("beats per track", f"min {bpt['min']}, median {bpt['median']:.0f}, max {bpt['max']}"),
+        ("artists", f"{summary['artists']:,}"),
+        ("shards", f"{summary['shards']:,}"),
+        ("repeated track ids", f"{summary['repeated_track_ids']:,}"),
+        ("skipped inputs", f"{len(summary['skipped']):,}"),
+    ]:
+        table.add_row(key, value)
+    console.print(table)
+    for s in summary["skipped"][:20]:
+        console.print(f"  skipped {s['path']}: {s['reason']}", highlight=False)
+    if len(summary["skipped"]) > 20:
+        console.print(f"  ... and {len(summary['skipped']) - 20} more (see {store}/report.json)")
+
+
+@command()
+def tasks(
+    store: Path = typer.Argument(..., help="A feature store folder."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for the task splits."),
+    artists: int = typer.Option(50, help="Artist task: number of artists (those with the most tracks)."),
+    per_artist: int = typer.Option(100, help="Artist task: tracks per artist."),
+    per_genre: int = typer.Option(250, help="Genre task: tracks per genre."),
+    per_key: int = typer.Option(250, help="Key task: tracks per key (highest key confidence)."),
+    task: Optional[list[str]] = typer.Option(None, "--task", help="Build only this task (repeatable): artist, genre, key."),
+    duplicates: Optional[Path] = typer.Option(None, help="msd_duplicates.txt: keep one track per group."),
+    genre_labels: Optional[Path] = typer.Option(None, help="tagtraum genre file (track_id<TAB>genre) instead of MusicBrainz tags."),
+    seed: int = typer.Option(0, help="Seed of the draws and splits."),
+):
+    """Build the artist, genre and key tasks (balanced 80/10/10 splits) and the pretraining exclusion list."""
+    from rich.table import Table
+
+    from beatdbn.store.reader import FeatureStore
+    from beatdbn.tasks.build import TASK_NAMES, TaskConfig, build_tasks, write_tasks
+    from beatdbn.tasks.duplicates import duplicates_to_drop, read_duplicates
+    from beatdbn.tasks.labels import read_tagtraum
+
+    fs = FeatureStore.open(store)
+    config = TaskConfig(artists=artists, per_artist=per_artist, per_genre=per_genre, per_key=per_key,
+                        seed=seed, tasks=tuple(task) if task else TASK_NAMES)
+    dropped = duplicates_to_drop(read_duplicates(duplicates), fs.track_ids) if duplicates else set()
+    labels = read_tagtraum(genre_labels) if genre_labels else None
+    built, errors, stats = build_tasks(fs.metadata, config, drop=dropped, genre_labels=labels)
+    summary = write_tasks(out, built, config=config, errors=errors, stats=stats, dropped=dropped, store=str(store))
+
+    table = Table(title=f"tasks in {out} ({stats['tracks']:,} tracks, {len(dropped):,} duplicates dropped)")
+    for col in ("task", "classes", "train", "valid", "test", "chance"):
+        table.add_column(col, justify="left" if col == "task" else "right")
+    for name, t in summary["tasks"].items():
+        c = t["counts"]
+        table.add_row(name, str(t["classes"]), str(c["train"]), str(c["valid"]), str(c["test"]), f"{t['chance']:.1%}")
+    console.print(table)
+    console.print(f"pretraining exclusion list: {out}/exclude.txt ({summary['excluded_from_pretraining']:,} tracks)")
+    for name, message in errors.items():
+        err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    if errors:
+        raise typer.Exit(1)
