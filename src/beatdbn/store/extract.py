@@ -128,6 +128,24 @@ def _done_inputs(store: Path) -> set[str]:
     return done
 
 
+def _clean_leftovers(store: Path) -> int:
+    """Remove what a killed run left: temporary files and shards never committed."""
+    shards = store / "shards"
+    if not shards.is_dir():
+        return 0
+    committed = set(committed_shards(store))
+    stale = list(shards.glob(".*.tmp-*"))
+    for h5 in shards.glob("shard-*.h5"):
+        try:
+            if int(h5.stem.split("-")[1]) not in committed:
+                stale.append(h5)
+        except (IndexError, ValueError):
+            continue
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return len(stale)
+
+
 def _client(scheduler: str, workers: int | None):
     from dask.distributed import Client, LocalCluster
 
@@ -192,6 +210,8 @@ def extract(
         where = ", ".join(p["path"] for p in problems) or "the given sources"
         raise DataError(f"{where}: no input files found")
     write_manifest(store)
+    if _clean_leftovers(store):
+        log.info("removed leftovers of an interrupted run in %s", store)
     done = _done_inputs(store)
     todo = [f for f in files if f not in done]
     report.already_done = len(files) - len(todo)

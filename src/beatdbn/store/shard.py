@@ -104,9 +104,10 @@ def write_shard(store: Path, data: ShardData) -> None:
     tmp = _tmp(h5_path)
     try:
         with h5py.File(tmp, "w") as h5:
-            chunk = (max(1, min(len(feats), 8192)), N_DIMS)
-            h5.create_dataset("features", data=feats, chunks=chunk, compression="lzf", shuffle=True)
-            h5.create_dataset("beats", data=beats, chunks=(chunk[0],), compression="lzf", shuffle=True)
+            rows = min(len(feats), 8192)
+            packed = {"compression": "lzf", "shuffle": True} if rows else {}  # an empty shard stays contiguous
+            h5.create_dataset("features", data=feats, chunks=(rows, N_DIMS) if rows else None, **packed)
+            h5.create_dataset("beats", data=beats, chunks=(rows,) if rows else None, **packed)
             h5.create_dataset("offsets", data=offsets)
         os.replace(tmp, h5_path)
 

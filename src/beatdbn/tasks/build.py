@@ -10,7 +10,9 @@ Section 4 of the paper, with its scale as options (:class:`TaskConfig`):
   ``key_confidence`` each (ties broken by track id).
 
 Known duplicates are dropped first. Every class is split 80/10/10 into
-train/valid/test (per class, so the splits are balanced); each class's draw
+train/valid/test (per class, so the splits are balanced; a held-out split of
+a class gets ``n * 0.1`` tracks rounded half up, at least one when the class
+has three or more); each class's draw
 and shuffle come from a generator seeded by (seed, task, class), so adding a
 class or a task changes no other split. When the corpus cannot give the
 requested scale, :class:`TaskScaleError` says what it can support.
@@ -101,10 +103,17 @@ def _rng(seed: int, *names: str) -> np.random.Generator:
     return np.random.default_rng([seed, *(zlib.crc32(n.encode()) for n in names)])
 
 
+def _held_out(n: int, fraction: float) -> int:
+    """Tracks of a class of ``n`` for a held-out split: ``n * fraction`` rounded half
+    up, and at least one when the fraction is positive and the class has 3 or more."""
+    k = int(np.floor(n * fraction + 0.5))
+    return max(k, 1) if fraction > 0 and n >= 3 else k
+
+
 def _split_class(ids: list[str], config: TaskConfig, task: str, label: str) -> dict[str, list[str]]:
     ids = list(_rng(config.seed, task, label, "split").permutation(ids))
     n = len(ids)
-    n_valid, n_test = round(n * config.valid_fraction), round(n * config.test_fraction)
+    n_valid, n_test = (_held_out(n, f) for f in (config.valid_fraction, config.test_fraction))
     return {"valid": ids[:n_valid], "test": ids[n_valid : n_valid + n_test], "train": ids[n_valid + n_test :]}
 
 
@@ -133,12 +142,13 @@ def _artist_task(rows: dict, config: TaskConfig) -> Task:
     ranked = sorted(by_artist, key=lambda a: (-len(by_artist[a]), a))
     enough = sum(1 for a in ranked if len(by_artist[a]) >= config.per_artist)
     if enough < config.artists:
-        nth = len(by_artist[ranked[config.artists - 1]]) if len(ranked) >= config.artists else 0
+        k = min(config.artists, len(ranked))
+        nth = len(by_artist[ranked[k - 1]]) if k else 0
         options = []
         if enough >= 2:
             options.append(f"--artists {enough} --per-artist {config.per_artist}")
-        if nth >= 1:
-            options.append(f"--artists {config.artists} --per-artist {nth}")
+        if k >= 2 and nth >= 1:
+            options.append(f"--artists {k} --per-artist {nth}")
         raise TaskScaleError(
             f"artist task: {config.artists} artists x {config.per_artist} tracks asked, but only {enough} "
             f"artists have {config.per_artist} tracks ({len(ranked)} artists in all; the largest have "

@@ -1,0 +1,46 @@
+"""The CLI: synth -> extract -> info -> tasks, driven with Typer's CliRunner."""
+
+import json
+
+from typer.testing import CliRunner
+
+from beatdbn.cli import app
+
+runner = CliRunner()
+
+
+def test_synth_extract_info_tasks(tmp_path):
+    r = runner.invoke(app, ["synth", str(tmp_path / "msd"), "--tracks", "150", "--artists", "6", "--seed", "3"])
+    assert r.exit_code == 0, r.output
+    assert "not real music" in r.output
+    r = runner.invoke(app, ["extract", str(tmp_path / "msd"), "--out", str(tmp_path / "store"),
+                            "--scheduler", "sync", "--shard-size", "64"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["info", str(tmp_path / "store"), "--json"])
+    assert r.exit_code == 0, r.output
+    info = json.loads(r.output)
+    assert info["tracks"] == 150 and isinstance(info["beats"], int) and info["beats"] > 150 * 100
+    r = runner.invoke(app, ["tasks", str(tmp_path / "store"), "--out", str(tmp_path / "tasks"),
+                            "--artists", "3", "--per-artist", "10", "--per-key", "5", "--task", "artist",
+                            "--task", "key"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads((tmp_path / "tasks" / "tasks.json").read_text())
+    assert summary["tasks"]["artist"]["counts"] == {"train": 24, "valid": 3, "test": 3}
+    assert summary["tasks"]["key"]["classes"] == 12
+    assert (tmp_path / "tasks" / "exclude.txt").read_text().count("\n") == 3 + 3 + 12 * 2
+    r = runner.invoke(app, ["tasks", str(tmp_path / "store"), "--out", str(tmp_path / "tasks2")])
+    assert r.exit_code == 1 and "supports" in r.output
+
+
+def test_errors_are_one_line_and_exit_1(tmp_path):
+    r = runner.invoke(app, ["info", str(tmp_path)])
+    assert r.exit_code == 1 and "not a beatdbn feature store" in r.output and "Traceback" not in r.output
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = runner.invoke(app, ["extract", str(empty), "--out", str(tmp_path / "s"), "--scheduler", "sync"])
+    assert r.exit_code == 1 and "no input files" in r.output
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "x.h5").write_text("nope")
+    r = runner.invoke(app, ["extract", str(bad), "--out", str(tmp_path / "s2"), "--scheduler", "sync"])
+    assert r.exit_code == 1 and "x.h5" in r.output and "nothing could be read" in r.output
