@@ -129,10 +129,19 @@ def _open(path) -> h5py.File:
         raise DataError(f"{path}: not a readable HDF5 file ({reason}); is it an MSD track file?") from None
 
 
+def _get(h5: h5py.File, name: str):
+    """``h5[name]`` or None, with one lookup (h5py lookups are not free)."""
+    try:
+        return h5[name]
+    except KeyError:
+        return None
+
+
 def _need(h5: h5py.File, name: str, path: str):
-    if name not in h5:
+    obj = _get(h5, name)
+    if obj is None:
         raise DataError(f"{path}: no /{name}; is this an MSD track file?")
-    return h5[name]
+    return obj
 
 
 class _SongFile:
@@ -167,13 +176,13 @@ class _SongFile:
         return dataset[start:stop]
 
     def _mbtags(self, i: int) -> tuple[tuple[str, ...], tuple[int, ...]]:
-        if "musicbrainz/artist_mbtags" not in self.h5:
+        tags_ds = _get(self.h5, "musicbrainz/artist_mbtags")
+        if tags_ds is None:
             return (), ()
-        tags = self._slice(self.h5["musicbrainz/artist_mbtags"], "musicbrainz/songs", "idx_artist_mbtags", i)
-        if "musicbrainz/artist_mbtags_count" in self.h5:
-            counts = self._slice(
-                self.h5["musicbrainz/artist_mbtags_count"], "musicbrainz/songs", "idx_artist_mbtags", i
-            )
+        tags = self._slice(tags_ds, "musicbrainz/songs", "idx_artist_mbtags", i)
+        counts_ds = _get(self.h5, "musicbrainz/artist_mbtags_count")
+        if counts_ds is not None:
+            counts = self._slice(counts_ds, "musicbrainz/songs", "idx_artist_mbtags", i)
         else:
             counts = np.ones(len(tags), dtype=np.int64)
         if len(counts) != len(tags):
