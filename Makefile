@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 DEMO    ?= demo
-TRACKS  ?= 1200
+TRACKS  ?= 2000
 
 .PHONY: setup demo test bench clean
 
@@ -19,10 +19,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/beatdbn synth $(DEMO)/msd --tracks $(TRACKS)
+	$(BIN)/beatdbn synth $(DEMO)/msd --tracks $(TRACKS) --artists 40
 	$(BIN)/beatdbn extract $(DEMO)/msd --out $(DEMO)/store
 	$(BIN)/beatdbn info $(DEMO)/store
-	$(BIN)/beatdbn tasks $(DEMO)/store --out $(DEMO)/tasks --artists 10 --per-artist 40 --per-genre 40 --per-key 40
+	$(BIN)/beatdbn tasks $(DEMO)/store --out $(DEMO)/tasks --artists 10 --per-artist 40 --per-genre 40 --per-key 60
 
 test: setup
 	$(BIN)/python -m pytest -q tests

@@ -149,6 +149,8 @@ def _clean_leftovers(store: Path) -> int:
 def _client(scheduler: str, workers: int | None):
     from dask.distributed import Client, LocalCluster
 
+    for name in ("distributed", "tornado", "asyncio"):  # the progress bar is the user's view, not Dask's logs
+        logging.getLogger(name).setLevel(logging.ERROR)
     if scheduler == "local":
         n = workers or max(1, min(os.cpu_count() or 1, 8))
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
