@@ -98,6 +98,17 @@ def test_dask_local_cluster_gives_the_same_store(tmp_path):
         np.testing.assert_array_equal(a[tid].features, b[tid].features)
 
 
+def test_existing_dask_scheduler_by_address(tmp_path):
+    from dask.distributed import LocalCluster
+
+    write_tracks(tmp_path / "in", 4)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        report = extract([tmp_path / "in"], tmp_path / "s", scheduler=cluster.scheduler_address, shard_size=1)
+    assert report.tracks_total == 4 and report.shards_written == 4
+    with pytest.raises(beatdbn.ParameterError, match="scheduler"):
+        extract([tmp_path / "in"], tmp_path / "t", scheduler="bogus", shard_size=1)
+
+
 def _store_content(path):
     store = beatdbn.FeatureStore.open(path)
     out = {}
