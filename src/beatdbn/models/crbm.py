@@ -1,0 +1,1102 @@
+"""Convolutional restricted Boltzmann machines over time (layers 1a, 1b and 3).
+
+A 1-D convolutional RBM (CRBM) sees a batch of sequences shaped
+``(batch, channels, time)``: ``channels`` are feature dimensions (12 chroma or
+12 timbre coefficients) or the feature maps of the layer below. It has
+``n_hidden`` feature maps of binary hidden units, one unit per map and time
+step, whose weights ``W`` (shape ``(n_hidden, n_visible, width)``) are shared
+over time. The convolution is 'valid': ``T`` visible steps give
+``T - width + 1`` hidden steps.
+
+Energy (``*`` is the valid cross-correlation of :func:`torch.nn.functional.conv1d`,
+``(W * v)[j, t] = sum_{c, k} W[j, c, k] v[c, t + k]``)::
+
+    binary visible   E(v, h) = - sum_{c,t} b_v[c] v[c,t] - sum_{j,t} h[j,t] ((W * v)[j,t] + b_h[j])
+    Gaussian visible E(v, h) = sum_{c,t} (v[c,t] - b_v[c])^2 / 2 - sum_{j,t} h[j,t] ((W * v)[j,t] + b_h[j])
+
+(Gaussian units have unit variance: the input is normalized per track). Hence::
+
+    P(h[j,t] = 1 | v) = sigmoid((W * v)[j,t] + b_h[j])
+    E[v[c,s] | h]     = sigmoid(a[c,s]) (binary)  or  a[c,s] (Gaussian),
+                        a[c,s] = b_v[c] + sum_{j,k} W[j,c,k] h[j,s-k]   (conv_transpose1d)
+    free energy F(v)  = -sum b_v v  (binary)  or  sum (v - b_v)^2 / 2  (Gaussian)
+                        - sum_{j,t} softplus((W * v)[j,t] + b_h[j])
+
+Training (:meth:`ConvRBM.partial_fit`) is one CD-1 step, as in section 5.2 of
+Dieleman, Brakel & Schrauwen (2011): mean field everywhere except the hidden
+states that drive the reconstruction (Hinton's practical guide, sec. 3)::
+
+    h0 = P(h | v0)                      probabilities (data statistics)
+    hs ~ Bernoulli(h0)                  the only sampling step
+    v1 = E[v | hs]                      mean-field reconstruction (no visible noise)
+    h1 = P(h | v1)                      probabilities (model statistics)
+
+**Sparsity** after Goh, Thome & Cord (2010) as the first author's RBM library
+(morb, ``SparsityUpdater``) applies it: in the *positive* phase the hidden
+statistics entering the weight and hidden-bias gradients are replaced by::
+
+    h0' = (1 - lam) * h0 + lam * p      lam = sparsity_cost (0.1), p = sparsity_target
+
+(morb adds ``-lam * grad(v0, h0 - p)`` to the CD update, which is the same
+thing). The visible bias is untouched. ``sparsity='goh-rank'`` replaces the
+constant ``p`` by Goh's rank-based target: at each time step the ``n_hidden``
+activations are ranked (rank ``r`` in ``(0, 1]``, 1 for the largest) and mapped
+to ``r ** (1/p - 1)`` (whose mean over uniform ranks is ``p``); the result is
+then ranked and mapped the same way per unit, over all valid (example, time)
+positions of the batch. ``sparsity='none'`` switches sparsity off.
+
+**Gradient normalization**: sums over time positions, means over examples
+(sequences, i.e. tracks): the learning rate is *per track*, as in the first
+author's library morb (whose convolutional gradients are sums) with one track
+per minibatch. With ``N`` sequences that have at least one valid hidden
+position (padding, given by ``lengths`` or ``mask``, is excluded
+everywhere)::
+
+    dW[j,c,k] = (1/N) sum_n sum_t ( h0'[n,j,t] v0[n,c,t+k] - h1[n,j,t] v1[n,c,t+k] )
+    db_h[j]   = (1/N) sum_n sum_t ( h0'[n,j,t] - h1[n,j,t] )
+    db_v[c]   = (1/N) sum_n sum_s ( v0[n,c,s] - v1[n,c,s] )
+
+A batch of 32 tracks moves the parameters as far as one track would, on
+average, so the paper's learning rates keep their meaning for any batch
+size. Per time position the effective rate is ``lr`` times the hidden length
+of a track: for a 512-beat track 0.005 x 505 = 2.5 (layer 1a), 0.0001 x 505
+= 0.05 (layer 1b) and 0.005 x 119 = 0.6 (layer 3). These train stably, and
+so do rates a few times larger (tracks of 1000-2000 beats); the checks are in
+``tests/test_crbm.py``. (Means over time positions as well would make the
+Gaussian layer move ~500 times slower: over one pass of the MSD it would
+barely leave its initial weights.) Training on fixed-length crops instead of
+whole tracks scales the step by ``crop length / track length``.
+Optional weight decay ``wd`` and momentum ``m`` (both 0 by default) follow
+Hinton's guide: ``vel = m * vel + lr * (grad - wd * W)``; ``W += vel``
+(weight decay on ``W`` only).
+
+Initial values (Hinton's guide, sec. 8): ``W ~ N(0, 0.01^2)``; hidden biases
+``log(p / (1 - p))`` when sparsity is on (0 otherwise); visible biases 0.
+
+Monitoring (the dict :meth:`ConvRBM.partial_fit` returns):
+``reconstruction_error`` (mean squared ``v0 - v1`` per visible unit),
+``mean_hidden`` (mean of ``h0``; settles near the sparsity target),
+``free_energy_data`` / ``free_energy_recon`` (``F(v0)`` and ``F(v1)`` per
+valid visible time step, averaged over the batch; free energy is what a
+binary RBM assigns low values to, so a data/reconstruction gap that keeps
+growing flags overfitting) and ``n_positions`` (valid hidden positions).
+With monitoring on, a step that would produce NaN/inf raises
+:class:`~beatdbn.exceptions.ParameterError` and leaves the parameters as
+they were.
+
+Implementation: every statistic is computed in closed form under
+``torch.no_grad()``, vectorized (no Python loop over time or maps). Two
+kernels compute the same update (:attr:`ConvRBM.cd_kernel`):
+
+* ``'conv'``: ``conv1d`` up, ``conv_transpose1d`` down, ``conv1d`` up, and
+  one weight-gradient convolution serving both phases at once (data and
+  reconstruction batches side by side, the negative phase negated);
+* ``'gemm'``: the two up passes and the weight gradient as matrix products
+  on im2col buffers (``cols[n*T'+t, c*w+k] = v[n,c,t+k]``), all allocated
+  once per batch shape and reused; the down pass (the transposed convolution)
+  as a ``conv1d`` with flipped filters over the samples written into a
+  zero-margined buffer. On CPU, fresh multi-megabyte conv outputs each step
+  cost page faults that took longer than the arithmetic for layers 1a/1b.
+
+The constant-target sparsity term is added analytically
+(``lam * p * sum_t v0[., c, t + k]``), so it costs no pass over the hidden
+units. On CPU the Bernoulli samples use 16-bit uniforms (``P(1)`` exact to
+``2 ** -16``), four per 64-bit draw, which is ~4x faster than ``torch.rand``.
+``benchmarks/bench_crbm.py`` measures both kernels against autograd.
+
+Everything runs on the device and dtype of the module's parameters;
+randomness comes from an explicit :class:`torch.Generator` (``generator=``),
+or, when none is given, from a private generator seeded with
+``config.seed`` (never the global RNG).
+
+Examples
+--------
+>>> import torch
+>>> from beatdbn.models.crbm import BernoulliCRBM, CRBMConfig
+>>> rbm = BernoulliCRBM(CRBMConfig(n_visible=12, n_hidden=16, width=8))
+>>> v = torch.rand(4, 12, 64)
+>>> stats = rbm.partial_fit(v, generator=torch.Generator().manual_seed(0))
+>>> sorted(stats)[:3]
+['free_energy_data', 'free_energy_recon', 'mean_hidden']
+>>> rbm.transform(v).shape
+torch.Size([4, 16, 57])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from beatdbn.exceptions import ParameterError
+
+__all__ = [
+    "CRBMConfig",
+    "ConvRBM",
+    "BernoulliCRBM",
+    "GaussianCRBM",
+    "DEFAULT_LEARNING_RATES",
+    "valid_mask",
+    "hidden_mask",
+]
+
+#: Paper learning rates (section 5.2) by kind of visible unit.
+DEFAULT_LEARNING_RATES = {"binary": 0.005, "gaussian": 0.0001}
+
+_VISIBLE_KINDS = ("binary", "gaussian")
+_SPARSITY_KINDS = ("goh", "goh-rank", "none")
+
+
+@dataclass(frozen=True)
+class CRBMConfig:
+    """Hyperparameters of one convolutional RBM (saved as JSON with :meth:`to_dict`).
+
+    Parameters
+    ----------
+    n_visible : int
+        Visible channels (feature dimensions, or maps of the layer below).
+    n_hidden : int
+        Hidden feature maps.
+    width : int
+        Filter width in time steps (beats for layer 1, pooled steps for layer 3).
+    visible : {'binary', 'gaussian'}
+        Kind of visible unit: mean-field Bernoulli or unit-variance Gaussian.
+    learning_rate : float or None
+        ``None`` picks the paper's rate for the kind (0.005 binary, 0.0001 Gaussian).
+    sparsity : {'goh', 'goh-rank', 'none'}
+        Sparsity rule, see the module docstring.
+    sparsity_target : float
+        Target mean hidden activation ``p`` (0.05 layers 1a/1b, 0.1 layer 3).
+    sparsity_cost : float
+        Relative sparsity cost ``lam`` in ``[0, 1]``.
+    momentum : float
+        Momentum in ``[0, 1)``; 0 (off) by default.
+    weight_decay : float
+        L2 weight decay on ``W``; 0 (off) by default.
+    sample_hiddens : bool
+        Sample the hidden states that drive the reconstruction (CD-1 as the
+        paper does it). ``False`` gives deterministic mean-field CD (tests).
+    init_std : float
+        Standard deviation of the initial weights.
+    hidden_bias_init : float or None
+        Initial hidden bias; ``None`` means ``log(p / (1 - p))`` with sparsity
+        on and 0 without.
+    seed : int
+        Seed of the initial weights and of the default sampling generator.
+    """
+
+    n_visible: int
+    n_hidden: int = 100  # feature maps
+    width: int = 8  # filter width (time steps)
+    visible: str = "binary"  # 'binary' (mean field) | 'gaussian' (unit variance)
+    learning_rate: float | None = None  # None -> 0.005 binary / 0.0001 gaussian
+    sparsity: str = "goh"  # 'goh' | 'goh-rank' | 'none'
+    sparsity_target: float = 0.05  # p: 0.05 for layers 1a/1b, 0.1 for layer 3
+    sparsity_cost: float = 0.1  # lam: relative sparsity cost
+    momentum: float = 0.0  # off unless asked
+    weight_decay: float = 0.0  # off unless asked
+    sample_hiddens: bool = True  # sample the hidden states driving the reconstruction
+    init_std: float = 0.01  # initial weights ~ N(0, init_std^2)
+    hidden_bias_init: float | None = None  # None -> logit(sparsity_target) (0 if no sparsity)
+    seed: int = 0  # initial weights and default generator
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("n_visible", self.n_visible, isinstance(self.n_visible, int) and self.n_visible >= 1, "an int >= 1"),
+            ("n_hidden", self.n_hidden, isinstance(self.n_hidden, int) and self.n_hidden >= 1, "an int >= 1"),
+            ("width", self.width, isinstance(self.width, int) and self.width >= 1, "an int >= 1"),
+            ("visible", self.visible, self.visible in _VISIBLE_KINDS, f"one of {_VISIBLE_KINDS}"),
+            ("learning_rate", self.learning_rate,
+             self.learning_rate is None or (_finite(self.learning_rate) and self.learning_rate > 0),
+             "None or a finite float > 0"),
+            ("sparsity", self.sparsity, self.sparsity in _SPARSITY_KINDS, f"one of {_SPARSITY_KINDS}"),
+            ("sparsity_target", self.sparsity_target,
+             _finite(self.sparsity_target) and 0 < self.sparsity_target < 1, "in (0, 1)"),
+            ("sparsity_cost", self.sparsity_cost,
+             _finite(self.sparsity_cost) and 0 <= self.sparsity_cost <= 1, "in [0, 1]"),
+            ("momentum", self.momentum, _finite(self.momentum) and 0 <= self.momentum < 1, "in [0, 1)"),
+            ("weight_decay", self.weight_decay, _finite(self.weight_decay) and self.weight_decay >= 0, ">= 0"),
+            ("init_std", self.init_std, _finite(self.init_std) and self.init_std >= 0, ">= 0"),
+            ("hidden_bias_init", self.hidden_bias_init,
+             self.hidden_bias_init is None or _finite(self.hidden_bias_init), "None or a finite float"),
+            ("seed", self.seed, isinstance(self.seed, int), "an int"),
+        ]
+        for name, value, ok, want in checks:
+            if not ok:
+                raise ParameterError(f"CRBMConfig.{name}={value!r}: must be {want}")
+
+    @property
+    def lr(self) -> float:
+        """The learning rate in use (the paper's default for the kind when unset)."""
+        return DEFAULT_LEARNING_RATES[self.visible] if self.learning_rate is None else float(self.learning_rate)
+
+    @property
+    def initial_hidden_bias(self) -> float:
+        """Initial hidden bias: ``log(p / (1 - p))`` with sparsity on, else 0."""
+        if self.hidden_bias_init is not None:
+            return float(self.hidden_bias_init)
+        if self.sparsity == "none":
+            return 0.0
+        p = self.sparsity_target
+        return math.log(p / (1.0 - p))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of the fields (JSON-serializable)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "CRBMConfig":
+        """Rebuild from :meth:`to_dict` output; unknown keys raise :class:`ParameterError`."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ParameterError(f"CRBMConfig: unknown keys {unknown}; known keys are {sorted(names)}")
+        return cls(**d)
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+# ---------------------------------------------------------------------------
+# masks for padded batches
+
+
+def valid_mask(lengths: torch.Tensor, n_steps: int) -> torch.Tensor:
+    """Boolean mask ``(batch, n_steps)``: True where ``t < lengths[n]``.
+
+    Parameters
+    ----------
+    lengths : torch.Tensor [shape=(batch,)]
+        Valid length of each sequence.
+    n_steps : int
+        Padded length.
+    """
+    ar = torch.arange(n_steps, device=lengths.device)
+    return ar[None, :] < lengths[:, None]
+
+
+def hidden_mask(mask: torch.Tensor, width: int) -> torch.Tensor:
+    """Hidden positions whose whole receptive field is valid.
+
+    Parameters
+    ----------
+    mask : torch.Tensor [shape=(batch, T)], bool
+        Valid visible steps.
+    width : int
+        Filter width.
+
+    Returns
+    -------
+    torch.Tensor [shape=(batch, T - width + 1)], bool
+        ``out[n, t] = all(mask[n, t:t + width])`` (a sliding minimum).
+    """
+    if mask.shape[1] < width:
+        return mask.new_zeros((mask.shape[0], 0))
+    m = mask.to(torch.float32)[:, None, :]
+    return (-F.max_pool1d(-m, width, stride=1))[:, 0, :] > 0.5
+
+
+# ---------------------------------------------------------------------------
+# the model
+
+
+class ConvRBM(nn.Module):
+    """Base class of :class:`BernoulliCRBM` and :class:`GaussianCRBM` (see the module docstring).
+
+    Parameters
+    ----------
+    config : CRBMConfig or None
+        Hyperparameters; keyword ``overrides`` replace its fields (or build
+        one when ``config`` is None).
+    generator : torch.Generator or None
+        CPU generator for the initial weights; default: seeded with ``config.seed``.
+    device, dtype
+        Where the parameters live (default CPU, float32).
+
+    Attributes
+    ----------
+    weight : torch.nn.Parameter [shape=(n_hidden, n_visible, width)]
+        Filters ``W`` (the ``conv1d`` weight layout).
+    hidden_bias : torch.nn.Parameter [shape=(n_hidden,)]
+    visible_bias : torch.nn.Parameter [shape=(n_visible,)]
+    n_updates : torch.Tensor (buffer)
+        Number of CD-1 updates applied so far.
+    """
+
+    _kind: str | None = None  # 'binary' or 'gaussian' in the subclasses
+    #: CD-1 implementation, all computing the same update: 'conv' (conv1d / conv_transpose1d and
+    #: one fused weight-gradient convolution), 'gemm' (the up passes and the weight gradient as
+    #: im2col matrix products into buffers reused across calls), or 'auto' (the default): 'gemm'
+    #: on CPU when ``n_visible * width <= 256`` (layers 1a/1b, whose large hidden tensors made
+    #: fresh allocations cost more than the arithmetic), 'conv' otherwise (layer 3, CUDA).
+    cd_kernel: str = "auto"
+
+    def __init__(
+        self,
+        config: CRBMConfig | None = None,
+        /,
+        *,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
+        **overrides: Any,
+    ) -> None:
+        super().__init__()
+        if config is None:
+            if self._kind is not None:
+                overrides.setdefault("visible", self._kind)
+            try:
+                config = CRBMConfig(**overrides)
+            except TypeError as exc:
+                raise ParameterError(f"{type(self).__name__}: {exc}") from None
+        elif overrides:
+            config = dataclasses.replace(config, **overrides)
+        if self._kind is not None and config.visible != self._kind:
+            raise ParameterError(
+                f"{type(self).__name__} needs visible={self._kind!r}, got config.visible={config.visible!r}; "
+                f"use ConvRBM.from_config(config) to pick the class from the config"
+            )
+        self.config = config
+        c = config
+        if generator is None:
+            generator = torch.Generator().manual_seed(c.seed)
+        w = torch.randn((c.n_hidden, c.n_visible, c.width), generator=generator, dtype=torch.float64) * c.init_std
+        self.weight = nn.Parameter(w.to(device=device, dtype=dtype), requires_grad=False)
+        self.hidden_bias = nn.Parameter(
+            torch.full((c.n_hidden,), c.initial_hidden_bias, device=device, dtype=dtype), requires_grad=False)
+        self.visible_bias = nn.Parameter(torch.zeros(c.n_visible, device=device, dtype=dtype), requires_grad=False)
+        # momentum state (kept in the state dict so that training can resume)
+        self.register_buffer("weight_velocity", torch.zeros_like(self.weight))
+        self.register_buffer("hidden_bias_velocity", torch.zeros_like(self.hidden_bias))
+        self.register_buffer("visible_bias_velocity", torch.zeros_like(self.visible_bias))
+        self.register_buffer("n_updates", torch.zeros((), dtype=torch.int64, device=device))
+        self._generators: dict[str, torch.Generator] = {}
+
+    # -- construction helpers -------------------------------------------
+
+    @staticmethod
+    def from_config(config: CRBMConfig, **kwargs: Any) -> "ConvRBM":
+        """The right subclass for ``config.visible`` (``BernoulliCRBM`` or ``GaussianCRBM``)."""
+        cls = BernoulliCRBM if config.visible == "binary" else GaussianCRBM
+        return cls(config, **kwargs)
+
+    def extra_repr(self) -> str:
+        c = self.config
+        return (f"n_visible={c.n_visible}, n_hidden={c.n_hidden}, width={c.width}, visible={c.visible!r}, "
+                f"lr={c.lr:g}, sparsity={c.sparsity!r}")
+
+    @property
+    def device(self) -> torch.device:
+        return self.weight.device
+
+    # -- input handling --------------------------------------------------
+
+    def _check_input(self, v: Any, name: str = "v") -> torch.Tensor:
+        v = torch.as_tensor(v)
+        if v.ndim != 3:
+            raise ParameterError(
+                f"{name} has shape {tuple(v.shape)}: expected (batch, {self.config.n_visible}, time)")
+        if v.shape[1] != self.config.n_visible:
+            raise ParameterError(
+                f"{name} has {v.shape[1]} channels (shape {tuple(v.shape)}); this CRBM has "
+                f"n_visible={self.config.n_visible}: is the input (batch, channels, time)?")
+        if v.is_complex() or v.dtype == torch.bool:
+            raise ParameterError(f"{name} has dtype {v.dtype}: expected a real floating-point tensor")
+        return v.to(device=self.weight.device, dtype=self.weight.dtype)
+
+    def _resolve_mask(self, v: torch.Tensor, lengths: Any, mask: Any) -> torch.Tensor | None:
+        """Visible mask ``(batch, T)`` (bool) from ``lengths`` or ``mask``; None when all valid."""
+        if lengths is not None and mask is not None:
+            raise ParameterError("give lengths or mask, not both")
+        n, _, t = v.shape
+        if lengths is not None:
+            lengths = torch.as_tensor(lengths, device=v.device)
+            if lengths.shape != (n,):
+                raise ParameterError(f"lengths has shape {tuple(lengths.shape)}: expected ({n},)")
+            if bool((lengths < 0).any()) or bool((lengths > t).any()):
+                raise ParameterError(f"lengths must lie in [0, {t}] (the padded length), got {lengths.tolist()}")
+            if bool((lengths == t).all()):
+                return None
+            return valid_mask(lengths, t)
+        if mask is not None:
+            mask = torch.as_tensor(mask, device=v.device)
+            if mask.shape != (n, t):
+                raise ParameterError(f"mask has shape {tuple(mask.shape)}: expected ({n}, {t})")
+            mask = mask.to(torch.bool)
+            return None if bool(mask.all()) else mask
+        return None
+
+    def _default_generator(self, device: torch.device) -> torch.Generator:
+        key = str(device)
+        g = self._generators.get(key)
+        if g is None:
+            g = torch.Generator(device=device).manual_seed(self.config.seed + 1)
+            self._generators[key] = g
+        return g
+
+    def _check_generator(self, generator: torch.Generator | None) -> torch.Generator:
+        if generator is None:
+            return self._default_generator(self.weight.device)
+        if generator.device.type != self.weight.device.type:
+            raise ParameterError(
+                f"generator is on {generator.device} but the model is on {self.weight.device}: "
+                f"pass torch.Generator(device={str(self.weight.device)!r})")
+        return generator
+
+    # -- conditionals ----------------------------------------------------
+
+    def _hidden_preactivation(self, v: torch.Tensor) -> torch.Tensor:
+        """``(W * v)[j, t] + b_h[j]``: ``(batch, n_visible, T) -> (batch, n_hidden, T - width + 1)``."""
+        return F.conv1d(v, self.weight, self.hidden_bias)
+
+    def _visible_preactivation(self, h: torch.Tensor) -> torch.Tensor:
+        """``a[c, s] = b_v[c] + sum_{j,k} W[j,c,k] h[j, s-k]``: ``(batch, n_hidden, T') -> (batch, n_visible, T' + width - 1)``."""
+        return F.conv_transpose1d(h, self.weight, self.visible_bias)
+
+    def _mean_hiddens(self, v: torch.Tensor) -> torch.Tensor:
+        """Probabilities ``P(h[j,t] = 1 | v) = sigmoid((W * v)[j,t] + b_h[j])``.
+
+        Parameters
+        ----------
+        v : torch.Tensor [shape=(batch, n_visible, T)]
+
+        Returns
+        -------
+        torch.Tensor [shape=(batch, n_hidden, T - width + 1)]
+        """
+        return torch.sigmoid(self._hidden_preactivation(v))
+
+    def _sample_hiddens(self, v: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Binary hidden states ``h ~ Bernoulli(P(h = 1 | v))``, same shape as :meth:`_mean_hiddens`."""
+        return _bernoulli(self._mean_hiddens(v), self._check_generator(generator))
+
+    def _mean_visibles(self, h: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        """``E[v | h]``; defined by the subclasses."""
+        raise NotImplementedError
+
+    def _sample_visibles(self, h: torch.Tensor, generator: torch.Generator) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def _visible_energy(self, v: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        """Visible-only energy term per (example, channel, step)."""
+        raise NotImplementedError
+
+    # -- public inference ------------------------------------------------
+
+    @torch.no_grad()
+    def transform(self, v: Any, *, lengths: Any = None, mask: Any = None) -> torch.Tensor:
+        """Hidden probabilities ``P(h = 1 | v)``.
+
+        Parameters
+        ----------
+        v : torch.Tensor [shape=(batch, n_visible, T)]
+        lengths : torch.Tensor [shape=(batch,)] or None
+            Valid steps of each padded sequence; hidden positions whose window
+            leaves a sequence are set to 0.
+        mask : torch.Tensor [shape=(batch, T)] or None
+            Alternative to ``lengths``: valid steps.
+
+        Returns
+        -------
+        torch.Tensor [shape=(batch, n_hidden, T - width + 1)]
+            Empty along time when ``T < width``.
+        """
+        v = self._check_input(v)
+        vmask = self._resolve_mask(v, lengths, mask)
+        if v.shape[2] < self.config.width:
+            return v.new_zeros((v.shape[0], self.config.n_hidden, 0))
+        if vmask is not None:
+            v = v.masked_fill(~vmask[:, None, :], 0.0)  # padding (even NaN) never leaks in
+        h = self._mean_hiddens(v)
+        if vmask is not None:
+            h = h.masked_fill(~hidden_mask(vmask, self.config.width)[:, None, :], 0.0)
+        return h
+
+    def forward(self, v: torch.Tensor, lengths: Any = None) -> torch.Tensor:
+        """Same as :meth:`transform`: ``(batch, n_visible, T) -> (batch, n_hidden, T - width + 1)``."""
+        return self.transform(v, lengths=lengths)
+
+    @torch.no_grad()
+    def gibbs(self, v: Any, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """One block Gibbs step ``v -> h ~ P(h | v) -> v' ~ P(v | h)``.
+
+        Parameters
+        ----------
+        v : torch.Tensor [shape=(batch, n_visible, T)]
+        generator : torch.Generator or None
+
+        Returns
+        -------
+        torch.Tensor [shape=(batch, n_visible, T)]
+            Visible samples (binary states, or Gaussian with unit variance).
+        """
+        v = self._check_input(v)
+        g = self._check_generator(generator)
+        return self._sample_visibles(_bernoulli(self._mean_hiddens(v), g), g)
+
+    @torch.no_grad()
+    def free_energy(self, v: Any, *, lengths: Any = None, mask: Any = None) -> torch.Tensor:
+        """Free energy ``F(v) = -log sum_h exp(-E(v, h))`` of each sequence.
+
+        ``F(v) = E_vis(v) - sum_{j,t} softplus((W * v)[j,t] + b_h[j])`` with
+        ``E_vis = -sum b_v v`` (binary) or ``sum (v - b_v)^2 / 2`` (Gaussian).
+        With ``lengths``/``mask``, only valid visible steps and hidden
+        positions whose window is valid are counted.
+
+        Returns
+        -------
+        torch.Tensor [shape=(batch,)]
+        """
+        v = self._check_input(v)
+        vmask = self._resolve_mask(v, lengths, mask)
+        if vmask is not None:
+            v = v.masked_fill(~vmask[:, None, :], 0.0)
+        return self._free_energy(v, vmask)
+
+    def _free_energy(self, v: torch.Tensor, vmask: torch.Tensor | None,
+                     pre: torch.Tensor | None = None) -> torch.Tensor:
+        vis = self._visible_energy(v)
+        if vmask is not None:
+            vis = vis * vmask[:, None, :].to(vis.dtype)
+        vis = vis.sum(dim=(1, 2))
+        if v.shape[2] < self.config.width:
+            return vis
+        if pre is None:
+            pre = self._hidden_preactivation(v)
+        sp = F.softplus(pre)
+        if vmask is not None:
+            sp = sp * hidden_mask(vmask, self.config.width)[:, None, :].to(sp.dtype)
+        return vis - sp.sum(dim=(1, 2))
+
+    @torch.no_grad()
+    def energy(self, v: Any, h: Any) -> torch.Tensor:
+        """Energy ``E(v, h)`` of each (visible, hidden) configuration.
+
+        Parameters
+        ----------
+        v : torch.Tensor [shape=(batch, n_visible, T)]
+        h : torch.Tensor [shape=(batch, n_hidden, T - width + 1)]
+
+        Returns
+        -------
+        torch.Tensor [shape=(batch,)]
+        """
+        v = self._check_input(v)
+        h = torch.as_tensor(h, device=v.device, dtype=v.dtype)
+        pre = self._hidden_preactivation(v)
+        if h.shape != pre.shape:
+            raise ParameterError(f"h has shape {tuple(h.shape)}: expected {tuple(pre.shape)}")
+        return self._visible_energy(v).sum(dim=(1, 2)) - (h * pre).sum(dim=(1, 2))
+
+    # -- learning --------------------------------------------------------
+
+    @torch.no_grad()
+    def partial_fit(
+        self,
+        v: Any,
+        *,
+        lengths: Any = None,
+        mask: Any = None,
+        generator: torch.Generator | None = None,
+        monitor: bool = True,
+    ) -> dict[str, float]:
+        """One CD-1 update on one batch (see the module docstring for the rule).
+
+        Parameters
+        ----------
+        v : torch.Tensor [shape=(batch, n_visible, T)]
+            A batch; binary layers expect values in ``[0, 1]`` (probabilities),
+            the Gaussian layer per-track normalized values.
+        lengths : torch.Tensor [shape=(batch,)] or None
+            Valid steps of each sequence of a padded batch: padding adds
+            nothing to any statistic (or to their normalization).
+        mask : torch.Tensor [shape=(batch, T)] or None
+            Alternative to ``lengths``: a boolean mask of valid steps.
+        generator : torch.Generator or None
+            Source of the hidden samples (on the model's device).
+        monitor : bool
+            Compute the monitoring statistics (one host sync per call); with
+            ``False`` the update is the same and an empty dict is returned.
+
+        Returns
+        -------
+        dict
+            ``reconstruction_error``, ``mean_hidden``, ``free_energy_data``,
+            ``free_energy_recon``, ``n_positions``. When no hidden position
+            is valid (every sequence shorter than ``width``) nothing is
+            updated and ``n_positions`` is 0.
+
+        Raises
+        ------
+        ParameterError
+            Bad shapes, ``lengths``/``mask`` or generator device; or (with
+            ``monitor``) a step that would make the parameters non-finite,
+            which is then not applied.
+        """
+        v0 = self._check_input(v)
+        vmask = self._resolve_mask(v0, lengths, mask)
+        g = self._check_generator(generator)
+        return self._cd1(v0, vmask, g, monitor)
+
+    def _cd1(self, v0: torch.Tensor, vmask: torch.Tensor | None, g: torch.Generator,
+             monitor: bool) -> dict[str, float]:
+        c = self.config
+        n, n_vis, t = v0.shape
+        empty = {"reconstruction_error": float("nan"), "mean_hidden": float("nan"),
+                 "free_energy_data": float("nan"), "free_energy_recon": float("nan"), "n_positions": 0}
+        if t < c.width or n == 0:
+            return empty if monitor else {}
+        t_h = t - c.width + 1
+        if vmask is not None:
+            hm = hidden_mask(vmask, c.width)[:, None, :].to(v0.dtype)  # (N, 1, T')
+            vm = vmask[:, None, :].to(v0.dtype)  # (N, 1, T)
+            per_seq = hm.sum(dim=(1, 2))  # valid hidden positions of each sequence
+            n_h = per_seq.sum()
+            if float(n_h) == 0:  # every sequence shorter than the filter: nothing to learn
+                return empty if monitor else {}
+            used = per_seq > 0  # sequences at least one filter width long: the others add nothing
+            n_ex = used.sum().to(v0.dtype)
+            vm = vm * used[:, None, None].to(v0.dtype)
+            vmask = vmask & used[:, None]
+            n_v = vm.sum()
+            v0 = v0.masked_fill(~vmask[:, None, :], 0.0)  # padding (even NaN) never leaks in
+        else:
+            hm = vm = None
+            n_h = float(n * t_h)
+            n_v = float(n * t)
+            n_ex = float(n)
+        v0 = v0.contiguous()
+        kernel = self._cd1_gemm if self._kernel_name(v0.device) == "gemm" else self._cd1_conv
+        gw, gbh, gbv, mon = kernel(v0, hm, vm, n_h, g, monitor)
+
+        # sums over time, means over sequences (the learning rate is per track)
+        gw.div_(n_ex)
+        gbh = gbh / n_ex
+        gbv = gbv / n_ex
+        if not monitor:
+            self._apply_update(gw, gbh, gbv)
+            return {}
+        rec, sum_h0, fe0, fe1 = mon
+        out = torch.stack([rec / (n_v * n_vis), sum_h0 / (n_h * c.n_hidden), fe0 / n_v, fe1 / n_v,
+                           gw.abs().sum() + gbh.abs().sum()]).tolist()
+        if not all(math.isfinite(x) for x in out):
+            raise ParameterError(
+                f"CD-1 produced non-finite values (reconstruction error {out[0]}, free energy {out[2]}): "
+                f"either the batch holds NaN/inf or learning_rate={c.lr:g} is too high for this "
+                f"{c.visible} layer; the parameters were left unchanged")
+        self._apply_update(gw, gbh, gbv)
+        return {"reconstruction_error": out[0], "mean_hidden": out[1], "free_energy_data": out[2],
+                "free_energy_recon": out[3], "n_positions": int(n_h)}
+
+    def _kernel_name(self, device: torch.device) -> str:
+        k = self.cd_kernel
+        if k not in ("auto", "gemm", "conv"):
+            raise ParameterError(f"cd_kernel={k!r}: must be 'auto', 'gemm' or 'conv'")
+        if k == "auto":
+            small = self.config.n_visible * self.config.width <= 256
+            return "gemm" if device.type == "cpu" and small else "conv"
+        return k
+
+    def _cd1_gemm(self, v0, hm, vm, n_h, g, monitor):
+        """CD-1 statistics as matrix products on im2col buffers, allocation-free.
+
+        ``cols[n*T' + t, c*w + k] = v[n, c, t + k]`` (``(N*T', C*w)``), ``H[n*T' + t, j] = h[n, j, t]``:
+        up ``H = sigmoid(cols @ W^T + b_h)``; down: the transposed convolution of the samples;
+        weight gradient ``(1 - lam) H0^T cols0 - H1^T cols1 + lam p S`` (two products: one over
+        both phases with negated ``H1`` measured slower). Returns un-normalized sums.
+        """
+        c = self.config
+        n, n_vis, t = v0.shape
+        w = c.width
+        t_h = t - w + 1
+        j = c.n_hidden
+        rows = n * t_h
+        ws = self._workspace(n, t, v0)
+        cols, hh, hs, gw = ws["cols"], ws["hh"], ws["hs"], ws["gw"]
+        cols0, cols1, h0, h1 = cols[:rows], cols[rows:], hh[:rows], hh[rows:]
+        wm = self.weight.view(j, n_vis * w)
+        lam = 0.0 if c.sparsity == "none" else c.sparsity_cost
+        p = c.sparsity_target
+        rank = c.sparsity == "goh-rank"
+        hm_rows = None if hm is None else hm.reshape(rows, 1)  # (N*T', 1)
+
+        # positive phase: cols0 (N*T', C*w) -> h0 (N*T', J)
+        _im2col(v0, w, cols0)
+        torch.addmm(self.hidden_bias, cols0, wm.t(), out=h0)
+        fe0 = self._free_energy_rows(v0, h0, vm, hm_rows) if monitor else None
+        h0.sigmoid_()
+        if hm_rows is not None:
+            h0.mul_(hm_rows)
+        sum_h0 = h0.sum(dim=0)
+        # the hidden states that drive the reconstruction are sampled, into the middle of a
+        # zero-margined (N, J, T' + 2 (w - 1)) buffer: the down pass (conv_transpose1d) is then a
+        # valid conv1d with the flipped, transposed filters, which oneDNN runs faster
+        h0_ncw = h0.view(n, t_h, j).permute(0, 2, 1)
+        hs_mid = hs[:, :, w - 1:w - 1 + t_h]
+        if c.sample_hiddens:
+            _bernoulli(h0_ncw, g, ws, out=hs_mid)
+        else:
+            hs_mid.copy_(h0_ncw)
+        # negative phase: (N, J, T') -> (N, C, T) -> cols1 (N*T', C*w) -> h1 (N*T', J)
+        v1 = F.conv1d(hs, self.weight.flip(2).transpose(0, 1), self.visible_bias)
+        self._mean_visibles_inplace(v1)
+        if vm is not None:
+            v1.mul_(vm)
+        _im2col(v1, w, cols1)
+        torch.addmm(self.hidden_bias, cols1, wm.t(), out=h1)
+        fe1 = self._free_energy_rows(v1, h1, vm, hm_rows) if monitor else None
+        h1.sigmoid_()
+        if hm_rows is not None:
+            h1.mul_(hm_rows)
+        sum_h1 = h1.sum(dim=0)
+
+        if rank:  # h0 -> (1 - lam) h0 + lam q, Goh's rank-based target
+            q = _goh_rank_target(h0_ncw, hm, p)
+            h0.view(n, t_h, j).lerp_(q.permute(0, 2, 1), lam)
+            del q
+            if hm_rows is not None:
+                h0.mul_(hm_rows)
+            gbh = h0.sum(dim=0) - sum_h1
+        else:
+            gbh = (1.0 - lam) * sum_h0 + lam * p * n_h - sum_h1
+        # dW = sum hpos v0 - h1 v1, (J, N T') @ (N T', C w) per phase
+        torch.mm(h0.t(), cols0, out=gw)
+        if lam and not rank:
+            gw.mul_(1.0 - lam)
+            # lam * p * S[c, k], S = sum over valid hidden positions of the visible windows
+            win = cols0.sum(dim=0) if hm_rows is None else torch.mv(cols0.t(), hm_rows[:, 0])
+            gw.add_(win[None, :], alpha=lam * p)
+        gw.addmm_(h1.t(), cols1, alpha=-1.0)
+        gbv = v0.sum(dim=(0, 2)) - v1.sum(dim=(0, 2))
+        gw = gw.view(j, n_vis, w).clone()
+        mon = None
+        if monitor:
+            diff2 = (v0 - v1).square_()
+            if vm is not None:
+                diff2.mul_(vm)
+            mon = (diff2.sum(), sum_h0.sum(), fe0, fe1)
+        return gw, gbh, gbv, mon
+
+    def _cd1_conv(self, v0, hm, vm, n_h, g, monitor):
+        """Reference CD-1 with ``conv1d`` / ``conv_transpose1d`` and one fused weight-gradient call."""
+        c = self.config
+        n = v0.shape[0]
+        lam = 0.0 if c.sparsity == "none" else c.sparsity_cost
+        p = c.sparsity_target
+        vv = v0.new_empty((2 * n,) + tuple(v0.shape[1:]))
+        h0 = self._hidden_preactivation(v0)  # (N, C, T) -> (N, J, T')
+        fe0 = self._free_energy_sum(v0, h0, vm, hm) if monitor else None
+        h0.sigmoid_()
+        if hm is not None:
+            h0.mul_(hm)
+        hs = _bernoulli(h0, g) if c.sample_hiddens else h0
+        v1 = self._mean_visibles(hs)  # (N, J, T') -> (N, C, T)
+        if vm is not None:
+            v1.mul_(vm)
+        h1 = self._hidden_preactivation(v1)
+        fe1 = self._free_energy_sum(v1, h1, vm, hm) if monitor else None
+        h1.sigmoid_()
+        if hm is not None:
+            h1.mul_(hm)
+        if c.sparsity == "goh-rank":
+            hpos = torch.lerp(h0, _goh_rank_target(h0, hm, p), lam)
+            if hm is not None:
+                hpos.mul_(hm)
+            vv[:n].copy_(v0)
+        else:
+            hpos = h0
+            vv[:n] = v0 * (1.0 - lam)
+        vv[n:] = -v1
+        # one call for both phases: sum hpos v0 - h1 v1
+        gw = _conv1d_weight_grad(vv, torch.cat((hpos, h1)), self.weight)
+        if c.sparsity != "goh-rank" and lam:
+            gw.add_(_window_sums(v0, hm, c.width)[None], alpha=lam * p)
+            gbh = (1.0 - lam) * h0.sum(dim=(0, 2)) + lam * p * n_h - h1.sum(dim=(0, 2))
+        else:
+            gbh = hpos.sum(dim=(0, 2)) - h1.sum(dim=(0, 2))
+        gbv = v0.sum(dim=(0, 2)) - v1.sum(dim=(0, 2))
+        mon = None
+        if monitor:
+            diff2 = (v0 - v1).square_()
+            if vm is not None:
+                diff2.mul_(vm)
+            mon = (diff2.sum(), h0.sum(), fe0, fe1)
+        return gw, gbh, gbv, mon
+
+    def _free_energy_sum(self, v: torch.Tensor, pre: torch.Tensor, vm: torch.Tensor | None,
+                         hm: torch.Tensor | None) -> torch.Tensor:
+        """Sum of ``F(v)`` over the batch, from the hidden pre-activations ``pre`` (N, J, T') already computed."""
+        vis = self._visible_energy(v)
+        if vm is not None:
+            vis = vis * vm
+        sp = F.softplus(pre)
+        if hm is not None:
+            sp = sp * hm
+        return vis.sum() - sp.sum()
+
+    def _free_energy_rows(self, v: torch.Tensor, pre_rows: torch.Tensor, vm: torch.Tensor | None,
+                          hm_rows: torch.Tensor | None) -> torch.Tensor:
+        """As :meth:`_free_energy_sum` with pre-activations in rows ``(N*T', J)``."""
+        vis = self._visible_energy(v)
+        if vm is not None:
+            vis = vis * vm
+        sp = F.softplus(pre_rows)
+        if hm_rows is not None:
+            sp = sp * hm_rows
+        return vis.sum() - sp.sum()
+
+    def _mean_visibles_inplace(self, a: torch.Tensor) -> torch.Tensor:
+        """Turn visible pre-activations ``a`` into ``E[v | h]`` in place."""
+        raise NotImplementedError  # pragma: no cover
+
+    def _workspace(self, n: int, t: int, like: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Buffers reused by every :meth:`partial_fit` call of one batch shape.
+
+        Fresh multi-megabyte tensors each step cost page faults that, on CPU,
+        took longer than the arithmetic; the buffers are kept for the last
+        shape only (not in the state dict).
+        """
+        key = (n, t, like.device, like.dtype)
+        ws = getattr(self, "_ws", None)
+        if ws is None or ws["key"] != key:
+            self._ws = None  # release the old buffers first
+            c = self.config
+            t_h = t - c.width + 1
+            rows, cw = n * t_h, c.n_visible * c.width
+            new = like.new_empty
+            ws = {"key": key, "cols": new((2 * rows, cw)), "hh": new((2 * rows, c.n_hidden)),
+                  "hs": like.new_zeros((n, c.n_hidden, t_h + 2 * (c.width - 1))), "gw": new((c.n_hidden, cw))}
+            self._ws = ws
+        return ws
+
+    def _apply_update(self, gw: torch.Tensor, gbh: torch.Tensor, gbv: torch.Tensor) -> None:
+        c = self.config
+        lr = c.lr
+        if c.weight_decay:
+            gw = gw - c.weight_decay * self.weight
+        if c.momentum:
+            for p, vel, grad in ((self.weight, self.weight_velocity, gw),
+                                 (self.hidden_bias, self.hidden_bias_velocity, gbh),
+                                 (self.visible_bias, self.visible_bias_velocity, gbv)):
+                vel.mul_(c.momentum).add_(grad, alpha=lr)
+                p.add_(vel)
+        else:
+            self.weight.add_(gw, alpha=lr)
+            self.hidden_bias.add_(gbh, alpha=lr)
+            self.visible_bias.add_(gbv, alpha=lr)
+        self.n_updates += 1
+
+    def fit(
+        self,
+        v: Any,
+        *,
+        lengths: Any = None,
+        batch_size: int = 32,
+        n_epochs: int = 1,
+        generator: torch.Generator | None = None,
+    ) -> "ConvRBM":
+        """CD-1 over a whole tensor of sequences, in shuffled mini-batches.
+
+        Parameters
+        ----------
+        v : torch.Tensor [shape=(n_sequences, n_visible, T)]
+        lengths : torch.Tensor [shape=(n_sequences,)] or None
+        batch_size, n_epochs : int
+        generator : torch.Generator or None
+            Drives both the shuffling and the hidden samples.
+
+        Returns
+        -------
+        self
+            With ``history_``: the list of :meth:`partial_fit` results.
+        """
+        if not (isinstance(batch_size, int) and batch_size >= 1):
+            raise ParameterError(f"batch_size={batch_size!r}: must be an int >= 1")
+        if not (isinstance(n_epochs, int) and n_epochs >= 1):
+            raise ParameterError(f"n_epochs={n_epochs!r}: must be an int >= 1")
+        v = self._check_input(v)
+        g = self._check_generator(generator)
+        if lengths is not None:
+            lengths = torch.as_tensor(lengths, device=v.device)
+        self.history_: list[dict[str, float]] = []
+        for _ in range(n_epochs):
+            order = torch.randperm(v.shape[0], generator=g, device=g.device).to(v.device)
+            for i in range(0, v.shape[0], batch_size):
+                idx = order[i:i + batch_size]
+                self.history_.append(self.partial_fit(
+                    v[idx], lengths=None if lengths is None else lengths[idx], generator=g))
+        return self
+
+
+class BernoulliCRBM(ConvRBM):
+    """Convolutional RBM with binary visible units used as probabilities (mean field).
+
+    For chroma (values in ``[0, 1]``, layer 1a) and for the pooled hidden
+    probabilities fed to layer 3. Default learning rate 0.005.
+
+    Examples
+    --------
+    >>> import torch
+    >>> rbm = BernoulliCRBM(n_visible=12, n_hidden=8, width=4)
+    >>> rbm.transform(torch.rand(2, 12, 10)).shape
+    torch.Size([2, 8, 7])
+    """
+
+    _kind = "binary"
+
+    def _mean_visibles(self, h: torch.Tensor) -> torch.Tensor:
+        """``E[v[c,s] | h] = sigmoid(b_v[c] + sum_{j,k} W[j,c,k] h[j,s-k])``.
+
+        ``(batch, n_hidden, T') -> (batch, n_visible, T' + width - 1)``.
+        """
+        return torch.sigmoid(self._visible_preactivation(h))
+
+    def _mean_visibles_inplace(self, a: torch.Tensor) -> torch.Tensor:
+        return a.sigmoid_()
+
+    def _sample_visibles(self, h: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Binary visible states ``v ~ Bernoulli(E[v | h])``."""
+        return _bernoulli(self._mean_visibles(h), generator)
+
+    def _visible_energy(self, v: torch.Tensor) -> torch.Tensor:
+        """``-b_v[c] v[c, s]`` per element."""
+        return -v * self.visible_bias[None, :, None]
+
+
+class GaussianCRBM(ConvRBM):
+    """Convolutional RBM with unit-variance Gaussian visible units.
+
+    For timbre normalized per track to zero mean and unit variance (layer
+    1b). Default learning rate 0.0001.
+
+    Examples
+    --------
+    >>> import torch
+    >>> rbm = GaussianCRBM(n_visible=12, n_hidden=8, width=4)
+    >>> rbm.partial_fit(torch.randn(2, 12, 10))["n_positions"]
+    14
+    """
+
+    _kind = "gaussian"
+
+    def _mean_visibles(self, h: torch.Tensor) -> torch.Tensor:
+        """``E[v[c,s] | h] = b_v[c] + sum_{j,k} W[j,c,k] h[j,s-k]`` (unit variance).
+
+        ``(batch, n_hidden, T') -> (batch, n_visible, T' + width - 1)``.
+        """
+        return self._visible_preactivation(h)
+
+    def _mean_visibles_inplace(self, a: torch.Tensor) -> torch.Tensor:
+        return a
+
+    def _sample_visibles(self, h: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """``v ~ N(E[v | h], 1)``."""
+        mean = self._mean_visibles(h)
+        return mean + torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+
+    def _visible_energy(self, v: torch.Tensor) -> torch.Tensor:
+        """``(v[c, s] - b_v[c])^2 / 2`` per element."""
+        return 0.5 * (v - self.visible_bias[None, :, None]).square()
+
+
+# ---------------------------------------------------------------------------
+# kernels
+
+
+def _bernoulli(p: torch.Tensor, generator: torch.Generator,
+               ws: dict[str, torch.Tensor] | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Binary states with ``P(1) = p`` (float, same dtype as ``p``), written to ``out`` if given.
+
+    On CPU the uniforms have 16-bit resolution (four per 64-bit draw of the
+    generator, ~4x faster than :func:`torch.rand`): ``P(1)`` is then ``p`` to
+    within ``2 ** -16``. Elsewhere :func:`torch.rand` is used.
+    """
+    if out is None:
+        out = torch.empty_like(p)
+    if p.device.type != "cpu":
+        out.uniform_(0.0, 1.0, generator=generator)
+    else:
+        n = p.numel()
+        n64 = (n + 3) // 4
+        buf = None if ws is None else ws.get("rand")
+        if buf is None or buf.numel() != n64:
+            buf = torch.empty(n64, dtype=torch.int64)
+            if ws is not None:
+                ws["rand"] = buf
+        buf.random_(-(2 ** 63), None, generator=generator)  # full 64-bit range: four uniform int16
+        # u = (r + 32768.5) / 65536 is uniform on a grid of 2**16 points; u < p  <=>  r - 65536 p < -32768.5
+        out.copy_(buf.view(torch.int16)[:n].view(p.shape))
+        return out.sub_(p, alpha=65536.0).lt_(-32768.5)
+    return out.neg_().add_(p).sign_().clamp_min_(0.0)  # 1 where u < p, else 0
+
+
+def _im2col(v: torch.Tensor, width: int, out: torch.Tensor) -> torch.Tensor:
+    """``out[n*T' + t, c*width + k] = v[n, c, t + k]`` for ``v`` (N, C, T): one strided copy."""
+    n, ch, t = v.shape
+    s_n, s_c, s_t = v.stride()
+    t_h = t - width + 1
+    out.view(n, t_h, ch, width).copy_(v.as_strided((n, t_h, ch, width), (s_n, s_t, s_c, s_t)))
+    return out
+
+
+def _window_sums(v: torch.Tensor, hm: torch.Tensor | None, width: int) -> torch.Tensor:
+    """``S[c, k] = sum_{n, t} hm[n, t] v[n, c, t + k]`` over hidden positions ``t`` (all when ``hm`` is None).
+
+    ``v``: (N, C, T), ``hm``: (N, 1, T - width + 1) or None -> (C, width).
+    """
+    t_h = v.shape[2] - width + 1
+    if hm is None:
+        return v.sum(dim=0).unfold(1, t_h, 1).sum(dim=2)  # (C, width)
+    w1 = v.new_empty((1, v.shape[1], width))
+    return _conv1d_weight_grad(v, hm, w1)[0]
+
+
+def _conv1d_weight_grad(v: torch.Tensor, h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``out[j, c, k] = sum_{n, t} h[n, j, t] v[n, c, t + k]`` (the ``conv1d`` weight gradient).
+
+    ``v``: (N, C, T), ``h``: (N, J, T - width + 1) -> (J, C, width).
+    """
+    return torch.ops.aten.convolution_backward(
+        h, v, weight, None, [1], [0], [1], False, [0], 1, [False, True, False])[1]
+
+
+def _goh_rank_target(h: torch.Tensor, hm: torch.Tensor | None, p: float) -> torch.Tensor:
+    """Goh, Thome & Cord (2010) rank-based target for activations ``h`` (N, J, T').
+
+    First, at each (example, time) position the ``J`` activations are ranked
+    (``r = rank / J`` in ``(0, 1]``, 1 for the largest) and mapped to
+    ``r ** (1/p - 1)``; then that result is ranked per unit over all valid
+    (example, time) positions and mapped the same way. Invalid positions
+    (``hm == 0``) are excluded from the second ranking.
+    """
+    expo = 1.0 / p - 1.0
+    n, j, t = h.shape
+    r1 = (_ranks(h, dim=1) + 1.0) / j
+    q1 = r1.pow(expo)
+    flat = q1.permute(1, 0, 2).reshape(j, n * t)  # (J, N*T')
+    if hm is None:
+        r2 = (_ranks(flat, dim=1) + 1.0) / (n * t)
+    else:
+        valid = hm.expand(n, 1, t).permute(1, 0, 2).reshape(1, n * t) > 0.5
+        n_valid = valid.sum().clamp_min(1).to(h.dtype)
+        n_invalid = (n * t) - n_valid
+        flat = flat.masked_fill(~valid, -1.0)
+        r2 = ((_ranks(flat, dim=1) + 1.0 - n_invalid) / n_valid).clamp_min(0.0)
+    q = r2.pow(expo)
+    return q.reshape(j, n, t).permute(1, 0, 2)
+
+
+def _ranks(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """0-based ranks of ``x`` along ``dim`` (0 for the smallest), as ``x``'s dtype."""
+    order = torch.argsort(x, dim=dim)
+    ranks = torch.empty_like(order)
+    src = torch.arange(x.shape[dim], device=x.device).view(
+        [-1 if d == (dim % x.ndim) else 1 for d in range(x.ndim)]).expand_as(order)
+    ranks.scatter_(dim, order, src)
+    return ranks.to(x.dtype)
