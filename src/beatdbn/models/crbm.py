@@ -134,6 +134,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from beatdbn.exceptions import ParameterError
+from beatdbn.models.config import JsonConfig
 
 __all__ = [
     "CRBMConfig",
@@ -153,7 +154,7 @@ _SPARSITY_KINDS = ("goh", "goh-rank", "none")
 
 
 @dataclass(frozen=True)
-class CRBMConfig:
+class CRBMConfig(JsonConfig):
     """Hyperparameters of one convolutional RBM (saved as JSON with :meth:`to_dict`).
 
     Parameters
@@ -244,19 +245,6 @@ class CRBMConfig:
             return 0.0
         p = self.sparsity_target
         return math.log(p / (1.0 - p))
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict of the fields (JSON-serializable)."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "CRBMConfig":
-        """Rebuild from :meth:`to_dict` output; unknown keys raise :class:`ParameterError`."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ParameterError(f"CRBMConfig: unknown keys {unknown}; known keys are {sorted(names)}")
-        return cls(**d)
 
 
 def _finite(x: Any) -> bool:

@@ -66,7 +66,6 @@ torch.Size([2, 4, 4])
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +76,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from beatdbn.exceptions import ParameterError
+from beatdbn.models.config import JsonConfig
 from beatdbn.models.crbm import BernoulliCRBM, CRBMConfig, ConvRBM, GaussianCRBM, valid_mask
 
 __all__ = ["DBNConfig", "ConvDBN", "STAGES", "normalize_timbre", "pad_short_tracks", "output_length"]
@@ -88,7 +88,7 @@ _SHORT_TRACK_RULES = ("wrap", "edge", "zeros")
 
 
 @dataclass(frozen=True)
-class DBNConfig:
+class DBNConfig(JsonConfig):
     """Sizes and pretraining hyperparameters of the convolutional DBN (paper defaults).
 
     Saved as JSON with :meth:`to_dict`, rebuilt with :meth:`from_dict`.
@@ -170,19 +170,6 @@ class DBNConfig:
                               width=self.width_3, visible="binary", learning_rate=self.learning_rate_3,
                               sparsity_target=self.sparsity_target_3, seed=self.seed * 3 + 2, **common)
         raise ParameterError(f"stage={stage!r}: must be one of {STAGES}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict of the fields (JSON-serializable)."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "DBNConfig":
-        """Rebuild from :meth:`to_dict` output; unknown keys raise :class:`ParameterError`."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ParameterError(f"DBNConfig: unknown keys {unknown}; known keys are {sorted(names)}")
-        return cls(**d)
 
 
 def output_length(n_beats: int | torch.Tensor, config: DBNConfig = DBNConfig()) -> int | torch.Tensor:
