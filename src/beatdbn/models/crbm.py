@@ -717,7 +717,7 @@ class ConvRBM(nn.Module):
         # positive phase: cols0 (N*T', C*w) -> h0 (N*T', J)
         _im2col(v0, w, cols0)
         torch.addmm(self.hidden_bias, cols0, wm.t(), out=h0)
-        fe0 = self._free_energy_rows(v0, h0, vm, hm_rows) if monitor else None
+        fe0 = self._free_energy_sum(v0, h0, vm, hm_rows) if monitor else None
         h0.sigmoid_()
         if hm_rows is not None:
             h0.mul_(hm_rows)
@@ -738,7 +738,7 @@ class ConvRBM(nn.Module):
             v1.mul_(vm)
         _im2col(v1, w, cols1)
         torch.addmm(self.hidden_bias, cols1, wm.t(), out=h1)
-        fe1 = self._free_energy_rows(v1, h1, vm, hm_rows) if monitor else None
+        fe1 = self._free_energy_sum(v1, h1, vm, hm_rows) if monitor else None
         h1.sigmoid_()
         if hm_rows is not None:
             h1.mul_(hm_rows)
@@ -819,24 +819,16 @@ class ConvRBM(nn.Module):
 
     def _free_energy_sum(self, v: torch.Tensor, pre: torch.Tensor, vm: torch.Tensor | None,
                          hm: torch.Tensor | None) -> torch.Tensor:
-        """Sum of ``F(v)`` over the batch, from the hidden pre-activations ``pre`` (N, J, T') already computed."""
+        """Sum of ``F(v)`` over the batch, from the hidden pre-activations ``pre`` already computed.
+
+        ``pre`` may be laid out (N, J, T') or in rows (N*T', J); ``hm`` masks it in the same layout.
+        """
         vis = self._visible_energy(v)
         if vm is not None:
             vis = vis * vm
         sp = F.softplus(pre)
         if hm is not None:
             sp = sp * hm
-        return vis.sum() - sp.sum()
-
-    def _free_energy_rows(self, v: torch.Tensor, pre_rows: torch.Tensor, vm: torch.Tensor | None,
-                          hm_rows: torch.Tensor | None) -> torch.Tensor:
-        """As :meth:`_free_energy_sum` with pre-activations in rows ``(N*T', J)``."""
-        vis = self._visible_energy(v)
-        if vm is not None:
-            vis = vis * vm
-        sp = F.softplus(pre_rows)
-        if hm_rows is not None:
-            sp = sp * hm_rows
         return vis.sum() - sp.sum()
 
     def _mean_visibles_inplace(self, a: torch.Tensor) -> torch.Tensor:
