@@ -28,14 +28,13 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from beatdbn.exceptions import BeatdbnError, DataError, ParameterError
+from beatdbn.features.sources import MSD_SUFFIXES, read_features
 from beatdbn.store.reader import FeatureStore, committed_shards, write_index, write_manifest
 from beatdbn.store.shard import ShardData, read_shard_table, write_shard
 
 __all__ = ["extract", "find_inputs", "ExtractReport", "extract_shard", "MSD_SUFFIXES"]
 
 log = logging.getLogger(__name__)
-
-MSD_SUFFIXES = (".h5", ".hdf5")
 
 
 @dataclass
@@ -80,18 +79,6 @@ def find_inputs(sources: Iterable, *, suffixes: Sequence[str] = MSD_SUFFIXES) ->
     return sorted(files), problems
 
 
-def _read_input(path: str):
-    """Yield (metadata, features, beats) for every song of one input file."""
-    from beatdbn.features.beats import align_track
-    from beatdbn.features.msd import iter_tracks
-
-    for index, track in enumerate(iter_tracks(path)):
-        feats, beats = align_track(track)
-        meta = track.metadata()
-        meta.update(mbtags=list(track.mbtags), mbtags_count=list(track.mbtags_count), source=path, source_index=index)
-        yield meta, feats, beats
-
-
 def extract_shard(store: str, shard: int, files: list[str], throttle: float = 0.0) -> dict:
     """Read, align and write one shard (runs on a Dask worker).
 
@@ -102,7 +89,7 @@ def extract_shard(store: str, shard: int, files: list[str], throttle: float = 0.
         data.sources.append(path)
         n_before = len(data.meta)
         try:
-            for meta, feats, beats in _read_input(path):
+            for meta, feats, beats in read_features(path):
                 data.add(meta, feats, beats)
         except BeatdbnError as exc:
             reason = str(exc).removeprefix(f"{path}: ")

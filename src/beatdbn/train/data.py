@@ -1,0 +1,116 @@
+"""Task splits as arrays, and padded tensor batches, for every trainer.
+
+Flow: ``load_split(store, task, split)`` reads the split's tracks from the
+feature store once (``SplitData``: a list of ``(n_beats, 24)`` float32
+arrays and a label vector); trainers then draw ``padded_batch`` tensors
+``(batch, 24, T)`` with per-track ``lengths`` from it, in length-bucketed
+order (:func:`bucketed_order`) so that little time goes into padding.
+
+Examples
+--------
+>>> import numpy as np
+>>> feats = [np.ones((3, 24), np.float32), np.ones((5, 24), np.float32)]
+>>> x, lengths = padded_batch(feats)
+>>> tuple(x.shape), lengths.tolist()
+((2, 24, 5), [3, 5])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from beatdbn.exceptions import DataError, ParameterError
+
+__all__ = ["SplitData", "load_split", "padded_batch", "bucketed_order"]
+
+
+@dataclass
+class SplitData:
+    """One split of one task, in memory.
+
+    Attributes
+    ----------
+    track_ids : list of str
+    features : list of np.ndarray [shape=(n_beats, 24), dtype=float32]
+    labels : np.ndarray [shape=(n_tracks,), dtype=int64]
+        Class indices into ``classes``.
+    classes : list of str
+    """
+
+    track_ids: list[str]
+    features: list[np.ndarray] = field(repr=False)
+    labels: np.ndarray
+    classes: list[str]
+
+    def __len__(self) -> int:
+        return len(self.track_ids)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.array([len(f) for f in self.features], dtype=np.int64)
+
+
+def load_split(store, task, split: str) -> SplitData:
+    """Read the tracks of ``task``'s ``split`` from ``store`` (a FeatureStore).
+
+    Raises
+    ------
+    DataError
+        The task has no such split, or the store lacks one of its tracks
+        (the message names the track, the task and the store).
+    """
+    if split not in task.splits:
+        raise DataError(f"task {task.name!r} has no {split!r} split (it has {sorted(task.splits)})")
+    ids = task.track_ids(split)
+    missing = [t for t in ids if t not in store]
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise DataError(f"track {missing[0]}{more} of task {task.name!r} ({split} split) is not in the store "
+                        f"{store.path}; were the tasks built from another store?")
+    order = {t: i for i, t in enumerate(ids)}
+    feats: list[np.ndarray | None] = [None] * len(ids)
+    for batch in store.iter_batches(4096, track_ids=ids):
+        for rec in batch:
+            feats[order[rec.track_id]] = np.ascontiguousarray(rec.features, dtype=np.float32)
+    return SplitData(ids, feats, task.labels(split), list(task.classes))
+
+
+def padded_batch(features: Sequence[np.ndarray], *, device: torch.device | str = "cpu",
+                 dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack ``(n_beats, 24)`` arrays into ``x (batch, 24, T_max)`` (zero padding) and ``lengths``."""
+    if not len(features):
+        raise ParameterError("padded_batch needs at least one track")
+    lengths = np.array([len(f) for f in features], dtype=np.int64)
+    dim = features[0].shape[1]
+    buf = np.zeros((len(features), int(lengths.max()), dim), dtype=np.float32)
+    for i, f in enumerate(features):
+        buf[i, :len(f)] = f
+    x = torch.from_numpy(buf).to(device=device, dtype=dtype).transpose(1, 2)
+    return x, torch.from_numpy(lengths).to(device)
+
+
+def bucketed_order(lengths: np.ndarray, batch_size: int, *, rng: np.random.Generator | None = None,
+                   bucket: int = 50) -> list[np.ndarray]:
+    """Batches of indices with similar lengths (little padding), in random order.
+
+    The tracks are shuffled (``rng``), cut into chunks of ``bucket`` batches,
+    each chunk sorted by length and cut into batches; the batches are then
+    shuffled. With ``rng=None`` the order is deterministic (sorted by length).
+    """
+    if batch_size < 1:
+        raise ParameterError(f"batch_size must be >= 1, got {batch_size}")
+    n = len(lengths)
+    idx = rng.permutation(n) if rng is not None else np.arange(n)
+    chunk = batch_size * bucket
+    batches = []
+    for s in range(0, n, chunk):
+        part = idx[s:s + chunk]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        batches.extend(part[i:i + batch_size] for i in range(0, len(part), batch_size))
+    if rng is not None:
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    return batches
