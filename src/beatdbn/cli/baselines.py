@@ -1,0 +1,3 @@
+"""Baseline commands: naive Bayes and windowed logistic regression."""
+
+from __future__ import annotations

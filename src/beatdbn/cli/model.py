@@ -1,0 +1,3 @@
+"""Model commands: finetune, evaluate, predict."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Pretraining command: greedy layer-wise training of the convolutional DBN."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Reproduction commands: reproduce (Table 1 end to end) and report."""
+
+from __future__ import annotations
