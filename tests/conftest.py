@@ -19,3 +19,29 @@ def shared_msd() -> Path:
     if not RICK.exists():
         pytest.skip("../shared/data/msd is not present")
     return SHARED_MSD
+
+
+@pytest.fixture(scope="session")
+def demo_corpus(tmp_path_factory) -> dict:
+    """A small synthetic corpus, extracted and split into tasks, shared by the whole session.
+
+    600 tracks of 60 artists; tasks: artist (4 artists x 20 tracks), genre
+    (6 tracks x 20 genres), key (16 per key). Returns
+    ``{"msd": folder of .h5 files, "store": store folder, "tasks": tasks folder}``.
+    Read-only: tests that write must write elsewhere.
+    """
+    from beatdbn.store.extract import extract
+    from beatdbn.store.reader import FeatureStore
+    from beatdbn.synth.corpus import generate_corpus
+    from beatdbn.tasks.build import TaskConfig, build_tasks, write_tasks
+
+    root = tmp_path_factory.mktemp("demo")
+    generate_corpus(root / "msd", 600, seed=0, n_artists=60)
+    extract([root / "msd"], root / "store", scheduler="sync", shard_size=64)
+    store = FeatureStore.open(root / "store")
+    config = TaskConfig(artists=4, per_artist=20, per_genre=6, per_key=16, seed=0)
+    built, errors, stats = build_tasks(store.metadata, config)
+    assert set(built) == {"artist", "genre", "key"}, errors["genre"]
+    write_tasks(root / "tasks", built, config=config, errors=errors, stats=stats, dropped=set(),
+                store=str(root / "store"))
+    return {"msd": root / "msd", "store": root / "store", "tasks": root / "tasks"}
