@@ -141,3 +141,40 @@ def test_killed_run_resumes_to_the_same_store(tmp_path):
     killed, whole = _store_content(tmp_path / "killed"), _store_content(tmp_path / "whole")
     assert killed == whole and len(whole) == 24
     assert not list(shards.glob(".*tmp*")) and not (shards / "shard-000098.h5").exists()  # leftovers cleaned
+
+
+def test_store_without_representation_column_still_opens_and_extends(tmp_path):
+    """A store written before the representation/genre columns: opens, reads them as null, takes new shards."""
+    import pyarrow.parquet as pq
+
+    from beatdbn.tasks.build import TaskConfig, build_tasks
+
+    write_tracks(tmp_path / "in", 6)
+    extract([tmp_path / "in"], tmp_path / "store", scheduler="sync", shard_size=3)
+    for p in (tmp_path / "store" / "shards").glob("shard-*.parquet"):  # rewrite as the old schema
+        table = pq.read_table(p)
+        pq.write_table(table.drop_columns(["representation", "genre"]), p)
+    (tmp_path / "store" / "tracks.parquet").unlink()
+    old = beatdbn.FeatureStore.open(tmp_path / "store")
+    assert len(old) == 6 and old.metadata.column("representation").null_count == 6
+    _, _, stats = build_tasks(old.metadata, TaskConfig(artists=1, per_artist=1, per_key=1, tasks=("artist",)))
+    assert stats["representations"] == {"echonest": 6}
+    write_tracks(tmp_path / "in", 2, start=50)
+    report = extract([tmp_path / "in"], tmp_path / "store", scheduler="sync", shard_size=3)
+    assert report.tracks_total == 8
+    reps = beatdbn.FeatureStore.open(tmp_path / "store").metadata.column("representation").to_pylist()
+    assert reps.count("echonest") == 2 and reps.count(None) == 6
+
+
+def test_msd_and_audio_inputs_in_one_store(tmp_path):
+    import soundfile as sf
+
+    tracks = write_tracks(tmp_path / "in", 2)
+    t = np.arange(3 * 22050) / 22050
+    y = 0.3 * np.sin(2 * np.pi * 330 * t) * (1 + (t % 0.5 < 0.05))
+    sf.write(tmp_path / "in" / "tone.flac", y.astype(np.float32), 22050)
+    extract([tmp_path / "in"], tmp_path / "store", scheduler="sync")
+    store = beatdbn.FeatureStore.open(tmp_path / "store")
+    reps = dict(zip(store.metadata.column("source").to_pylist(), store.metadata.column("representation").to_pylist()))
+    assert len(store) == 3 and sorted(reps.values()) == ["audio", "echonest", "echonest"]
+    assert all(store[tr.track_id].meta["representation"] == "echonest" for tr in tracks)

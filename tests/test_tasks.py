@@ -159,3 +159,53 @@ def test_config_is_checked():
         TaskConfig(per_key=0)
     with pytest.raises(ParameterError, match="unknown task"):
         TaskConfig(tasks=("mood",))
+
+
+def _audio_corpus(n_per_key=5, with_genre=True):
+    """Audio-like metadata: no key confidence (NaN), genre labels, some tracks without artist."""
+    rows = []
+    for k in range(12):
+        for j in range(n_per_key):
+            i = k * n_per_key + j
+            rows.append({
+                "track_id": f"AU{i:016X}", "artist_id": f"AR{i % 4}" if i % 5 else None,
+                "artist_name": f"A{i % 4}" if i % 5 else "", "title": f"t{i}", "key": k,
+                "key_confidence": float("nan"), "mode": -1, "mbtags": [], "mbtags_count": [],
+                "n_beats": 50, "source": f"/m/{i}.mp3", "source_index": 0, "shard": 0, "row": i,
+                "representation": "audio", "genre": ("Baroque", "Drum & Bass", "folk")[i % 3] if with_genre else None,
+            })
+    return pa.Table.from_pylist(rows, schema=METADATA_SCHEMA)
+
+
+def test_audio_labels_give_genre_key_and_artist_tasks():
+    table = _audio_corpus()
+    config = TaskConfig(artists=4, per_artist=9, per_genre=15, per_key=4, seed=1)
+    tasks, errors, stats = build_tasks(table, config)
+    assert not errors, errors
+    assert stats["genre"]["source"] == "labels" and stats["representations"] == {"audio": 60}
+    assert tasks["genre"].classes == ["Baroque", "Drum & Bass", "folk"]  # labels used as given
+    meta = {r["track_id"]: r for r in table.to_pylist()}
+    for split in SPLITS:
+        assert all(meta[t]["genre"] == g for t, g in tasks["genre"].splits[split])
+        assert all(KEY_NAMES[meta[t]["key"]] == k for t, k in tasks["key"].splits[split])
+        assert all(meta[t]["artist_id"] for t in tasks["artist"].track_ids(split))  # no artist: not in the task
+    key_ids = {t for s in SPLITS for t in tasks["key"].track_ids(s)}
+    assert len(key_ids) == 48  # 4 of each key's 5, drawn (NaN confidence: seeded random order)
+    other, _, _ = build_tasks(table, TaskConfig(artists=4, per_artist=9, per_genre=15, per_key=4, seed=2))
+    assert {t for s in SPLITS for t in other["key"].track_ids(s)} != key_ids
+    again, _, _ = build_tasks(table, config)
+    assert again["key"].splits == tasks["key"].splits
+
+
+def test_key_task_prefers_tracks_with_a_confidence():
+    table = _audio_corpus(n_per_key=3, with_genre=False)
+    conf = [0.9 if i % 3 == 2 else float("nan") for i in range(36)]
+    table = table.set_column(table.schema.get_field_index("key_confidence"), "key_confidence", pa.array(conf))
+    tasks, errors, _ = build_tasks(table, TaskConfig(per_key=1, tasks=("key",)))
+    assert not errors and all(int(t[2:], 16) % 3 == 2 for s in SPLITS for t in tasks["key"].track_ids(s))
+
+
+def test_metadata_without_new_columns_builds():
+    table = corpus(300).drop_columns(["representation", "genre"])
+    tasks, errors, stats = build_tasks(table, TaskConfig(artists=3, per_artist=10, per_genre=3, per_key=5))
+    assert set(tasks) == {"artist", "genre", "key"} and stats["genre"]["source"] == "musicbrainz"

@@ -39,15 +39,23 @@ def synth(
 
 @command()
 def extract(
-    sources: list[Path] = typer.Argument(..., help="MSD .h5 files or folders (searched recursively)."),
+    sources: list[Path] = typer.Argument(..., help="MSD .h5 files, audio files (wav, flac, ogg, mp3, ...) or folders (searched recursively)."),
     out: Path = typer.Option(..., "--out", "-o", help="The feature store folder (created or resumed)."),
     scheduler: str = typer.Option("local", help="'local' (a Dask LocalCluster), 'sync' (this process), or tcp://HOST:PORT."),
     workers: Optional[int] = typer.Option(None, help="Worker processes of the local cluster (default: CPU count)."),
     shard_size: int = typer.Option(256, help="Input files per shard."),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="CSV of audio labels: a 'path' column (relative to the CSV's folder) and any of artist, genre, key."),
+    folder_labels: Optional[str] = typer.Option(None, "--folder-labels", help="Label audio by the first folder below each source folder: genre, artist or key (SRC/rock/song.mp3 -> rock)."),
     throttle: float = typer.Option(0.0, hidden=True, help="Seconds each shard waits before writing (tests)."),
 ):
-    """Beat-align every input into a sharded feature store; a rerun resumes."""
+    """Beat-align every input (MSD files or audio) into a sharded feature store; a rerun resumes."""
+    from beatdbn.exceptions import ParameterError
     from beatdbn.store.extract import extract as run_extract
+    from beatdbn.tasks.labels import read_label_csv
+
+    if folder_labels is not None and folder_labels not in ("genre", "artist", "key"):
+        raise ParameterError(f"--folder-labels {folder_labels!r}: choose genre, artist or key")
+    label_map = read_label_csv(labels) if labels else None
 
     with progress_bar(console) as bar:
         job = bar.add_task("extract", total=None, rate="")
@@ -67,12 +75,15 @@ def extract(
                        rate=f"{counts['tracks']:,} tracks, {counts['tracks'] / dt:,.0f} tracks/s")
 
         report = run_extract(sources, out, shard_size=shard_size, scheduler=scheduler, workers=workers,
-                             on_progress=step, on_start=start, throttle=throttle)
+                             on_progress=step, on_start=start, throttle=throttle, labels=label_map,
+                             folder_label=folder_labels)
     console.print(
         f"{out}: +{report.tracks_added:,} tracks ({report.beats_added:,} beats) in {report.seconds:.1f} s; "
         f"{report.already_done:,} inputs already done; store now {report.tracks_total:,} tracks, "
         f"{report.beats_total:,} beats; {len(report.skipped)} inputs skipped (see {out}/report.json)"
     )
+    if label_map is not None or folder_labels:
+        console.print(f"labels given for {report.labelled:,} of {report.inputs:,} inputs")
     if report.tracks_total == 0:
         err_console.print("[red]error:[/red] nothing could be read; the store is empty")
         raise typer.Exit(1)
@@ -148,6 +159,11 @@ def tasks(
         table.add_row(name, str(t["classes"]), str(c["train"]), str(c["valid"]), str(c["test"]), f"{t['chance']:.1%}")
     console.print(table)
     console.print(f"pretraining exclusion list: {out}/exclude.txt ({summary['excluded_from_pretraining']:,} tracks)")
+    reps = stats.get("representations", {})
+    if len(reps) > 1:
+        err_console.print(f"[yellow]warning:[/yellow] the store mixes feature representations ({', '.join(f'{k}: {v:,}' for k, v in reps.items())}); "
+                          "Echo Nest (MSD) and audio-front-end features differ in scale, so train on one kind only",
+                          highlight=False, soft_wrap=True)
     for name, message in errors.items():
         err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     if errors:

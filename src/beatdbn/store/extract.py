@@ -2,11 +2,18 @@
 
 Flow::
 
-    SRC files/folders --find_inputs--> sorted input list
+    SRC files/folders --find_inputs--> sorted input list (MSD .h5 and audio files)
         minus inputs already in committed shards (resume)
         --chunks of `shard_size` files--> one Dask task per shard:
-            read each file (every song of it) -> beat-align -> write the shard atomically
+            read each file (every song of an .h5; one audio file through the
+            audio front-end, with its labels) -> beat-align -> write the shard atomically
         --> tracks.parquet index + report.json (skipped inputs with reasons)
+
+Labels for audio (artist, genre, key) come from ``labels`` (path -> dict, e.g.
+:func:`beatdbn.tasks.labels.read_label_csv`) and/or ``folder_label`` (the
+first folder below a source folder names it); the CSV wins where both give
+one. Labels are read when a file is extracted: a resumed run does not relabel
+files already in the store.
 
 A file that cannot be read is skipped with a one-line reason and listed in
 the store's report; the rest of the run completes. A killed run leaves only
@@ -28,11 +35,11 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from beatdbn.exceptions import BeatdbnError, DataError, ParameterError
-from beatdbn.features.sources import MSD_SUFFIXES, read_features
+from beatdbn.features.sources import INPUT_SUFFIXES, MSD_SUFFIXES, read_features
 from beatdbn.store.reader import FeatureStore, committed_shards, write_index, write_manifest
 from beatdbn.store.shard import ShardData, read_shard_table, write_shard
 
-__all__ = ["extract", "find_inputs", "ExtractReport", "extract_shard", "MSD_SUFFIXES"]
+__all__ = ["extract", "find_inputs", "ExtractReport", "extract_shard", "MSD_SUFFIXES", "INPUT_SUFFIXES"]
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +58,13 @@ class ExtractReport:
     tracks_total: int = 0
     beats_total: int = 0
     seconds: float = 0.0
+    labelled: int = 0  # inputs given labels (audio)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
 
 
-def find_inputs(sources: Iterable, *, suffixes: Sequence[str] = MSD_SUFFIXES) -> tuple[list[str], list[dict]]:
+def find_inputs(sources: Iterable, *, suffixes: Sequence[str] = INPUT_SUFFIXES) -> tuple[list[str], list[dict]]:
     """Expand files and folders into a sorted list of input files.
 
     Folders are searched recursively for files whose suffix is in
@@ -79,17 +87,20 @@ def find_inputs(sources: Iterable, *, suffixes: Sequence[str] = MSD_SUFFIXES) ->
     return sorted(files), problems
 
 
-def extract_shard(store: str, shard: int, files: list[str], throttle: float = 0.0) -> dict:
+def extract_shard(store: str, shard: int, files: list[str], throttle: float = 0.0,
+                  labels: dict[str, dict] | None = None) -> dict:
     """Read, align and write one shard (runs on a Dask worker).
 
-    Returns the shard's info dict: tracks, beats and skipped inputs.
+    ``labels`` maps input paths to their labels (audio). Returns the shard's
+    info dict: tracks, beats and skipped inputs.
     """
     data = ShardData(shard=shard)
+    labels = labels or {}
     for path in files:
         data.sources.append(path)
         n_before = len(data.meta)
         try:
-            for meta, feats, beats in read_features(path):
+            for meta, feats, beats in read_features(path, labels=labels.get(path)):
                 data.add(meta, feats, beats)
         except BeatdbnError as exc:
             reason = str(exc).removeprefix(f"{path}: ")
@@ -105,6 +116,27 @@ def extract_shard(store: str, shard: int, files: list[str], throttle: float = 0.
     write_shard(Path(store), data)
     return {"shard": shard, "files": len(files), "tracks": len(data.meta), "beats": data.n_beats,
             "skipped": data.skipped}
+
+
+def _merge_labels(files: list[str], sources: list, labels: dict[str, dict] | None,
+                  folder_label: str | None) -> dict[str, dict]:
+    """Each input's labels: folder names first, the label file's entries over them."""
+    from beatdbn.tasks.labels import folder_labels
+
+    merged: dict[str, dict] = {}
+    if folder_label:
+        roots = [Path(s).resolve() for s in sources if Path(s).is_dir()]
+        merged = folder_labels(files, roots, field=folder_label)
+    for path, entry in (labels or {}).items():
+        key = str(Path(path).resolve())
+        if entry:
+            merged[key] = {**merged.get(key, {}), **entry}
+    wanted = {f for f in files if Path(f).suffix.lower() not in MSD_SUFFIXES}  # MSD files carry their own
+    return {p: e for p, e in merged.items() if p in wanted and e}
+
+
+def _subset(labels: dict[str, dict], chunk: list[str]) -> dict[str, dict]:
+    return {p: labels[p] for p in chunk if p in labels}
 
 
 def _done_inputs(store: Path) -> set[str]:
@@ -161,13 +193,16 @@ def extract(
     on_progress: Callable[[dict], None] | None = None,
     on_start: Callable[[int, int], None] | None = None,
     throttle: float = 0.0,
+    labels: dict[str, dict] | None = None,
+    folder_label: str | None = None,
 ) -> ExtractReport:
     """Extract every input into the store at ``out`` (created if needed).
 
     Parameters
     ----------
     sources : iterable of path
-        Files and folders (searched recursively for ``.h5``).
+        Files and folders (searched recursively for ``.h5`` and audio files,
+        see :data:`INPUT_SUFFIXES`).
     out : path
         The store folder.
     shard_size : int
@@ -183,6 +218,12 @@ def extract(
     throttle : float
         Seconds each shard task sleeps before writing (tests use it to kill a
         run mid-way); 0 in normal use.
+    labels : dict, optional
+        Resolved input path -> ``{"artist", "genre", "key", "mode"}`` (any of
+        them) for audio files, e.g. from :func:`beatdbn.tasks.labels.read_label_csv`.
+    folder_label : {"genre", "artist", "key"}, optional
+        Label each file with the name of the first folder below the source
+        folder it was found in (``SRC/rock/song.mp3`` -> genre "rock").
 
     Raises
     ------
@@ -193,11 +234,14 @@ def extract(
         raise ParameterError(f"shard_size must be >= 1, got {shard_size}")
     t0 = time.perf_counter()
     store = Path(out)
+    sources = list(sources)
     files, problems = find_inputs(sources)
     report = ExtractReport(store=str(store), inputs=len(files), skipped=list(problems))
     if not files:
         where = ", ".join(p["path"] for p in problems) or "the given sources"
         raise DataError(f"{where}: no input files found")
+    file_labels = _merge_labels(files, sources, labels, folder_label)
+    report.labelled = len(file_labels)
     write_manifest(store)
     if _clean_leftovers(store):
         log.info("removed leftovers of an interrupted run in %s", store)
@@ -222,14 +266,14 @@ def extract(
 
     if scheduler == "sync" or len(jobs) <= 1:
         for shard, chunk in jobs:
-            finished(extract_shard(str(store), shard, chunk, throttle))
+            finished(extract_shard(str(store), shard, chunk, throttle, _subset(file_labels, chunk)))
     elif jobs:
         from dask.distributed import as_completed
 
         client, cluster = _client(scheduler, workers)
         try:
-            futures = [client.submit(extract_shard, str(store), shard, chunk, throttle, key=f"beatdbn-shard-{shard}",
-                                     pure=False) for shard, chunk in jobs]
+            futures = [client.submit(extract_shard, str(store), shard, chunk, throttle, _subset(file_labels, chunk),
+                                     key=f"beatdbn-shard-{shard}", pure=False) for shard, chunk in jobs]
             for future in as_completed(futures):
                 finished(future.result())
         finally:

@@ -10,7 +10,11 @@ A shard is two files under ``STORE/shards/``:
 ``shard-NNNNNN.parquet``
     The metadata table, one row per track, in the same order; its schema
     metadata also records every input file the shard processed and the ones
-    it had to skip (with the reason).
+    it had to skip (with the reason). ``representation`` says where a track's
+    features come from ("echonest": an MSD file; "audio": beatdbn's audio
+    front-end) and ``genre`` holds a genre label given with audio. Shards
+    written before those columns existed read back with them null
+    (:func:`conform_metadata`); null ``representation`` means "echonest".
 
 Both are written under a temporary name and renamed into place; the Parquet
 file is renamed last and is the commit: a shard without its Parquet file is
@@ -29,7 +33,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-__all__ = ["ShardData", "write_shard", "read_shard_table", "shard_paths", "SHARD_META_KEY", "METADATA_SCHEMA"]
+__all__ = ["ShardData", "write_shard", "read_shard_table", "shard_paths", "conform_metadata", "SHARD_META_KEY",
+           "METADATA_SCHEMA"]
 
 SHARD_META_KEY = b"beatdbn.shard"
 N_DIMS = 24
@@ -57,8 +62,24 @@ METADATA_SCHEMA = pa.schema(
         ("source_index", pa.int32()),
         ("shard", pa.int32()),
         ("row", pa.int32()),
+        ("representation", pa.string()),  # "echonest" (MSD) or "audio" (beatdbn's front-end)
+        ("genre", pa.string()),  # a genre label given with audio (--labels, folder names), else null
     ]
 )
+
+
+def conform_metadata(table: pa.Table) -> pa.Table:
+    """``table`` with exactly the columns of :data:`METADATA_SCHEMA`, in order.
+
+    Columns an older store lacks are added as nulls (so shards of two
+    versions concatenate); columns this version does not know are dropped.
+    """
+    if table.schema.names == METADATA_SCHEMA.names:
+        return table
+    n = table.num_rows
+    cols = [table.column(f.name).cast(f.type) if f.name in table.schema.names else pa.nulls(n, f.type)
+            for f in METADATA_SCHEMA]
+    return pa.Table.from_arrays(cols, schema=METADATA_SCHEMA).replace_schema_metadata(table.schema.metadata)
 
 
 @dataclass
@@ -128,4 +149,4 @@ def read_shard_table(pq_path: Path) -> tuple[pa.Table, dict]:
     """A committed shard's metadata table and its info (sources, skipped)."""
     table = pq.read_table(pq_path)
     info = json.loads((table.schema.metadata or {}).get(SHARD_META_KEY, b"{}"))
-    return table.replace_schema_metadata(None), info
+    return conform_metadata(table.replace_schema_metadata(None)), info

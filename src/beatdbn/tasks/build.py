@@ -9,6 +9,16 @@ Section 4 of the paper, with its scale as options (:class:`TaskConfig`):
 * **key**: the 12 keys, the ``per_key`` (250) tracks of highest
   ``key_confidence`` each (ties broken by track id).
 
+**Audio corpora** (``representation == "audio"``, labels from
+``beatdbn extract --labels`` or folder names): the artist task counts only
+tracks with an artist; when any track has a ``genre`` label, the genre task's
+classes are those labels as given (the MusicBrainz rule is for MSD tags); a
+track without a key confidence (NaN: audio has none) is ranked after every
+track with one, and among themselves such tracks come in a seeded random
+order, so an audio key task draws ``per_key`` of each key's labelled tracks
+at random. A store that mixes representations still builds (``stats``
+records the counts), but a model should see one representation only.
+
 Known duplicates are dropped first. Every class is split 80/10/10 into
 train/valid/test (per class, so the splits are balanced; a held-out split of
 a class gets ``n * 0.1`` tracks rounded half up, at least one when the class
@@ -137,6 +147,8 @@ def _artist_task(rows: dict, config: TaskConfig) -> Task:
     by_artist: dict[str, list[str]] = defaultdict(list)
     names: dict[str, str] = {}
     for tid, aid, aname in zip(rows["track_id"], rows["artist_id"], rows["artist_name"]):
+        if not aid:  # an audio file with no artist label
+            continue
         by_artist[aid].append(tid)
         names.setdefault(aid, aname or aid)
     ranked = sorted(by_artist, key=lambda a: (-len(by_artist[a]), a))
@@ -192,6 +204,10 @@ def _genre_labels(rows: dict, tagtraum: dict[str, str] | None) -> tuple[dict[str
         labels = {t: tagtraum[t] for t in rows["track_id"] if t in tagtraum}
         stats["untagged"] = len(rows["track_id"]) - len(labels)
         return labels, sorted(set(labels.values())), stats
+    given = {t: g.strip() for t, g in zip(rows["track_id"], rows["genre"]) if g and g.strip()}
+    if given:  # genre labels given with audio: used as they are
+        stats.update(untagged=len(rows["track_id"]) - len(given), from_labels=True)
+        return given, sorted(set(given.values())), stats
     labels = {}
     for tid, tags, counts in zip(rows["track_id"], rows["mbtags"], rows["mbtags_count"]):
         genre = genre_from_mbtags(tags or [], counts or [])
@@ -202,6 +218,15 @@ def _genre_labels(rows: dict, tagtraum: dict[str, str] | None) -> tuple[dict[str
         else:
             stats["untagged"] += 1
     return labels, list(GENRES), stats
+
+
+def _key_rank(rows: dict, i: int, seed: int) -> tuple:
+    """Sort key of track ``i`` for the key task: by confidence (highest first), then the tracks
+    without one (NaN or missing) in a seeded random order, ties by track id."""
+    conf, tid = rows["key_confidence"][i], rows["track_id"][i]
+    if conf is not None and np.isfinite(conf):
+        return (0, -conf, tid)
+    return (1, zlib.crc32(f"{seed}:{tid}".encode()), tid)
 
 
 def build_tasks(
@@ -232,8 +257,12 @@ def build_tasks(
     stats : dict
         Corpus counts (tracks, dropped duplicates, genre ambiguity).
     """
-    cols = ["track_id", "artist_id", "artist_name", "mbtags", "mbtags_count", "key", "key_confidence"]
-    raw = metadata.select(cols).to_pydict()
+    cols = ["track_id", "artist_id", "artist_name", "mbtags", "mbtags_count", "key", "key_confidence",
+            "representation", "genre"]
+    present = [c for c in cols if c in metadata.column_names]  # a store older than a column lacks it
+    raw = metadata.select(present).to_pydict()
+    for c in cols:
+        raw.setdefault(c, [None] * metadata.num_rows)
     seen: set[str] = set()
     keep = []
     for i, tid in enumerate(raw["track_id"]):
@@ -241,7 +270,8 @@ def build_tasks(
             seen.add(tid)
             keep.append(i)
     rows = {c: [raw[c][i] for i in keep] for c in cols}
-    stats = {"tracks": len(keep), "dropped_duplicates": len(drop & set(raw["track_id"]))}
+    stats = {"tracks": len(keep), "dropped_duplicates": len(drop & set(raw["track_id"])),
+             "representations": dict(Counter(r or "echonest" for r in rows["representation"]))}
     tasks, errors = {}, {}
     for name in config.tasks:
         try:
@@ -249,12 +279,13 @@ def build_tasks(
                 tasks[name] = _artist_task(rows, config)
             elif name == "genre":
                 labels, classes, gstats = _genre_labels(rows, genre_labels)
-                stats["genre"] = dict(gstats, labelled=len(labels), source="tagtraum" if genre_labels else "musicbrainz")
+                source = "tagtraum" if genre_labels else "labels" if gstats.pop("from_labels", False) else "musicbrainz"
+                stats["genre"] = dict(gstats, labelled=len(labels), source=source)
                 if len(classes) < 2:
                     raise TaskScaleError("genre task: fewer than two genres among the labelled tracks")
                 tasks[name] = _balanced_task("genre", labels, classes, config.per_genre, "--per-genre", config)
             else:
-                order = sorted(range(len(keep)), key=lambda i: (-rows["key_confidence"][i], rows["track_id"][i]))
+                order = sorted(range(len(keep)), key=lambda i: _key_rank(rows, i, config.seed))
                 labels = {rows["track_id"][i]: KEY_NAMES[rows["key"][i]] for i in order
                           if rows["key"][i] is not None and 0 <= rows["key"][i] < 12}
                 tasks[name] = _balanced_task("key", labels, list(KEY_NAMES), config.per_key, "--per-key", config)

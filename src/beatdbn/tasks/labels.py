@@ -13,16 +13,28 @@ is, the minority one ignored.
 
 **Key**: the Echo Nest ``key`` field, 0-11 for C..B (mode ignored: 12 keys as
 in the paper), named with :data:`KEY_NAMES`.
+
+**Labels of an audio corpus** (``beatdbn extract --labels FILE``): a CSV file
+with a ``path`` column (relative to the CSV's folder, or absolute) and any of
+``artist``, ``genre``, ``key`` (:func:`read_label_csv`); or the name of the
+first folder below the extracted folder (``genre/song.mp3``,
+:func:`folder_labels`). Keys are pitch classes 0-11 or names (C, C#, Db, ...,
+B; ``♯``/``♭`` too) with an optional mode word ("minor", "min", "m", "major",
+"maj"), read by :func:`parse_key`; the mode is kept in the ``mode`` column
+(1 major, 0 minor, -1 not given), the task still has 12 classes.
 """
 
 from __future__ import annotations
 
+import csv
+import re
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
-from beatdbn.exceptions import DataError
+from beatdbn.exceptions import DataError, ParameterError
 
-__all__ = ["GENRES", "KEY_NAMES", "normalize_tag", "genre_from_mbtags", "read_tagtraum"]
+__all__ = ["GENRES", "KEY_NAMES", "LABEL_FIELDS", "normalize_tag", "genre_from_mbtags", "read_tagtraum",
+           "parse_key", "read_label_csv", "folder_labels"]
 
 #: The 20 MusicBrainz genre tags of the paper, in its order.
 GENRES = (
@@ -82,3 +94,128 @@ def read_tagtraum(path) -> dict[str, str]:
             raise DataError(f"{path}:{n}: expected 'track_id<TAB>genre[<TAB>minority]', got {line[:60]!r}")
         labels[parts[0].strip()] = parts[1].strip()
     return labels
+
+
+#: Label columns an audio corpus may give (besides ``path``).
+LABEL_FIELDS = ("artist", "genre", "key")
+
+_PITCH = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
+_KEY_RE = re.compile(r"^\s*(?:(?P<pc>\d{1,2})|(?P<note>[A-Ga-g])(?P<acc>[#♯b♭]?))\s*(?P<mode>[A-Za-z]*)\s*$")
+_MODES = {"": -1, "major": 1, "maj": 1, "minor": 0, "min": 0, "m": 0}
+
+
+def parse_key(value) -> tuple[int, int]:
+    """A key label as ``(pitch_class, mode)``: pitch class 0-11 (C=0), mode 1 major, 0 minor, -1 not given.
+
+    Raises
+    ------
+    ParameterError
+        Not a key: the message quotes the value and the accepted forms.
+
+    Examples
+    --------
+    >>> parse_key("F# minor"), parse_key("Db"), parse_key(7), parse_key("bbm"), parse_key("B")
+    ((6, 0), (1, -1), (7, -1), (10, 0), (11, -1))
+    """
+    text = str(value).strip()
+    m = _KEY_RE.match(text)
+    mode_word = m.group("mode") if m else ""
+    mode = _MODES.get(mode_word if mode_word == "m" else mode_word.lower()) if m else None
+    if m and mode_word == "M":  # "AM" is ambiguous; only the lower-case suffix means minor
+        mode = None
+    if m is not None and mode is not None:
+        if m.group("pc") is not None:
+            pc = int(m.group("pc"))
+            if 0 <= pc < 12:
+                return pc, mode
+        else:
+            acc = m.group("acc")
+            pc = _PITCH[m.group("note").lower()] + (1 if acc in ("#", "♯") else -1 if acc in ("b", "♭") else 0)
+            return pc % 12, mode
+    raise ParameterError(f"key {text!r}: expected a pitch class 0-11 or a name such as C, C#, Db or "
+                         f"'F# minor' (mode words: major, maj, minor, min, m)")
+
+
+def read_label_csv(path) -> dict[str, dict]:
+    """Labels of an audio corpus from a CSV file: resolved file path -> {"artist", "genre", "key", "mode"}.
+
+    The file needs a ``path`` column and any of ``artist``, ``genre``, ``key``
+    (header names in any case; other columns are ignored; empty cells give no
+    label). Paths are taken relative to the CSV file's folder.
+
+    Raises
+    ------
+    DataError
+        Missing file, no ``path`` column, no label column, or a bad key (the
+        message gives the file and line).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig", errors="replace")
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the label file ({exc.strerror or exc})") from None
+    rows = csv.reader(text.splitlines())
+    header = [h.strip().lower() for h in next(rows, [])]
+    if "path" not in header:
+        raise DataError(f"{path}: no 'path' column in the header {header}; expected path plus any of "
+                        f"{', '.join(LABEL_FIELDS)}")
+    fields = [f for f in LABEL_FIELDS if f in header]
+    if not fields:
+        raise DataError(f"{path}: no label column; expected any of {', '.join(LABEL_FIELDS)} beside 'path'")
+    col = {name: header.index(name) for name in ("path", *fields)}
+    base = path.resolve().parent
+    labels: dict[str, dict] = {}
+    for n, row in enumerate(rows, 2):
+        if not row or not any(cell.strip() for cell in row):
+            continue
+        cells = {name: (row[i].strip() if i < len(row) else "") for name, i in col.items()}
+        if not cells["path"]:
+            raise DataError(f"{path}:{n}: empty path")
+        entry: dict = {}
+        for name in fields:
+            if not cells[name]:
+                continue
+            if name == "key":
+                try:
+                    entry["key"], entry["mode"] = parse_key(cells[name])
+                except ParameterError as exc:
+                    raise DataError(f"{path}:{n}: {exc}") from None
+            else:
+                entry[name] = cells[name]
+        labels[str((base / cells["path"]).resolve())] = entry
+    return labels
+
+
+def folder_labels(files: Iterable, roots: Iterable, *, field: str = "genre") -> dict[str, dict]:
+    """Labels from folder names: the first folder below the extracted folder names ``field``.
+
+    ``ROOT/rock/a.mp3`` and ``ROOT/rock/album/b.mp3`` get ``{field: "rock"}``;
+    a file directly in ``ROOT`` gets no label.
+
+    Examples
+    --------
+    >>> folder_labels(["/m/rock/a.mp3", "/m/b.mp3"], ["/m"])
+    {'/m/rock/a.mp3': {'genre': 'rock'}}
+    """
+    if field not in ("artist", "genre", "key"):
+        raise ParameterError(f"folder labels name {field!r}: choose artist, genre or key")
+    roots = [Path(r) for r in roots]
+    out: dict[str, dict] = {}
+    for f in files:
+        p = Path(f)
+        for root in roots:
+            try:
+                parts = p.relative_to(root).parts
+            except ValueError:
+                continue
+            if len(parts) >= 2:
+                if field == "key":
+                    try:
+                        k, mode = parse_key(parts[0])
+                    except ParameterError as exc:
+                        raise DataError(f"{p.parent}: folder name is not a key ({exc})") from None
+                    out[str(f)] = {"key": k, "mode": mode}
+                else:
+                    out[str(f)] = {field: parts[0]}
+            break
+    return out
