@@ -1,0 +1,464 @@
+"""The report of a reproduction run: ``report.md`` and ``report.html``.
+
+:func:`write_report` reads a run directory as ``beatdbn reproduce`` writes it::
+
+    RUN_DIR/config.json      {"config": {...}, "versions": {...}, "git_commit": ..., "timings": {stage: s},
+                              "projected": {...}}
+    RUN_DIR/tasks/tasks.json per-task classes, split counts and chance
+    RUN_DIR/dbn/             model.pt + config.json (ConvDBN.save), pretrain.csv
+    RUN_DIR/experiments/<task>/<model>/result.json                  (ExperimentResult)
+    RUN_DIR/experiments/<task>/<convmlp_init|logreg>/lr-<v>/metrics.csv
+
+and writes the plots into ``RUN_DIR/report/`` and two pages beside them with
+the same content: Table 1 (this run, chance, the paper's numbers in columns of
+their own), the tasks, learning curves per task (pretrained vs random init,
+every learning rate; logistic regression apart), the confusion matrix of the
+validation-selected run of every experiment, the DBN's filters and
+pretraining statistics, and the run's config, versions, timings and
+projected full-scale time.
+
+Any part may be missing (a partial or running reproduction): the report then
+says what is missing, in a section of its own, instead of failing. Only an
+``RUN_DIR`` that is not a directory raises.
+
+Images are *linked relatively* (``report/<name>.png``) by default, so
+``report.html`` and ``report.md`` must stay beside the ``report/`` folder;
+``embed_images=True`` embeds them in ``report.html`` as base64 ``data:`` URIs
+instead (one self-contained file; ``report.md`` still links).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from beatdbn.evaluate.results import ExperimentResult
+from beatdbn.evaluate.table import MODELS, TASKS, Table1, format_accuracy, format_learning_rate, load_results
+from beatdbn.exceptions import BeatdbnError, DataError
+
+__all__ = ["write_report", "REPORT_DIR", "format_duration"]
+
+#: Folder (inside the run directory) holding the report's plots.
+REPORT_DIR = "report"
+
+_CONV_INITS = ("convmlp_pretrained", "convmlp_random")
+_LR_DIR = re.compile(r"^lr-(.+)$")
+
+_CSS = """
+body{font:14px/1.45 -apple-system,Segoe UI,Helvetica,Arial,sans-serif;color:#222;max-width:1180px;
+margin:24px auto;padding:0 18px}
+h1{font-size:22px;margin-bottom:4px}h2{font-size:18px;border-bottom:1px solid #ddd;padding-bottom:3px;
+margin-top:30px}h3{font-size:15px;margin:18px 0 6px}
+.meta{color:#666;font-size:12.5px}
+table{border-collapse:collapse;margin:8px 0;font-size:13px}
+th,td{padding:3px 9px;border-bottom:1px solid #e4e4e4;text-align:left;vertical-align:top}
+td.num,table.table1 td{text-align:right;font-variant-numeric:tabular-nums}
+table.table1 th.model{font-weight:normal}table.table1 th.group{font-weight:normal;color:#555;
+white-space:nowrap}table.table1 tr.block{border-top:2px solid #999}
+table.table1 .paper{background:#f4f4f4;color:#555;font-style:italic}
+table.table1 td.chance{color:#777}table.table1 .lr{color:#777;font-size:12px}
+table.table1 td.missing{color:#b00}
+.missing-box{background:#fff6e5;border:1px solid #f0c36d;padding:6px 14px;border-radius:4px}
+.figs{display:grid;grid-template-columns:repeat(auto-fill,minmax(360px,1fr));gap:12px}
+.figs.wide{grid-template-columns:1fr}
+figure{margin:0}figure img{width:100%;border:1px solid #eee}
+figcaption{font-size:12px;color:#555}
+details{margin:6px 0}pre{background:#f7f7f7;padding:8px;overflow:auto;font-size:12px}
+ul.notes{font-size:12.5px;color:#444}
+"""
+
+
+def format_duration(seconds: Any) -> str:
+    """``3725 -> '1 h 02 min'``, ``75.3 -> '1 min 15 s'``, ``4.2 -> '4.2 s'``; others as text."""
+    try:
+        s = float(seconds)
+    except (TypeError, ValueError):
+        return str(seconds)
+    if not math.isfinite(s):
+        return str(seconds)
+    if s < 60:
+        return f"{s:.1f} s"
+    if s < 3600:
+        return f"{int(s // 60)} min {int(round(s % 60)):02d} s"
+    return f"{int(s // 3600)} h {int(round(s % 3600 / 60)):02d} min"
+
+
+@dataclass
+class _Page:
+    """The report as Markdown and HTML at once."""
+
+    run_dir: Path
+    embed: bool
+    md: list[str] = field(default_factory=list)
+    html: list[str] = field(default_factory=list)
+
+    def heading(self, level: int, text: str) -> None:
+        anchor = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+        self.md.append(f"{'#' * level} {text}\n")
+        self.html.append(f'<h{level} id="{anchor}">{html.escape(text)}</h{level}>')
+
+    def para(self, text: str, *, css: str = "") -> None:
+        self.md.append(text + "\n")
+        cls = f' class="{css}"' if css else ""
+        self.html.append(f"<p{cls}>{html.escape(text)}</p>")
+
+    def bullets(self, items: list[str], *, css: str = "") -> None:
+        if not items:
+            return
+        self.md.append("\n".join(f"- {i}" for i in items) + "\n")
+        cls = f' class="{css}"' if css else ""
+        self.html.append(f"<ul{cls}>" + "".join(f"<li>{html.escape(i)}</li>" for i in items) + "</ul>")
+
+    def table(self, header: list[str], rows: list[list[Any]], *, numeric: set[int] = frozenset()) -> None:
+        def md(x: Any) -> str:
+            return str(x).replace("|", "\\|").replace("\n", " ")
+
+        self.md.append("| " + " | ".join(md(h) for h in header) + " |\n|"
+                       + "|".join("---:" if i in numeric else "---" for i in range(len(header))) + "|\n"
+                       + "\n".join("| " + " | ".join(md(c) for c in row) + " |" for row in rows) + "\n")
+        head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+        body = "".join("<tr>" + "".join(
+            f'<td{" class=num" if i in numeric else ""}>{html.escape(str(c))}</td>' for i, c in enumerate(row))
+            + "</tr>" for row in rows)
+        self.html.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+
+    def raw(self, md: str, html_text: str) -> None:
+        self.md.append(md)
+        self.html.append(html_text)
+
+    def code(self, text: str, summary: str) -> None:
+        self.md.append(f"<details><summary>{summary}</summary>\n\n```json\n{text}\n```\n\n</details>\n")
+        self.html.append(f"<details><summary>{html.escape(summary)}</summary><pre>{html.escape(text)}</pre>"
+                         "</details>")
+
+    def figures(self, figs: list[tuple[Path, str]], *, wide: bool = False) -> None:
+        if not figs:
+            return
+        md, parts = [], []
+        for path, caption in figs:
+            rel = path.relative_to(self.run_dir).as_posix()
+            md.append(f"![{caption}]({rel})\n\n*{caption}*\n")
+            src = rel
+            if self.embed:
+                src = "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+            parts.append(f'<figure><a href="{html.escape(rel)}"><img src="{html.escape(src)}" '
+                         f'alt="{html.escape(caption)}" loading="lazy"></a>'
+                         f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+        self.md.append("\n".join(md))
+        self.html.append(f'<div class="figs{" wide" if wide else ""}">' + "".join(parts) + "</div>")
+
+
+def _read_json(path: Path, missing: list[str], what: str) -> Any:
+    if not path.exists():
+        missing.append(f"{what}: {path.name} not found ({path})")
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        missing.append(f"{what}: {path} unreadable ({exc})")
+        return None
+
+
+def _attempt(missing: list[str], what: str, fn: Callable[[], Any]) -> Any:
+    """Run one plot; on a beatdbn or data error, note it and carry on."""
+    try:
+        return fn()
+    except (BeatdbnError, OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        missing.append(f"{what}: could not be drawn ({type(exc).__name__}: {exc})")
+        return None
+
+
+def _lr_of(directory: Path, rows: list[dict[str, Any]]) -> float | None:
+    m = _LR_DIR.match(directory.name)
+    if m:
+        try:
+            return float(m.group(1))
+        except ValueError:
+            pass
+    if rows and rows[0].get("learning_rate") is not None:
+        try:
+            return float(rows[0]["learning_rate"])
+        except (TypeError, ValueError):
+            pass
+    return None
+
+
+def _metrics(model_dir: Path, missing: list[str]) -> list[tuple[float | None, str, list[dict[str, Any]]]]:
+    """``(learning rate, lr text, rows)`` for every ``lr-*/metrics.csv`` in ``model_dir``, largest lr first."""
+    from beatdbn.plots.training import read_csv_rows
+
+    out = []
+    for csv_path in sorted(model_dir.glob("*/metrics.csv")):
+        try:
+            rows = read_csv_rows(csv_path)
+        except DataError as exc:
+            missing.append(str(exc))
+            continue
+        lr = _lr_of(csv_path.parent, rows)
+        out.append((lr, csv_path.parent.name if lr is None else f"{lr:g}", rows))
+    out.sort(key=lambda x: -(x[0] if x[0] is not None else -math.inf))
+    return out
+
+
+def _section_table(page: _Page, table: Table1) -> None:
+    page.heading(2, "Table 1")
+    page.raw(table.to_markdown() + "\n",
+             table.to_html() + '<ul class="notes">'
+             + "".join(f"<li>{_md_inline_to_html(n)}</li>" for n in table.footnotes) + "</ul>"
+             + ("<p>Notes:</p><ul class=notes>" + "".join(f"<li>{html.escape(n)}</li>" for n in table.notes)
+                + "</ul>" if table.notes else ""))
+
+
+def _md_inline_to_html(text: str) -> str:
+    out = html.escape(text)
+    out = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", out)
+    return re.sub(r"\*(.+?)\*", r"<i>\1</i>", out)
+
+
+def _section_tasks(page: _Page, tasks_json: Any) -> None:
+    if not tasks_json or not isinstance(tasks_json.get("tasks"), dict):
+        return
+    page.heading(2, "Tasks")
+    rows = []
+    for name in sorted(tasks_json["tasks"], key=lambda t: TASKS.index(t) if t in TASKS else 99):
+        info = tasks_json["tasks"][name]
+        counts = info.get("counts", {}) or {}
+        rows.append([name, info.get("classes", ""), counts.get("train", ""), counts.get("valid", ""),
+                     counts.get("test", ""), format_accuracy(info.get("chance"))])
+    page.table(["task", "classes", "train", "valid", "test", "chance (1/classes)"], rows, numeric={1, 2, 3, 4, 5})
+    errors = tasks_json.get("errors") or {}
+    if errors:
+        page.bullets([f"task {k} could not be built: {v}" for k, v in errors.items()])
+
+
+def _section_curves(page: _Page, run_dir: Path, out: Path, table: Table1, missing: list[str]) -> None:
+    from beatdbn.plots.training import plot_learning_curves
+
+    page.heading(2, "Learning curves")
+    page.para("Validation accuracy per epoch of every conv-MLP run: pretrained (solid) vs random "
+              "initialization (dashed), one colour per learning rate; dots mark the epochs Table 1 "
+              "reports. The paper's claim: pretraining converges faster (its 20-epoch rows).")
+    figs = []
+    exp = run_dir / "experiments"
+    for task in TASKS:
+        curves: dict[str, list[dict[str, Any]]] = {}
+        for model in _CONV_INITS:
+            kind = "pretrained" if model.endswith("pretrained") else "random"
+            runs = _metrics(exp / task / model, missing)
+            if not runs and (exp / task).is_dir():
+                missing.append(f"learning curves: {task} / {MODELS[model]}: no lr-*/metrics.csv")
+            for _, lr_text, rows in runs:
+                curves[f"{kind} lr={lr_text}"] = rows
+        if curves:
+            p = _attempt(missing, f"learning curves of {task}", lambda: plot_learning_curves(
+                curves, out / f"curves_{task}_convmlp.png", title=f"{task}: conv. MLP",
+                chance=table.chance.get(task), marks=_marks(table)))
+            if p is not None:
+                figs.append((p, f"{task}: conv. MLP, pretrained vs random init"))
+        lr_runs = _metrics(exp / task / "logreg", missing)
+        if lr_runs:
+            curves = {f"logreg lr={t}": rows for _, t, rows in lr_runs}
+            p = _attempt(missing, f"logistic-regression curves of {task}", lambda: plot_learning_curves(
+                curves, out / f"curves_{task}_logreg.png", title=f"{task}: windowed logistic regression",
+                chance=table.chance.get(task), marks=(table.final_epoch,)))
+            if p is not None:
+                figs.append((p, f"{task}: windowed logistic regression"))
+    if figs:
+        page.figures(figs)
+    else:
+        page.para("No per-epoch metrics found (experiments/<task>/<model>/lr-<v>/metrics.csv).")
+
+
+def _marks(table: Table1) -> tuple[int, ...]:
+    return tuple(e for e in (table.early_epoch, table.final_epoch) if e is not None)
+
+
+def _section_confusion(page: _Page, out: Path, table: Table1, missing: list[str]) -> None:
+    from beatdbn.plots.confusion import plot_confusion
+
+    page.heading(2, "Confusion matrices")
+    page.para("Test set, the run each experiment selected on validation at the final epoch "
+              "(rows: true class, normalized per row).")
+    figs = []
+    for task in TASKS:
+        for model in MODELS:
+            r: ExperimentResult | None = table.results.get((task, model))
+            cell = table.cells.get((model, "final"), {}).get(task)
+            if r is None or cell is None:
+                continue
+            row = r.select() if model == "naive_bayes" else r.select(cell.epoch)
+            matrix = row.get("confusion")
+            if matrix is None:
+                missing.append(f"confusion matrix: {task} / {MODELS[model]}: no 'confusion' in result.json")
+                continue
+            lr = format_learning_rate(row.get("learning_rate"))
+            caption = (f"{task} / {MODELS[model]}" + (f", lr {lr}" if lr else "")
+                       + (f", epoch {row.get('epoch')}" if model != "naive_bayes" else "")
+                       + f": test {format_accuracy(row.get('test_accuracy'))}")
+            p = _attempt(missing, f"confusion matrix {task} / {MODELS[model]}", lambda: plot_confusion(
+                matrix, r.classes, out / f"confusion_{task}_{model}.png", title=f"{task} / {MODELS[model]}"))
+            if p is not None:
+                figs.append((p, caption))
+    if figs:
+        page.figures(figs)
+    else:
+        page.para("No confusion matrices in the results.")
+
+
+def _section_dbn(page: _Page, run_dir: Path, out: Path, missing: list[str]) -> None:
+    from beatdbn.plots.filters import plot_filters
+    from beatdbn.plots.training import plot_pretraining
+
+    dbn_dir = run_dir / "dbn"
+    page.heading(2, "Pretrained DBN")
+    figs = []
+    csv_path = dbn_dir / "pretrain.csv"
+    if csv_path.exists():
+        p = _attempt(missing, "pretraining statistics", lambda: plot_pretraining(csv_path, out / "pretraining.png"))
+        if p is not None:
+            page.figures([(p, "pretraining: reconstruction error, mean hidden activation (target dotted), "
+                              "free energy of data vs reconstructions")], wide=True)
+    else:
+        missing.append(f"pretraining statistics: {csv_path.relative_to(run_dir)} not found")
+    if (dbn_dir / "model.pt").exists() and (dbn_dir / "config.json").exists():
+        paths = _attempt(missing, "DBN filters", lambda: plot_filters(dbn_dir, out))
+        if paths:
+            names = {"1a": "layer 1a (chroma) filters", "1b": "layer 1b (timbre) filters",
+                     "3": "layer 3 filters (pooled 1a + 1b maps)"}
+            figs = [(p, names.get(s, s)) for s, p in paths.items()]
+            page.figures(figs[:2])
+            page.figures(figs[2:], wide=True)
+    else:
+        missing.append(f"DBN filters: {(dbn_dir / 'model.pt').relative_to(run_dir)} or config.json not found")
+    config = _read_json(dbn_dir / "config.json", [], "DBN config") if (dbn_dir / "config.json").exists() else None
+    if isinstance(config, dict):
+        page.code(json.dumps(config, indent=2), "DBN configuration (dbn/config.json)")
+    if not figs and not csv_path.exists():
+        page.para("No pretrained DBN in this run.")
+
+
+def _projected_value(key: str, value: Any) -> str:
+    """Seconds (a number under a key naming seconds) as a duration; anything else as text."""
+    k = key.lower()
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and ("second" in k or k.endswith("_s")):
+        return format_duration(value)
+    return json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+
+
+def _section_run(page: _Page, run_config: Any) -> None:
+    page.heading(2, "Run")
+    if not isinstance(run_config, dict):
+        page.para("config.json not found: configuration, versions and timings are unknown.")
+        return
+    timings = run_config.get("timings") or {}
+    if isinstance(timings, dict) and timings:
+        rows = [[k, format_duration(v)] for k, v in timings.items()]
+        nums = [float(v) for v in timings.values() if isinstance(v, (int, float)) and math.isfinite(v)]
+        if nums:
+            rows.append(["total", format_duration(sum(nums))])
+        page.heading(3, "Timings")
+        page.table(["stage", "wall time"], rows, numeric={1})
+    projected = run_config.get("projected")
+    if projected:
+        page.heading(3, "Projected wall time at full scale")
+        if isinstance(projected, dict):
+            page.table(["", ""], [[k, _projected_value(k, v)] for k, v in projected.items()])
+        else:
+            page.para(str(projected))
+    versions = run_config.get("versions") or {}
+    if isinstance(versions, dict) and versions:
+        page.heading(3, "Versions")
+        page.table(["package", "version"], [[k, v] for k, v in versions.items()])
+    if run_config.get("config") is not None:
+        page.code(json.dumps(run_config["config"], indent=2, default=str), "Configuration (config.json)")
+
+
+def write_report(run_dir: str | Path, *, embed_images: bool = False) -> Path:
+    """Write ``RUN_DIR/report.md``, ``RUN_DIR/report.html`` and the plots in ``RUN_DIR/report/``.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        A reproduction run directory (layout in the module docstring); any
+        part of it may be missing.
+    embed_images : bool
+        Embed the PNGs in ``report.html`` as base64 instead of linking
+        ``report/<name>.png`` relatively.
+
+    Returns
+    -------
+    Path
+        ``RUN_DIR/report.html`` (``report.md`` is beside it).
+
+    Raises
+    ------
+    DataError
+        ``run_dir`` is not a directory.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> write_report(tempfile.mkdtemp()).name
+    'report.html'
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise DataError(f"{run_dir}: not a run directory; give the --out folder of 'beatdbn reproduce'")
+    out = run_dir / REPORT_DIR
+    out.mkdir(exist_ok=True)
+    missing: list[str] = []
+
+    run_config = _read_json(run_dir / "config.json", missing, "run configuration")
+    tasks_json = _read_json(run_dir / "tasks" / "tasks.json", missing, "tasks")
+    results, problems = load_results(run_dir / "experiments")
+    missing += problems
+    chance = {}
+    if isinstance(tasks_json, dict):
+        chance = {k: v.get("chance") for k, v in (tasks_json.get("tasks") or {}).items() if isinstance(v, dict)}
+    table = Table1(results, chance={k: v for k, v in chance.items() if v is not None})
+    missing += [f"Table 1: {m}" for m in table.missing]
+
+    page = _Page(run_dir, embed_images)
+    body_start = len(page.html)
+    _section_table(page, table)
+    _section_tasks(page, tasks_json)
+    _section_curves(page, run_dir, out, table, missing)
+    _section_confusion(page, out, table, missing)
+    _section_dbn(page, run_dir, out, missing)
+    _section_run(page, run_config)
+    body_md, body_html = page.md, page.html[body_start:]
+
+    commit = run_config.get("git_commit") if isinstance(run_config, dict) else None
+    when = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    meta = f"Run directory {run_dir.resolve()} \u00b7 git commit {commit or 'unknown'} \u00b7 report written {when}"
+    title = "beatdbn: reproduction of Dieleman, Brakel & Schrauwen (ISMIR 2011)"
+    head = _Page(run_dir, embed_images)
+    head.heading(1, title)
+    head.para(meta, css="meta")
+    sections = ["Table 1", "Tasks", "Learning curves", "Confusion matrices", "Pretrained DBN", "Run"]
+    head.raw("", '<p class="meta">' + " \u00b7 ".join(
+        f'<a href="#{re.sub(r"[^a-z0-9]+", "-", s.lower()).strip("-")}">{s}</a>' for s in sections) + "</p>")
+    if missing:
+        head.heading(2, "Missing from this run")
+        head.raw("", '<div class="missing-box">')
+        head.bullets(missing)
+        head.raw("", "</div>")
+    else:
+        head.para("Every part of the run is present.")
+
+    md_text = "\n".join(head.md + body_md)
+    html_text = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+                 f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>\n"
+                 + "\n".join(head.html + body_html) + "\n</body></html>\n")
+    for name, text in (("report.md", md_text), ("report.html", html_text)):
+        tmp = run_dir / f".{name}.tmp"
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(run_dir / name)
+    return run_dir / "report.html"
