@@ -1,3 +1,50 @@
 """Pretraining command: greedy layer-wise training of the convolutional DBN."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from beatdbn.cli import command, console
+from beatdbn.cli.progress import progress_bar
+
+__all__ = ["pretrain"]
+
+
+@command()
+def pretrain(
+    store: Path = typer.Argument(..., help="Feature store (from `beatdbn extract`)."),
+    out: Path = typer.Option(..., "--out", "-o", help="DBN folder to write (model, statistics, plots); a rerun resumes."),
+    exclude: Optional[Path] = typer.Option(
+        None, help="Tasks folder (from `beatdbn tasks`): leave its valid/test tracks and duplicates out."),
+    passes: int = typer.Option(1, help="Passes over the data per layer (the paper: 1)."),
+    batch_size: int = typer.Option(32, help="Tracks per CD-1 step."),
+    checkpoint_every: int = typer.Option(200, help="Batches between checkpoints."),
+    seed: int = typer.Option(0, help="Seed of the batch order, the initial weights and the hidden samples."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    plots: bool = typer.Option(True, help="Plot the filters and training statistics when done."),
+):
+    """Pretrain the convolutional DBN (layers 1a, 1b, then 3) on a store, streaming; a rerun resumes."""
+    from beatdbn.models.dbn import DBNConfig
+    from beatdbn.train.pretrain import PretrainConfig, pretrain as run, read_exclusion, write_plots
+
+    config = PretrainConfig(batch_size=batch_size, passes=passes, checkpoint_every=checkpoint_every, seed=seed)
+    excluded = read_exclusion(exclude) if exclude else None
+    with progress_bar(console) as bar:
+        job = bar.add_task("pretrain", total=None, rate="")
+
+        def advance(p: dict) -> None:
+            bar.update(job, completed=p["tracks_done"], total=p["tracks_total"],
+                       description=f"pretrain {p['phase']} pass {p['pass'] + 1}",
+                       rate=f"{p['beats_per_s']:,.0f} beats/s")
+
+        summary = run(store, out, exclude=excluded, config=config, dbn_config=DBNConfig(seed=seed),
+                      device=device, progress=advance)
+    for phase, info in summary["phases"].items():
+        console.print(f"{phase}: {info['seconds']:.1f} s, {info['beats_per_s']:,.0f} beats/s")
+    if plots:
+        for path in write_plots(out):
+            console.print(f"plot: {path}")
+    console.print(f"pretrained DBN on {summary['n_tracks']:,} tracks ({summary['n_beats']:,} beats) in {out}")

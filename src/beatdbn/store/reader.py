@@ -37,7 +37,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from beatdbn.exceptions import DataError, ParameterError
-from beatdbn.store.shard import METADATA_SCHEMA, SHARD_META_KEY, read_shard_table
+from beatdbn.store.shard import METADATA_SCHEMA, SHARD_META_KEY, conform_metadata, read_shard_table
 
 __all__ = ["FeatureStore", "TrackRecord", "FEATURE_NAMES", "STORE_FORMAT"]
 
@@ -107,7 +107,7 @@ def load_index(path: Path) -> tuple[pa.Table, list[dict]]:
         table = pq.read_table(index)
         info = json.loads((table.schema.metadata or {}).get(SHARD_META_KEY, b"{}"))
         if info.get("shards") == list(shards):
-            return table.replace_schema_metadata(None), info.get("skipped", [])
+            return conform_metadata(table).replace_schema_metadata(None), info.get("skipped", [])
     tables, skipped = [], []
     for p in shards.values():
         table, info = read_shard_table(p)
@@ -233,6 +233,45 @@ class FeatureStore:
         meta = self.metadata.slice(i, 1).to_pylist()[0]
         return TrackRecord(meta["track_id"], feats[a:b], beats[a:b], meta)
 
+    def select_rows(self, track_ids: Iterable[str] | None = None, *,
+                    exclude: Iterable[str] | None = None) -> np.ndarray:
+        """Row numbers (into :attr:`metadata`) of ``track_ids`` (default: every unique track) minus ``exclude``.
+
+        Raises
+        ------
+        KeyError
+            A wanted track id is not in the store (the first is named).
+        """
+        if track_ids is None:
+            rows = np.fromiter(self._index.values(), dtype=np.int64, count=len(self._index))
+        else:
+            wanted = list(track_ids)
+            missing = [t for t in wanted if t not in self._index]
+            if missing:
+                raise KeyError(f"{missing[0]!r} (and {len(missing) - 1} more) not in the store {self.path}")
+            rows = np.array([self._index[t] for t in wanted], dtype=np.int64)
+        if exclude is not None:
+            drop = {self._index[t] for t in exclude if t in self._index}
+            rows = rows[~np.isin(rows, np.fromiter(drop, dtype=np.int64, count=len(drop)))]
+        return rows
+
+    def shard_of(self, rows: np.ndarray) -> np.ndarray:
+        """Shard number of each row."""
+        return self._shard[np.asarray(rows, dtype=np.int64)]
+
+    def read_features(self, rows: Iterable[int]) -> list[np.ndarray]:
+        """Features ``(n_beats, 24)`` of the given rows, without metadata (fast streaming).
+
+        Rows of one shard should come together: shards are cached LRU
+        (``cache_shards``), so memory stays a few shards.
+        """
+        out = []
+        for i in rows:
+            feats, _, offsets = self._load_shard(int(self._shard[i]))
+            r = int(self._row[i])
+            out.append(feats[offsets[r]:offsets[r + 1]])
+        return out
+
     def iter_batches(
         self,
         batch_size: int = 256,
@@ -258,17 +297,7 @@ class FeatureStore:
         """
         if batch_size < 1:
             raise ParameterError(f"batch_size must be >= 1, got {batch_size}")
-        if track_ids is None:
-            rows = np.fromiter(self._index.values(), dtype=np.int64, count=len(self._index))
-        else:
-            wanted = list(track_ids)
-            missing = [t for t in wanted if t not in self._index]
-            if missing:
-                raise KeyError(f"{missing[0]!r} (and {len(missing) - 1} more) not in the store {self.path}")
-            rows = np.array([self._index[t] for t in wanted], dtype=np.int64)
-        if exclude is not None:
-            drop = {self._index[t] for t in exclude if t in self._index}
-            rows = rows[~np.isin(rows, np.fromiter(drop, dtype=np.int64, count=len(drop)))]
+        rows = self.select_rows(track_ids, exclude=exclude)
         rng = np.random.default_rng(seed)
         shards = np.unique(self._shard[rows]) if len(rows) else np.array([], dtype=np.int64)
         if shuffle:

@@ -1,0 +1,358 @@
+"""Greedy layer-wise pretraining of the convolutional DBN, streamed from a feature store.
+
+What flows where::
+
+    FeatureStore rows, minus the exclusion list (every task's valid/test tracks
+    and the dropped duplicates: TASKS/exclude.txt)
+      --batch_plan(seed, phase, pass)--> batches of rows: shards in random order;
+          inside a shard the tracks are shuffled, sorted by length and cut into
+          batches of ``batch_size`` tracks (similar lengths, little padding),
+          and the shard's batches are shuffled
+      --read one shard at a time--> padded (batch, 24, T) + lengths
+    phase "layer1": every batch trains 1a (chroma) and 1b (timbre), one CD-1 step each
+    phase "layer3": every batch trains 3 on the pooled layer-1 probabilities
+    (each phase runs ``passes`` passes over the data; the paper uses one)
+      --> DBN_DIR/model.pt + config.json (ConvDBN.save), pretrain.csv (one row of
+          monitoring statistics per stage and batch), pretrain.json (summary),
+          plots/ (filters, statistics)
+
+No track is dropped for being short: a batch is padded to its longest track
+and ``lengths`` keeps padding out of every statistic; a track shorter than a
+layer's filter simply contributes no window to that layer.
+
+**Checkpoints and exact resume.** Every ``checkpoint_every`` batches (and at
+the end of every pass) ``DBN_DIR/checkpoint.pt`` is written atomically: the
+model's state dict (weights, biases, momentum buffers, update counts), the
+state of the one ``torch.Generator`` that drives every hidden sample, the
+position (phase, pass, batch) and the number of statistics rows written. The
+batch plan is a pure function of the store, the exclusion list and the seed,
+so a rerun after a kill rebuilds it, skips the batches already done without
+reading them, truncates ``pretrain.csv`` to the checkpoint and continues:
+the final weights equal an uninterrupted run's with the same seed (tested).
+A checkpoint made with other settings or another exclusion list is refused
+with a message naming it.
+
+Memory stays a few shards (the store's LRU cache) plus one batch: the data is
+streamed, never loaded whole.
+
+Examples
+--------
+>>> from beatdbn.train.pretrain import PretrainConfig, pretrain
+>>> summary = pretrain("demo/store", "demo/dbn", exclude=None)   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+import torch
+
+from beatdbn.exceptions import DataError, ParameterError
+from beatdbn.models.config import JsonConfig
+from beatdbn.models.dbn import ConvDBN, DBNConfig
+from beatdbn.train.data import padded_batch
+
+__all__ = ["PretrainConfig", "pretrain", "batch_plan", "read_exclusion", "iter_stats", "write_plots", "PHASES", "STATS_COLUMNS"]
+
+log = logging.getLogger(__name__)
+
+#: Training phases in greedy order, and the stages each trains on every batch.
+PHASES = {"layer1": ("1a", "1b"), "layer3": ("3",)}
+#: Columns of ``pretrain.csv``.
+STATS_COLUMNS = ("stage", "pass", "batch", "tracks", "beats", "reconstruction_error", "mean_hidden",
+                 "free_energy_data", "free_energy_recon", "seconds")
+CHECKPOINT = "checkpoint.pt"
+CHECKPOINT_FORMAT = "beatdbn-pretrain-checkpoint/1"
+
+
+@dataclass(frozen=True)
+class PretrainConfig(JsonConfig):
+    """How the DBN is trained from the store (the network itself is a :class:`DBNConfig`)."""
+
+    batch_size: int = 32  # tracks per CD-1 step (gradients: summed over time, mean over tracks)
+    passes: int = 1  # passes over the data per phase (the paper: one)
+    checkpoint_every: int = 200  # batches between checkpoints
+    seed: int = 0  # batch order and hidden samples
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "passes", "checkpoint_every"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value >= 1):
+                raise ParameterError(f"{name}={value!r}: must be an int >= 1")
+
+
+def read_exclusion(tasks_dir) -> set[str]:
+    """Track ids to leave out of pretraining: ``TASKS/exclude.txt`` (valid/test of every task, duplicates)."""
+    path = Path(tasks_dir) / "exclude.txt"
+    if not path.exists():
+        raise DataError(f"{path}: no exclusion list; build the tasks first with `beatdbn tasks STORE --out {tasks_dir}`")
+    return {line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+
+
+def batch_plan(shards: np.ndarray, lengths: np.ndarray, batch_size: int, rng: np.random.Generator
+               ) -> list[np.ndarray]:
+    """Batches of positions into ``shards``/``lengths``, one shard at a time (see the module docstring).
+
+    Examples
+    --------
+    >>> plan = batch_plan(np.array([0, 0, 0, 1]), np.array([5, 9, 7, 3]), 2, np.random.default_rng(0))
+    >>> sorted(len(b) for b in plan)
+    [1, 1, 2]
+    """
+    plan = []
+    for shard in rng.permutation(np.unique(shards)):
+        pos = np.flatnonzero(shards == shard)
+        pos = rng.permutation(pos)
+        pos = pos[np.argsort(lengths[pos], kind="stable")]
+        batches = [pos[i:i + batch_size] for i in range(0, len(pos), batch_size)]
+        plan.extend(batches[i] for i in rng.permutation(len(batches)))
+    return plan
+
+
+def _plan_seed(seed: int, phase: str, pass_: int) -> np.random.Generator:
+    key = int.from_bytes(hashlib.sha256(f"{seed}/{phase}/{pass_}".encode()).digest()[:8], "little")
+    return np.random.default_rng(key)
+
+
+def _fingerprint(track_ids: Iterable[str]) -> str:
+    h = hashlib.sha256()
+    for t in track_ids:
+        h.update(t.encode() + b"\n")
+    return h.hexdigest()[:16]
+
+
+class _StatsLog:
+    """``pretrain.csv``, appended row by row; truncated to a checkpoint on resume."""
+
+    def __init__(self, path: Path, keep_rows: int) -> None:
+        self.path = path
+        rows = []
+        if keep_rows and path.exists():
+            with path.open(newline="") as f:
+                rows = list(csv.reader(f))[1:keep_rows + 1]
+            if len(rows) < keep_rows:
+                raise DataError(f"{path}: has {len(rows)} rows but the checkpoint counts {keep_rows}; "
+                                f"delete {path.parent / CHECKPOINT} to start afresh")
+        self._f = path.open("w", newline="")
+        self._w = csv.writer(self._f)
+        self._w.writerow(STATS_COLUMNS)
+        self._w.writerows(rows)
+        self.n_rows = len(rows)
+
+    def add(self, row: dict) -> None:
+        self._w.writerow([row[c] for c in STATS_COLUMNS])
+        self.n_rows += 1
+
+    def flush(self) -> None:
+        self._f.flush()
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def _save_checkpoint(out: Path, state: dict) -> None:
+    tmp = out / (CHECKPOINT + ".tmp")
+    torch.save(state, tmp)
+    tmp.replace(out / CHECKPOINT)
+
+
+def _load_checkpoint(out: Path, expect: dict) -> dict | None:
+    path = out / CHECKPOINT
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same advice
+        raise DataError(f"{path}: unreadable checkpoint ({type(exc).__name__}); delete it to start afresh") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise DataError(f"{path}: not a beatdbn pretraining checkpoint; delete it to start afresh")
+    for key, value in expect.items():
+        if state.get(key) != value:
+            raise DataError(f"{path}: made with another {key.replace('_', ' ')} ({state.get(key)!r}, now {value!r}); "
+                            f"resume with the same settings, or use a new --out (or delete the checkpoint)")
+    return state
+
+
+def pretrain(
+    store,
+    out,
+    *,
+    exclude: Iterable[str] | None = None,
+    config: PretrainConfig = PretrainConfig(),
+    dbn_config: DBNConfig = DBNConfig(),
+    device: str | torch.device = "cpu",
+    progress: Callable[[dict], None] | None = None,
+    stop_after: int | None = None,
+) -> dict:
+    """Pretrain a :class:`ConvDBN` on every track of ``store`` not in ``exclude``; resumes from ``out``.
+
+    Parameters
+    ----------
+    store : FeatureStore or path
+    out : path
+        The DBN folder (created): model, statistics, checkpoint, plots.
+    exclude : iterable of str, optional
+        Track ids to leave out (:func:`read_exclusion` of a tasks folder).
+    config : PretrainConfig
+    dbn_config : DBNConfig
+        The network (paper defaults).
+    device : str or torch.device
+    progress : callable, optional
+        Called after every batch with ``{"phase", "pass", "tracks_done",
+        "tracks_total", "beats_done", "beats_per_s"}`` (counts over the whole
+        job: both phases and every pass).
+    stop_after : int, optional
+        Stop, as a kill would (work since the last checkpoint is lost), once
+        this many batches have been trained in this call; for tests.
+
+    Returns
+    -------
+    dict
+        The summary also written to ``out/pretrain.json``: tracks, beats,
+        seconds and beats/s per phase, and ``"complete"``.
+
+    Raises
+    ------
+    DataError
+        No track left to train on, or a checkpoint made with other settings.
+    """
+    from beatdbn.store.reader import FeatureStore
+
+    fs = store if isinstance(store, FeatureStore) else FeatureStore.open(store)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = torch.device(device)
+    summary_path = out / "pretrain.json"
+    if summary_path.exists() and not (out / CHECKPOINT).exists():
+        summary = json.loads(summary_path.read_text())
+    else:
+        summary = None
+
+    rows = fs.select_rows(exclude=exclude)
+    if not len(rows):
+        raise DataError(f"{fs.path}: no track left to pretrain on after the exclusion list")
+    lengths = fs.metadata.column("n_beats").to_numpy()[rows]
+    shards = fs.shard_of(rows)
+    identity = {k: v for k, v in config.to_dict().items() if k != "checkpoint_every"}  # may change on resume
+    expect = {"pretrain_config": identity, "dbn_config": dbn_config.to_dict(),
+              "tracks": _fingerprint(fs.metadata.column("track_id").to_numpy(zero_copy_only=False)[rows])}
+
+    if summary is not None and summary.get("complete"):
+        if {k: summary.get(k) for k in expect} != expect:
+            raise DataError(f"{out}: holds a DBN pretrained with other settings or on other tracks; "
+                            f"use a new --out")
+        log.info("%s: already pretrained", out)
+        return summary
+    dbn = ConvDBN(dbn_config, device=device)
+    gen = torch.Generator(device=device).manual_seed(config.seed)
+    state = _load_checkpoint(out, expect)
+    position = (0, 0, 0)  # where to resume: phase index, pass, batches done in that pass
+    elapsed = {name: 0.0 for name in PHASES}
+    if state is not None:
+        dbn.load_state_dict(state["model"])
+        gen.set_state(state["generator"])
+        position = tuple(state["position"])
+        elapsed = dict(state["elapsed"])
+        log.info("%s: resuming at phase %s, pass %d, batch %d", out, *position)
+    stats = _StatsLog(out / "pretrain.csv", state["stats_rows"] if state else 0)
+
+    n_tracks, n_beats = len(rows), int(lengths.sum())
+    total = n_tracks * config.passes * len(PHASES)
+    done_tracks = done_beats = 0
+    trained = 0
+    t_start = time.perf_counter()
+
+    def checkpoint(phase_i: int, pass_: int, batch_i: int) -> None:
+        stats.flush()
+        _save_checkpoint(out, {"format": CHECKPOINT_FORMAT, **expect, "model": dbn.state_dict(),
+                               "generator": gen.get_state(), "position": [phase_i, pass_, batch_i],
+                               "stats_rows": stats.n_rows, "elapsed": elapsed})
+
+    try:
+        for phase_i, (phase, stages) in enumerate(PHASES.items()):
+            for pass_ in range(config.passes):
+                plan = batch_plan(shards, lengths, config.batch_size, _plan_seed(config.seed, phase, pass_))
+                skip = position[2] if (phase_i, pass_) == position[:2] else 0
+                if (phase_i, pass_) < position[:2]:
+                    skip = len(plan)
+                stage_tracks = sum(len(b) for b in plan[:skip])
+                stage_beats = int(sum(lengths[b].sum() for b in plan[:skip]))
+                done_tracks += stage_tracks
+                done_beats += stage_beats
+                for batch_i in range(skip, len(plan)):
+                    t0 = time.perf_counter()
+                    pos = plan[batch_i]
+                    x, xl = padded_batch(fs.read_features(rows[pos]), device=device)
+                    results = {s: dbn.partial_fit(s, x, lengths=xl, generator=gen) for s in stages}
+                    dt = time.perf_counter() - t0
+                    elapsed[phase] += dt
+                    stage_tracks += len(pos)
+                    stage_beats += int(xl.sum())
+                    done_tracks += len(pos)
+                    done_beats += int(xl.sum())
+                    for s, r in results.items():
+                        stats.add({"stage": s, "pass": pass_, "batch": batch_i, "tracks": stage_tracks,
+                                   "beats": stage_beats, "seconds": round(elapsed[phase], 4), **r})
+                    trained += 1
+                    if progress is not None:
+                        progress({"phase": phase, "pass": pass_, "tracks_done": done_tracks, "tracks_total": total,
+                                  "beats_done": done_beats, "beats_total": n_beats * config.passes * len(PHASES),
+                                  "beats_per_s": stage_beats / max(elapsed[phase], 1e-9)})
+                    last = batch_i + 1 == len(plan)
+                    if last or (batch_i + 1) % config.checkpoint_every == 0:
+                        nxt = (phase_i, pass_ + 1, 0) if last else (phase_i, pass_, batch_i + 1)
+                        checkpoint(*nxt)
+                    if trained == stop_after:
+                        return _summary(out, n_tracks, n_beats, expect, elapsed, complete=False)
+    finally:
+        stats.close()
+    dbn.save(out)
+    summary = _summary(out, n_tracks, n_beats, expect, elapsed, complete=True)
+    (out / CHECKPOINT).unlink(missing_ok=True)
+    log.info("%s: pretrained in %.1f s", out, time.perf_counter() - t_start)
+    return summary
+
+
+def _summary(out: Path, n_tracks: int, n_beats: int, expect: dict, elapsed: dict,
+             *, complete: bool) -> dict:
+    beats = n_beats * expect["pretrain_config"]["passes"]
+    summary = {
+        "complete": complete,
+        "n_tracks": n_tracks,
+        "n_beats": n_beats,
+        **expect,
+        "phases": {p: {"stages": list(PHASES[p]), "seconds": round(s, 3),
+                       "beats_per_s": (beats / s if s and complete else math.nan)}
+                   for p, s in elapsed.items()},
+    }
+    tmp = out / "pretrain.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2))
+    tmp.replace(out / "pretrain.json")
+    return summary
+
+
+def iter_stats(out) -> Iterator[dict]:
+    """Rows of ``out/pretrain.csv`` as dicts (numbers as floats, stage as str)."""
+    with (Path(out) / "pretrain.csv").open(newline="") as f:
+        for row in csv.DictReader(f):
+            yield {k: (v if k == "stage" else float(v)) for k, v in row.items()}
+
+
+def write_plots(out) -> list[Path]:
+    """Plot the learned filters (one PNG per layer) and the training statistics into ``out/plots``."""
+    from beatdbn.plots import plot_filters, plot_pretraining
+
+    out = Path(out)
+    plots = out / "plots"
+    paths = list(plot_filters(ConvDBN.load(out), plots).values())
+    paths.append(plot_pretraining(out / "pretrain.csv", plots / "pretrain_stats.png"))
+    return paths
