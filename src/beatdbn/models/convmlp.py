@@ -1,0 +1,524 @@
+"""The convolutional MLP of sections 3.5 and 5.1 (Dieleman et al., 2011): the DBN, finetuned.
+
+The DBN's layers become a feed-forward network of sigmoid units with the same
+max-pooling, and a logistic-regression layer classifies every layer-4 time
+step. For a batch ``x`` shaped ``(batch, 24, T)`` (channels 0-11 chroma,
+12-23 timbre)::
+
+    timbre normalized per track (as in the DBN); tracks < 51 beats padded (DBNConfig.short_track)
+    chroma (12, T) --conv 1a, n_maps_1a x 8--> (n_1a, T-7) --+
+    timbre (12, T) --conv 1b, n_maps_1b x 8--> (n_1b, T-7) --+-- concatenate, max-pool 4, sigmoid --> (n_1a + n_1b, T2)
+    --conv 3, n_maps_3 x 8--> (n_3, T2-7) --max-pool 4, sigmoid--> layer 4 (n_3, T4)
+    --logistic regression (a width-1 conv), per step--> logits (n_classes, T4)
+
+Sigmoid is monotonic, so ``max_pool(sigmoid(z)) == sigmoid(max_pool(z))``
+exactly (values and gradients): the sigmoid is applied after pooling, to a
+quarter of the units. With the DBN's weights the layer-4 features equal
+:meth:`ConvDBN.forward <beatdbn.models.dbn.ConvDBN.forward>`'s (tested).
+Padding never reaches a valid output: a valid step only reads valid beats,
+and :meth:`ConvMLP.forward` returns the valid layer-4 steps of each track.
+
+**Track posterior.** Each valid layer-4 step ``t`` gets a posterior
+``softmax(logits[:, t])``; a track's posterior is their mean over its valid
+steps and its class the argmax (:func:`track_posteriors`).
+
+**Training loss** (:meth:`ConvMLP.loss`): the cross-entropy of every valid
+step against the track's label, summed over the track's steps and averaged
+over the tracks of the batch. This is the convention of the CRBMs
+(:mod:`beatdbn.models.crbm`: gradients summed over time, averaged over
+tracks), so a learning rate is *per track* and keeps its meaning for any
+batch size; per time step it is the learning rate times the track's
+number of layer-4 steps (about 30 for a 500-beat track). Averaging over the
+steps instead made the paper's rates (0.05 ... 0.0005) too small to move a
+network whose pretrained weights are small: on the demo corpus the loss
+stayed at ``log(n_classes)`` for 10 epochs at 0.05.
+
+**Initializations** (:meth:`ConvMLP.from_dbn`, :meth:`ConvMLP.random_like`,
+``ConvMLP(config)``):
+
+* ``'pretrained'``: the DBN's filters and hidden biases (the visible biases
+  are not used by a feed-forward network and are dropped);
+* ``'random_like'`` (the paper's control): each layer's weights drawn from a
+  Gaussian with the mean and variance of that layer's pretrained weights;
+  each layer's hidden biases are all set to the mean of that layer's
+  pretrained hidden biases, so that the units start at the same overall
+  activation level (sparsity) without inheriting any learned per-unit
+  structure;
+* ``'random'`` (no DBN at hand): the initialization Theano's deep-learning
+  tutorials use for sigmoid conv nets (Glorot & Bengio, 2010), uniform in
+  ``+-4 sqrt(6 / (fan_in + fan_out))`` with ``fan_in = channels_in * width``
+  and ``fan_out = maps * width / pool``; biases 0.
+
+The output layer starts the same way in all three: weights
+``N(0, 0.01^2)`` drawn from a generator seeded by ``seed`` alone, biases 0,
+so two models built with the same seed have identical output layers.
+
+**Saving**: :meth:`ConvMLP.save` writes ``model.pt`` (a plain state dict)
+and ``config.json`` (``{"format": "beatdbn-convmlp", "version": 1,
+"config": {...}}``); :meth:`ConvMLP.load` rebuilds the model from the JSON and
+loads the tensors with ``weights_only=True`` (a model file never runs code).
+A folder that is not a conv MLP, or one written by an incompatible version,
+raises :class:`~beatdbn.exceptions.DataError` naming the file.
+
+Examples
+--------
+>>> import torch
+>>> from beatdbn.models.convmlp import ConvMLP, MLPConfig
+>>> model = ConvMLP(MLPConfig(n_classes=3, n_maps_1a=4, n_maps_1b=4, n_maps_3=4))
+>>> x = torch.cat([torch.rand(2, 12, 100), torch.randn(2, 12, 100)], dim=1)
+>>> logits, lengths = model(x, torch.tensor([100, 40]))
+>>> tuple(logits.shape), lengths.tolist()  # a 40-beat track is padded to 51 beats: one step
+((2, 3, 4), [4, 1])
+>>> torch.allclose(model.predict_proba(x).sum(dim=1), torch.ones(2))
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from beatdbn.exceptions import DataError, ParameterError
+from beatdbn.models.config import JsonConfig
+from beatdbn.models.crbm import valid_mask
+from beatdbn.models.dbn import ConvDBN, DBNConfig, normalize_timbre, output_length, pad_short_tracks
+
+__all__ = ["MLPConfig", "ConvMLP", "track_posteriors", "INITS", "MODEL_FORMAT", "MODEL_VERSION"]
+
+#: How a model's weights were initialized (``MLPConfig.init``).
+INITS = ("pretrained", "random_like", "random")
+#: ``config.json`` marker and the version this code writes and reads.
+MODEL_FORMAT = "beatdbn-convmlp"
+MODEL_VERSION = 1
+#: Standard deviation of the output layer's initial weights (every initialization).
+OUTPUT_INIT_STD = 0.01
+
+_SHORT_TRACK_RULES = ("wrap", "edge", "zeros")
+_HIDDEN = ("layer1a", "layer1b", "layer3")
+
+
+@dataclass(frozen=True)
+class MLPConfig(JsonConfig):
+    """Sizes of the conv MLP (the DBN's, plus the classes); saved as JSON with :meth:`to_dict`."""
+
+    n_classes: int = 2  # outputs of the logistic-regression layer
+    classes: tuple[str, ...] = ()  # class names (empty: "0", "1", ...)
+    task: str = ""  # task the model was trained for ('artist', 'genre', 'key'), informative
+    n_chroma: int = 12  # input channels 0..11
+    n_timbre: int = 12  # input channels 12..23
+    n_maps_1a: int = 100  # chroma feature maps (layer 1a)
+    n_maps_1b: int = 100  # timbre feature maps (layer 1b)
+    width_1: int = 8  # layer-1 filter width, beats
+    pool_1: int = 4  # max-pool after layer 1
+    n_maps_3: int = 100  # layer-3 feature maps
+    width_3: int = 8  # layer-3 filter width, pooled steps
+    pool_3: int = 4  # max-pool after layer 3 (layer 4)
+    normalize_timbre: bool = True  # per-track zero mean / unit variance, as in the DBN
+    short_track: str = "wrap"  # 'wrap' | 'edge' | 'zeros': padding of tracks < receptive field
+    init: str = "random"  # 'pretrained' | 'random_like' | 'random': how the weights started
+    seed: int = 0  # initial weights
+
+    def __post_init__(self) -> None:
+        if isinstance(self.classes, list):
+            object.__setattr__(self, "classes", tuple(self.classes))
+        ints = ("n_classes", "n_chroma", "n_timbre", "n_maps_1a", "n_maps_1b", "width_1", "pool_1",
+                "n_maps_3", "width_3", "pool_3")
+        for name in ints:
+            value = getattr(self, name)
+            if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+                raise ParameterError(f"MLPConfig.{name}={value!r}: must be an int >= 1")
+        if not all(isinstance(c, str) for c in self.classes):
+            raise ParameterError(f"MLPConfig.classes={self.classes!r}: must be strings")
+        if self.classes and len(self.classes) != self.n_classes:
+            raise ParameterError(f"MLPConfig.classes has {len(self.classes)} names but n_classes={self.n_classes}")
+        if self.short_track not in _SHORT_TRACK_RULES:
+            raise ParameterError(f"MLPConfig.short_track={self.short_track!r}: must be one of {_SHORT_TRACK_RULES}")
+        if self.init not in INITS:
+            raise ParameterError(f"MLPConfig.init={self.init!r}: must be one of {INITS}")
+        if not (isinstance(self.seed, int) and not isinstance(self.seed, bool)):
+            raise ParameterError(f"MLPConfig.seed={self.seed!r}: must be an int")
+
+    @classmethod
+    def like(cls, dbn_config: DBNConfig, n_classes: int, **kw: Any) -> "MLPConfig":
+        """The conv MLP of a :class:`DBNConfig`'s layout, with ``n_classes`` outputs."""
+        c = dbn_config
+        return cls(n_classes=n_classes, n_chroma=c.n_chroma, n_timbre=c.n_timbre, n_maps_1a=c.n_maps_1a,
+                   n_maps_1b=c.n_maps_1b, width_1=c.width_1, pool_1=c.pool_1, n_maps_3=c.n_maps_3,
+                   width_3=c.width_3, pool_3=c.pool_3, normalize_timbre=c.normalize_timbre,
+                   short_track=c.short_track, **kw)
+
+    @property
+    def class_names(self) -> list[str]:
+        """``classes``, or ``"0" .. "n_classes - 1"`` when none were given."""
+        return list(self.classes) if self.classes else [str(i) for i in range(self.n_classes)]
+
+    @property
+    def dbn_config(self) -> DBNConfig:
+        """The :class:`DBNConfig` of the same layout (for :func:`output_length` and friends)."""
+        return DBNConfig(n_chroma=self.n_chroma, n_timbre=self.n_timbre, n_maps_1a=self.n_maps_1a,
+                         n_maps_1b=self.n_maps_1b, width_1=self.width_1, pool_1=self.pool_1,
+                         n_maps_3=self.n_maps_3, width_3=self.width_3, pool_3=self.pool_3,
+                         normalize_timbre=self.normalize_timbre, short_track=self.short_track)
+
+    @property
+    def n_inputs(self) -> int:
+        """Input channels: chroma then timbre (24)."""
+        return self.n_chroma + self.n_timbre
+
+    @property
+    def receptive_field(self) -> int:
+        """Beats read by one layer-4 step (51)."""
+        return self.pool_1 * (self.pool_3 - 1 + self.width_3) + self.width_1 - 1
+
+
+class _Conv(nn.Module):
+    """Weights ``(n_out, n_in, width)`` (the ``conv1d`` layout of the CRBMs) and a bias ``(n_out,)``."""
+
+    def __init__(self, n_out: int, n_in: int, width: int, *, device=None, dtype=torch.float32) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros((n_out, n_in, width), device=device, dtype=dtype))
+        self.bias = nn.Parameter(torch.zeros((n_out,), device=device, dtype=dtype))
+
+    def forward(self, v: torch.Tensor) -> torch.Tensor:
+        return F.conv1d(v, self.weight, self.bias)
+
+
+def _generator(seed: int, name: str) -> torch.Generator:
+    """A CPU generator for one layer, derived from ``seed`` and the layer's name."""
+    key = int.from_bytes(hashlib.sha256(f"convmlp/{seed}/{name}".encode()).digest()[:8], "little")
+    return torch.Generator().manual_seed(key & ((1 << 63) - 1))
+
+
+def track_posteriors(logits: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Mean of the per-step softmax posteriors over each track's valid steps.
+
+    Parameters
+    ----------
+    logits : torch.Tensor [shape=(batch, n_classes, T4)]
+    lengths : torch.Tensor [shape=(batch,)]
+        Valid steps of each track (at least 1).
+
+    Returns
+    -------
+    torch.Tensor [shape=(batch, n_classes)]
+        Rows sum to 1; ``argmax`` is the track's class.
+
+    Examples
+    --------
+    >>> logits = torch.log(torch.tensor([[[0.9, 0.2, 0.5], [0.1, 0.8, 0.5]]]))
+    >>> track_posteriors(logits, torch.tensor([2]))  # the third step is padding
+    tensor([[0.5500, 0.4500]])
+    """
+    p = torch.softmax(logits.float(), dim=1)
+    m = valid_mask(lengths.to(p.device), p.shape[2]).to(p.dtype)[:, None, :]  # (B, 1, T4)
+    return (p * m).sum(dim=2) / m.sum(dim=2).clamp_min(1.0)
+
+
+class ConvMLP(nn.Module):
+    """The conv MLP: layers 1a, 1b, 3 (sigmoid, max-pooled) and a per-step logistic regression.
+
+    Parameters
+    ----------
+    config : MLPConfig
+    device, dtype
+        Where the parameters live.
+
+    Attributes
+    ----------
+    layer1a, layer1b, layer3 : module with ``weight [shape=(maps, channels, width)]`` and ``bias [shape=(maps,)]``
+    output : module with ``weight [shape=(n_classes, n_maps_3, 1)]`` and ``bias [shape=(n_classes,)]``
+
+    Notes
+    -----
+    ``ConvMLP(config)`` initializes at random (``config.init`` is then
+    ``'random'``; see the module docstring for the scale). Use
+    :meth:`from_dbn` or :meth:`random_like` to start from a DBN.
+    """
+
+    def __init__(self, config: MLPConfig | None = None, *, device: torch.device | str | None = None,
+                 dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        self.config = c = MLPConfig() if config is None else config
+        kw = dict(device=device, dtype=dtype)
+        self.layer1a = _Conv(c.n_maps_1a, c.n_chroma, c.width_1, **kw)
+        self.layer1b = _Conv(c.n_maps_1b, c.n_timbre, c.width_1, **kw)
+        self.layer3 = _Conv(c.n_maps_3, c.n_maps_1a + c.n_maps_1b, c.width_3, **kw)
+        self.output = _Conv(c.n_classes, c.n_maps_3, 1, **kw)
+        self._init_random()
+        self._init_output()
+
+    # -- initialization -------------------------------------------------------
+
+    @torch.no_grad()
+    def _init_random(self) -> None:
+        """Glorot-style uniform weights for sigmoid units (Theano tutorials), zero biases."""
+        c = self.config
+        pools = {"layer1a": c.pool_1, "layer1b": c.pool_1, "layer3": c.pool_3}
+        for name in _HIDDEN:
+            layer = getattr(self, name)
+            n_out, n_in, width = layer.weight.shape
+            bound = 4.0 * math.sqrt(6.0 / (n_in * width + n_out * width / pools[name]))
+            w = torch.rand(layer.weight.shape, generator=_generator(c.seed, name), dtype=torch.float64)
+            layer.weight.copy_((2.0 * w - 1.0) * bound)
+            layer.bias.zero_()
+
+    @torch.no_grad()
+    def _init_output(self) -> None:
+        """Output weights ``N(0, 0.01^2)`` from ``seed`` alone, biases 0 (the same for every init)."""
+        w = torch.randn(self.output.weight.shape, generator=_generator(self.config.seed, "output"),
+                        dtype=torch.float64) * OUTPUT_INIT_STD
+        self.output.weight.copy_(w)
+        self.output.bias.zero_()
+
+    @staticmethod
+    def _layers_of(dbn: ConvDBN):
+        return {"layer1a": dbn.layer1a, "layer1b": dbn.layer1b, "layer3": dbn.layer3}
+
+    @classmethod
+    def from_dbn(cls, dbn: ConvDBN, n_classes: int, *, seed: int = 0, classes: Sequence[str] = (),
+                 task: str = "") -> "ConvMLP":
+        """A conv MLP starting from a pretrained DBN's filters and hidden biases.
+
+        Parameters
+        ----------
+        dbn : ConvDBN
+        n_classes : int
+        seed : int
+            Seed of the output layer's initial weights.
+        classes : sequence of str, optional
+            Class names, kept in the config for prediction.
+        task : str, optional
+
+        Returns
+        -------
+        ConvMLP
+            On the DBN's device, ``config.init == 'pretrained'``.
+        """
+        model = cls(MLPConfig.like(dbn.config, n_classes, classes=tuple(classes), task=task, init="pretrained",
+                                   seed=seed), device=dbn.layer1a.weight.device)
+        with torch.no_grad():
+            for name, rbm in cls._layers_of(dbn).items():
+                layer = getattr(model, name)
+                layer.weight.copy_(rbm.weight)
+                layer.bias.copy_(rbm.hidden_bias)
+        return model
+
+    @classmethod
+    def random_like(cls, dbn: ConvDBN, n_classes: int, *, seed: int = 0, classes: Sequence[str] = (),
+                    task: str = "") -> "ConvMLP":
+        """The paper's random control: Gaussian weights with each DBN layer's weight mean and variance.
+
+        Each layer's weights are drawn from ``N(mean(W), var(W))`` of the
+        corresponding pretrained layer (population variance over all its
+        weights), the draw then shifted and scaled so that its sample mean
+        and variance equal the pretrained layer's exactly; its hidden biases are all set to the mean of that layer's
+        pretrained hidden biases. The output layer starts as in
+        :meth:`from_dbn` with the same ``seed``.
+
+        Returns
+        -------
+        ConvMLP
+            On the DBN's device, ``config.init == 'random_like'``.
+        """
+        model = cls(MLPConfig.like(dbn.config, n_classes, classes=tuple(classes), task=task, init="random_like",
+                                   seed=seed), device=dbn.layer1a.weight.device)
+        with torch.no_grad():
+            for name, rbm in cls._layers_of(dbn).items():
+                layer = getattr(model, name)
+                w = rbm.weight.detach().double().cpu()
+                mean, std = w.mean(), w.std(unbiased=False)
+                z = torch.randn(w.shape, generator=_generator(seed, name), dtype=torch.float64)
+                z = (z - z.mean()) / z.std(unbiased=False).clamp_min(1e-12)  # exact sample mean/variance
+                layer.weight.copy_(mean + std * z)
+                layer.bias.fill_(float(rbm.hidden_bias.double().mean()))
+        return model
+
+    # -- input --------------------------------------------------------------------
+
+    def _prepare(self, x: Any, lengths: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """Checked input on the model's device, padding zeroed, timbre normalized, short tracks padded."""
+        c = self.config
+        x = torch.as_tensor(x)
+        if x.ndim != 3 or x.shape[1] != c.n_inputs:
+            raise ParameterError(
+                f"x has shape {tuple(x.shape)}: expected (batch, {c.n_inputs}, n_beats) with {c.n_chroma} chroma "
+                f"then {c.n_timbre} timbre channels; a (n_beats, 24) track needs x.T[None]")
+        weight = self.layer1a.weight
+        x = x.to(device=weight.device, dtype=weight.dtype)
+        n, _, t = x.shape
+        if lengths is None:
+            lengths = torch.full((n,), t, dtype=torch.long, device=x.device)
+        else:
+            lengths = torch.as_tensor(lengths, device=x.device).long()
+            if lengths.shape != (n,):
+                raise ParameterError(f"lengths has shape {tuple(lengths.shape)}: expected ({n},)")
+            if n and (bool((lengths < 0).any()) or bool((lengths > t).any())):
+                raise ParameterError(f"lengths must lie in [0, {t}] (the padded length), got {lengths.tolist()}")
+            if n and bool((lengths < t).any()):  # padding (even NaN) never enters a layer
+                x = x.masked_fill(~valid_mask(lengths, t)[:, None, :], 0.0)
+        if c.normalize_timbre:  # before padding short tracks, as the DBN does
+            x = torch.cat((x[:, :c.n_chroma], normalize_timbre(x[:, c.n_chroma:], lengths)), dim=1)
+        return pad_short_tracks(x, lengths, min_length=c.receptive_field, mode=c.short_track)
+
+    # -- the network ------------------------------------------------------------------
+
+    def _layer4(self, x: torch.Tensor) -> torch.Tensor:
+        """Layer-4 probabilities of prepared input: ``(B, 24, T) -> (B, n_maps_3, T4)`` (padding not masked)."""
+        c = self.config
+        ha = self.layer1a(x[:, :c.n_chroma])  # (B, 12, T) -> (B, n_1a, T - 7)
+        hb = self.layer1b(x[:, c.n_chroma:])  # (B, 12, T) -> (B, n_1b, T - 7)
+        h = torch.cat((ha, hb), dim=1)
+        h = torch.sigmoid(F.max_pool1d(h, c.pool_1))  # -> (B, n_1a + n_1b, T2), T2 = (T - 7) // 4
+        h = self.layer3(h)  # -> (B, n_3, T2 - 7)
+        return torch.sigmoid(F.max_pool1d(h, c.pool_3))  # -> (B, n_3, T4)
+
+    def hidden(self, x: Any, lengths: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Layer-4 features, as :meth:`ConvDBN.forward` computes them.
+
+        Parameters
+        ----------
+        x : torch.Tensor [shape=(batch, 24, T)]
+        lengths : torch.Tensor [shape=(batch,)] or None
+
+        Returns
+        -------
+        features : torch.Tensor [shape=(batch, n_maps_3, T4)]
+            Steps past a track's end are 0.
+        lengths : torch.Tensor [shape=(batch,)]
+            Valid layer-4 steps of each track (:func:`output_length`, at least 1).
+        """
+        x, lengths = self._prepare(x, lengths)
+        h = self._layer4(x)
+        l4 = output_length(lengths, self.config.dbn_config)
+        return h.masked_fill(~valid_mask(l4, h.shape[2])[:, None, :], 0.0), l4
+
+    def forward(self, x: Any, lengths: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-step class logits and the valid steps of each track.
+
+        Parameters
+        ----------
+        x : torch.Tensor [shape=(batch, 24, T)]
+            Chroma then timbre (raw timbre: it is normalized here), zero-padded.
+        lengths : torch.Tensor [shape=(batch,)] or None
+            Valid beats per track (``T`` for all when None); a track needs >= 1.
+
+        Returns
+        -------
+        logits : torch.Tensor [shape=(batch, n_classes, T4)]
+            Steps past a track's end are 0 (and must be ignored: use ``lengths``).
+        lengths : torch.Tensor [shape=(batch,)]
+            Valid layer-4 steps (``((n - 7) // 4 - 7) // 4``, at least 1).
+        """
+        x, lengths = self._prepare(x, lengths)
+        logits = self.output(self._layer4(x))  # (B, n_3, T4) -> (B, C, T4)
+        l4 = output_length(lengths, self.config.dbn_config)
+        if bool((l4 < logits.shape[2]).any()):
+            logits = logits.masked_fill(~valid_mask(l4, logits.shape[2])[:, None, :], 0.0)
+        return logits, l4
+
+    def predict_proba(self, x: Any, lengths: Any = None) -> torch.Tensor:
+        """Track posteriors ``(batch, n_classes)``: the mean of the valid steps' softmax (see :func:`track_posteriors`)."""
+        logits, l4 = self.forward(x, lengths)
+        return track_posteriors(logits, l4)
+
+    @staticmethod
+    def loss(logits: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Per-step cross-entropy against the track's label, summed over a track's steps, mean over tracks.
+
+        Parameters
+        ----------
+        logits : torch.Tensor [shape=(batch, n_classes, T4)]
+        lengths : torch.Tensor [shape=(batch,)]
+            Valid steps of each track.
+        labels : torch.Tensor [shape=(batch,)], int
+            Class index of each track.
+
+        Returns
+        -------
+        torch.Tensor (scalar)
+        """
+        logits = logits.float()
+        t4 = logits.shape[2]
+        ce = F.cross_entropy(logits, labels.to(logits.device)[:, None].expand(-1, t4), reduction="none")  # (B, T4)
+        m = valid_mask(lengths.to(ce.device), t4).to(ce.dtype)
+        return (ce * m).sum(dim=1).mean()
+
+    # -- persistence ----------------------------------------------------------------------
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``model.pt`` (state dict) and ``config.json`` into ``directory``; returns it."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp = directory / "model.pt.tmp"
+        torch.save({k: v.detach().cpu() for k, v in self.state_dict().items()}, tmp)
+        tmp.replace(directory / "model.pt")
+        doc = {"format": MODEL_FORMAT, "version": MODEL_VERSION, "config": self.config.to_dict()}
+        tmp = directory / "config.json.tmp"
+        tmp.write_text(json.dumps(doc, indent=2))
+        tmp.replace(directory / "config.json")
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path, *, device: torch.device | str = "cpu") -> "ConvMLP":
+        """Rebuild a model written by :meth:`save` (``weights_only=True``: no code is run).
+
+        Parameters
+        ----------
+        directory : path
+            The model folder (or its ``model.pt``).
+        device : str or torch.device
+
+        Raises
+        ------
+        DataError
+            The folder lacks a file, is not a conv MLP, was written by an
+            incompatible version, or its tensors do not fit its config.
+        """
+        directory = Path(directory)
+        if directory.is_file():
+            directory = directory.parent
+        cfg_path, pt_path = directory / "config.json", directory / "model.pt"
+        for p in (cfg_path, pt_path):
+            if not p.is_file():
+                raise DataError(f"{p}: missing; is {directory} a conv MLP folder written by `beatdbn finetune`?")
+        try:
+            doc = json.loads(cfg_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise DataError(f"{cfg_path}: not a beatdbn conv MLP config ({exc})") from None
+        if not isinstance(doc, dict) or doc.get("format") != MODEL_FORMAT:
+            raise DataError(f"{cfg_path}: not a beatdbn conv MLP config (no \"format\": \"{MODEL_FORMAT}\"); "
+                            f"a DBN folder is used with `--init`, not as a classifier")
+        if doc.get("version") != MODEL_VERSION:
+            raise DataError(f"{cfg_path}: conv MLP format version {doc.get('version')!r}, but this beatdbn reads "
+                            f"version {MODEL_VERSION}; use the beatdbn that wrote it, or finetune again")
+        try:
+            config = MLPConfig.from_dict(doc.get("config") or {})
+        except (ParameterError, TypeError) as exc:
+            raise DataError(f"{cfg_path}: invalid conv MLP config ({exc})") from None
+        try:
+            state = torch.load(pt_path, map_location=device, weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - every unreadable/unsafe file gets the same message
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+            raise DataError(f"{pt_path}: not a readable beatdbn model file ({type(exc).__name__}: {first}); "
+                            f"model files are plain state dicts loaded with weights_only=True") from None
+        model = cls(config, device=device)
+        expect = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        if not isinstance(state, dict):
+            raise DataError(f"{pt_path}: not a state dict")
+        got = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
+        if got != expect:
+            missing = sorted(set(expect) - set(got))
+            wrong = sorted(k for k in set(expect) & set(got) if expect[k] != got[k])
+            extra = sorted(set(state) - set(expect))
+            raise DataError(f"{pt_path}: does not match {cfg_path} (missing {missing}, wrong shape {wrong}, "
+                            f"unexpected {extra})")
+        model.load_state_dict(state)
+        return model

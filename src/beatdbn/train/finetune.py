@@ -1,0 +1,698 @@
+"""Supervised finetuning of the conv MLP (sections 3.5 and 6 of Dieleman et al., 2011).
+
+Protocol: for every learning rate of :attr:`FinetuneConfig.learning_rates`
+(the paper: 0.05, 0.005, 0.0005) a :class:`~beatdbn.models.convmlp.ConvMLP`
+starts from the same initial weights and is trained by plain SGD on
+minibatches of whole tracks for ``epochs`` epochs (30), minimizing
+:meth:`ConvMLP.loss <beatdbn.models.convmlp.ConvMLP.loss>`. Validation
+accuracy is measured after every epoch; at the snapshot epochs (20 and 30,
+and always the last one) the model is saved and evaluated on the test split
+too. For each snapshot epoch, :meth:`ExperimentResult.select` picks the
+learning rate of best validation accuracy and reports its test accuracy
+(Table 1 of the paper); the model so selected at the last epoch becomes the
+run's model, ``RUN_DIR/model/``, which ``beatdbn predict`` uses.
+
+Run directory::
+
+    RUN_DIR/config.json              settings, versions, git commit, splits
+    RUN_DIR/result.json              ExperimentResult: one row per (learning rate, snapshot epoch)
+    RUN_DIR/model/                   the selected model (model.pt + config.json, selected.json)
+    RUN_DIR/learning_curves.png      validation accuracy and training loss per epoch, per learning rate
+    RUN_DIR/confusion.png            test confusion matrix of the selected model
+    RUN_DIR/lr-<value>/metrics.csv   one row per epoch (METRICS_COLUMNS)
+    RUN_DIR/lr-<value>/checkpoint.pt model, optimizer and position after the last finished epoch
+    RUN_DIR/lr-<value>/epoch-<e>/    snapshot models
+
+**Randomness and exact resume.** Every random choice of epoch ``e`` (the
+order of the batches, the transposition of each track) comes from a NumPy
+generator seeded with ``(seed, e)``, and the initial weights from ``seed``
+alone (:mod:`beatdbn.models.convmlp`), so the checkpoint written after each
+epoch (model, optimizer state, metric rows, the seed and the next epoch)
+is all a rerun needs: a killed run resumes at the epoch after its last
+checkpoint and ends with the same metrics as an uninterrupted run (tested).
+A checkpoint or result made with other settings is refused with a message
+naming it; a finished ``result.json`` is returned without training.
+
+**Batches.** Tracks are grouped by similar length (:func:`bucketed_order`)
+and zero-padded; ``lengths`` keep the padding out of the loss and the
+posteriors. A batch whose loss is not finite is skipped (counted in the
+``skipped_batches`` column) rather than allowed to ruin the weights, so one
+too-large learning rate cannot abort the sweep.
+
+**Precision.** ``precision='bf16'`` runs the forward and backward passes
+under :func:`torch.autocast` with bfloat16 (weights, optimizer and loss stay
+float32); evaluation is always float32, so the accuracies measure the model
+trained, not the arithmetic used to evaluate it.
+
+**Transposition augmentation** (``augment='transpose'``, key task only,
+beyond the paper): in every epoch each training track's chroma is rotated
+by a random ``k`` in ``0..11`` semitones (chroma bin ``c`` moves to
+``(c + k) mod 12``) and its key label shifted by ``k``; the timbre is left
+unchanged. Training accuracy is then measured on the transposed tracks.
+
+Examples
+--------
+>>> from beatdbn.train.finetune import FinetuneConfig, finetune
+>>> result = finetune("demo/store", "demo/tasks", "key", init="pretrained", dbn_dir="demo/dbn",
+...                   out="demo/runs/key-pretrained", config=FinetuneConfig())  # doctest: +SKIP
+>>> result.select(30)["test_accuracy"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import math
+import platform
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from beatdbn.evaluate.metrics import accuracy, chance_level, confusion_matrix, per_class_accuracy
+from beatdbn.evaluate.results import RESULT_FILE, ExperimentResult
+from beatdbn.exceptions import DataError, ParameterError
+from beatdbn.models.config import JsonConfig
+from beatdbn.models.convmlp import ConvMLP, MLPConfig, track_posteriors
+from beatdbn.models.dbn import ConvDBN
+from beatdbn.tasks.labels import KEY_NAMES
+from beatdbn.train.data import SplitData, bucketed_order, padded_batch
+
+__all__ = ["FinetuneConfig", "run_convmlp", "finetune", "initial_model", "split_posteriors", "transpose_batch",
+           "key_class_map", "bf16_supported", "run_versions", "METRICS_COLUMNS", "INIT_CHOICES"]
+
+log = logging.getLogger(__name__)
+
+#: Initializations ``run_convmlp`` accepts (the model name is ``convmlp_<init>``).
+INIT_CHOICES = ("pretrained", "random")
+#: Columns of ``lr-<value>/metrics.csv`` (``test_accuracy`` only at snapshot epochs).
+METRICS_COLUMNS = ("epoch", "learning_rate", "train_loss", "train_accuracy", "valid_loss", "valid_accuracy",
+                   "test_accuracy", "skipped_batches", "beats_per_s", "seconds")
+CHECKPOINT = "checkpoint.pt"
+CHECKPOINT_FORMAT = "beatdbn-finetune-checkpoint/1"
+_PRECISIONS = ("fp32", "bf16")
+_AUGMENTS = ("none", "transpose")
+
+
+@dataclass(frozen=True)
+class FinetuneConfig(JsonConfig):
+    """The training protocol of the conv MLP (paper defaults); saved as JSON with :meth:`to_dict`."""
+
+    learning_rates: tuple[float, ...] = (0.05, 0.005, 0.0005)  # swept; chosen on validation
+    epochs: int = 30  # training epochs per learning rate
+    snapshot_epochs: tuple[int, ...] = (20, 30)  # models kept and tested (those <= epochs, and the last)
+    batch_size: int = 16  # tracks per SGD step (loss: mean over tracks)
+    eval_batch_size: int = 64  # tracks per forward pass when evaluating
+    momentum: float = 0.0  # plain SGD unless asked
+    seed: int = 0  # initial weights, batch order, transpositions
+    precision: str = "fp32"  # 'fp32' | 'bf16' (autocast for training; evaluation is fp32)
+    augment: str = "none"  # 'none' | 'transpose' (key task only)
+
+    def __post_init__(self) -> None:
+        for name in ("learning_rates", "snapshot_epochs"):
+            value = getattr(self, name)
+            if isinstance(value, (int, float)):
+                value = (value,)
+            object.__setattr__(self, name, tuple(value))
+        lrs = self.learning_rates
+        if not lrs or not all(isinstance(r, (int, float)) and not isinstance(r, bool) and math.isfinite(r) and r > 0
+                              for r in lrs):
+            raise ParameterError(f"learning_rates={list(lrs)!r}: need one or more finite rates > 0")
+        if len(set(lrs)) != len(lrs):
+            raise ParameterError(f"learning_rates={list(lrs)!r}: a rate is repeated")
+        object.__setattr__(self, "learning_rates", tuple(float(r) for r in lrs))
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+                raise ParameterError(f"{name}={value!r}: must be an int >= 1")
+        if not all(isinstance(e, int) and not isinstance(e, bool) and e >= 1 for e in self.snapshot_epochs):
+            raise ParameterError(f"snapshot_epochs={list(self.snapshot_epochs)!r}: must be ints >= 1")
+        if not (isinstance(self.momentum, (int, float)) and 0 <= self.momentum < 1):
+            raise ParameterError(f"momentum={self.momentum!r}: must be in [0, 1)")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise ParameterError(f"seed={self.seed!r}: must be an int")
+        if self.precision not in _PRECISIONS:
+            raise ParameterError(f"precision={self.precision!r}: must be one of {_PRECISIONS}")
+        if self.augment not in _AUGMENTS:
+            raise ParameterError(f"augment={self.augment!r}: must be one of {_AUGMENTS}")
+
+    @property
+    def snapshots(self) -> tuple[int, ...]:
+        """Epochs evaluated on test and kept: ``snapshot_epochs`` up to ``epochs``, plus ``epochs``."""
+        return tuple(sorted({e for e in self.snapshot_epochs if e <= self.epochs} | {self.epochs}))
+
+
+def _lr_dir(out: Path, lr: float) -> Path:
+    return out / f"lr-{lr:g}"
+
+
+def _jsonable(d: Any) -> Any:
+    return json.loads(json.dumps(d, default=float))
+
+
+# ---------------------------------------------------------------------------
+# helpers
+
+
+def bf16_supported(device: str | torch.device = "cpu") -> bool:
+    """Whether ``device`` computes bfloat16 natively (CPU: AVX-512 BF16 or AMX, per oneDNN / ``/proc/cpuinfo``)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    try:
+        if torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            return True
+    except (AttributeError, RuntimeError):
+        pass
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def _git_commit() -> str | None:
+    """The commit checked out in the source tree of this package (read from ``.git``, no git process)."""
+    for parent in Path(__file__).resolve().parents:
+        dot = parent / ".git"
+        if not dot.exists():
+            continue
+        try:
+            gitdir = dot
+            if dot.is_file():  # a worktree: "gitdir: <path>"
+                gitdir = (parent / dot.read_text().split(":", 1)[1].strip()).resolve()
+            common = gitdir
+            if (gitdir / "commondir").exists():
+                common = (gitdir / (gitdir / "commondir").read_text().strip()).resolve()
+            head = (gitdir / "HEAD").read_text().strip()
+            if not head.startswith("ref:"):
+                return head
+            ref = head.split(":", 1)[1].strip()
+            for base in (gitdir, common):
+                if (base / ref).exists():
+                    return (base / ref).read_text().strip()
+            packed = common / "packed-refs"
+            if packed.exists():
+                for line in packed.read_text().splitlines():
+                    if line.endswith(" " + ref):
+                        return line.split()[0]
+        except OSError:
+            return None
+        return None
+    return None
+
+
+def run_versions() -> dict[str, Any]:
+    """Versions of Python, torch, numpy and beatdbn, and the git commit (None outside a checkout)."""
+    import beatdbn
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+            "beatdbn": beatdbn.__version__, "git_commit": _git_commit(), "platform": platform.platform()}
+
+
+def key_class_map(classes: Sequence[str]) -> np.ndarray:
+    """Key index (0 = C ... 11 = B) of each class of a key task.
+
+    Raises
+    ------
+    ParameterError
+        The classes are not the 12 key names :data:`~beatdbn.tasks.labels.KEY_NAMES`.
+    """
+    if sorted(classes) != sorted(KEY_NAMES):
+        raise ParameterError(f"augment='transpose' needs a key task whose classes are the 12 keys {list(KEY_NAMES)}; "
+                             f"this task has {list(classes)[:12]}{' ...' if len(classes) > 12 else ''}: use "
+                             f"--augment none for the artist and genre tasks")
+    return np.array([KEY_NAMES.index(c) for c in classes], dtype=np.int64)
+
+
+def transpose_batch(x: torch.Tensor, labels: torch.Tensor, shifts: torch.Tensor, key_of_class: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotate each track's chroma by ``shifts`` semitones and shift its key label to match.
+
+    Parameters
+    ----------
+    x : torch.Tensor [shape=(batch, 24, T)]
+        Chroma (channels 0-11) then timbre (unchanged).
+    labels : torch.Tensor [shape=(batch,)], int
+        Class indices.
+    shifts : torch.Tensor [shape=(batch,)], int
+        Semitones ``k``: chroma bin ``c`` moves to ``(c + k) mod 12``.
+    key_of_class : torch.Tensor [shape=(12,)], int
+        Key index of each class (:func:`key_class_map`).
+
+    Returns
+    -------
+    x : torch.Tensor [shape=(batch, 24, T)]
+    labels : torch.Tensor [shape=(batch,)]
+
+    Examples
+    --------
+    >>> x = torch.zeros(1, 24, 2); x[0, 0] = 1.0  # all energy on C
+    >>> keys = torch.arange(12)
+    >>> y, lab = transpose_batch(x, torch.tensor([0]), torch.tensor([2]), keys)
+    >>> int(y[0, :12, 0].argmax()), int(lab[0])  # now on D, label D
+    (2, 2)
+    """
+    shifts = shifts.to(x.device).long()
+    idx = (torch.arange(12, device=x.device)[None, :] - shifts[:, None]) % 12  # new[c] = old[(c - k) mod 12]
+    chroma = torch.gather(x[:, :12], 1, idx[:, :, None].expand(-1, -1, x.shape[2]))
+    key_of_class = key_of_class.to(labels.device)
+    class_of_key = torch.empty_like(key_of_class)
+    class_of_key[key_of_class] = torch.arange(len(key_of_class), device=labels.device)
+    new_labels = class_of_key[(key_of_class[labels] + shifts.to(labels.device)) % 12]
+    return torch.cat((chroma, x[:, 12:]), dim=1), new_labels
+
+
+def initial_model(init: str, dbn: ConvDBN | None, classes: Sequence[str], *, seed: int, task: str = "",
+                  device: str | torch.device = "cpu", template: MLPConfig | None = None) -> ConvMLP:
+    """The untrained conv MLP of an experiment.
+
+    ``init='pretrained'`` copies ``dbn`` (:meth:`ConvMLP.from_dbn`);
+    ``init='random'`` draws the paper's control from ``dbn``'s weight
+    statistics (:meth:`ConvMLP.random_like`), or, without a DBN, uses the
+    plain random initialization of ``ConvMLP(config)`` on the layout of
+    ``template`` (paper sizes by default).
+    """
+    if init not in INIT_CHOICES:
+        raise ParameterError(f"init={init!r}: must be one of {INIT_CHOICES}")
+    n = len(classes)
+    if init == "pretrained":
+        if dbn is None:
+            raise ParameterError("init='pretrained' needs a pretrained DBN (`--init DBN_DIR`, from `beatdbn pretrain`)")
+        model = ConvMLP.from_dbn(dbn, n, seed=seed, classes=classes, task=task)
+    elif dbn is not None:
+        model = ConvMLP.random_like(dbn, n, seed=seed, classes=classes, task=task)
+    else:
+        base = (template or MLPConfig()).to_dict()
+        base.update(n_classes=n, classes=tuple(classes), task=task, init="random", seed=seed)
+        model = ConvMLP(MLPConfig.from_dict(base))
+    return model.to(device)
+
+
+@torch.no_grad()
+def split_posteriors(model: ConvMLP, features: Sequence[np.ndarray], *, batch_size: int = 64,
+                     device: str | torch.device | None = None) -> np.ndarray:
+    """Track posteriors ``(n_tracks, n_classes)`` of a list of ``(n_beats, 24)`` tracks, in float32.
+
+    Tracks are batched by similar length; the rows come back in input order.
+    """
+    device = model.layer1a.weight.device if device is None else torch.device(device)
+    was_training = model.training
+    model.eval()
+    out = np.zeros((len(features), model.config.n_classes), dtype=np.float64)
+    lengths = np.array([len(f) for f in features], dtype=np.int64)
+    for idx in bucketed_order(lengths, batch_size, rng=None):
+        x, xl = padded_batch([features[i] for i in idx], device=device)
+        out[idx] = model.predict_proba(x, xl).double().cpu().numpy()
+    model.train(was_training)
+    return out
+
+
+def _evaluate(model: ConvMLP, data: SplitData, config: FinetuneConfig, device: torch.device,
+              *, full: bool = False) -> dict[str, Any]:
+    """Accuracy and mean track loss of ``model`` on ``data`` (plus per-class accuracy and confusion when ``full``)."""
+    post = split_posteriors(model, data.features, batch_size=config.eval_batch_size, device=device)
+    pred = post.argmax(axis=1)
+    p_true = post[np.arange(len(post)), data.labels]
+    res: dict[str, Any] = {"accuracy": accuracy(data.labels, pred),
+                           "loss": float(-np.log(np.clip(p_true, 1e-12, None)).mean())}
+    if full:
+        n = len(data.classes)
+        res["per_class_accuracy"] = [None if math.isnan(a) else float(a)
+                                     for a in per_class_accuracy(data.labels, pred, n)]
+        res["confusion"] = confusion_matrix(data.labels, pred, n).tolist()
+    return res
+
+
+def _fingerprint(*splits: SplitData) -> str:
+    h = hashlib.sha256()
+    for s in splits:
+        for t, y in zip(s.track_ids, s.labels.tolist()):
+            h.update(f"{t}\t{y}\n".encode())
+        h.update(b"--\n")
+    return h.hexdigest()[:16]
+
+
+def _weights_fingerprint(model: ConvMLP) -> str:
+    h = hashlib.sha256()
+    for k, v in model.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _check_splits(train: SplitData, valid: SplitData, test: SplitData) -> list[str]:
+    classes = list(train.classes)
+    for name, s in (("train", train), ("valid", valid), ("test", test)):
+        if list(s.classes) != classes:
+            raise DataError(f"the {name} split has classes {list(s.classes)[:5]}... but train has {classes[:5]}...: "
+                            f"splits of different tasks?")
+        if not len(s):
+            raise DataError(f"the {name} split is empty: the task needs tracks in train, valid and test "
+                            f"(rebuild the tasks with more tracks per class)")
+        if len(s.labels) != len(s) or (len(s.labels) and (s.labels.min() < 0 or s.labels.max() >= len(classes))):
+            raise DataError(f"the {name} split has labels outside 0..{len(classes) - 1}")
+        empty = [t for t, f in zip(s.track_ids, s.features) if len(f) == 0]
+        if empty:
+            raise DataError(f"track {empty[0]} of the {name} split has 0 beats and cannot be classified; "
+                            f"remove it from the task")
+    if len(classes) < 2:
+        raise DataError(f"the task has {len(classes)} class: classification needs at least 2")
+    return classes
+
+
+# ---------------------------------------------------------------------------
+# checkpoints and metrics files
+
+
+def _save_checkpoint(lr_dir: Path, state: dict) -> None:
+    tmp = lr_dir / (CHECKPOINT + ".tmp")
+    torch.save(state, tmp)
+    tmp.replace(lr_dir / CHECKPOINT)
+
+
+def _load_checkpoint(lr_dir: Path, expect: dict) -> dict | None:
+    path = lr_dir / CHECKPOINT
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same advice
+        raise DataError(f"{path}: unreadable checkpoint ({type(exc).__name__}); delete it to start this "
+                        f"learning rate afresh") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise DataError(f"{path}: not a beatdbn finetuning checkpoint; delete it to start afresh")
+    for key, value in expect.items():
+        if state.get("expect", {}).get(key) != value:
+            raise DataError(f"{path}: made with another {key.replace('_', ' ')} ({state.get('expect', {}).get(key)!r}, "
+                            f"now {value!r}); resume with the same settings, or use a new --out")
+    return state
+
+
+def _write_metrics(lr_dir: Path, rows: list[dict]) -> None:
+    tmp = lr_dir / "metrics.csv.tmp"
+    with tmp.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(METRICS_COLUMNS)
+        for r in rows:
+            w.writerow(["" if r.get(c) is None else r[c] for c in METRICS_COLUMNS])
+    tmp.replace(lr_dir / "metrics.csv")
+
+
+def _write_plots(out: Path, curves: dict[str, list[dict]], selected: dict, classes: list[str], title: str,
+                 chance: float) -> list[Path]:
+    """Learning curves and the selected model's test confusion matrix (failures are logged, not raised)."""
+    paths = []
+    try:
+        from beatdbn.plots import plot_confusion, plot_learning_curves
+
+        paths.append(plot_learning_curves(curves, out / "learning_curves.png", title=title, chance=chance))
+        paths.append(plot_confusion(selected["confusion"], classes, out / "confusion.png",
+                                    title=f"{title}, lr={selected['learning_rate']:g}, epoch {selected['epoch']}, test"))
+    except Exception as exc:  # noqa: BLE001 - a plot must never cost a finished training run
+        log.warning("%s: could not draw the plots (%s: %s)", out, type(exc).__name__, exc)
+    return [Path(p) for p in paths]
+
+
+# ---------------------------------------------------------------------------
+# training
+
+
+def _train_one_rate(lr: float, model: ConvMLP, train: SplitData, valid: SplitData, test: SplitData, *,
+                    config: FinetuneConfig, device: torch.device, lr_dir: Path, expect: dict,
+                    key_of_class: torch.Tensor | None, tick: Callable[[dict], None]) -> dict[int, dict]:
+    """Train one learning rate (resuming from ``lr_dir``); returns the snapshot rows by epoch."""
+    lr_dir.mkdir(parents=True, exist_ok=True)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=config.momentum)
+    state = _load_checkpoint(lr_dir, expect)
+    rows: list[dict] = []
+    snapshots: dict[int, dict] = {}
+    start, elapsed = 0, 0.0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        rows, start, elapsed = list(state["rows"]), int(state["epoch"]), float(state["elapsed"])
+        snapshots = {int(k): v for k, v in state["snapshots"].items()}
+        log.info("%s: resuming after epoch %d", lr_dir, start)
+        _write_metrics(lr_dir, rows)  # a kill between checkpoint and csv leaves them out of step
+    labels_all = torch.from_numpy(np.asarray(train.labels, dtype=np.int64))
+    lengths = train.lengths
+    n_beats = int(lengths.sum())
+    bf16 = config.precision == "bf16"
+    for epoch in range(start + 1, config.epochs + 1):
+        t0 = time.perf_counter()
+        rng = np.random.default_rng([config.seed, epoch])
+        order = bucketed_order(lengths, config.batch_size, rng=rng)
+        shifts = torch.from_numpy(rng.integers(0, 12, size=len(train))) if key_of_class is not None else None
+        model.train()
+        loss_sum, correct, skipped, n_done = 0.0, 0, 0, 0
+        for idx in order:
+            x, xl = padded_batch([train.features[i] for i in idx], device=device)
+            y = labels_all[idx].to(device)
+            if shifts is not None:
+                x, y = transpose_batch(x, y, shifts[idx], key_of_class)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                logits, l4 = model(x, xl)
+            loss = ConvMLP.loss(logits, l4, y)
+            if not bool(torch.isfinite(loss)):
+                skipped += 1
+                continue
+            n_done += len(idx)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            with torch.no_grad():
+                loss_sum += float(loss) * len(idx)
+                correct += int((track_posteriors(logits.detach(), l4).argmax(dim=1) == y).sum())
+        t_train = time.perf_counter() - t0
+        ev = _evaluate(model, valid, config, device)
+        row = {"epoch": epoch, "learning_rate": lr,
+               "train_loss": loss_sum / n_done if n_done else float("nan"),
+               "train_accuracy": correct / max(n_done, 1), "valid_loss": ev["loss"], "valid_accuracy": ev["accuracy"],
+               "test_accuracy": None, "skipped_batches": skipped, "beats_per_s": n_beats / max(t_train, 1e-9)}
+        if epoch in config.snapshots:
+            te = _evaluate(model, test, config, device, full=True)
+            row["test_accuracy"] = te["accuracy"]
+            model.save(lr_dir / f"epoch-{epoch}")
+            snapshots[epoch] = {"learning_rate": lr, "epoch": epoch, "valid_accuracy": ev["accuracy"],
+                                "test_accuracy": te["accuracy"], "train_loss": row["train_loss"],
+                                "train_accuracy": row["train_accuracy"], "valid_loss": ev["loss"],
+                                "per_class_accuracy": te["per_class_accuracy"], "confusion": te["confusion"]}
+        elapsed += time.perf_counter() - t0
+        row["seconds"] = round(elapsed, 3)
+        rows.append(row)
+        _save_checkpoint(lr_dir, {"format": CHECKPOINT_FORMAT, "expect": expect, "model": model.state_dict(),
+                                  "optimizer": opt.state_dict(), "epoch": epoch, "rows": rows, "elapsed": elapsed,
+                                  "snapshots": {str(k): v for k, v in snapshots.items()},
+                                  "rng": {"seed": config.seed, "next_epoch": epoch + 1}})
+        _write_metrics(lr_dir, rows)
+        tick(row)
+    return snapshots
+
+
+def run_convmlp(
+    train: SplitData,
+    valid: SplitData,
+    test: SplitData,
+    *,
+    task: str,
+    init: str,
+    dbn: ConvDBN | None,
+    out: str | Path,
+    config: FinetuneConfig = FinetuneConfig(),
+    device: str | torch.device = "cpu",
+    progress: Callable[[dict], None] | None = None,
+    model_template: MLPConfig | None = None,
+) -> ExperimentResult:
+    """Finetune the conv MLP on one task over every learning rate; resumes from ``out``.
+
+    Parameters
+    ----------
+    train, valid, test : SplitData
+        The task's splits (:func:`~beatdbn.train.data.load_split`).
+    task : str
+        Task name ('artist', 'genre', 'key'), recorded in the result.
+    init : {'pretrained', 'random'}
+        Start from ``dbn``'s weights, or from random weights (the paper's
+        control drawn from ``dbn``'s statistics when ``dbn`` is given,
+        plain random initialization otherwise).
+    dbn : ConvDBN or None
+        The pretrained DBN (needed for ``'pretrained'``).
+    out : path
+        The run directory (see the module docstring).
+    config : FinetuneConfig
+    device : str or torch.device
+    progress : callable, optional
+        Called after every epoch with ``{"step": epochs done over all
+        learning rates, "total": n_rates * epochs, "message": str,
+        "learning_rate", "epoch", "beats_per_s", "train_loss",
+        "valid_accuracy"}``.
+    model_template : MLPConfig, optional
+        Layout of a plain random model (no DBN); paper sizes by default.
+
+    Returns
+    -------
+    ExperimentResult
+        Model ``convmlp_<init>``; ``runs`` has a row per learning rate and
+        snapshot epoch with ``valid_accuracy``, ``test_accuracy``,
+        ``per_class_accuracy`` and ``confusion`` (test); ``extra`` holds the
+        selection, the settings and the versions.
+
+    Raises
+    ------
+    ParameterError
+        Unknown ``init``, ``'pretrained'`` without a DBN, ``augment='transpose'``
+        on a task that is not key.
+    DataError
+        An empty or inconsistent split; a checkpoint or result in ``out`` made
+        with other settings.
+    """
+    out = Path(out)
+    device = torch.device(device)
+    if init not in INIT_CHOICES:
+        raise ParameterError(f"init={init!r}: must be one of {INIT_CHOICES}")
+    classes = _check_splits(train, valid, test)
+    key_of_class = torch.from_numpy(key_class_map(classes)) if config.augment == "transpose" else None
+    model_name = f"convmlp_{init}"
+    settings = _jsonable({"task": task, "model": model_name, "finetune": config.to_dict()})
+
+    result_path = out / RESULT_FILE
+    if result_path.exists():
+        done = ExperimentResult.load(result_path)
+        previous = _jsonable({"task": done.task, "model": done.model, "finetune": done.extra.get("finetune")})
+        if previous != settings:
+            raise DataError(f"{result_path}: a finished run with other settings ({previous['model']} on "
+                            f"{previous['task']!r}, {previous['finetune']}); use a new --out")
+        if not (out / "model" / "model.pt").exists():
+            raise DataError(f"{out / 'model'}: missing from a finished run; delete {result_path} to redo the run")
+        log.info("%s: already finished", out)
+        return done
+
+    model0 = initial_model(init, dbn, classes, seed=config.seed, task=task, device=device, template=model_template)
+    init_state = {k: v.clone() for k, v in model0.state_dict().items()}
+    expect = _jsonable({"task": task, "model": model_name, "tracks": _fingerprint(train, valid, test),
+                        "initial_weights": _weights_fingerprint(model0),
+                        "finetune": {k: v for k, v in config.to_dict().items() if k != "learning_rates"}})
+    random_kind = None if init == "pretrained" else ("like_dbn" if dbn is not None else "plain")
+    out.mkdir(parents=True, exist_ok=True)
+    run_info = {"task": task, "model": model_name, "init": init, "random_init": random_kind,
+                "finetune": config.to_dict(), "model_config": model0.config.to_dict(), "device": str(device),
+                "bf16_native": bf16_supported(device) if config.precision == "bf16" else None,
+                "splits": {"train": len(train), "valid": len(valid), "test": len(test)},
+                "tracks_fingerprint": expect["tracks"], "versions": run_versions()}
+    tmp = out / "config.json.tmp"
+    tmp.write_text(json.dumps(run_info, indent=2, default=str))
+    tmp.replace(out / "config.json")
+    if config.precision == "bf16" and not run_info["bf16_native"]:
+        log.warning("%s has no native bfloat16 (no AVX-512 BF16 / AMX): bf16 training will be emulated and slow",
+                    device)
+
+    n_rates = len(config.learning_rates)
+    total = n_rates * config.epochs
+    t_start = time.perf_counter()
+    runs: list[dict] = []
+    curves: dict[str, list[dict]] = {}
+    done_before = 0
+    for lr in config.learning_rates:
+        model = initial_model(init, dbn, classes, seed=config.seed, task=task, device=device, template=model_template)
+        model.load_state_dict(init_state)
+        lr_dir = _lr_dir(out, lr)
+
+        def tick(row: dict, lr: float = lr, base: int = done_before) -> None:
+            if progress is None:
+                return
+            progress({"step": base + row["epoch"], "total": total, "learning_rate": lr, "epoch": row["epoch"],
+                      "beats_per_s": row["beats_per_s"], "train_loss": row["train_loss"],
+                      "valid_accuracy": row["valid_accuracy"],
+                      "message": f"{model_name} {task} lr={lr:g} epoch {row['epoch']}/{config.epochs}: "
+                                 f"loss {row['train_loss']:.3f}, valid {row['valid_accuracy']:.3f}"})
+
+        snapshots = _train_one_rate(lr, model, train, valid, test, config=config, device=device, lr_dir=lr_dir,
+                                    expect=_jsonable({**expect, "learning_rate": lr}), key_of_class=key_of_class,
+                                    tick=tick)
+        runs.extend(snapshots[e] for e in config.snapshots)
+        state = torch.load(lr_dir / CHECKPOINT, map_location="cpu", weights_only=True)
+        curves[f"{init} lr={lr:g}"] = list(state["rows"])
+        done_before += config.epochs
+
+    last_seconds = sum(float(rows[-1]["seconds"]) for rows in curves.values())
+    result = ExperimentResult(task=task, model=model_name, classes=classes,
+                              chance=chance_level(train.labels, len(classes)), runs=runs, seconds=last_seconds)
+    selected = result.select(config.epochs)
+    model_dir = out / "model"
+    tmp_dir = out / "model.tmp"
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+    shutil.copytree(_lr_dir(out, selected["learning_rate"]) / f"epoch-{config.epochs}", tmp_dir)
+    summary = {k: selected[k] for k in ("learning_rate", "epoch", "valid_accuracy", "test_accuracy")}
+    (tmp_dir / "selected.json").write_text(json.dumps({"task": task, "model": model_name, **summary}, indent=2))
+    shutil.rmtree(model_dir, ignore_errors=True)
+    tmp_dir.replace(model_dir)
+    result.extra = {"selected": summary, "finetune": config.to_dict(), "model_config": model0.config.to_dict(),
+                    "init": init, "random_init": random_kind, "device": str(device),
+                    "versions": run_info["versions"], "wall_seconds_this_call": time.perf_counter() - t_start}
+    plots = _write_plots(out, curves, selected, classes, f"{model_name} on {task}", result.chance)
+    result.extra["plots"] = [p.name for p in plots]
+    result.save(out)
+    return result
+
+
+def finetune(
+    store,
+    tasks_dir,
+    task_name: str,
+    *,
+    init: str,
+    dbn_dir: str | Path | None = None,
+    out: str | Path,
+    config: FinetuneConfig = FinetuneConfig(),
+    device: str | torch.device = "cpu",
+    progress: Callable[[dict], None] | None = None,
+) -> ExperimentResult:
+    """Load a task's splits from a feature store and run :func:`run_convmlp`.
+
+    Parameters
+    ----------
+    store : FeatureStore or path
+    tasks_dir : path
+        Folder written by ``beatdbn tasks``.
+    task_name : {'artist', 'genre', 'key'}
+    init : {'pretrained', 'random'}
+    dbn_dir : path, optional
+        A DBN folder from ``beatdbn pretrain``: the weights for
+        ``'pretrained'``, the weight statistics for ``'random'`` (without
+        it, ``'random'`` uses the plain random initialization).
+    out, config, device, progress
+        As in :func:`run_convmlp`.
+    """
+    from beatdbn.store.reader import FeatureStore
+    from beatdbn.tasks.build import load_task
+    from beatdbn.train.data import load_split
+
+    if init not in INIT_CHOICES:
+        raise ParameterError(f"init={init!r}: must be one of {INIT_CHOICES}")
+    if init == "pretrained" and dbn_dir is None:
+        raise ParameterError("init='pretrained' needs dbn_dir, a folder written by `beatdbn pretrain`")
+    dbn = None
+    if dbn_dir is not None:
+        dbn_dir = Path(dbn_dir)
+        if not (dbn_dir / "model.pt").is_file() or not (dbn_dir / "config.json").is_file():
+            raise DataError(f"{dbn_dir}: not a pretrained DBN folder (model.pt and config.json expected); "
+                            f"run `beatdbn pretrain STORE --out {dbn_dir}` first")
+        try:
+            dbn = ConvDBN.load(dbn_dir, device=device)
+        except (DataError, ParameterError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - one line instead of a traceback
+            raise DataError(f"{dbn_dir}: cannot load the DBN ({type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
+    fs = store if isinstance(store, FeatureStore) else FeatureStore.open(store)
+    task = load_task(tasks_dir, task_name)
+    splits = [load_split(fs, task, s) for s in ("train", "valid", "test")]
+    return run_convmlp(*splits, task=task_name, init=init, dbn=dbn, out=out, config=config, device=device,
+                       progress=progress)

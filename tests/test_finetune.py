@@ -1,0 +1,293 @@
+"""Tests of beatdbn.train.finetune and beatdbn.evaluate.predict on the demo corpus, and their CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from beatdbn.cli import app
+from beatdbn.evaluate.predict import evaluate_split, load_run, predict_files
+from beatdbn.evaluate.results import ExperimentResult
+from beatdbn.exceptions import DataError, ParameterError
+from beatdbn.models.convmlp import ConvMLP, MLPConfig
+from beatdbn.models.dbn import ConvDBN, DBNConfig
+from beatdbn.store.reader import FeatureStore
+from beatdbn.tasks.build import load_task
+from beatdbn.tasks.labels import KEY_NAMES
+from beatdbn.train.data import SplitData, bucketed_order, load_split, padded_batch
+from beatdbn.train.finetune import FinetuneConfig, finetune, key_class_map, run_convmlp, transpose_batch
+
+runner = CliRunner()
+MAPS = 16
+#: The demo protocol: small batches (144 training tracks), one learning rate.
+DEMO = FinetuneConfig(learning_rates=(0.05,), epochs=12, snapshot_epochs=(6, 12), batch_size=4, seed=0)
+
+
+class Killed(Exception):
+    """Raised from the progress callback to simulate a kill after a checkpoint."""
+
+
+@pytest.fixture(scope="module")
+def key_splits(demo_corpus):
+    store = FeatureStore.open(demo_corpus["store"])
+    task = load_task(demo_corpus["tasks"], "key")
+    return [load_split(store, task, s) for s in ("train", "valid", "test")]
+
+
+@pytest.fixture(scope="module")
+def small_dbn(key_splits, tmp_path_factory):
+    """A small DBN pretrained briefly (2 passes of CD-1 per stage) on the demo key task's training tracks.
+
+    It starts from N(0, 0.3^2) weights instead of the CRBMs' N(0, 0.01^2): the few
+    CD passes a test can afford leave 0.01-scale weights almost where they
+    started, and the layer-4 features then barely differ between tracks.
+    """
+    train = key_splits[0]
+    dbn = ConvDBN(DBNConfig(n_maps_1a=MAPS, n_maps_1b=MAPS, n_maps_3=MAPS, seed=0))
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for stage in ("1a", "1b", "3"):
+            w = dbn.layer(stage).weight
+            w.copy_(torch.randn(w.shape, generator=g) * 0.3)
+    rng = np.random.default_rng(0)
+    for stage in ("1a", "1b", "3"):
+        for _ in range(2):
+            for idx in bucketed_order(train.lengths, 16, rng=rng):
+                x, lengths = padded_batch([train.features[i] for i in idx])
+                dbn.partial_fit(stage, x, lengths=lengths, generator=g, monitor=False)
+    path = tmp_path_factory.mktemp("dbn") / "dbn"
+    dbn.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def runs(key_splits, small_dbn, tmp_path_factory):
+    """Both initializations finetuned on the demo key task (shared by several tests).
+
+    'random' is the plain random initialization (no DBN); the paper's control
+    drawn from this small DBN's weight statistics stays at chance on the demo
+    corpus within a test's budget (its layer-3 units start saturated off).
+    """
+    root = tmp_path_factory.mktemp("runs")
+    dbn = ConvDBN.load(small_dbn)
+    template = MLPConfig(n_maps_1a=MAPS, n_maps_1b=MAPS, n_maps_3=MAPS)
+    out = {}
+    for init in ("pretrained", "random"):
+        calls = []
+        result = run_convmlp(*key_splits, task="key", init=init, dbn=dbn if init == "pretrained" else None,
+                             out=root / init, config=DEMO, progress=calls.append, model_template=template)
+        out[init] = (root / init, result, calls)
+    return out
+
+
+def read_metrics(path):
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_both_initializations_learn_the_key_task(runs):
+    for init, (run_dir, result, calls) in runs.items():
+        assert result.model == f"convmlp_{init}" and result.task == "key"
+        assert result.chance == pytest.approx(1 / 12)
+        rows = read_metrics(run_dir / "lr-0.05" / "metrics.csv")
+        assert [int(r["epoch"]) for r in rows] == list(range(1, 13))
+        losses = [float(r["train_loss"]) for r in rows]
+        assert losses[-1] < 0.9 * losses[0], (init, losses)  # the loss falls
+        best = result.select(12)
+        # a wide margin over chance (1/12): at least 3x on validation and on test
+        assert best["valid_accuracy"] >= 0.25 and best["test_accuracy"] >= 0.25, (init, best)
+        assert [c["step"] for c in calls] == list(range(1, 13)) and calls[-1]["total"] == 12
+        assert "epoch 12/12" in calls[-1]["message"]
+
+
+def test_run_directory_contents(runs):
+    run_dir, result, _ = runs["pretrained"]
+    assert {(r["learning_rate"], r["epoch"]) for r in result.runs} == {(0.05, 6), (0.05, 12)}
+    for r in result.runs:
+        assert len(r["per_class_accuracy"]) == 12
+        conf = np.array(r["confusion"])
+        assert conf.shape == (12, 12) and conf.sum() == 24
+        assert np.trace(conf) / conf.sum() == pytest.approx(r["test_accuracy"])
+    cfg = json.loads((run_dir / "config.json").read_text())
+    assert cfg["finetune"]["learning_rates"] == [0.05] and cfg["init"] == "pretrained"
+    assert {"python", "torch", "numpy", "git_commit"} <= set(cfg["versions"])
+    for name in ("result.json", "learning_curves.png", "confusion.png", "model/model.pt", "model/config.json",
+                 "lr-0.05/epoch-6/model.pt", "lr-0.05/epoch-12/model.pt", "lr-0.05/checkpoint.pt"):
+        assert (run_dir / name).exists(), name
+    assert ExperimentResult.load(run_dir).runs == json.loads(json.dumps(result.runs))
+    selected = json.loads((run_dir / "model" / "selected.json").read_text())
+    assert selected["epoch"] == 12 and selected["learning_rate"] == 0.05
+    # the model on disk is the one selected: same posteriors as the epoch-12 snapshot
+    x, lengths = padded_batch([np.random.default_rng(0).random((300, 24), dtype=np.float32)])
+    a = ConvMLP.load(run_dir / "model").predict_proba(x, lengths)
+    b = ConvMLP.load(run_dir / "lr-0.05" / "epoch-12").predict_proba(x, lengths)
+    assert torch.equal(a, b)
+
+
+def test_rerun_returns_the_finished_result_without_training(runs, key_splits, small_dbn):
+    run_dir, result, _ = runs["pretrained"]
+    calls = []
+    again = run_convmlp(*key_splits, task="key", init="pretrained", dbn=ConvDBN.load(small_dbn), out=run_dir,
+                        config=DEMO, progress=calls.append)
+    assert calls == [] and again.runs == json.loads(json.dumps(result.runs))
+    with pytest.raises(DataError, match="other settings"):
+        run_convmlp(*key_splits, task="key", init="pretrained", dbn=None, out=run_dir,
+                    config=FinetuneConfig(learning_rates=(0.05,), epochs=3, batch_size=4))
+
+
+def test_resume_after_a_kill_gives_the_same_metrics(key_splits, small_dbn, tmp_path):
+    train, valid, test = (SplitData(s.track_ids[:n], s.features[:n], s.labels[:n], s.classes)
+                          for s, n in zip(key_splits, (36, 12, 12)))
+    dbn = ConvDBN.load(small_dbn)
+    config = FinetuneConfig(learning_rates=(0.05, 0.01), epochs=3, snapshot_epochs=(2,), batch_size=6,
+                            augment="transpose")
+    whole = run_convmlp(train, valid, test, task="key", init="random", dbn=dbn, out=tmp_path / "whole", config=config)
+
+    def kill_at(step):
+        def progress(p):
+            if p["step"] == step:
+                raise Killed
+
+        return progress
+
+    for step in (2, 4):  # killed in the first learning rate, then in the second
+        with pytest.raises(Killed):
+            run_convmlp(train, valid, test, task="key", init="random", dbn=dbn, out=tmp_path / "killed",
+                        config=config, progress=kill_at(step))
+    resumed = run_convmlp(train, valid, test, task="key", init="random", dbn=dbn, out=tmp_path / "killed",
+                          config=config)
+    timing = ("seconds", "beats_per_s")
+    for lr in ("0.05", "0.01"):
+        a = read_metrics(tmp_path / "whole" / f"lr-{lr}" / "metrics.csv")
+        b = read_metrics(tmp_path / "killed" / f"lr-{lr}" / "metrics.csv")
+        assert [{k: v for k, v in r.items() if k not in timing} for r in a] == \
+               [{k: v for k, v in r.items() if k not in timing} for r in b]
+    assert resumed.runs == whole.runs
+    sa = torch.load(tmp_path / "whole" / "model" / "model.pt", weights_only=True)
+    sb = torch.load(tmp_path / "killed" / "model" / "model.pt", weights_only=True)
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    # a checkpoint from other settings is refused, naming the file
+    shutil.rmtree(tmp_path / "killed" / "model")
+    (tmp_path / "killed" / "result.json").unlink()
+    with pytest.raises(DataError, match="checkpoint.pt"):
+        run_convmlp(train, valid, test, task="key", init="random", dbn=dbn, out=tmp_path / "killed",
+                    config=FinetuneConfig(learning_rates=(0.05,), epochs=3, batch_size=5))
+
+
+def test_transposition_rotates_chroma_and_shifts_the_key():
+    classes = list(KEY_NAMES[3:]) + list(KEY_NAMES[:3])  # any order of the 12 names
+    key_of_class = torch.from_numpy(key_class_map(classes))
+    x = torch.rand(2, 24, 5)
+    labels = torch.tensor([classes.index("C"), classes.index("A#")])
+    y, lab = transpose_batch(x, labels, torch.tensor([4, 3]), key_of_class)
+    assert [classes[i] for i in lab.tolist()] == ["E", "C#"]
+    assert torch.equal(y[0, 4:12], x[0, 0:8]) and torch.equal(y[0, 0:4], x[0, 8:12])
+    assert torch.equal(y[:, 12:], x[:, 12:])  # timbre untouched
+    with pytest.raises(ParameterError, match="key task"):
+        key_class_map(["rock", "pop"])
+
+
+def test_transpose_needs_the_key_task(key_splits, tmp_path):
+    train, valid, test = (SplitData(s.track_ids, s.features, s.labels % 2, ["a", "b"]) for s in key_splits)
+    with pytest.raises(ParameterError, match="--augment none"):
+        run_convmlp(train, valid, test, task="artist", init="random", dbn=None, out=tmp_path,
+                    config=FinetuneConfig(augment="transpose", epochs=1))
+    with pytest.raises(ParameterError, match="needs a pretrained DBN"):
+        run_convmlp(train, valid, test, task="artist", init="pretrained", dbn=None, out=tmp_path)
+
+
+def test_finetune_reports_a_missing_split_and_a_bad_dbn(demo_corpus, tmp_path):
+    tasks = tmp_path / "tasks"
+    shutil.copytree(demo_corpus["tasks"], tasks)
+    (tasks / "key" / "valid.tsv").unlink()
+    with pytest.raises(DataError, match="valid"):
+        finetune(demo_corpus["store"], tasks, "key", init="random", out=tmp_path / "run",
+                 config=FinetuneConfig(epochs=1))
+    with pytest.raises(DataError, match="not a pretrained DBN folder"):
+        finetune(demo_corpus["store"], demo_corpus["tasks"], "key", init="pretrained", dbn_dir=tmp_path,
+                 out=tmp_path / "run", config=FinetuneConfig(epochs=1))
+
+
+def test_predict_and_evaluate(runs, demo_corpus, tmp_path):
+    run_dir, result, _ = runs["pretrained"]
+    run = load_run(run_dir)
+    assert run.labels == list(KEY_NAMES) and run.task == "key"
+    # evaluate reproduces the test accuracy recorded for the selected model
+    ev = evaluate_split(run_dir, demo_corpus["store"], demo_corpus["tasks"], "test")
+    assert ev["accuracy"] == pytest.approx(result.select(12)["test_accuracy"])
+    assert set(ev["per_class_accuracy"]) == set(KEY_NAMES) and ev["n_tracks"] == 24
+    files = sorted(demo_corpus["msd"].rglob("*.h5"))[:3]
+    bad = tmp_path / "broken.h5"
+    bad.write_bytes(b"not hdf5 at all")
+    answers = predict_files(run_dir, [files[0], bad, files[1]], top_k=3)
+    assert [a["file"] for a in answers] == [str(files[0]), str(bad), str(files[1])]
+    assert "error" in answers[1] and "broken.h5" in answers[1]["error"]
+    for a in (answers[0], answers[2]):
+        probs = a["probabilities"]
+        assert len(probs) == 3 and a["label"] == next(iter(probs)) and a["label"] in KEY_NAMES
+        assert list(probs.values()) == sorted(probs.values(), reverse=True)
+        assert a["track_id"].startswith("TR")
+    everything = predict_files(run_dir, [files[0]], top_k=0)[0]["probabilities"]
+    assert len(everything) == 12 and sum(everything.values()) == pytest.approx(1.0)
+    # predicting a feature-store track gives the posterior finetuning computed
+    meta, feats = None, None
+    from beatdbn.features.sources import read_features
+
+    meta, feats, _ = next(iter(read_features(files[2])))
+    direct = run.model.predict_proba(*padded_batch([feats]))[0]
+    got = predict_files(run, [files[2]], top_k=0)[0]["probabilities"]
+    assert [got[c] for c in KEY_NAMES] == pytest.approx(direct.tolist(), abs=1e-6)
+
+
+def test_cli_predict_json_evaluate_and_errors(runs, demo_corpus, tmp_path):
+    run_dir, _, _ = runs["random"]
+    files = sorted(demo_corpus["msd"].rglob("*.h5"))[:2]
+    bad = tmp_path / "missing.h5"
+    res = runner.invoke(app, ["predict", str(run_dir), str(files[0]), str(bad), str(files[1]), "--json", "-k", "2"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert len(out) == 3 and "error" in out[1] and out[1]["file"] == str(bad)
+    assert set(out[0]) == {"file", "track_id", "label", "probabilities"} and len(out[0]["probabilities"]) == 2
+    assert all(k in KEY_NAMES for k in out[2]["probabilities"])
+    res = runner.invoke(app, ["predict", str(run_dir), str(files[0])])
+    assert res.exit_code == 0 and files[0].name in res.stdout
+    # every input unreadable: exit 1
+    res = runner.invoke(app, ["predict", str(run_dir), str(bad)])
+    assert res.exit_code == 1
+    res = runner.invoke(app, ["evaluate", str(run_dir), str(demo_corpus["store"]), str(demo_corpus["tasks"]),
+                              "--split", "valid", "--json"])
+    assert res.exit_code == 0, res.output
+    ev = json.loads(res.stdout)
+    assert ev["split"] == "valid" and 0 <= ev["accuracy"] <= 1 and len(ev["per_class_accuracy"]) == 12
+    # a bad model: one line, exit 1, no traceback
+    fake = tmp_path / "fake"
+    (fake / "model").mkdir(parents=True)
+    (fake / "model" / "model.pt").write_bytes(b"junk")
+    (fake / "model" / "config.json").write_text('{"format": "beatdbn-convmlp", "version": 1, "config": {}}')
+    res = runner.invoke(app, ["predict", str(fake), str(files[0])])
+    assert res.exit_code == 1 and "Traceback" not in res.output and "not a readable beatdbn model file" in res.output
+    res = runner.invoke(app, ["predict", str(tmp_path), str(files[0])])
+    assert res.exit_code == 1 and "run directory" in res.output
+
+
+def test_cli_finetune(demo_corpus, small_dbn, tmp_path):
+    out = tmp_path / "run"
+    res = runner.invoke(app, ["finetune", str(demo_corpus["store"]), str(demo_corpus["tasks"]), "--task", "artist",
+                              "--init", str(small_dbn), "--out", str(out), "--lr", "0.05", "--lr", "0.005",
+                              "--epochs", "2", "--batch-size", "8", "--precision", "bf16"])
+    assert res.exit_code == 0, res.output
+    assert "selected lr=" in res.output
+    result = ExperimentResult.load(out)
+    assert result.model == "convmlp_pretrained" and len(result.runs) == 2 and len(result.classes) == 4
+    res = runner.invoke(app, ["finetune", str(demo_corpus["store"]), str(demo_corpus["tasks"]), "--task", "artist",
+                              "--init", "random", "--out", str(tmp_path / "r"), "--augment", "transpose"])
+    assert res.exit_code == 1 and "key task" in res.output
+    res = runner.invoke(app, ["finetune", str(demo_corpus["store"]), str(demo_corpus["tasks"]), "--task", "mood",
+                              "--init", "random", "--out", str(tmp_path / "r")])
+    assert res.exit_code == 1 and "mood" in res.output
