@@ -22,7 +22,8 @@ demo: setup
 	$(BIN)/beatdbn synth $(DEMO)/msd --tracks $(TRACKS) --artists 40
 	$(BIN)/beatdbn extract $(DEMO)/msd --out $(DEMO)/store
 	$(BIN)/beatdbn info $(DEMO)/store
-	$(BIN)/beatdbn tasks $(DEMO)/store --out $(DEMO)/tasks --artists 10 --per-artist 40 --per-genre 40 --per-key 60
+	$(BIN)/beatdbn reproduce $(DEMO)/store --out $(DEMO)/run --quick --artists 10 --per-artist 40 --per-genre 40 --per-key 60
+	@echo "report: $(DEMO)/run/report.html (Table 1: $(DEMO)/run/table.md)"
 
 test: setup
 	$(BIN)/python -m pytest -q tests
