@@ -20,8 +20,8 @@ def pretrain(
     exclude: Optional[Path] = typer.Option(
         None, help="Tasks folder (from `beatdbn tasks`): leave its valid/test tracks and duplicates out."),
     passes: int = typer.Option(1, help="Passes over the data per layer (the paper: 1)."),
-    batch_size: int = typer.Option(32, help="Tracks per CD-1 step."),
-    checkpoint_every: int = typer.Option(200, help="Batches between checkpoints."),
+    batch_size: int = typer.Option(1, help="Tracks per CD-1 step (1: one update per track, as the paper)."),
+    checkpoint_every: int = typer.Option(2000, help="Batches between checkpoints."),
     seed: int = typer.Option(0, help="Seed of the batch order, the initial weights and the hidden samples."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
     plots: bool = typer.Option(True, help="Plot the filters and training statistics when done."),

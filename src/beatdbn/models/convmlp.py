@@ -49,9 +49,16 @@ stayed at ``log(n_classes)`` for 10 epochs at 0.05.
   ``+-4 sqrt(6 / (fan_in + fan_out))`` with ``fan_in = channels_in * width``
   and ``fan_out = maps * width / pool``; biases 0.
 
-The output layer starts the same way in all three: weights
-``N(0, 0.01^2)`` drawn from a generator seeded by ``seed`` alone, biases 0,
-so two models built with the same seed have identical output layers.
+The output layer starts the same way in all three: weights uniform in
+``+-4 sqrt(6 / (n_maps_3 + n_classes))`` (the Theano rule for sigmoid
+inputs that the random hidden layers use too) drawn from a generator seeded
+by ``seed`` alone, biases 0, so two models built with the same seed have
+identical output layers. (The paper does not say how its output layer
+started. A small start, ``N(0, 0.01^2)``, left both the pretrained and the
+random-control networks on a plateau at chance on the demo corpus: their
+layer-4 features vary little from track to track, and with tiny output
+weights almost no gradient reaches the hidden layers; with this start both
+learn, measured on the demo key task.)
 
 **Saving**: :meth:`ConvMLP.save` writes ``model.pt`` (a plain state dict)
 and ``config.json`` (``{"format": "beatdbn-convmlp", "version": 1,
@@ -98,8 +105,6 @@ INITS = ("pretrained", "random_like", "random")
 #: ``config.json`` marker and the version this code writes and reads.
 MODEL_FORMAT = "beatdbn-convmlp"
 MODEL_VERSION = 1
-#: Standard deviation of the output layer's initial weights (every initialization).
-OUTPUT_INIT_STD = 0.01
 
 _SHORT_TRACK_RULES = ("wrap", "edge", "zeros")
 _HIDDEN = ("layer1a", "layer1b", "layer3")
@@ -272,10 +277,12 @@ class ConvMLP(nn.Module):
 
     @torch.no_grad()
     def _init_output(self) -> None:
-        """Output weights ``N(0, 0.01^2)`` from ``seed`` alone, biases 0 (the same for every init)."""
-        w = torch.randn(self.output.weight.shape, generator=_generator(self.config.seed, "output"),
-                        dtype=torch.float64) * OUTPUT_INIT_STD
-        self.output.weight.copy_(w)
+        """Output weights uniform in ``+-4 sqrt(6 / (fan_in + fan_out))`` from ``seed`` alone, biases 0
+        (the same for every init)."""
+        n_out, n_in = self.output.weight.shape[:2]
+        bound = 4.0 * math.sqrt(6.0 / (n_in + n_out))
+        w = torch.rand(self.output.weight.shape, generator=_generator(self.config.seed, "output"), dtype=torch.float64)
+        self.output.weight.copy_((2.0 * w - 1.0) * bound)
         self.output.bias.zero_()
 
     @staticmethod

@@ -60,7 +60,6 @@ Examples
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import math
 import time
@@ -74,11 +73,13 @@ import torch
 
 from beatdbn.evaluate.metrics import accuracy, chance_level, confusion_matrix, per_class_accuracy
 from beatdbn.evaluate.results import RESULT_FILE, ExperimentResult
-from beatdbn.exceptions import DataError, ParameterError
+from beatdbn.exceptions import ParameterError
 from beatdbn.models.config import JsonConfig
 from beatdbn.models.logreg import GRAD_NORMS, WindowedLogReg
 from beatdbn.models.naive_bayes import WindowedNaiveBayes
 from beatdbn.models.windows import Standardizer, WindowedTracks, make_windows
+from beatdbn.train.data import check_splits, splits_fingerprint
+from beatdbn.train.provenance import run_versions
 
 __all__ = ["BaselineConfig", "PAPER_LEARNING_RATES", "prepare_windows", "run_naive_bayes", "run_logreg",
            "sgd_epoch", "lr_dirname"]
@@ -162,34 +163,6 @@ def lr_dirname(lr: float) -> str:
 # shared preparation
 
 
-def _check_splits(train, valid, test) -> list[str]:
-    classes = list(train.classes)
-    for name, split in (("train", train), ("valid", valid), ("test", test)):
-        if len(split) == 0:
-            raise DataError(f"the {name} split has no tracks; every split needs at least one")
-        if list(split.classes) != classes:
-            raise DataError(f"the {name} split's classes differ from the train split's; load all three from one task")
-        labels = np.asarray(split.labels)
-        if labels.shape != (len(split.features),):
-            raise DataError(f"the {name} split has {len(split.features)} tracks but {labels.shape} labels")
-        if labels.min() < 0 or labels.max() >= len(classes):
-            raise DataError(f"the {name} split has labels outside 0..{len(classes) - 1}")
-    if len(classes) < 2:
-        raise DataError(f"the task has {len(classes)} class(es); classification needs at least 2")
-    return classes
-
-
-def _fingerprint(train, valid, test) -> str:
-    h = hashlib.sha1()
-    for split in (train, valid, test):
-        h.update("\n".join(split.track_ids).encode())
-        h.update(np.asarray(split.labels, dtype=np.int64).tobytes())
-        h.update(np.asarray(split.lengths, dtype=np.int64).tobytes())
-        h.update(b"|")
-    h.update("\n".join(train.classes).encode())
-    return h.hexdigest()
-
-
 def prepare_windows(train, valid, test, *, window: int = 32,
                     stride: int = 32) -> tuple[Standardizer, dict[str, WindowedTracks]]:
     """Standardizer fit on ``train`` only, and the standardized windows of the three splits.
@@ -210,7 +183,7 @@ def prepare_windows(train, valid, test, *, window: int = 32,
     DataError
         An empty split, a track of the wrong width or of 0 beats, mismatched classes.
     """
-    _check_splits(train, valid, test)
+    check_splits(train, valid, test)
     std = Standardizer.fit(train.features, name="the train split")
     windows = {name: make_windows(split.features, window=window, stride=stride, standardizer=std,
                                   name=f"the {name} split")
@@ -233,15 +206,6 @@ def _evaluate(scores: dict[str, np.ndarray], labels: np.ndarray, prefix: str) ->
 def _test_report(pred: np.ndarray, labels: np.ndarray, n_classes: int) -> dict[str, Any]:
     return {"per_class_accuracy": _clean(per_class_accuracy(labels, pred, n_classes)),
             "confusion": confusion_matrix(labels, pred, n_classes).tolist()}
-
-
-def _versions() -> dict[str, str]:
-    import sklearn
-
-    import beatdbn
-
-    return {"beatdbn": getattr(beatdbn, "__version__", "?"), "numpy": np.__version__, "torch": torch.__version__,
-            "sklearn": sklearn.__version__}
 
 
 def _window_stats(windows: dict[str, WindowedTracks]) -> dict[str, Any]:
@@ -306,8 +270,8 @@ def run_naive_bayes(train, valid, test, *, task: str, out: str | Path, config: B
         ``out`` holds a result of another configuration or other splits.
     """
     out = Path(out)
-    classes = _check_splits(train, valid, test)
-    fingerprint = _fingerprint(train, valid, test)
+    classes = check_splits(train, valid, test)
+    fingerprint = splits_fingerprint(train, valid, test)
     done = _existing(out, model="naive_bayes", fingerprint=fingerprint, fields=config.nb_fields())
     if done is not None:
         _emit(progress, 3, 3, "naive Bayes: already done")
@@ -336,7 +300,7 @@ def run_naive_bayes(train, valid, test, *, task: str, out: str | Path, config: B
         task, "naive_bayes", classes=classes, chance=chance_level(train.labels, n_classes), runs=[row],
         seconds=time.perf_counter() - t0,
         extra={"config": config._json(), "splits": fingerprint, "windows": _window_stats(windows),
-               "standardizer": std.to_dict(), "versions": _versions(),
+               "standardizer": std.to_dict(), "versions": run_versions(),
                "table_uses": "valid_accuracy/test_accuracy: mean of window posteriors",
                "note": "GaussianNB (scikit-learn) on standardized windows; standardization from train beats only"})
     result.save(out)
@@ -527,8 +491,8 @@ def run_logreg(train, valid, test, *, task: str, out: str | Path, config: Baseli
         ``out`` holds results of another configuration or other splits.
     """
     out = Path(out)
-    classes = _check_splits(train, valid, test)
-    fingerprint = _fingerprint(train, valid, test)
+    classes = check_splits(train, valid, test)
+    fingerprint = splits_fingerprint(train, valid, test)
     total = len(config.learning_rates) * config.epochs
     if (out / RESULT_FILE).exists():
         old = ExperimentResult.load(out / RESULT_FILE)
@@ -560,7 +524,7 @@ def run_logreg(train, valid, test, *, task: str, out: str | Path, config: Baseli
         task, "logreg", classes=classes, chance=chance_level(train.labels, n_classes), runs=runs,
         seconds=time.perf_counter() - t0,
         extra={"config": config._json(), "splits": fingerprint, "windows": _window_stats(windows),
-               "standardizer": std.to_dict(), "versions": _versions(), "device": str(device),
+               "standardizer": std.to_dict(), "versions": run_versions(), "device": str(device),
                "chosen_learning_rate": best["learning_rate"],
                "table_uses": "valid_accuracy/test_accuracy: mean of window posteriors",
                "note": (f"windowed logistic regression, plain SGD, minibatch loss = {config.grad_norm} of window "

@@ -17,6 +17,7 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -25,7 +26,7 @@ import torch
 
 from beatdbn.exceptions import DataError, ParameterError
 
-__all__ = ["SplitData", "load_split", "padded_batch", "bucketed_order"]
+__all__ = ["SplitData", "load_split", "padded_batch", "bucketed_order", "check_splits", "splits_fingerprint"]
 
 
 @dataclass
@@ -114,3 +115,44 @@ def bucketed_order(lengths: np.ndarray, batch_size: int, *, rng: np.random.Gener
     if rng is not None:
         batches = [batches[i] for i in rng.permutation(len(batches))]
     return batches
+
+
+def check_splits(train: SplitData, valid: SplitData, test: SplitData) -> list[str]:
+    """Validate the three splits of one task before training; returns the class names.
+
+    Raises
+    ------
+    DataError
+        A split is empty, has other classes than train, labels out of range or
+        a track of 0 beats; or the task has fewer than 2 classes.
+    """
+    classes = list(train.classes)
+    for name, s in (("train", train), ("valid", valid), ("test", test)):
+        if list(s.classes) != classes:
+            raise DataError(f"the {name} split has classes {list(s.classes)[:5]}... but train has {classes[:5]}...: "
+                            f"splits of different tasks?")
+        if not len(s):
+            raise DataError(f"the {name} split has no tracks: the task needs tracks in train, valid and test "
+                            f"(rebuild the tasks with more tracks per class)")
+        labels = np.asarray(s.labels)
+        if labels.shape != (len(s.features),) or labels.min() < 0 or labels.max() >= len(classes):
+            raise DataError(f"the {name} split has {len(s.features)} tracks but labels of shape {labels.shape} "
+                            f"or outside 0..{len(classes) - 1}")
+        empty = [t for t, f in zip(s.track_ids, s.features) if len(f) == 0]
+        if empty:
+            raise DataError(f"track {empty[0]} of the {name} split has 0 beats and cannot be classified; "
+                            f"remove it from the task")
+    if len(classes) < 2:
+        raise DataError(f"the task has {len(classes)} class(es); classification needs at least 2")
+    return classes
+
+
+def splits_fingerprint(*splits: SplitData) -> str:
+    """A short hash of the splits' track ids, labels, lengths and classes (to refuse resuming on other data)."""
+    h = hashlib.sha256()
+    for s in splits:
+        h.update("\n".join(s.track_ids).encode())
+        h.update(np.asarray(s.labels, dtype=np.int64).tobytes())
+        h.update(s.lengths.tobytes())
+        h.update("\n".join(s.classes).encode() + b"|")
+    return h.hexdigest()[:16]

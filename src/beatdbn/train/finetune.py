@@ -65,7 +65,6 @@ import hashlib
 import json
 import logging
 import math
-import platform
 import shutil
 import time
 from dataclasses import dataclass
@@ -82,7 +81,8 @@ from beatdbn.models.config import JsonConfig
 from beatdbn.models.convmlp import ConvMLP, MLPConfig, track_posteriors
 from beatdbn.models.dbn import ConvDBN
 from beatdbn.tasks.labels import KEY_NAMES
-from beatdbn.train.data import SplitData, bucketed_order, padded_batch
+from beatdbn.train.data import SplitData, bucketed_order, check_splits, padded_batch, splits_fingerprint
+from beatdbn.train.provenance import run_versions
 
 __all__ = ["FinetuneConfig", "run_convmlp", "finetune", "initial_model", "split_posteriors", "transpose_batch",
            "key_class_map", "bf16_supported", "run_versions", "METRICS_COLUMNS", "INIT_CHOICES"]
@@ -175,45 +175,6 @@ def bf16_supported(device: str | torch.device = "cpu") -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def _git_commit() -> str | None:
-    """The commit checked out in the source tree of this package (read from ``.git``, no git process)."""
-    for parent in Path(__file__).resolve().parents:
-        dot = parent / ".git"
-        if not dot.exists():
-            continue
-        try:
-            gitdir = dot
-            if dot.is_file():  # a worktree: "gitdir: <path>"
-                gitdir = (parent / dot.read_text().split(":", 1)[1].strip()).resolve()
-            common = gitdir
-            if (gitdir / "commondir").exists():
-                common = (gitdir / (gitdir / "commondir").read_text().strip()).resolve()
-            head = (gitdir / "HEAD").read_text().strip()
-            if not head.startswith("ref:"):
-                return head
-            ref = head.split(":", 1)[1].strip()
-            for base in (gitdir, common):
-                if (base / ref).exists():
-                    return (base / ref).read_text().strip()
-            packed = common / "packed-refs"
-            if packed.exists():
-                for line in packed.read_text().splitlines():
-                    if line.endswith(" " + ref):
-                        return line.split()[0]
-        except OSError:
-            return None
-        return None
-    return None
-
-
-def run_versions() -> dict[str, Any]:
-    """Versions of Python, torch, numpy and beatdbn, and the git commit (None outside a checkout)."""
-    import beatdbn
-
-    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-            "beatdbn": beatdbn.__version__, "git_commit": _git_commit(), "platform": platform.platform()}
 
 
 def key_class_map(classes: Sequence[str]) -> np.ndarray:
@@ -330,45 +291,12 @@ def _evaluate(model: ConvMLP, data: SplitData, config: FinetuneConfig, device: t
     return res
 
 
-def _fingerprint(*splits: SplitData) -> str:
-    h = hashlib.sha256()
-    for s in splits:
-        for t, y in zip(s.track_ids, s.labels.tolist()):
-            h.update(f"{t}\t{y}\n".encode())
-        h.update(b"--\n")
-    return h.hexdigest()[:16]
-
-
 def _weights_fingerprint(model: ConvMLP) -> str:
     h = hashlib.sha256()
     for k, v in model.state_dict().items():
         h.update(k.encode())
         h.update(v.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
-
-
-def _check_splits(train: SplitData, valid: SplitData, test: SplitData) -> list[str]:
-    classes = list(train.classes)
-    for name, s in (("train", train), ("valid", valid), ("test", test)):
-        if list(s.classes) != classes:
-            raise DataError(f"the {name} split has classes {list(s.classes)[:5]}... but train has {classes[:5]}...: "
-                            f"splits of different tasks?")
-        if not len(s):
-            raise DataError(f"the {name} split is empty: the task needs tracks in train, valid and test "
-                            f"(rebuild the tasks with more tracks per class)")
-        if len(s.labels) != len(s) or (len(s.labels) and (s.labels.min() < 0 or s.labels.max() >= len(classes))):
-            raise DataError(f"the {name} split has labels outside 0..{len(classes) - 1}")
-        empty = [t for t, f in zip(s.track_ids, s.features) if len(f) == 0]
-        if empty:
-            raise DataError(f"track {empty[0]} of the {name} split has 0 beats and cannot be classified; "
-                            f"remove it from the task")
-    if len(classes) < 2:
-        raise DataError(f"the task has {len(classes)} class: classification needs at least 2")
-    return classes
-
-
-# ---------------------------------------------------------------------------
-# checkpoints and metrics files
 
 
 def _save_checkpoint(lr_dir: Path, state: dict) -> None:
@@ -557,7 +485,7 @@ def run_convmlp(
     device = torch.device(device)
     if init not in INIT_CHOICES:
         raise ParameterError(f"init={init!r}: must be one of {INIT_CHOICES}")
-    classes = _check_splits(train, valid, test)
+    classes = check_splits(train, valid, test)
     key_of_class = torch.from_numpy(key_class_map(classes)) if config.augment == "transpose" else None
     model_name = f"convmlp_{init}"
     settings = _jsonable({"task": task, "model": model_name, "finetune": config.to_dict()})
@@ -576,7 +504,7 @@ def run_convmlp(
 
     model0 = initial_model(init, dbn, classes, seed=config.seed, task=task, device=device, template=model_template)
     init_state = {k: v.clone() for k, v in model0.state_dict().items()}
-    expect = _jsonable({"task": task, "model": model_name, "tracks": _fingerprint(train, valid, test),
+    expect = _jsonable({"task": task, "model": model_name, "tracks": splits_fingerprint(train, valid, test),
                         "initial_weights": _weights_fingerprint(model0),
                         "finetune": {k: v for k, v in config.to_dict().items() if k != "learning_rates"}})
     random_kind = None if init == "pretrained" else ("like_dbn" if dbn is not None else "plain")
