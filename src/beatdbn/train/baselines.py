@@ -78,6 +78,7 @@ from beatdbn.models.config import JsonConfig
 from beatdbn.models.logreg import GRAD_NORMS, WindowedLogReg
 from beatdbn.models.naive_bayes import WindowedNaiveBayes
 from beatdbn.models.windows import Standardizer, WindowedTracks, make_windows
+from beatdbn.train.checkpoint import save_atomic
 from beatdbn.train.data import check_splits, splits_fingerprint
 from beatdbn.train.provenance import run_versions
 
@@ -329,12 +330,6 @@ def _write_metrics(path: Path, rows: list[dict[str, float]]) -> None:
     tmp.replace(path)
 
 
-def _save_torch(obj, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
-
-
 def sgd_epoch(model: WindowedLogReg, opt: torch.optim.Optimizer, view: torch.Tensor, starts: torch.Tensor,
               y: torch.Tensor, order: torch.Tensor, *, batch_size: int, grad_norm: str = "sum") -> float:
     """One epoch of minibatch SGD over the windows ``starts[order]``; returns the summed window loss.
@@ -416,7 +411,7 @@ def _train_one_lr(lr: float, windows: dict[str, WindowedTracks], labels: dict[st
         history.append({"epoch": epoch, "learning_rate": lr, "train_loss": total / n_win,
                         "train_accuracy": train_acc, "valid_accuracy": valid_acc, "seconds": seconds})
         _write_metrics(lr_out / "metrics.csv", history)
-        _save_torch({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch}, ckpt_path)
+        save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch}, ckpt_path)
         tick(1, f"lr {lr:g} epoch {epoch}/{config.epochs}: loss {history[-1]['train_loss']:.3f}, "
                 f"valid {valid_acc:.1%}")
 
@@ -431,7 +426,7 @@ def _train_one_lr(lr: float, windows: dict[str, WindowedTracks], labels: dict[st
     row.update(ev)
     row.update({"train_loss": history[-1]["train_loss"], "train_accuracy": history[-1]["train_accuracy"],
                 "seconds": seconds})
-    _save_torch(model.state_dict(), lr_out / "model.pt")
+    save_atomic(model.state_dict(), lr_out / "model.pt")
     (row_path.with_suffix(".json.tmp")).write_text(json.dumps(row, indent=2))
     row_path.with_suffix(".json.tmp").replace(row_path)
     ckpt_path.unlink(missing_ok=True)

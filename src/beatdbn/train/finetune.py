@@ -81,6 +81,7 @@ from beatdbn.models.config import JsonConfig
 from beatdbn.models.convmlp import ConvMLP, MLPConfig, track_posteriors
 from beatdbn.models.dbn import ConvDBN
 from beatdbn.tasks.labels import KEY_NAMES
+from beatdbn.train.checkpoint import load_checkpoint, save_atomic
 from beatdbn.train.data import SplitData, bucketed_order, check_splits, padded_batch, splits_fingerprint
 from beatdbn.train.provenance import run_versions
 
@@ -299,30 +300,6 @@ def _weights_fingerprint(model: ConvMLP) -> str:
     return h.hexdigest()[:16]
 
 
-def _save_checkpoint(lr_dir: Path, state: dict) -> None:
-    tmp = lr_dir / (CHECKPOINT + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(lr_dir / CHECKPOINT)
-
-
-def _load_checkpoint(lr_dir: Path, expect: dict) -> dict | None:
-    path = lr_dir / CHECKPOINT
-    if not path.exists():
-        return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same advice
-        raise DataError(f"{path}: unreadable checkpoint ({type(exc).__name__}); delete it to start this "
-                        f"learning rate afresh") from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise DataError(f"{path}: not a beatdbn finetuning checkpoint; delete it to start afresh")
-    for key, value in expect.items():
-        if state.get("expect", {}).get(key) != value:
-            raise DataError(f"{path}: made with another {key.replace('_', ' ')} ({state.get('expect', {}).get(key)!r}, "
-                            f"now {value!r}); resume with the same settings, or use a new --out")
-    return state
-
-
 def _write_metrics(lr_dir: Path, rows: list[dict]) -> None:
     tmp = lr_dir / "metrics.csv.tmp"
     with tmp.open("w", newline="") as f:
@@ -358,7 +335,7 @@ def _train_one_rate(lr: float, model: ConvMLP, train: SplitData, valid: SplitDat
     """Train one learning rate (resuming from ``lr_dir``); returns the snapshot rows by epoch."""
     lr_dir.mkdir(parents=True, exist_ok=True)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=config.momentum)
-    state = _load_checkpoint(lr_dir, expect)
+    state = load_checkpoint(lr_dir / CHECKPOINT, fmt=CHECKPOINT_FORMAT, expect=expect, what="finetuning")
     rows: list[dict] = []
     snapshots: dict[int, dict] = {}
     start, elapsed = 0, 0.0
@@ -415,10 +392,10 @@ def _train_one_rate(lr: float, model: ConvMLP, train: SplitData, valid: SplitDat
         elapsed += time.perf_counter() - t0
         row["seconds"] = round(elapsed, 3)
         rows.append(row)
-        _save_checkpoint(lr_dir, {"format": CHECKPOINT_FORMAT, "expect": expect, "model": model.state_dict(),
-                                  "optimizer": opt.state_dict(), "epoch": epoch, "rows": rows, "elapsed": elapsed,
-                                  "snapshots": {str(k): v for k, v in snapshots.items()},
-                                  "rng": {"seed": config.seed, "next_epoch": epoch + 1}})
+        save_atomic({"format": CHECKPOINT_FORMAT, "expect": expect, "model": model.state_dict(),
+                     "optimizer": opt.state_dict(), "epoch": epoch, "rows": rows, "elapsed": elapsed,
+                     "snapshots": {str(k): v for k, v in snapshots.items()},
+                     "rng": {"seed": config.seed, "next_epoch": epoch + 1}}, lr_dir / CHECKPOINT)
         _write_metrics(lr_dir, rows)
         tick(row)
     return snapshots

@@ -69,6 +69,7 @@ import torch
 from beatdbn.exceptions import DataError, ParameterError
 from beatdbn.models.config import JsonConfig
 from beatdbn.models.dbn import ConvDBN, DBNConfig
+from beatdbn.train.checkpoint import load_checkpoint, save_atomic
 from beatdbn.train.data import padded_batch
 
 __all__ = ["PretrainConfig", "pretrain", "batch_plan", "read_exclusion", "iter_stats", "write_plots", "PHASES", "STATS_COLUMNS"]
@@ -169,29 +170,6 @@ class _StatsLog:
         self._f.close()
 
 
-def _save_checkpoint(out: Path, state: dict) -> None:
-    tmp = out / (CHECKPOINT + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(out / CHECKPOINT)
-
-
-def _load_checkpoint(out: Path, expect: dict) -> dict | None:
-    path = out / CHECKPOINT
-    if not path.exists():
-        return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same advice
-        raise DataError(f"{path}: unreadable checkpoint ({type(exc).__name__}); delete it to start afresh") from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise DataError(f"{path}: not a beatdbn pretraining checkpoint; delete it to start afresh")
-    for key, value in expect.items():
-        if state.get(key) != value:
-            raise DataError(f"{path}: made with another {key.replace('_', ' ')} ({state.get(key)!r}, now {value!r}); "
-                            f"resume with the same settings, or use a new --out (or delete the checkpoint)")
-    return state
-
-
 def pretrain(
     store,
     out,
@@ -264,7 +242,7 @@ def pretrain(
         return summary
     dbn = ConvDBN(dbn_config, device=device)
     gen = torch.Generator(device=device).manual_seed(config.seed)
-    state = _load_checkpoint(out, expect)
+    state = load_checkpoint(out / CHECKPOINT, fmt=CHECKPOINT_FORMAT, expect=expect, what="pretraining")
     position = (0, 0, 0)  # where to resume: phase index, pass, batches done in that pass
     elapsed = {name: 0.0 for name in PHASES}
     if state is not None:
@@ -283,9 +261,9 @@ def pretrain(
 
     def checkpoint(phase_i: int, pass_: int, batch_i: int) -> None:
         stats.flush()
-        _save_checkpoint(out, {"format": CHECKPOINT_FORMAT, **expect, "model": dbn.state_dict(),
-                               "generator": gen.get_state(), "position": [phase_i, pass_, batch_i],
-                               "stats_rows": stats.n_rows, "elapsed": elapsed})
+        save_atomic({"format": CHECKPOINT_FORMAT, "expect": expect, "model": dbn.state_dict(),
+                     "generator": gen.get_state(), "position": [phase_i, pass_, batch_i],
+                     "stats_rows": stats.n_rows, "elapsed": elapsed}, out / CHECKPOINT)
 
     try:
         for phase_i, (phase, stages) in enumerate(PHASES.items()):
