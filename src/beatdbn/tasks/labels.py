@@ -12,7 +12,9 @@ tags gives no genre; a tie for the highest count between two or more of the
 is, the minority one ignored.
 
 **Key**: the Echo Nest ``key`` field, 0-11 for C..B (mode ignored: 12 keys as
-in the paper), named with :data:`KEY_NAMES`.
+in the paper), named with :data:`KEY_NAMES`; with ``--key-classes 24`` the
+``mode`` field too (1 major, 0 minor), named with :data:`KEY_NAMES_24`
+("C major" ... "B minor"); a track whose mode is unknown (-1) is left out.
 
 **Labels of an audio corpus** (``beatdbn extract --labels FILE``): a CSV file
 with a ``path`` column (relative to the CSV's folder, or absolute) and any of
@@ -33,7 +35,7 @@ from typing import Iterable, Sequence
 
 from beatdbn.exceptions import DataError, ParameterError
 
-__all__ = ["GENRES", "KEY_NAMES", "LABEL_FIELDS", "normalize_tag", "genre_from_mbtags", "read_tagtraum",
+__all__ = ["GENRES", "KEY_NAMES", "KEY_NAMES_24", "LABEL_FIELDS", "normalize_tag", "genre_from_mbtags", "read_tagtraum",
            "parse_key", "read_label_csv", "folder_labels"]
 
 #: The 20 MusicBrainz genre tags of the paper, in its order.
@@ -42,6 +44,8 @@ GENRES = (
     "soul", "latin", "dance", "reggae", "techno", "funk", "rap", "hip hop", "rock", "pop",
 )
 KEY_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+#: The 24 major/minor keys (``--key-classes 24``), named as mir_eval writes keys: "C major" ... "B minor".
+KEY_NAMES_24 = tuple(f"{k} major" for k in KEY_NAMES) + tuple(f"{k} minor" for k in KEY_NAMES)
 
 
 def normalize_tag(tag: str) -> str:
@@ -72,13 +76,19 @@ def genre_from_mbtags(tags: Sequence[str], counts: Sequence[int], genres: Sequen
     return winners[0] if len(winners) == 1 else None
 
 
-def read_tagtraum(path) -> dict[str, str]:
+def read_tagtraum(path, *, notes: list | None = None) -> dict[str, str]:
     """track_id -> majority genre from a tagtraum ``.cls`` file.
+
+    Lines are ``track_id<TAB>majority[<TAB>minority]`` (2 or 3 columns);
+    ``#`` lines are comments. A blank line is skipped, and when ``notes`` is
+    given one line naming the file and the line is appended to it.
 
     Raises
     ------
     DataError
-        Missing file, or a line that is not ``track_id<TAB>genre...``.
+        Missing file, or a line with a wrong column count, a track id that is
+        not an MSD id (``TR`` + 16 characters) or an empty genre: one line
+        naming the file and the line.
     """
     path = Path(path)
     try:
@@ -86,13 +96,25 @@ def read_tagtraum(path) -> dict[str, str]:
     except OSError as exc:
         raise DataError(f"{path}: cannot read the genre label file ({exc.strerror or exc})") from None
     labels = {}
+    blank = []
     for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip() or line.startswith("#"):
+        if line.startswith("#"):
             continue
-        parts = line.rstrip("\n").split("\t")
-        if len(parts) < 2 or not parts[0].startswith("TR") or not parts[1].strip():
-            raise DataError(f"{path}:{n}: expected 'track_id<TAB>genre[<TAB>minority]', got {line[:60]!r}")
-        labels[parts[0].strip()] = parts[1].strip()
+        if not line.strip():
+            blank.append(n)
+            continue
+        parts = line.rstrip("\r\n").split("\t")
+        if len(parts) not in (2, 3):
+            raise DataError(f"{path}:{n}: {len(parts)} tab-separated columns, expected 2 or 3 "
+                            f"('track_id<TAB>genre[<TAB>minority]'), got {line[:60]!r}")
+        tid = parts[0].strip()
+        if not (tid.startswith("TR") and len(tid) == 18) or not parts[1].strip():
+            raise DataError(f"{path}:{n}: expected 'track_id<TAB>genre[<TAB>minority]' with an MSD track id "
+                            f"(TR + 16 characters), got {line[:60]!r}")
+        labels[tid] = parts[1].strip()
+    if blank and notes is not None:
+        shown = ", ".join(map(str, blank[:5])) + (f" and {len(blank) - 5} more" if len(blank) > 5 else "")
+        notes.append(f"{path}: {len(blank)} blank line(s) skipped (line {shown})")
     return labels
 
 
