@@ -222,7 +222,9 @@ def evaluate_split(run_dir: Run | str | Path, store, tasks_dir, split: str = "te
     dict
         ``{"run", "task", "split", "n_tracks", "accuracy", "chance",
         "per_class_accuracy": {label: accuracy or None}, "classes",
-        "confusion": [[...]]}`` (rows: true class, columns: predicted).
+        "confusion": [[...]]}`` (rows: true class, columns: predicted); on a key
+        task also ``"weighted_key_score"`` (MIREX, via mir_eval), ``"key_score_rule"``
+        and ``"key_score_fifth"`` (the installed mir_eval's fifth convention).
 
     Raises
     ------
@@ -249,7 +251,14 @@ def evaluate_split(run_dir: Run | str | Path, store, tasks_dir, split: str = "te
     pred = post.argmax(axis=1)
     n = run.model.config.n_classes
     pca = per_class_accuracy(data.labels, pred, n)
-    return {"run": str(run.path), "task": run.task, "split": split, "n_tracks": len(data),
-            "accuracy": accuracy(data.labels, pred), "chance": chance_level(data.labels, n),
-            "per_class_accuracy": {lab: (None if math.isnan(a) else float(a)) for lab, a in zip(run.labels, pca)},
-            "classes": run.labels, "confusion": confusion_matrix(data.labels, pred, n).tolist()}
+    confusion = confusion_matrix(data.labels, pred, n)
+    out = {"run": str(run.path), "task": run.task, "split": split, "n_tracks": len(data),
+           "accuracy": accuracy(data.labels, pred), "chance": chance_level(data.labels, n),
+           "per_class_accuracy": {lab: (None if math.isnan(a) else float(a)) for lab, a in zip(run.labels, pca)},
+           "classes": run.labels, "confusion": confusion.tolist()}
+    from beatdbn.evaluate.metrics import KEY_SCORE_RULE, fifth_convention, weighted_key_score
+
+    score = weighted_key_score(confusion, task.classes)
+    if score is not None:  # a key task: the MIREX weighted score beside the accuracy
+        out.update(weighted_key_score=score, key_score_rule=KEY_SCORE_RULE, key_score_fifth=fifth_convention())
+    return out

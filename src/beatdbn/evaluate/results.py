@@ -9,6 +9,12 @@ and test accuracy; :meth:`ExperimentResult.select` picks, for one epoch, the
 row of best validation accuracy (ties: the first in sweep order), whose test
 accuracy is what Table 1 reports.
 
+**Key tasks.** When the classes are keys (12 tonics or 24 major/minor keys),
+:meth:`ExperimentResult.save` adds ``test_weighted_key_score`` (the MIREX
+weighted score, :func:`~beatdbn.evaluate.metrics.weighted_key_score`) to every
+run that has a test ``confusion``, and ``extra["key_score"]`` says how it was
+computed (the mir_eval version and its fifth convention).
+
 Examples
 --------
 >>> r = ExperimentResult("key", "logreg", classes=["C", "D"], chance=0.5)
@@ -25,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from beatdbn.evaluate.metrics import KEY_SCORE_RULE, fifth_convention, mirex_keys, weighted_key_score
 from beatdbn.exceptions import DataError
 
 __all__ = ["ExperimentResult", "RESULT_FILE"]
@@ -75,10 +82,24 @@ class ExperimentResult:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def add_key_scores(self) -> bool:
+        """On a key task, set ``test_weighted_key_score`` on every run with a test ``confusion``.
+
+        Returns True when this is a key task (classes are keys), else False (nothing changes).
+        """
+        if mirex_keys(self.classes) is None:
+            return False
+        for row in self.runs:
+            if row.get("confusion") is not None:
+                row["test_weighted_key_score"] = weighted_key_score(row["confusion"], self.classes)
+        self.extra["key_score"] = {"rule": KEY_SCORE_RULE, "fifth": fifth_convention()}
+        return True
+
     def save(self, directory: str | Path) -> Path:
-        """Write ``directory/result.json`` atomically; returns its path."""
+        """Write ``directory/result.json`` atomically (key tasks: with :meth:`add_key_scores`); returns its path."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
+        self.add_key_scores()
         path = directory / RESULT_FILE
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(self.to_dict(), indent=2, default=float))
