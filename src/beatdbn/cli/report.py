@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
+
 import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from beatdbn.cli import command, console
+from beatdbn.cli.data import TASK_HELP, task_options
 
 __all__ = ["reproduce", "report"]
 
@@ -15,21 +18,34 @@ __all__ = ["reproduce", "report"]
 def reproduce(
     store: Path = typer.Argument(..., help="Feature store (from `beatdbn extract`)."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder; a rerun resumes and skips finished experiments."),
-    quick: bool = typer.Option(False, help="Smoke run: 2 learning rates per sweep, a few epochs."),
-    artists: int = typer.Option(50, help="Artist task: number of artists."),
-    per_artist: int = typer.Option(100, help="Artist task: tracks per artist."),
-    per_genre: int = typer.Option(250, help="Genre task: tracks per genre."),
-    per_key: int = typer.Option(250, help="Key task: tracks per key."),
+    quick: bool = typer.Option(False, help="Smoke run: 2 learning rates per sweep, 10 epochs (snapshot at 7)."),
+    artists: int = typer.Option(50, help=TASK_HELP["artists"]),
+    per_artist: int = typer.Option(100, help=TASK_HELP["per_artist"]),
+    per_genre: int = typer.Option(250, help=TASK_HELP["per_genre"]),
+    per_key: int = typer.Option(250, help=TASK_HELP["per_key"]),
+    scale: str = typer.Option("paper", help=TASK_HELP["scale"]),
+    min_per_class: int = typer.Option(0, help=TASK_HELP["min_per_class"]),
+    genres: Optional[str] = typer.Option(None, help=TASK_HELP["genres"]),
+    key_classes: int = typer.Option(12, help=TASK_HELP["key_classes"]),
+    artist_filter: bool = typer.Option(False, "--artist-filter", help=TASK_HELP["artist_filter"]),
+    duplicates: Optional[Path] = typer.Option(None, help=TASK_HELP["duplicates"]),
+    genre_labels: Optional[Path] = typer.Option(None, help=TASK_HELP["genre_labels"]),
+    tasks_dir: Optional[Path] = typer.Option(None, "--tasks", help="Tasks built beforehand with `beatdbn tasks` (instead of the task options)."),
+    recipe: str = typer.Option("paper", help="Conv MLP finetuning: 'paper' (section 6), 'beatdbn', or 'both' (extra Table 1 rows)."),
     seed: int = typer.Option(0, help="Seed of splits, weights, batch orders and samples."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
 ):
-    """Run the paper's twelve experiments (tasks, pretraining, baselines, conv MLPs) and write Table 1 and a report."""
+    """Run the paper's experiments (tasks, pretraining, baselines, conv MLPs) and write Table 1 and a report.
+
+    Every task the corpus can give is run; one it cannot give shows as a dash in Table 1, with the reason.
+    """
     from beatdbn.evaluate.table import Table1
-    from beatdbn.tasks.build import TaskConfig
     from beatdbn.train.reproduce import ReproduceConfig, reproduce as run
 
-    tasks = TaskConfig(artists=artists, per_artist=per_artist, per_genre=per_genre, per_key=per_key, seed=seed)
-    config = ReproduceConfig.make(quick=quick, seed=seed, tasks=tasks)
+    tasks = task_options(artists, per_artist, per_genre, per_key, seed, scale, min_per_class, genres, key_classes,
+                         artist_filter)
+    config = ReproduceConfig.make(quick=quick, seed=seed, tasks=tasks, recipe=recipe, genre_labels=genre_labels,
+                                  duplicates=duplicates, tasks_dir=tasks_dir)
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(),
                TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
     with Progress(*columns, console=console) as bar:
@@ -42,11 +58,17 @@ def reproduce(
                        info=p["message"][:60])
 
         record = run(store, out, config=config, device=device, progress=advance)
-    console.print(Table1.from_run(out).to_rich())
-    projected = record.get("projected", {}).get("total_seconds")
-    if projected:
+    table = Table1.from_run(out)
+    console.print(table.to_rich())
+    for note in table.footnotes[3:]:
+        console.print(f"  {note}", highlight=False, soft_wrap=True)
+    projected = record.get("projected", {})
+    if projected.get("total_seconds"):
+        pre = projected.get("pretrain_seconds")
         console.print(f"projected wall time of the full protocol at the paper's scale on this machine: "
-                      f"{projected / 3600:.1f} h")
+                      f"{projected['total_seconds'] / 3600:.1f} h"
+                      + (f" (pretraining pass over ~4.6e8 beats: {pre / 3600:.1f} h)" if pre else "")
+                      + f"; {projected.get('machine', '')}", highlight=False, soft_wrap=True)
     console.print(f"Table 1: {out / 'table.md'}\nreport:  {out / 'report.html'}")
 
 

@@ -11,7 +11,8 @@
 
 and writes the plots into ``RUN_DIR/report/`` and two pages beside them with
 the same content: Table 1 (this run, chance, the paper's numbers in columns of
-their own), the tasks, learning curves per task (pretrained vs random init,
+their own), the tasks (scale beside the paper's, split protocol), the key
+task's accuracy and MIREX weighted score, learning curves per task (pretrained vs random init,
 every learning rate; logistic regression apart), the confusion matrix of the
 validation-selected run of every experiment, the DBN's filters and
 pretraining statistics, and the run's config, versions, timings and
@@ -40,7 +41,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from beatdbn.evaluate.results import ExperimentResult
-from beatdbn.evaluate.table import MODELS, TASKS, Table1, format_accuracy, format_learning_rate, load_results
+from beatdbn.evaluate.table import (MODELS, RECIPE_MODELS, TASKS, Table1, format_accuracy, format_learning_rate,
+                                    load_results)
 from beatdbn.exceptions import BeatdbnError, DataError
 
 __all__ = ["write_report", "REPORT_DIR", "format_duration"]
@@ -48,7 +50,6 @@ __all__ = ["write_report", "REPORT_DIR", "format_duration"]
 #: Folder (inside the run directory) holding the report's plots.
 REPORT_DIR = "report"
 
-_CONV_INITS = ("convmlp_pretrained", "convmlp_random")
 _LR_DIR = re.compile(r"^lr-(.+)$")
 
 _CSS = """
@@ -230,12 +231,36 @@ def _section_tasks(page: _Page, tasks_json: Any) -> None:
     for name in sorted(tasks_json["tasks"], key=lambda t: TASKS.index(t) if t in TASKS else 99):
         info = tasks_json["tasks"][name]
         counts = info.get("counts", {}) or {}
-        rows.append([name, info.get("classes", ""), counts.get("train", ""), counts.get("valid", ""),
-                     counts.get("test", ""), format_accuracy(info.get("chance"))])
-    page.table(["task", "classes", "train", "valid", "test", "chance (1/classes)"], rows, numeric={1, 2, 3, 4, 5})
+        scale = f"{info.get('scale', '')} ({info.get('scale_rule', 'paper')}; paper {info.get('paper_scale', '')})"
+        rows.append([name, info.get("classes", ""), scale, info.get("protocol", "random"), counts.get("train", ""),
+                     counts.get("valid", ""), counts.get("test", ""), format_accuracy(info.get("chance"))])
+    page.table(["task", "classes", "scale (paper)", "split", "train", "valid", "test", "chance (1/classes)"], rows,
+               numeric={1, 4, 5, 6, 7})
     errors = tasks_json.get("errors") or {}
     if errors:
         page.bullets([f"task {k} could not be built: {v}" for k, v in errors.items()])
+    labels = (tasks_json.get("corpus") or {}).get("genre_labels")
+    if isinstance(labels, dict):
+        page.para(f"Genre labels from {labels.get('file')}: {labels.get('labels', 0):,} labels, "
+                  f"{labels.get('ids_not_in_store', 0):,} of them for tracks not in the store.")
+
+
+def _section_key_scores(page: _Page, table: Table1) -> None:
+    """Accuracy and the MIREX weighted key score of every selected key run."""
+    scores = table.key_scores()
+    if not scores:
+        return
+    from beatdbn.evaluate.metrics import KEY_SCORE_RULE, fifth_convention
+
+    page.heading(2, "Key scores")
+    page.para(f"{KEY_SCORE_RULE}; {fifth_convention()}. Test set, the runs Table 1 shows.")
+    rows = []
+    for block, model, score in scores:
+        cell = table.cells[(model, block)]["key"]
+        rows.append([MODELS[model], "" if model == "naive_bayes" else cell.epoch,
+                     format_accuracy(cell.valid_accuracy), format_accuracy(cell.test_accuracy), f"{score:.4f}"])
+    page.table(["model", "epoch", "valid accuracy", "test accuracy", "test weighted score"], rows,
+               numeric={1, 2, 3, 4})
 
 
 def _section_curves(page: _Page, run_dir: Path, out: Path, table: Table1, missing: list[str]) -> None:
@@ -247,10 +272,11 @@ def _section_curves(page: _Page, run_dir: Path, out: Path, table: Table1, missin
               "reports. The paper's claim: pretraining converges faster (its 20-epoch rows).")
     figs = []
     exp = run_dir / "experiments"
+    conv_models = [m for r in table.recipes for m in RECIPE_MODELS[r]]
     for task in TASKS:
         curves: dict[str, list[dict[str, Any]]] = {}
-        for model in _CONV_INITS:
-            kind = "pretrained" if model.endswith("pretrained") else "random"
+        for model in conv_models:
+            kind = model.removeprefix("convmlp_").replace("_", " ")
             runs = _metrics(exp / task / model, missing)
             if not runs and (exp / task).is_dir():
                 missing.append(f"learning curves: {task} / {MODELS[model]}: no lr-*/metrics.csv")
@@ -288,7 +314,7 @@ def _section_confusion(page: _Page, out: Path, table: Table1, missing: list[str]
               "(rows: true class, normalized per row).")
     figs = []
     for task in TASKS:
-        for model in MODELS:
+        for model in dict.fromkeys(m for m, _ in table.rows):
             r: ExperimentResult | None = table.results.get((task, model))
             cell = table.cells.get((model, "final"), {}).get(task)
             if r is None or cell is None:
@@ -417,18 +443,17 @@ def write_report(run_dir: str | Path, *, embed_images: bool = False) -> Path:
 
     run_config = _read_json(run_dir / "config.json", missing, "run configuration")
     tasks_json = _read_json(run_dir / "tasks" / "tasks.json", missing, "tasks")
-    results, problems = load_results(run_dir / "experiments")
+    _, problems = load_results(run_dir / "experiments")
     missing += problems
-    chance = {}
-    if isinstance(tasks_json, dict):
-        chance = {k: v.get("chance") for k, v in (tasks_json.get("tasks") or {}).items() if isinstance(v, dict)}
-    table = Table1(results, chance={k: v for k, v in chance.items() if v is not None})
+    table = Table1.from_run(run_dir)
+    table.notes = [n for n in table.notes if n not in problems]
     missing += [f"Table 1: {m}" for m in table.missing]
 
     page = _Page(run_dir, embed_images)
     body_start = len(page.html)
     _section_table(page, table)
     _section_tasks(page, tasks_json)
+    _section_key_scores(page, table)
     _section_curves(page, run_dir, out, table, missing)
     _section_confusion(page, out, table, missing)
     _section_dbn(page, run_dir, out, missing)
@@ -442,7 +467,7 @@ def write_report(run_dir: str | Path, *, embed_images: bool = False) -> Path:
     head = _Page(run_dir, embed_images)
     head.heading(1, title)
     head.para(meta, css="meta")
-    sections = ["Table 1", "Tasks", "Learning curves", "Confusion matrices", "Pretrained DBN", "Run"]
+    sections = ["Table 1", "Tasks"] + (["Key scores"] if table.key_scores() else []) + ["Learning curves", "Confusion matrices", "Pretrained DBN", "Run"]
     head.raw("", '<p class="meta">' + " \u00b7 ".join(
         f'<a href="#{re.sub(r"[^a-z0-9]+", "-", s.lower()).strip("-")}">{s}</a>' for s in sections) + "</p>")
     if missing:

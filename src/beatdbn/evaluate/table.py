@@ -9,7 +9,19 @@ learning rate in parentheses, e.g. ``29.52% (0.005)``. As in the paper the
 best cell of each column is bold within each block (naive Bayes and the
 30-epoch rows; the 20-epoch rows), ties all bold. A chance row gives each
 task's chance level (the results' ``chance``: always answering the most
-frequent training class). An experiment that is missing shows as ``—``.
+frequent training class). An experiment that is missing shows as ``—``; a
+task the corpus could not give (``tasks.json`` errors) shows as ``—`` with its
+reason in a footnote. The header gives each task's scale (classes × tracks
+per class) beside the paper's 20×250, 50×100 and 12×250, and the footnotes
+say how the genre splits were drawn (random, as the paper, or
+artist-filtered) and, on the key task, the MIREX weighted key score of every
+selected run.
+
+**Recipes.** The conv MLP rows are the paper's recipe
+(``convmlp_random`` / ``convmlp_pretrained``); a run with the ``beatdbn``
+finetuning recipe adds the rows "conv. MLP (beatdbn recipe), random init /
+pretrained" (``convmlp_*_beatdbn``) in both epoch blocks; ``recipes``
+chooses which rows are shown (default: those the results hold).
 
 **Honesty.** Every number in the *this run* columns comes from the
 :class:`~beatdbn.evaluate.results.ExperimentResult` objects passed in; the
@@ -50,7 +62,7 @@ from typing import Any
 from beatdbn.evaluate.results import RESULT_FILE, ExperimentResult
 from beatdbn.exceptions import DataError, ParameterError
 
-__all__ = ["Table1", "Cell", "TASKS", "MODELS", "ROWS", "PAPER_TABLE1", "PAPER_EPOCHS", "PAPER_SOURCE",
+__all__ = ["Table1", "Cell", "TASKS", "MODELS", "ROWS", "RECIPE_MODELS", "PAPER_SCALES", "table_rows", "PAPER_TABLE1", "PAPER_EPOCHS", "PAPER_SOURCE",
            "format_accuracy", "format_learning_rate", "load_results"]
 
 #: Columns, in the paper's order.
@@ -62,9 +74,16 @@ MODELS = {
     "logreg": "windowed logistic regression",
     "convmlp_random": "conv. MLP without pretraining",
     "convmlp_pretrained": "conv. MLP with pretraining",
+    "convmlp_random_beatdbn": "conv. MLP (beatdbn recipe), random init",
+    "convmlp_pretrained_beatdbn": "conv. MLP (beatdbn recipe), pretrained",
 }
 _SHORT = {"naive_bayes": "naive Bayes", "logreg": "windowed log. regression",
-          "convmlp_random": "conv. MLP, random init", "convmlp_pretrained": "conv. MLP, pretrained"}
+          "convmlp_random": "conv. MLP, random init", "convmlp_pretrained": "conv. MLP, pretrained",
+          "convmlp_random_beatdbn": "conv. MLP (beatdbn), random init",
+          "convmlp_pretrained_beatdbn": "conv. MLP (beatdbn), pretrained"}
+#: Finetuning recipes whose conv MLP rows Table 1 can show, and their model keys (random, pretrained).
+RECIPE_MODELS = {"paper": ("convmlp_random", "convmlp_pretrained"),
+                 "beatdbn": ("convmlp_random_beatdbn", "convmlp_pretrained_beatdbn")}
 #: Rows, in the paper's order: (model, block).
 ROWS = (
     ("naive_bayes", "final"),
@@ -91,6 +110,24 @@ PAPER_TABLE1: dict[tuple[str, str], dict[str, tuple[float, float | None]]] = {
 }
 #: Classes per task in the paper (balanced tasks: chance = 1 / classes).
 PAPER_CLASSES = {"genre": 20, "artist": 50, "key": 12}
+#: The paper's scale of each task (classes × tracks per class).
+PAPER_SCALES = {"genre": "20\u00d7250", "artist": "50\u00d7100", "key": "12\u00d7250"}
+
+
+def table_rows(recipes: Iterable[str] = ("paper",)) -> tuple[tuple[str, str], ...]:
+    """(model, block) rows in order: naive Bayes, logistic regression, then each recipe's conv MLP rows in
+    the final block, then the same conv MLP rows in the early block.
+
+    Examples
+    --------
+    >>> table_rows(("paper",)) == ROWS
+    True
+    >>> table_rows(("beatdbn",))[2]
+    ('convmlp_random_beatdbn', 'final')
+    """
+    convs = [m for r in recipes for m in RECIPE_MODELS[r]]
+    return (("naive_bayes", "final"), ("logreg", "final"), *((m, "final") for m in convs),
+            *((m, "early") for m in convs))
 
 _SUPERSCRIPT = str.maketrans("-0123456789", "\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079")
 _DASH = "\u2014"
@@ -217,6 +254,16 @@ class Table1:
         (e.g. from ``tasks.json``).
     tasks : tuple of str
         Columns (default genre, artist, key).
+    recipes : tuple of str, optional
+        Finetuning recipes whose conv MLP rows are shown ('paper', 'beatdbn');
+        default: the paper's, plus 'beatdbn' when a result of it is given (only
+        'beatdbn' when every conv MLP result is of that recipe).
+    scales : dict, optional
+        Task -> scale text of this run (``'3×3'``), shown in the header.
+    unbuilt : dict, optional
+        Task -> why the corpus could not give it (shown as a footnote).
+    protocols : dict, optional
+        Task -> split protocol ('random' or 'artist-filtered').
 
     Attributes
     ----------
@@ -234,11 +281,16 @@ class Table1:
 
     def __init__(self, results: Iterable[ExperimentResult] = (), *, final_epoch: int | None = None,
                  early_epoch: int | None = None, chance: Mapping[str, float] | None = None,
-                 tasks: tuple[str, ...] = TASKS) -> None:
+                 tasks: tuple[str, ...] = TASKS, recipes: tuple[str, ...] | None = None,
+                 scales: Mapping[str, str] | None = None, unbuilt: Mapping[str, str] | None = None,
+                 protocols: Mapping[str, str] | None = None) -> None:
         for task in tasks:
             if task not in TASKS:
                 raise ParameterError(f"tasks={tasks!r}: each must be one of {TASKS}")
         self.tasks = tuple(tasks)
+        self.scales = dict(scales or {})
+        self.unbuilt = {t: str(v) for t, v in (unbuilt or {}).items() if t in self.tasks}
+        self.protocols = dict(protocols or {})
         self.notes: list[str] = []
         by_key: dict[tuple[str, str], ExperimentResult] = {}
         for r in results:
@@ -251,6 +303,15 @@ class Table1:
                 self.notes.append(f"{r.model} on {r.task} given twice: the last one is used")
             by_key[(r.task, r.model)] = r
         self.results = by_key
+        if recipes is None:
+            convs = {m for (_, m) in by_key if m.startswith("convmlp")}
+            recipes = tuple(r for r, models in RECIPE_MODELS.items()
+                            if convs & set(models) or (r == "paper" and not convs))
+        unknown = [r for r in recipes if r not in RECIPE_MODELS]
+        if unknown or not recipes:
+            raise ParameterError(f"recipes={recipes!r}: choose from {tuple(RECIPE_MODELS)}")
+        self.recipes = tuple(recipes)
+        self.rows = table_rows(self.recipes)
 
         epochs = [int(row["epoch"]) for (_, m), r in by_key.items() if m != "naive_bayes" for row in r.runs
                   if "epoch" in row]
@@ -276,7 +337,7 @@ class Table1:
 
         self.missing: list[str] = []
         self.cells: dict[tuple[str, str], dict[str, Cell | None]] = {}
-        for model, block in ROWS:
+        for model, block in self.rows:
             self.cells[(model, block)] = {task: self._cell(task, model, block) for task in self.tasks}
         _mark_best(self.cells, self.tasks)
 
@@ -291,7 +352,7 @@ class Table1:
         name = f"{task} / {MODELS[model]}"
         r = self.results.get((task, model))
         if r is None:
-            if block == "final":
+            if block == "final" and task not in self.unbuilt:
                 self.missing.append(f"{name}: no result")
             return None
         if not r.runs:
@@ -324,14 +385,21 @@ class Table1:
 
     @classmethod
     def from_run(cls, run_dir: str | Path, **kwargs: Any) -> "Table1":
-        """Build from ``run_dir/experiments/*/*/result.json`` (chance also from ``run_dir/tasks/tasks.json``).
+        """Build from ``run_dir/experiments/*/*/result.json``; chance, scales, split protocols and unbuilt
+        tasks from ``run_dir/tasks/tasks.json``, the recipes from ``run_dir/config.json``.
 
         Unreadable result files are skipped and listed in :attr:`notes`.
         """
         run_dir = Path(run_dir)
         results, problems = load_results(run_dir / "experiments")
-        if "chance" not in kwargs:
-            kwargs["chance"] = _tasks_chance(run_dir / "tasks" / "tasks.json")
+        info = _tasks_info(run_dir / "tasks" / "tasks.json")
+        kwargs.setdefault("chance", info["chance"])
+        for key in ("scales", "unbuilt", "protocols"):
+            kwargs.setdefault(key, info[key])
+        if "recipes" not in kwargs:
+            recipes = _run_recipes(run_dir / "config.json")
+            if recipes:
+                kwargs["recipes"] = recipes
         table = cls(results, **kwargs)
         table.notes[:0] = problems
         return table
@@ -343,7 +411,8 @@ class Table1:
         try:
             return self.cells[(model, block)][task]
         except KeyError:
-            raise ParameterError(f"no cell ({model!r}, {block!r}, {task!r}) in Table 1; models {tuple(MODELS)}, "
+            raise ParameterError(f"no cell ({model!r}, {block!r}, {task!r}) in Table 1; models "
+                                 f"{tuple(dict.fromkeys(m for m, _ in self.rows))}, "
                                  f"blocks ('final', 'early'), tasks {self.tasks}") from None
 
     def block_label(self, block: str, *, paper: bool = False) -> str:
@@ -361,7 +430,7 @@ class Table1:
         """(block label shown, model name, row key) for every row, chance first."""
         out: list[tuple[str, str, tuple[str, str] | None]] = [("", "chance level", None)]
         previous = None
-        for model, block in ROWS:
+        for model, block in self.rows:
             label = "" if model == "naive_bayes" or block == previous else self.block_label(block)
             if model != "naive_bayes":
                 previous = block
@@ -371,6 +440,31 @@ class Table1:
     def _paper_chance(self, task: str) -> str:
         n = PAPER_CLASSES[task]
         return f"{100.0 / n:.2f}% (1/{n})"
+
+    def _header(self, task: str, *, paper: bool = False) -> str:
+        """Column title with the task's scale: ``'genre 3×3'`` (this run), ``'genre 20×250'`` (paper)."""
+        scale = PAPER_SCALES[task] if paper else self.scales.get(task)
+        return f"{TASK_TITLES[task]} {scale}" if scale else TASK_TITLES[task]
+
+    def _paper_cell(self, key: tuple[str, str], task: str) -> Cell | None | str:
+        """The paper's cell, or ``''`` for a row the paper does not have (the beatdbn recipe)."""
+        return self.paper[key][task] if key in self.paper else ""
+
+    def key_scores(self) -> list[tuple[str, str, float]]:
+        """(block, model, test weighted key score) of every selected key run that has one."""
+        out = []
+        if "key" not in self.tasks:
+            return out
+        for model, block in self.rows:
+            c = self.cells[(model, block)].get("key")
+            r = self.results.get(("key", model))
+            if c is None or r is None:
+                continue
+            row = r.select() if model == "naive_bayes" else r.select(c.epoch)
+            score = row.get("test_weighted_key_score")
+            if score is not None:
+                out.append((block, model, float(score)))
+        return out
 
     @property
     def footnotes(self) -> list[str]:
@@ -383,6 +477,24 @@ class Table1:
             f"Columns marked *paper* are transcribed from {PAPER_SOURCE}; they are not results of this run.",
             f"{_DASH}: experiment missing from this run.",
         ]
+        if self.scales:
+            notes.append("Header: each task's scale in this run (classes \u00d7 tracks per class) beside the "
+                         "paper's.")
+        for task, why in self.unbuilt.items():
+            notes.append(f"{task}: not built on this corpus ({_DASH} in every row): {why}")
+        if "genre" in self.tasks and "genre" not in self.unbuilt:
+            protocol = self.protocols.get("genre", "random")
+            notes.append("Genre splits: " + ("artist-filtered (all of an artist's tracks in one split)"
+                                             if protocol == "artist-filtered"
+                                             else "random per class, as in the paper (an artist's tracks may be "
+                                                  "on both sides)") + ".")
+        scores = self.key_scores()
+        if scores:
+            from beatdbn.evaluate.metrics import KEY_SCORE_RULE, fifth_convention
+
+            shown = ", ".join(f"{_SHORT[m]}{'' if b == 'final' or m == 'naive_bayes' else f' ({self.early_epoch} ep.)'}"
+                              f" {s:.3f}" for b, m, s in scores)
+            notes.append(f"Key, {KEY_SCORE_RULE} of the same runs (test): {shown}; {fifth_convention()}.")
         if any(c is not None and c.note for row in self.cells.values() for c in row.values()):
             notes.append("\u2020: evaluated at another epoch than its block (see the notes).")
         nb = [f"{t} {format_accuracy(r.select().get('test_accuracy_sum_log'))}"
@@ -404,7 +516,7 @@ class Table1:
                      (None if model == "naive_bayes" else
                       (self.final_epoch if block == "final" else self.early_epoch)),
                      "cells": {t: (c.to_dict() if c is not None else None) for t, c in cells[(model, block)].items()}}
-                    for model, block in ROWS]
+                    for model, block in (self.rows if not paper else ROWS)]
 
         return {
             "title": "Table 1: test accuracy (chosen learning rate)",
@@ -412,6 +524,12 @@ class Table1:
             "final_epoch": self.final_epoch,
             "early_epoch": self.early_epoch,
             "chance": {t: _json_float(v) for t, v in self.chance.items()},
+            "recipes": list(self.recipes),
+            "scales": dict(self.scales),
+            "paper_scales": dict(PAPER_SCALES),
+            "unbuilt": dict(self.unbuilt),
+            "protocols": dict(self.protocols),
+            "key_scores": [{"block": b, "model": m, "test_weighted_key_score": s} for b, m, s in self.key_scores()],
             "rows": rows(self.cells, False),
             "missing": list(self.missing),
             "notes": list(self.notes),
@@ -422,10 +540,10 @@ class Table1:
 
     def to_markdown(self, *, paper: bool = True) -> str:
         """The table as GitHub Markdown, the paper's numbers in columns of their own after ``‖``."""
-        head = ["", ""] + [TASK_TITLES[t] for t in self.tasks]
+        head = ["", ""] + [self._header(t) for t in self.tasks]
         align = ["---", "---"] + ["---:"] * len(self.tasks)
         if paper:
-            head += ["\u2016"] + [f"*paper:* {TASK_TITLES[t]}" for t in TASKS]
+            head += ["\u2016"] + [f"*paper:* {self._header(t, paper=True)}" for t in TASKS]
             align += [":-:"] + ["---:"] * len(TASKS)
         lines = ["| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
         for label, name, key in self._lines():
@@ -435,7 +553,7 @@ class Table1:
                 name = f"*{name}*"
             else:
                 ours = [_md_cell(self.cells[key][t]) for t in self.tasks]
-                theirs = [_md_cell(self.paper[key][t]) for t in TASKS]
+                theirs = [_md_cell(self._paper_cell(key, t)) for t in TASKS]
             row = [label, name] + ours + (["\u2016"] + theirs if paper else [])
             lines.append("| " + " | ".join(row) + " |")
         out = "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in self.footnotes) + "\n"
@@ -453,9 +571,9 @@ class Table1:
                f'<th colspan="{n_ours}" class="ours">this run</th>')
         if paper:
             top += f'<th colspan="{len(TASKS)}" class="paper">paper (Dieleman et al. 2011, Table 1)</th>'
-        sub = "".join(f'<th class="ours">{e(TASK_TITLES[t])}</th>' for t in self.tasks)
+        sub = "".join(f'<th class="ours">{e(self._header(t))}</th>' for t in self.tasks)
         if paper:
-            sub += "".join(f'<th class="paper">{e(TASK_TITLES[t])}</th>' for t in TASKS)
+            sub += "".join(f'<th class="paper">{e(self._header(t, paper=True))}</th>' for t in TASKS)
         body = []
         for label, name, key in self._lines():
             if key is None:
@@ -463,7 +581,7 @@ class Table1:
                 theirs = [f'<td class="paper chance">{e(self._paper_chance(t))}</td>' for t in TASKS]
             else:
                 ours = [_html_cell(self.cells[key][t], "ours") for t in self.tasks]
-                theirs = [_html_cell(self.paper[key][t], "paper") for t in TASKS]
+                theirs = [_html_cell(self._paper_cell(key, t), "paper") for t in TASKS]
             sep = ' class="block"' if label else ""
             body.append(f"<tr{sep}><th class=\"group\">{e(label)}</th><th class=\"model\">{e(name)}</th>"
                         + "".join(ours) + ("".join(theirs) if paper else "") + "</tr>")
@@ -479,10 +597,12 @@ class Table1:
         table.add_column("", no_wrap=True)
         table.add_column("")
         for t in self.tasks:
-            table.add_column(TASK_TITLES[t], justify="right", no_wrap=True)
+            table.add_column(self._header(t), justify="right", no_wrap=True)
         if paper:
             for t in TASKS:
-                table.add_column(f"paper: {TASK_TITLES[t]}", justify="right", style="dim", no_wrap=True)
+                table.add_column(f"paper: {self._header(t, paper=True)}", justify="right", style="dim",
+                                 no_wrap=True)
+        last_final = [k for k in self.rows if k[1] == "final"][-1]
         for label, name, key in self._lines():
             if key is None:
                 ours = [format_accuracy(self.chance[t]) for t in self.tasks]
@@ -491,9 +611,9 @@ class Table1:
             else:
                 name = _SHORT[key[0]]
                 ours = [_rich_cell(self.cells[key][t]) for t in self.tasks]
-                theirs = [_rich_cell(self.paper[key][t]) for t in TASKS]
+                theirs = [_rich_cell(self._paper_cell(key, t)) for t in TASKS]
             table.add_row(label.replace(" (paper", "\n(paper"), name, *ours, *(theirs if paper else []),
-                          end_section=key is None or key == ("convmlp_pretrained", "final"))
+                          end_section=key is None or key == last_final)
         return table
 
     def write(self, directory: str | Path) -> dict[str, Path]:
@@ -517,15 +637,33 @@ def _finite(x: Any) -> bool:
         return False
 
 
-def _tasks_chance(path: Path) -> dict[str, float]:
+def _tasks_info(path: Path) -> dict[str, dict[str, Any]]:
+    """Chance, scale and protocol of each task, and the unbuilt tasks' reasons, from ``tasks.json``."""
+    info: dict[str, dict[str, Any]] = {"chance": {}, "scales": {}, "unbuilt": {}, "protocols": {}}
     try:
-        tasks = json.loads(path.read_text()).get("tasks", {})
-        return {name: float(info["chance"]) for name, info in tasks.items() if _finite(info.get("chance"))}
+        data = json.loads(path.read_text())
+        tasks = data.get("tasks", {})
+        info["chance"] = {n: float(t["chance"]) for n, t in tasks.items() if _finite(t.get("chance"))}
+        info["scales"] = {n: t["scale"] for n, t in tasks.items() if t.get("scale")}
+        info["protocols"] = {n: t["protocol"] for n, t in tasks.items() if t.get("protocol")}
+        info["unbuilt"] = {n: str(why) for n, why in (data.get("errors") or {}).items()}
     except (OSError, ValueError, AttributeError, TypeError, KeyError):
-        return {}
+        pass
+    return info
 
 
-def _md_cell(c: Cell | None) -> str:
+def _run_recipes(path: Path) -> tuple[str, ...] | None:
+    """The finetuning recipes a reproduction run records in ``config.json`` (None: not recorded)."""
+    try:
+        recipes = json.loads(path.read_text())["config"]["recipes"]
+        return tuple(r for r in recipes if r in RECIPE_MODELS) or None
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+
+
+def _md_cell(c: Cell | None | str) -> str:
+    if isinstance(c, str):
+        return c
     if c is None:
         return _DASH
     text = c.text
@@ -535,14 +673,18 @@ def _md_cell(c: Cell | None) -> str:
     return text + (" \u2020" if c.note else "")
 
 
-def _rich_cell(c: Cell | None) -> str:
+def _rich_cell(c: Cell | None | str) -> str:
+    if isinstance(c, str):
+        return c
     if c is None:
         return _DASH
     text = c.text.replace("[", "\\[")
     return f"[bold]{text}[/bold]" if c.best else text
 
 
-def _html_cell(c: Cell | None, kind: str) -> str:
+def _html_cell(c: Cell | None | str, kind: str) -> str:
+    if isinstance(c, str):
+        return f'<td class="{kind}">{html.escape(c)}</td>'
     if c is None:
         return f'<td class="{kind} missing">{_DASH}</td>'
     acc = html.escape(format_accuracy(c.test_accuracy))
