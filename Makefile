@@ -1,4 +1,4 @@
-# beatdbn: make setup | make demo | make test | make bench
+# beatdbn: make setup | make demo | make real | make test | make bench
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
@@ -6,7 +6,11 @@ STAMP   := $(VENV)/.installed
 DEMO    ?= demo
 TRACKS  ?= 2000
 
-.PHONY: setup demo test bench clean
+REAL_MSD ?= ../shared/data/msd/subset-AA
+REAL_TAGTRAUM ?= ../shared/data/msd/additional/msd_tagtraum_cd1.cls
+REAL    ?= $(DEMO)/real
+
+.PHONY: setup demo real test bench clean
 
 setup: $(STAMP)
 
@@ -24,6 +28,13 @@ demo: setup
 	$(BIN)/beatdbn info $(DEMO)/store
 	$(BIN)/beatdbn reproduce $(DEMO)/store --out $(DEMO)/run --quick --artists 10 --per-artist 40 --per-genre 40 --per-key 60
 	@echo "report: $(DEMO)/run/report.html (Table 1: $(DEMO)/run/table.md)"
+
+# Table 1 on real MSD track files (default: the 319 files of ../shared/data/msd/subset-AA), tasks at the
+# largest scale the corpus supports, tagtraum genre labels; resumes when rerun.
+real: setup
+	OMP_NUM_THREADS=1 $(BIN)/beatdbn extract $(REAL_MSD) --out $(REAL)/store --scheduler sync
+	OMP_NUM_THREADS=1 $(BIN)/beatdbn reproduce $(REAL)/store --out $(REAL)/run --scale auto --genre-labels $(REAL_TAGTRAUM)
+	@cat $(REAL)/run/table.md
 
 test: setup
 	$(BIN)/python -m pytest -q tests

@@ -321,3 +321,78 @@ def test_report_of_an_empty_dir_and_embedding(tmp_path):
     assert 'src="data:image/png;base64,' in page and 'src="report/' not in page
     with pytest.raises(DataError, match="not a run directory"):
         write_report(tmp_path / "absent")
+
+
+# -- real corpora: scales, unbuilt tasks, split protocol, recipes, key scores ------------------
+
+
+def test_unbuilt_task_is_a_dash_with_its_reason_and_scales_in_the_header():
+    results = [r for r in all_results() if r.task != "genre"]
+    why = "genre task: --scale auto needs two classes with at least 3 tracks each (--min-per-class), but only 1"
+    t = Table1(results, scales={"artist": "14\u00d72", "key": "12\u00d710"}, unbuilt={"genre": why},
+               chance=CHANCE)
+    assert all(t.cell(m, b, "genre") is None for m, b in t.rows)
+    assert not any("genre" in m for m in t.missing)  # listed once, in the footnote, not as missing results
+    md = t.to_markdown()
+    assert f"genre: not built on this corpus (\u2014 in every row): {why}" in md
+    header = md.splitlines()[0]
+    assert "| artist 14\u00d72 |" in header and "| key 12\u00d710 |" in header
+    assert "*paper:* genre 20\u00d7250" in header and "*paper:* artist 50\u00d7100" in header
+    assert "key 12\u00d710" in t.to_html() and "artist 14\u00d72" in _rich_text(t)
+    assert t.to_dict()["unbuilt"] == {"genre": why} and t.to_dict()["scales"]["key"] == "12\u00d710"
+
+
+def _rich_text(table) -> str:
+    console = Console(file=io.StringIO(), width=300, record=True)
+    console.print(table.to_rich())
+    return console.export_text()
+
+
+def test_split_protocol_footnote():
+    assert "Genre splits: random per class, as in the paper" in Table1(all_results()).to_markdown()
+    filtered = Table1(all_results(), protocols={"genre": "artist-filtered"})
+    assert "Genre splits: artist-filtered (all of an artist's tracks in one split)" in filtered.to_markdown()
+
+
+def test_beatdbn_recipe_rows():
+    extra = []
+    for r in (make_result("key", "convmlp_random"), make_result("key", "convmlp_pretrained")):
+        r.model += "_beatdbn"
+        r.runs = [dict(row, test_accuracy=row["test_accuracy"] / 2) for row in r.runs]
+        extra.append(r)
+    both = Table1(all_results() + extra)
+    assert both.recipes == ("paper", "beatdbn")
+    assert both.cell("convmlp_random_beatdbn", "final", "key").test_accuracy == pytest.approx(0.4)
+    assert both.cell("convmlp_pretrained_beatdbn", "early", "key").test_accuracy == pytest.approx(0.40625)
+    md = both.to_markdown()
+    assert "conv. MLP (beatdbn recipe), random init" in md and "conv. MLP (beatdbn recipe), pretrained" in md
+    rows = [line for line in md.splitlines() if line.startswith("|")]
+    assert sum("conv. MLP (beatdbn recipe), pretrained" in line for line in rows) == 2  # both epoch blocks
+    only = Table1([r for r in all_results() if not r.model.startswith("convmlp")] + extra)
+    assert only.recipes == ("beatdbn",)
+    assert [m for m, _ in only.rows].count("convmlp_random") == 0
+    assert "conv. MLP with pretraining" not in only.to_markdown()
+    with pytest.raises(ParameterError, match="recipes"):
+        Table1([], recipes=("fancy",))
+
+
+def test_key_scores_in_the_footnotes_and_report(tmp_path):
+    results = all_results()
+    for r in results:
+        if r.task == "key":
+            r.classes = ["C", "D", "E", "F", "F#", "G", "G#", "A", "A#", "B", "C#", "D#"]
+            for row in r.runs:  # every track C, predicted C (1.0) or G (0.5): score = (3 + 0.5) / 4
+                conf = np.zeros((12, 12), dtype=int)
+                conf[0, 0], conf[0, 5] = 3, 1
+                row["confusion"] = conf.tolist()
+            r.add_key_scores()
+    t = Table1(results)
+    scores = t.key_scores()
+    assert len(scores) == len(t.rows) and all(s == pytest.approx(0.875) for _, _, s in scores)
+    assert "MIREX weighted key score" in t.to_markdown() and "naive Bayes 0.875" in t.to_markdown()
+    run = tmp_path / "run"
+    for r in results:
+        r.save(run / "experiments" / r.task / r.model)
+    write_report(run)
+    md = (run / "report.md").read_text()
+    assert "## Key scores" in md and "0.8750" in md and "ascending only" in md

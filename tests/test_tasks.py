@@ -1,14 +1,17 @@
 """Tasks: selection rules, balance, disjoint seeded splits, duplicates, exclusion list."""
 
+from collections import Counter
+
 import numpy as np
 import pyarrow as pa
 import pytest
 
 from beatdbn.exceptions import DataError, ParameterError
 from beatdbn.store.shard import METADATA_SCHEMA
-from beatdbn.tasks.build import SPLITS, TaskConfig, TaskScaleError, build_tasks, load_task, write_tasks
+from beatdbn.tasks.build import (SPLITS, TaskConfig, TaskScaleError, build_tasks, check_tasks_in_store, load_task,
+                                 write_tasks)
 from beatdbn.tasks.duplicates import duplicates_to_drop, read_duplicates
-from beatdbn.tasks.labels import GENRES, KEY_NAMES, genre_from_mbtags, read_tagtraum
+from beatdbn.tasks.labels import GENRES, KEY_NAMES, KEY_NAMES_24, genre_from_mbtags, read_tagtraum
 
 
 def corpus(n=1200, n_artists=30, seed=0):
@@ -209,3 +212,177 @@ def test_metadata_without_new_columns_builds():
     table = corpus(300).drop_columns(["representation", "genre"])
     tasks, errors, stats = build_tasks(table, TaskConfig(artists=3, per_artist=10, per_genre=3, per_key=5))
     assert set(tasks) == {"artist", "genre", "key"} and stats["genre"]["source"] == "musicbrainz"
+
+
+# -- scale that fits the corpus, genre choice, 24 keys, artist filter, pooled classes, bad input ------------
+
+
+def _tagtraum(tmp_path, table, genres=("Rock", "Jazz", "Rap", "Folk"), sizes=(40, 12, 7, 2)):
+    """A tagtraum file labelling the first tracks of the table: sizes[i] tracks of genres[i]."""
+    ids = table.column("track_id").to_pylist()
+    lines, i = [], 0
+    for g, n in zip(genres, sizes):
+        for _ in range(n):
+            lines.append(f"{ids[i]}\t{g}")
+            i += 1
+    path = tmp_path / "labels.cls"
+    path.write_text("\n".join(lines) + "\n")
+    return read_tagtraum(path)
+
+
+def test_auto_scale_takes_the_largest_balanced_scale_capped_at_the_papers(tmp_path):
+    table = corpus(n=300, n_artists=30)
+    labels = _tagtraum(tmp_path, table)
+    tasks, errors, _ = build_tasks(table, TaskConfig(scale="auto"), genre_labels=labels)
+    assert not errors, errors
+    # genre: the classes with >= 3 tracks (Folk has 2), as many tracks each as the smallest of them (Rap: 7)
+    assert tasks["genre"].classes == ["Jazz", "Rap", "Rock"] and tasks["genre"].per_class == 7
+    # key: all 12 keys, as many each as the rarest key has
+    keys = Counter(table.column("key").to_pylist())
+    assert tasks["key"].classes == list(KEY_NAMES) and tasks["key"].per_class == min(keys.values())
+    # artist: k artists x p tracks (p = the k-th largest artist's count) with the most tracks in all
+    counts = sorted(Counter(table.column("artist_id").to_pylist()).values(), reverse=True)
+    best = max(((k, counts[k - 1]) for k in range(2, len(counts) + 1)), key=lambda kp: (kp[0] * kp[1], kp[1]))
+    assert (len(tasks["artist"].classes), tasks["artist"].per_class) == best
+    # the paper's per-class counts (and any caps given) are caps
+    capped, _, _ = build_tasks(table, TaskConfig(scale="auto", per_genre=5, artists=3, per_artist=4),
+                               genre_labels=labels)
+    assert capped["genre"].per_class == 5 and (len(capped["artist"].classes), capped["artist"].per_class) == (3, 4)
+    # min_per_class raises the floor: only Rock (40) and Jazz (12) have 10
+    floor, _, _ = build_tasks(table, TaskConfig(scale="auto", min_per_class=10, tasks=("genre",)),
+                              genre_labels=labels)
+    assert floor["genre"].classes == ["Jazz", "Rock"] and floor["genre"].per_class == 12
+    summary = write_tasks(tmp_path / "t", tasks, config=TaskConfig(scale="auto"), errors={}, stats={}, dropped=set())
+    assert summary["tasks"]["genre"]["scale"] == "3\u00d77" and summary["tasks"]["genre"]["scale_rule"] == "auto"
+    assert summary["tasks"]["artist"]["paper_scale"] == "50\u00d7100" and summary["config"]["scale"] == "auto"
+
+
+def test_paper_scale_failure_names_scale_auto_and_its_choice(tmp_path):
+    table = corpus(n=300)
+    labels = _tagtraum(tmp_path, table)
+    _, errors, _ = build_tasks(table, TaskConfig(), genre_labels=labels)
+    assert set(errors) == {"artist", "genre", "key"}
+    assert "--scale auto (it would choose 3\u00d77: Jazz, Rap, Rock)" in errors["genre"]
+    assert "--scale auto (it would choose 12\u00d7" in errors["key"]
+    assert "--scale auto (it would choose" in errors["artist"]
+    assert all("\n" not in e for e in errors.values())  # one line each
+
+
+def test_genres_top_n_named_and_unknown(tmp_path):
+    table = corpus(n=300)
+    labels = _tagtraum(tmp_path, table)
+    top, _, _ = build_tasks(table, TaskConfig(scale="auto", genres="top:2", tasks=("genre",)), genre_labels=labels)
+    assert top["genre"].classes == ["Jazz", "Rock"] and top["genre"].per_class == 12
+    named, _, _ = build_tasks(table, TaskConfig(scale="auto", genres="rock, RAP", tasks=("genre",)),
+                              genre_labels=labels)
+    assert named["genre"].classes == ["Rap", "Rock"] and named["genre"].per_class == 7
+    _, errors, _ = build_tasks(table, TaskConfig(scale="auto", genres="rock,folk", tasks=("genre",)),
+                               genre_labels=labels)
+    assert "Folk: 2" in errors["genre"]  # a named class below the floor is not dropped silently
+    with pytest.raises(ParameterError, match=r"'metal' not among the tagtraum genre classes; available .*Rock \(40\)"):
+        build_tasks(table, TaskConfig(genres="rock,metal", tasks=("genre",)), genre_labels=labels)
+    with pytest.raises(ParameterError, match="Hip Hop|hip hop"):
+        build_tasks(table, TaskConfig(genres="rock,grunge", tasks=("genre",)))  # MusicBrainz: lists the 20
+    with pytest.raises(ParameterError, match="top:N"):
+        TaskConfig(genres="top:x")
+    with pytest.raises(ParameterError, match="scale"):
+        TaskConfig(scale="huge")
+    with pytest.raises(ParameterError, match="24"):
+        TaskConfig(key_classes=7)
+
+
+def test_24_key_classes_use_the_mode():
+    table = corpus(n=600)
+    modes = [i % 3 % 2 if i % 7 else -1 for i in range(600)]  # 0, 1 and some unknown (-1)
+    table = table.set_column(table.schema.get_field_index("mode"), "mode", pa.array(modes, pa.int32()))
+    tasks, errors, _ = build_tasks(table, TaskConfig(scale="auto", key_classes=24, tasks=("key",)))
+    assert not errors, errors
+    task = tasks["key"]
+    assert task.classes == list(KEY_NAMES_24) and len(task.classes) == 24
+    meta = {r["track_id"]: r for r in table.to_pylist()}
+    for split in SPLITS:
+        for tid, label in task.splits[split]:
+            tonic, mode = label.split()
+            assert KEY_NAMES[meta[tid]["key"]] == tonic and meta[tid]["mode"] == (1 if mode == "major" else 0)
+    twelve, _, _ = build_tasks(table, TaskConfig(scale="auto", tasks=("key",)))
+    assert twelve["key"].classes == list(KEY_NAMES)
+
+
+def test_artist_filter_keeps_each_artist_in_one_split(tmp_path):
+    table = corpus(n=1200, n_artists=60)
+    ids = table.column("track_id").to_pylist()
+    artist = dict(zip(ids, table.column("artist_id").to_pylist()))
+    # tagtraum labels are per track: an artist's tracks may fall in two genres, and must still stay together
+    rng = np.random.default_rng(1)
+    path = tmp_path / "g.cls"
+    path.write_text("".join(f"{t}\t{['Rock', 'Jazz', 'Rap', 'Folk'][rng.integers(4)]}\n" for t in ids))
+    labels = read_tagtraum(path)
+    config = TaskConfig(per_genre=60, tasks=("genre",), artist_filter=True, seed=3)
+    tasks, errors, _ = build_tasks(table, config, genre_labels=labels)
+    assert not errors, errors
+    task = tasks["genre"]
+    assert task.protocol == "artist-filtered"
+    side = {}
+    for split in SPLITS:
+        for t in task.track_ids(split):
+            assert side.setdefault(artist[t], split) == split, f"artist {artist[t]} in two splits"
+    per_class = Counter(label for s in ("valid", "test") for _, label in task.splits[s])
+    assert all(n >= 1 for n in per_class.values()) and set(per_class) == set(task.classes)
+    assert all(sum(1 for _, lab in task.splits[s] if lab == c) <= 6 for s in ("valid", "test") for c in task.classes)
+    assert sum(task.counts().values()) == 4 * 60
+    # the random protocol (the paper's) does split artists across train and test on the same data
+    plain, _, _ = build_tasks(table, TaskConfig(per_genre=60, tasks=("genre",), seed=3), genre_labels=labels)
+    assert plain["genre"].protocol == "random"
+    sides = {}
+    for split in SPLITS:
+        for t in plain["genre"].track_ids(split):
+            sides.setdefault(artist[t], set()).add(split)
+    assert any(len(s) > 1 for s in sides.values())
+    summary = write_tasks(tmp_path / "t", tasks, config=config, errors={}, stats={}, dropped=set())
+    assert summary["tasks"]["genre"]["protocol"] == "artist-filtered" and summary["config"]["artist_filter"]
+
+
+def test_two_track_classes_pool_their_held_out_tracks():
+    rows = [{"track_id": f"TR{i:016d}", "artist_id": f"AR{i // 2:04d}", "artist_name": f"A{i // 2}", "key": i % 12,
+             "key_confidence": 0.5, "mode": 1, "mbtags": [], "mbtags_count": [], "n_beats": 100,
+             "source": "x", "source_index": 0, "shard": 0, "row": i} for i in range(20)]
+    table = pa.Table.from_pylist(rows, schema=METADATA_SCHEMA)
+    tasks, errors, _ = build_tasks(table, TaskConfig(scale="auto", tasks=("artist",)))
+    assert not errors, errors
+    task = tasks["artist"]
+    assert (len(task.classes), task.per_class) == (10, 2)
+    assert task.counts() == {"train": 10, "valid": 5, "test": 5}
+    for c in task.classes:  # every class: one training track and one held out
+        assert sum(1 for _, lab in task.splits["train"] if lab == c) == 1
+    _, errors, _ = build_tasks(table, TaskConfig(scale="auto", min_per_class=3, tasks=("artist",)))
+    assert "two artists with at least 3 tracks" in errors["artist"]
+
+
+def test_tagtraum_bad_lines_name_the_file_and_line(tmp_path):
+    f = tmp_path / "t.cls"
+    f.write_text("# tagtraum\nTRAAAAW128F429D538\tRap\n\nTRAAABD128F429CF47\tPop_Rock\tRnB\n\n")
+    notes = []
+    assert read_tagtraum(f, notes=notes) == {"TRAAAAW128F429D538": "Rap", "TRAAABD128F429CF47": "Pop_Rock"}
+    assert notes == [f"{f}: 2 blank line(s) skipped (line 3, 5)"]
+    f.write_text("TRAAAAW128F429D538\tRap\nTRAAABD128F429CF47\tPop_Rock\tRnB\textra\n")
+    with pytest.raises(DataError, match=rf"{f.name}:2: 4 tab-separated columns, expected 2 or 3"):
+        read_tagtraum(f)
+    f.write_text("TRAAAAW128F429D538\tRap\nXX12\tRock\n")
+    with pytest.raises(DataError, match=rf"{f.name}:2: .*MSD track id"):
+        read_tagtraum(f)
+    table = corpus(n=60)
+    labels = {"TR0000000000000001": "Rock", "TRNOTINTHECORPUS01": "Jazz", "TRNOTINTHECORPUS02": "Jazz"}
+    _, _, stats = build_tasks(table, TaskConfig(tasks=("genre",)), genre_labels=labels)
+    assert stats["genre"]["label_ids_not_in_corpus"] == 2 and stats["genre"]["labelled"] == 1
+
+
+def test_tasks_from_another_store_are_refused(tmp_path):
+    config = TaskConfig(artists=5, per_artist=20, per_genre=10, per_key=30)
+    tasks, errors, stats = build_tasks(corpus(), config)
+    write_tasks(tmp_path, tasks, config=config, errors=errors, stats=stats, dropped=set())
+    every = corpus().column("track_id").to_pylist()
+    check_tasks_in_store(tmp_path, every)  # the same store: fine
+    in_tasks = {t for task in tasks.values() for s in SPLITS for t in task.track_ids(s)}
+    gone = sorted(in_tasks)[:7]
+    with pytest.raises(DataError, match=rf"7 of the tasks' {len(in_tasks):,} track ids are not in the store"):
+        check_tasks_in_store(tmp_path, set(every) - set(gone))
