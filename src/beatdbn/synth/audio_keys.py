@@ -97,6 +97,9 @@ _CHORDS = {
     },
 }  # fmt: skip
 _TARGET = {"V/V": "V", "V/vi": "vi", "V/ii": "ii", "V/IV": "IV", "vii7/V": "V", "VII": "III", "V/iv": "iv"}
+# How common each chord is within its function (default 1): plain triads and V7 dominate, as in the repertoire.
+_WEIGHT = {"I": 3, "i": 3, "V": 3, "V7": 2.5, "IV": 2.5, "iv": 2.5, "ii": 1.5, "vi": 1.5, "VI": 1.5, "ii7": 1,
+           "iii": 0.5, "III": 1, "vii": 0.4, "vii7": 0.6, "IVM7": 0.4, "N6": 0.3}
 _TONIC = {1: "I", 0: "i"}
 _CAD64 = {1: "I64", 0: "i64"}
 
@@ -165,9 +168,9 @@ def _progression(rng: np.random.Generator, mode: int, n_chords: int, cadence: st
             nxt = _TARGET[prev] if _TARGET[prev] in chords else tonic
         else:
             if fn == "T":
-                nxt_fn = rng.choice(["T", "P", "D", "S"], p=[0.2, 0.45, 0.2, 0.15])
+                nxt_fn = rng.choice(["T", "P", "D", "S"], p=[0.22, 0.48, 0.23, 0.07])
             elif fn == "P":
-                nxt_fn = rng.choice(["P", "D", "S", "C"], p=[0.2, 0.55, 0.1, 0.15])
+                nxt_fn = rng.choice(["P", "D", "S", "C"], p=[0.2, 0.6, 0.05, 0.15])
             elif fn == "C":
                 nxt_fn = "D"
             else:  # D
@@ -175,7 +178,7 @@ def _progression(rng: np.random.Generator, mode: int, n_chords: int, cadence: st
             pool = [n for n in by_fn.get(nxt_fn, []) if n != prev] if nxt_fn != "C" else [_CAD64[mode]]
             if nxt_fn == "T" and fn == "D":
                 pool = [tonic] * 4 + pool
-            nxt = str(rng.choice(pool)) if pool else tonic
+            nxt = _pick(rng, pool) if pool else tonic
         seq.append(nxt)
         prev = nxt
     for e in ending:
@@ -183,12 +186,18 @@ def _progression(rng: np.random.Generator, mode: int, n_chords: int, cadence: st
             pool = by_fn[e]
             if e == "D" and seq and seq[-1] in (_CAD64[mode],):
                 pool = ["V", "V7"]
-            seq.append(str(rng.choice(pool)))
+            seq.append(_pick(rng, pool))
         elif e == "C":
             seq.append(_CAD64[mode])
         else:
             seq.append(e)
     return seq[:n_chords]
+
+
+def _pick(rng: np.random.Generator, names: list[str]) -> str:
+    """One chord name, drawn by :data:`_WEIGHT`."""
+    w = np.array([_WEIGHT.get(n, 1.0) for n in names])
+    return str(names[rng.choice(len(names), p=w / w.sum())])
 
 
 def _chord_pcs(name: str, mode: int, tonic: int) -> tuple[np.ndarray, int]:
@@ -345,6 +354,8 @@ def _compose(rng: np.random.Generator, tonic: int, mode: int, n_beats: int, mete
             q = _CHORDS[k_mode][name]
             if name in ("I64", "i64"):
                 bass = int(pcs[2])
+            elif name in ("vii", "ii") and q[1] == "dim" or name == "N6":
+                bass = int(pcs[1])  # diminished triads and the Neapolitan stand in first inversion
             elif len(pcs) >= 3 and j not in (0, len(names) - 1) and rng.random() < 0.22:
                 bass = int(pcs[1])  # first inversion
             elif q[1] in ("dom7", "maj7", "min7", "hdim7") and rng.random() < 0.1:
@@ -602,7 +613,7 @@ def _room(rng, y: np.ndarray, sr: int) -> np.ndarray:
 
 def render_piece(*, tonic: int, mode: int, seed: int | np.random.Generator | list = 0, n_beats: int | None = None,
                  tempo: float | None = None, texture: str | None = None, sr: int = 22050,
-                 percussion: bool | None = None) -> Piece:
+                 percussion: bool | None = None, beat_range: tuple[int, int] = (20, 200)) -> Piece:
     """Compose and render one piece in a given key.
 
     Parameters
@@ -614,8 +625,9 @@ def render_piece(*, tonic: int, mode: int, seed: int | np.random.Generator | lis
     seed : int, sequence of int or np.random.Generator
         Everything not given is drawn from it.
     n_beats : int or None
-        Length in beats (20-200 log-uniform when None); a piece may run a few
-        beats longer (the bar is completed and the final chord held).
+        Length in beats (drawn log-uniformly from ``beat_range`` when None); a
+        piece may run a few beats longer (the bar is completed and the final
+        chord held).
     tempo : float or None
         Beats per minute (60-170 uniform when None).
     texture : str or None
@@ -624,6 +636,8 @@ def render_piece(*, tonic: int, mode: int, seed: int | np.random.Generator | lis
         Sample rate of the output.
     percussion : bool or None
         Light drums (drawn, 25 % of pieces, when None; never in chorales).
+    beat_range : (int, int)
+        Shortest and longest length drawn when ``n_beats`` is None.
 
     Returns
     -------
@@ -655,7 +669,10 @@ def render_piece(*, tonic: int, mode: int, seed: int | np.random.Generator | lis
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     tonic, mode = int(tonic), int(mode)
     if n_beats is None:
-        n_beats = int(round(np.exp(rng.uniform(np.log(20), np.log(200)))))
+        lo, hi = beat_range
+        if not (4 <= lo <= hi <= 2000):
+            raise ParameterError(f"beat_range={beat_range!r}: must be (lo, hi) with 4 <= lo <= hi <= 2000")
+        n_beats = int(round(np.exp(rng.uniform(np.log(lo), np.log(hi)))))
     if tempo is None:
         tempo = float(rng.uniform(60, 170))
     if texture is None:
@@ -701,11 +718,11 @@ def render_piece(*, tonic: int, mode: int, seed: int | np.random.Generator | lis
 
 
 def _write_one(args) -> tuple[str, str, dict]:
-    out, index, seed, fmt, sr = args
+    out, index, seed, fmt, sr, beat_range = args
     import soundfile as sf
 
     tonic, mode = piece_key(index, seed)
-    piece = render_piece(tonic=tonic, mode=mode, seed=[int(seed), int(index)], sr=sr)
+    piece = render_piece(tonic=tonic, mode=mode, seed=[int(seed), int(index)], sr=sr, beat_range=beat_range)
     rel = f"audio/{index // 1000:03d}/piece-{seed}-{index:05d}.{fmt}"
     path = Path(out) / rel
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -717,7 +734,8 @@ def _write_one(args) -> tuple[str, str, dict]:
 
 
 def write_corpus(out: str | Path, *, pieces: int, seed: int = 0, fmt: str = "flac", sr: int = 22050,
-                 workers: int = 1, progress: Callable[[int], None] | None = None) -> Path:
+                 workers: int = 1, beat_range: tuple[int, int] = (20, 200),
+                 progress: Callable[[int], None] | None = None) -> Path:
     """Render ``pieces`` pieces into ``out/audio/`` and write ``out/labels.csv`` (``path``, ``key``).
 
     Pieces already on disk are kept (a rerun resumes). The key of piece ``i``
@@ -736,6 +754,8 @@ def write_corpus(out: str | Path, *, pieces: int, seed: int = 0, fmt: str = "fla
     sr : int
     workers : int
         Processes rendering in parallel.
+    beat_range : (int, int)
+        Piece lengths in beats, drawn log-uniformly (see :func:`render_piece`).
     progress : callable or None
         Called with the number of pieces finished.
 
@@ -770,7 +790,7 @@ def write_corpus(out: str | Path, *, pieces: int, seed: int = 0, fmt: str = "fla
             tonic, mode = piece_key(i, seed)
             rows[i] = (rel, key_name(tonic, mode), {})
         else:
-            todo.append((str(out), i, seed, fmt, sr))
+            todo.append((str(out), i, seed, fmt, sr, tuple(beat_range)))
     done = pieces - len(todo)
     if progress:
         progress(done)
