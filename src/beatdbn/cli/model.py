@@ -27,14 +27,20 @@ def finetune(
     task: str = typer.Option(..., "--task", "-t", help="artist, genre or key."),
     init: str = typer.Option(..., "--init", help="A DBN folder (from `beatdbn pretrain`) to start from, or 'random'."),
     out: Path = typer.Option(..., "--out", "-o", help="Run directory to write; a rerun resumes or returns the result."),
-    lr: Optional[list[float]] = typer.Option(None, "--lr", help="Learning rate (repeat for a sweep; default 0.05 0.005 0.0005)."),
-    epochs: int = typer.Option(30, help="Epochs per learning rate."),
+    recipe: str = typer.Option(
+        "beatdbn", "--recipe", help="beatdbn (Adam, warm-up + cosine, >= 1500 updates, 128-beat crops, transposition "
+                                    "for key: converges on small real corpora) or paper (section 6: plain SGD, "
+                                    "batches of 16 whole tracks). The options below override it."),
+    lr: Optional[list[float]] = typer.Option(None, "--lr", help="Learning rate (repeat for a sweep; default: the recipe's)."),
+    epochs: Optional[int] = typer.Option(None, help="Epochs per learning rate (default: the recipe's, 30)."),
     snapshot: Optional[list[int]] = typer.Option(None, "--snapshot", help="Epochs to keep and test (default 20 30)."),
-    batch_size: int = typer.Option(16, help="Tracks per SGD step."),
-    seed: int = typer.Option(0, help="Seed of the initial weights, batch order and transpositions."),
+    batch_size: Optional[int] = typer.Option(None, help="Tracks per update (default: the recipe's)."),
+    seed: int = typer.Option(0, help="Seed of the initial weights, batch order, crops and transpositions."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
     precision: str = typer.Option("fp32", help="fp32 or bf16 (bfloat16 autocast for training)."),
-    augment: str = typer.Option("none", help="none, or transpose (key task: random chroma rotation, label shifted)."),
+    augment: Optional[str] = typer.Option(
+        None, help="none, transpose (key task: random chroma rotation, label shifted) or auto (transpose on key); "
+                   "default: the recipe's."),
     dbn: Optional[Path] = typer.Option(
         None, "--dbn", help="With --init random: draw the random weights from this DBN's weight statistics "
                             "(the paper's control); without it, a plain random initialization."),
@@ -45,13 +51,13 @@ def finetune(
 
     if task not in ("artist", "genre", "key"):
         raise ParameterError(f"--task {task!r}: must be artist, genre or key")
-    kw = {}
-    if lr:
-        kw["learning_rates"] = tuple(lr)
-    if snapshot:
-        kw["snapshot_epochs"] = tuple(snapshot)
-    config = FinetuneConfig(epochs=epochs, batch_size=batch_size, seed=seed, precision=precision, augment=augment,
-                            **kw)
+    kw = {"seed": seed, "precision": precision}
+    for name, value in (("learning_rates", tuple(lr or ())), ("snapshot_epochs", tuple(snapshot or ())),
+                        ("epochs", epochs), ("batch_size", batch_size), ("augment", augment)):
+        if value:
+            kw[name] = value
+    config = FinetuneConfig.for_recipe(recipe, **kw)
+    epochs = config.epochs
     if init == "random":
         mode, dbn_dir = "random", dbn
     else:
@@ -81,17 +87,40 @@ def finetune(
 
 @command()
 def predict(
-    run_dir: Path = typer.Argument(..., help="Run directory from `beatdbn finetune` (or a model folder)."),
-    files: list[Path] = typer.Argument(..., help="MSD .h5 files (or audio files, where supported) to classify."),
+    paths: list[Path] = typer.Argument(..., metavar="[RUN_DIR] FILES...",
+                                       help="A run directory from `beatdbn finetune` (or a model folder), then the "
+                                            "files to classify (MSD .h5 or audio). With --task and no RUN_DIR, all "
+                                            "are files and the model shipped for the task is used."),
+    task: Optional[str] = typer.Option(None, "--task", "-t",
+                                       help="key: without a RUN_DIR, use the shipped audio key model; with one, "
+                                            "check that its model is for this task."),
     top_k: int = typer.Option(3, "--top-k", "-k", help="Labels listed per track (0: all)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list, one object per track or unreadable file."),
 ):
-    """Classify tracks with a finetuned model: top-k labels with probabilities."""
-    from beatdbn.evaluate.predict import predict_files
+    """Classify tracks with a finetuned model (or the shipped key model): top-k labels with probabilities."""
+    from beatdbn.evaluate.predict import load_run, predict_files, shipped_model
+    from beatdbn.exceptions import ParameterError
 
-    answers = predict_files(run_dir, files, top_k=top_k)
+    first = paths[0]
+    is_run = first.is_dir() or first.name in ("model.pt", "config.json")
+    if task is None:
+        if not is_run:
+            raise ParameterError(f"{first}: not a run directory; give `beatdbn predict RUN_DIR FILES...`, or "
+                                 f"`beatdbn predict --task key FILES...` for the shipped key model")
+        if len(paths) < 2:
+            raise ParameterError("no files to classify: give `beatdbn predict RUN_DIR FILES...`")
+        run, files = load_run(first), paths[1:]
+    elif is_run:
+        run, files = load_run(first), paths[1:]
+        if not files:
+            raise ParameterError(f"no files to classify after the run directory {first}")
+        if run.task and run.task != task:
+            raise ParameterError(f"{first}: its model is for task {run.task!r}, not --task {task!r}")
+    else:
+        run, files = shipped_model(task), paths
+    answers = predict_files(run, files, top_k=top_k)
     if as_json:
-        typer.echo(json.dumps(answers, indent=2))
+        typer.echo(json.dumps(answers, indent=2, allow_nan=False))
     else:
         for a in answers:
             if "error" in a:

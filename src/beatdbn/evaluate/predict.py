@@ -5,6 +5,17 @@ A *run directory* is what ``beatdbn finetune`` writes (see
 on validation. A bare model folder (``model.pt`` + ``config.json``, e.g. a
 snapshot ``RUN_DIR/lr-0.05/epoch-20``) is accepted as well.
 
+**Shipped models.** :func:`shipped_model` loads a model that comes inside the
+package (``beatdbn/pretrained/<name>/``: ``model.pt``, ``config.json`` and
+``PROVENANCE.json``), e.g. the audio key model (:data:`SHIPPED_MODELS`), so
+``beatdbn predict --task key song.mp3`` needs no run directory.
+
+**Representations.** A model folder's ``PROVENANCE.json`` may name the
+feature representation it was trained on (``"audio"``: beatdbn's audio
+front-end; ``"echonest"``: MSD files). A track of the other representation
+gets an answer with an ``error`` that says so, never a silent guess: the two
+share a layout but not a meaning (Echo Nest timbre is not our MFCC timbre).
+
 Inputs are read with :func:`beatdbn.features.sources.read_features`, so every
 file type it reads (MSD ``.h5`` track and aggregate files; audio once the
 audio front-end is there) can be classified. One file may hold several
@@ -22,7 +33,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -35,7 +46,13 @@ from beatdbn.exceptions import BeatdbnError, DataError, ParameterError
 from beatdbn.models.convmlp import ConvMLP
 from beatdbn.tasks.labels import KEY_NAMES
 
-__all__ = ["Run", "load_run", "label_names", "predict_features", "predict_files", "evaluate_split"]
+__all__ = ["Run", "load_run", "label_names", "predict_features", "predict_files", "evaluate_split",
+           "shipped_model", "shipped_model_dir", "representation_mismatch", "SHIPPED_MODELS"]
+
+#: Models shipped inside the package: task -> folder under ``beatdbn/pretrained``.
+SHIPPED_MODELS = {"key": "key_audio"}
+_REPRESENTATION_NAMES = {"audio": "audio analysed by beatdbn's front-end",
+                         "echonest": "Echo Nest features (MSD .h5 files)"}
 
 
 @dataclass
@@ -55,6 +72,11 @@ class Run:
         ``RUN_DIR/model/selected.json`` (learning rate, epoch, accuracies), or {}.
     result : ExperimentResult or None
         ``RUN_DIR/result.json`` when present.
+    representation : str or None
+        The features the model was trained on (``"audio"`` or ``"echonest"``),
+        from the model folder's ``PROVENANCE.json``; None when not recorded.
+    provenance : dict
+        ``PROVENANCE.json`` of the model folder, or {}.
     """
 
     path: Path
@@ -63,6 +85,8 @@ class Run:
     task: str
     selected: dict
     result: ExperimentResult | None
+    representation: str | None = None
+    provenance: dict = field(default_factory=dict)
 
 
 def label_names(classes: Sequence[str], task: str = "") -> list[str]:
@@ -105,8 +129,65 @@ def load_run(run_dir: str | Path, *, device: str | torch.device = "cpu") -> Run:
     result = None
     if (path / "result.json").exists():
         result = ExperimentResult.load(path / "result.json")
+    provenance = {}
+    if (model_dir / "PROVENANCE.json").is_file():
+        try:
+            provenance = json.loads((model_dir / "PROVENANCE.json").read_text(encoding="utf-8"))
+        except ValueError:
+            raise DataError(f"{model_dir / 'PROVENANCE.json'}: not valid JSON; restore it from the package "
+                            f"or delete it") from None
+    representation = provenance.get("representation") if isinstance(provenance, dict) else None
     cfg = model.config
-    return Run(path, model, label_names(cfg.class_names, cfg.task), cfg.task, selected, result)
+    return Run(path, model, label_names(cfg.class_names, cfg.task), cfg.task, selected, result,
+               representation=representation, provenance=provenance if isinstance(provenance, dict) else {})
+
+
+def shipped_model_dir(task: str) -> Path:
+    """The folder of the model shipped for ``task`` (see :data:`SHIPPED_MODELS`).
+
+    Raises
+    ------
+    ParameterError
+        No model is shipped for ``task``.
+    DataError
+        The package lacks the model's files (an install without package data,
+        or a checkout where ``make model`` has not been run).
+    """
+    if task not in SHIPPED_MODELS:
+        raise ParameterError(f"no model is shipped for task {task!r} (shipped: {', '.join(SHIPPED_MODELS)}); "
+                             f"give a RUN_DIR from `beatdbn finetune` instead")
+    from importlib import resources
+
+    folder = Path(str(resources.files("beatdbn.pretrained") / SHIPPED_MODELS[task]))
+    if not (folder / "model.pt").is_file() or not (folder / "config.json").is_file():
+        raise DataError(f"{folder}: the shipped {task} model is missing (model.pt + config.json); "
+                        f"rebuild it with `make model`, or reinstall beatdbn with its package data")
+    return folder
+
+
+def shipped_model(task: str = "key", *, device: str | torch.device = "cpu") -> Run:
+    """Load the model shipped inside the package for ``task``.
+
+    Examples
+    --------
+    >>> run = shipped_model("key")          # doctest: +SKIP
+    >>> run.task, run.representation, run.labels[:3]
+    ('key', 'audio', ['C', 'C#', 'D'])
+    """
+    return load_run(shipped_model_dir(task), device=device)
+
+
+def representation_mismatch(run: Run, meta: dict, name: str) -> str | None:
+    """An error text when a track's representation is not the one ``run``'s model was trained on, else None."""
+    want = run.representation
+    have = meta.get("representation") if isinstance(meta, dict) else None
+    if not want or not have or want == have:
+        return None
+    what = "the shipped" if run.provenance.get("shipped") else "this"
+    return (f"{name}: holds {_REPRESENTATION_NAMES.get(have, have)}, but {what} {run.task or ''} model was "
+            f"trained on {_REPRESENTATION_NAMES.get(want, want)}; the two are different representations. "
+            + ("Give the audio file itself (wav, flac, ogg, mp3), or a RUN_DIR trained on MSD features"
+               if want == "audio" else "Give an MSD .h5 file, or a RUN_DIR trained on audio features"))
 
 
 def _as_run(run: Run | str | Path, device: str | torch.device = "cpu") -> Run:
@@ -158,8 +239,10 @@ def predict_files(run_dir: Run | str | Path, files: Sequence[str | Path], *, top
     list of dict
         Per track, in input order: ``{"file", "track_id", "label", "probabilities":
         {label: p, ...}}`` (``top_k`` labels, descending; ``label`` is the
-        most probable); per unreadable file (or track without beats):
-        ``{"file", "error"}`` (plus ``"track_id"`` when known).
+        most probable); per unreadable file (or track without beats, or of
+        another representation than the model's, see :func:`representation_mismatch`):
+        ``{"file", "error"}`` (plus ``"track_id"`` when known). Probabilities
+        are always finite.
 
     Raises
     ------
@@ -187,6 +270,10 @@ def predict_files(run_dir: Run | str | Path, files: Sequence[str | Path], *, top
             continue
         for meta, feats, _beats in tracks:
             track_id = str(meta.get("track_id", "")) if isinstance(meta, dict) else ""
+            mismatch = representation_mismatch(run, meta, name)
+            if mismatch:
+                answers.append({"file": name, "track_id": track_id, "error": mismatch})
+                continue
             feats = np.asarray(feats, dtype=np.float32)
             if feats.ndim != 2 or feats.shape[1] != n_in or len(feats) == 0:
                 why = "no beats" if feats.ndim == 2 and len(feats) == 0 else f"features of shape {feats.shape}"
@@ -199,6 +286,9 @@ def predict_files(run_dir: Run | str | Path, files: Sequence[str | Path], *, top
         post = predict_features(run, [f for _, f in pending], batch_size=batch_size)
         k = run.model.config.n_classes if top_k == 0 else min(top_k, run.model.config.n_classes)
         for (i, _), p in zip(pending, post):
+            if not np.all(np.isfinite(p)):  # never hand out NaN (JSON cannot hold it)
+                answers[i]["error"] = f"{answers[i]['file']}: the model gave non-finite posteriors for this track"
+                continue
             order = np.argsort(-p, kind="stable")[:k]
             answers[i]["label"] = run.labels[int(order[0])]
             answers[i]["probabilities"] = {run.labels[int(j)]: float(p[j]) for j in order}
