@@ -50,3 +50,31 @@ def test_errors_are_one_line_and_exit_1(tmp_path):
     (bad / "x.h5").write_text("nope")
     r = runner.invoke(app, ["extract", str(bad), "--out", str(tmp_path / "s2"), "--scheduler", "sync"])
     assert r.exit_code == 1 and "x.h5" in r.output and "nothing could be read" in r.output
+
+
+def test_tasks_builds_what_it_can_and_exits_0(demo_corpus, tmp_path):
+    store = str(demo_corpus["store"])
+    labels = tmp_path / "none.cls"  # genre labels for tracks of another corpus: the store has no genre labels
+    labels.write_text("TRAAAAW128F429D538\tRap\nTRAAABD128F429CF47\tPop_Rock\n")
+    r = runner.invoke(app, ["tasks", store, "--out", str(tmp_path / "t"), "--scale", "auto",
+                            "--genre-labels", str(labels)])
+    assert r.exit_code == 0, r.output
+    summary = json.loads((tmp_path / "t" / "tasks.json").read_text())
+    assert set(summary["tasks"]) == {"artist", "key"} and "genre" in summary["errors"]
+    assert "not built: genre task" in r.output and "2 for track ids not in the store" in r.output
+    assert summary["config"]["scale"] == "auto" and "(auto)" in r.output
+    r = runner.invoke(app, ["tasks", store, "--out", str(tmp_path / "t2"), "--genres", "rock,grunge"])
+    assert r.exit_code == 1 and "'grunge' not among the musicbrainz genre classes; available" in r.output
+
+
+def test_reproduce_refuses_tasks_of_another_store(demo_corpus, tmp_path):
+    other = tmp_path / "other"
+    r = runner.invoke(app, ["synth", str(other / "msd"), "--tracks", "40", "--artists", "4", "--seed", "9"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["extract", str(other / "msd"), "--out", str(other / "store"), "--scheduler", "sync"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["reproduce", str(other / "store"), "--out", str(tmp_path / "run"), "--quick",
+                            "--tasks", str(demo_corpus["tasks"])])
+    n = len((demo_corpus["tasks"] / "exclude.txt").read_text().split())
+    assert r.exit_code == 1 and "track ids are not in the store" in r.output, r.output
+    assert "another store" in r.output and n > 0
