@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from beatdbn.cli import app
 from beatdbn.evaluate.results import ExperimentResult
+from beatdbn.exceptions import ParameterError
 from beatdbn.models.dbn import DBNConfig
 from beatdbn.tasks.build import TaskConfig
 from beatdbn.train.baselines import BaselineConfig
@@ -59,3 +61,49 @@ def test_reproduce_refuses_other_settings_and_cli_reports(demo_corpus, tmp_path)
     empty.mkdir()
     result = CliRunner().invoke(app, ["report", str(empty)])
     assert result.exit_code == 0 and (empty / "report.html").exists()
+
+
+def test_reproduce_at_auto_scale_runs_the_tasks_it_can(demo_corpus, tmp_path):
+    labels = tmp_path / "labels.cls"  # tagtraum labels of another corpus: no genre task on this one
+    labels.write_text("TRAAAAW128F429D538\tRap\nTRAAABD128F429CF47\tPop_Rock\n")
+    config = ReproduceConfig(
+        tasks=TaskConfig(artists=3, per_artist=8, per_key=4, scale="auto", seed=0),
+        dbn=TINY.dbn, pretrain=TINY.pretrain, finetune=FinetuneConfig(learning_rates=(0.05,), epochs=2,
+                                                                      snapshot_epochs=(1, 2)),
+        baselines=BaselineConfig(learning_rates=(5e-4,), epochs=2), quick=True, genre_labels=str(labels))
+    out = tmp_path / "run"
+    record = reproduce(demo_corpus["store"], out, config=config)
+    tasks = json.loads((out / "tasks" / "tasks.json").read_text())
+    assert set(tasks["tasks"]) == {"artist", "key"} and "genre" in tasks["errors"]
+    assert tasks["tasks"]["artist"]["scale"] == "3\u00d78" and tasks["tasks"]["key"]["scale"] == "12\u00d74"
+    assert not (out / "experiments" / "genre").exists()
+    table = json.loads((out / "table.json").read_text())
+    assert table["unbuilt"]["genre"] == tasks["errors"]["genre"]
+    assert table["scales"] == {"artist": "3\u00d78", "key": "12\u00d74"}
+    assert all(row["cells"]["genre"] is None for row in table["rows"])
+    assert all(row["cells"]["key"] is not None for row in table["rows"])
+    assert table["key_scores"] and all(0 <= k["test_weighted_key_score"] <= 1 for k in table["key_scores"])
+    md = (out / "table.md").read_text()
+    assert "| genre | artist 3\u00d78 | key 12\u00d74 |" in md and "genre: not built on this corpus" in md
+    assert "## Key scores" in (out / "report.md").read_text()
+    proj = record["projected"]
+    assert "4.6e8 beats" in proj["basis"] and "load average" in proj["machine"]
+    # the paper's pass: ~4.6e8 beats at this run's measured pretraining rate
+    assert proj["pretrain_seconds"] == pytest.approx(4.6e8 / proj["measured_rates"]["pretrain_beats_per_s"])
+    assert record["config"]["recipes"] == ["paper"] and record["machine"]["start"]["cpus"] >= 1
+
+
+def test_recipes_choose_the_conv_mlp_experiments():
+    from beatdbn.train.reproduce import experiments
+
+    assert [m for m, _ in experiments(ReproduceConfig.make(quick=True))] == list(EXPERIMENTS)
+    both = ReproduceConfig.make(quick=True, recipe="both")
+    assert [m for m, _ in experiments(both)] == list(EXPERIMENTS) + ["convmlp_random_beatdbn",
+                                                                     "convmlp_pretrained_beatdbn"]
+    assert both.finetune_for("beatdbn").recipe == "beatdbn" and both.finetune_for("beatdbn").epochs == 10
+    assert both.finetune_for("paper").snapshot_epochs == (7, 10)
+    only = ReproduceConfig.make(recipe="beatdbn")
+    assert [m for m, _ in experiments(only)][2:] == ["convmlp_random_beatdbn", "convmlp_pretrained_beatdbn"]
+    assert only.to_dict()["recipes"] == ["beatdbn"] and only.finetune_for("beatdbn").snapshots == (20, 30)
+    with pytest.raises(ParameterError, match="recipe"):
+        ReproduceConfig.make(recipe="fancy")

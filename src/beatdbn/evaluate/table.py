@@ -494,7 +494,8 @@ class Table1:
 
             shown = ", ".join(f"{_SHORT[m]}{'' if b == 'final' or m == 'naive_bayes' else f' ({self.early_epoch} ep.)'}"
                               f" {s:.3f}" for b, m, s in scores)
-            notes.append(f"Key, {KEY_SCORE_RULE} of the same runs (test): {shown}; {fifth_convention()}.")
+            notes.append(f"Key task, MIREX weighted key score of the same runs (test): {shown}. "
+                         f"{KEY_SCORE_RULE}; {fifth_convention()}.")
         if any(c is not None and c.note for row in self.cells.values() for c in row.values()):
             notes.append("\u2020: evaluated at another epoch than its block (see the notes).")
         nb = [f"{t} {format_accuracy(r.select().get('test_accuracy_sum_log'))}"
