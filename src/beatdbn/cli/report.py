@@ -59,7 +59,7 @@ def reproduce(
 
         record = run(store, out, config=config, device=device, progress=advance)
     table = Table1.from_run(out)
-    console.print(table.to_rich())
+    console.print(table.to_rich(paper=console.width >= 140))  # the paper's columns need a wide terminal
     for note in table.footnotes[3:]:
         console.print(f"  {note}", highlight=False, soft_wrap=True)
     projected = record.get("projected", {})
