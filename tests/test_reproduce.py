@@ -63,7 +63,12 @@ def test_reproduce_refuses_other_settings_and_cli_reports(demo_corpus, tmp_path)
     assert result.exit_code == 0 and (empty / "report.html").exists()
 
 
-def test_reproduce_at_auto_scale_runs_the_tasks_it_can(demo_corpus, tmp_path):
+def test_reproduce_at_auto_scale_runs_the_tasks_it_can(tmp_path):
+    from beatdbn.store.extract import extract
+    from beatdbn.synth.corpus import generate_corpus
+
+    generate_corpus(tmp_path / "msd", 120, seed=1, n_artists=6)  # small: pretraining is most of the time
+    extract([tmp_path / "msd"], tmp_path / "store", scheduler="sync", shard_size=64)
     labels = tmp_path / "labels.cls"  # tagtraum labels of another corpus: no genre task on this one
     labels.write_text("TRAAAAW128F429D538\tRap\nTRAAABD128F429CF47\tPop_Rock\n")
     config = ReproduceConfig(
@@ -72,7 +77,7 @@ def test_reproduce_at_auto_scale_runs_the_tasks_it_can(demo_corpus, tmp_path):
                                                                       snapshot_epochs=(1, 2)),
         baselines=BaselineConfig(learning_rates=(5e-4,), epochs=2), quick=True, genre_labels=str(labels))
     out = tmp_path / "run"
-    record = reproduce(demo_corpus["store"], out, config=config)
+    record = reproduce(tmp_path / "store", out, config=config)
     tasks = json.loads((out / "tasks" / "tasks.json").read_text())
     assert set(tasks["tasks"]) == {"artist", "key"} and "genre" in tasks["errors"]
     assert tasks["tasks"]["artist"]["scale"] == "3\u00d78" and tasks["tasks"]["key"]["scale"] == "12\u00d74"
