@@ -10,7 +10,7 @@ REAL_MSD ?= ../shared/data/msd/subset-AA
 REAL_TAGTRAUM ?= ../shared/data/msd/additional/msd_tagtraum_cd1.cls
 REAL    ?= $(DEMO)/real
 
-.PHONY: setup demo real test bench clean
+.PHONY: setup demo real test bench clean model
 
 setup: $(STAMP)
 
@@ -38,6 +38,10 @@ real: setup
 
 test: setup
 	$(BIN)/python -m pytest -q tests
+
+# the shipped audio key model (src/beatdbn/pretrained/key_audio): synthesize, extract, finetune, provenance
+model: setup
+	OMP_NUM_THREADS=1 $(BIN)/python scripts/train_key_model.py
 
 bench: setup
 	$(BIN)/python -m benchmarks
