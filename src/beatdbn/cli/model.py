@@ -27,14 +27,20 @@ def finetune(
     task: str = typer.Option(..., "--task", "-t", help="artist, genre or key."),
     init: str = typer.Option(..., "--init", help="A DBN folder (from `beatdbn pretrain`) to start from, or 'random'."),
     out: Path = typer.Option(..., "--out", "-o", help="Run directory to write; a rerun resumes or returns the result."),
-    lr: Optional[list[float]] = typer.Option(None, "--lr", help="Learning rate (repeat for a sweep; default 0.05 0.005 0.0005)."),
-    epochs: int = typer.Option(30, help="Epochs per learning rate."),
+    recipe: str = typer.Option(
+        "beatdbn", "--recipe", help="beatdbn (Adam, warm-up + cosine, >= 1500 updates, 128-beat crops, transposition "
+                                    "for key: converges on small real corpora) or paper (section 6: plain SGD, "
+                                    "batches of 16 whole tracks). The options below override it."),
+    lr: Optional[list[float]] = typer.Option(None, "--lr", help="Learning rate (repeat for a sweep; default: the recipe's)."),
+    epochs: Optional[int] = typer.Option(None, help="Epochs per learning rate (default: the recipe's, 30)."),
     snapshot: Optional[list[int]] = typer.Option(None, "--snapshot", help="Epochs to keep and test (default 20 30)."),
-    batch_size: int = typer.Option(16, help="Tracks per SGD step."),
-    seed: int = typer.Option(0, help="Seed of the initial weights, batch order and transpositions."),
+    batch_size: Optional[int] = typer.Option(None, help="Tracks per update (default: the recipe's)."),
+    seed: int = typer.Option(0, help="Seed of the initial weights, batch order, crops and transpositions."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
     precision: str = typer.Option("fp32", help="fp32 or bf16 (bfloat16 autocast for training)."),
-    augment: str = typer.Option("none", help="none, or transpose (key task: random chroma rotation, label shifted)."),
+    augment: Optional[str] = typer.Option(
+        None, help="none, transpose (key task: random chroma rotation, label shifted) or auto (transpose on key); "
+                   "default: the recipe's."),
     dbn: Optional[Path] = typer.Option(
         None, "--dbn", help="With --init random: draw the random weights from this DBN's weight statistics "
                             "(the paper's control); without it, a plain random initialization."),
@@ -45,13 +51,13 @@ def finetune(
 
     if task not in ("artist", "genre", "key"):
         raise ParameterError(f"--task {task!r}: must be artist, genre or key")
-    kw = {}
-    if lr:
-        kw["learning_rates"] = tuple(lr)
-    if snapshot:
-        kw["snapshot_epochs"] = tuple(snapshot)
-    config = FinetuneConfig(epochs=epochs, batch_size=batch_size, seed=seed, precision=precision, augment=augment,
-                            **kw)
+    kw = {"seed": seed, "precision": precision}
+    for name, value in (("learning_rates", tuple(lr or ())), ("snapshot_epochs", tuple(snapshot or ())),
+                        ("epochs", epochs), ("batch_size", batch_size), ("augment", augment)):
+        if value:
+            kw[name] = value
+    config = FinetuneConfig.for_recipe(recipe, **kw)
+    epochs = config.epochs
     if init == "random":
         mode, dbn_dir = "random", dbn
     else:
