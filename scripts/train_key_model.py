@@ -155,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         "holdout": holdout,
         "command": "python scripts/train_key_model.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
         "steps": log, "wall_seconds": round(time.perf_counter() - t_start, 1),
+        "finetune_seconds": round(float(result.seconds), 1),  # the training's own time, also when this call resumed it
         "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine()},
         "versions": run_versions(),
         "size_bytes": (args.out / "model.pt").stat().st_size,

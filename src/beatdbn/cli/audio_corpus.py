@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import typer
 
 from beatdbn.cli import command, console
-from beatdbn.cli.progress import progress_bar
+from beatdbn.cli.progress import counting_bar
 
 __all__ = ["synth_audio"]
 
@@ -24,14 +23,7 @@ def synth_audio(
     """Synthesize tonal pieces with known keys as audio, plus labels.csv (path, key) for `extract --labels`."""
     from beatdbn.synth.audio_keys import write_corpus
 
-    with progress_bar(console) as bar:
-        job = bar.add_task("synth-audio", total=pieces, rate="")
-        t0 = time.perf_counter()
-
-        def advance(done: int) -> None:
-            rate = done / max(time.perf_counter() - t0, 1e-9)
-            bar.update(job, completed=done, rate=f"{rate:,.2f} pieces/s")
-
+    with counting_bar(console, "synth-audio", pieces, unit="pieces", fmt=",.2f") as advance:
         labels = write_corpus(out, pieces=pieces, seed=seed, fmt=fmt, workers=workers, progress=advance)
     console.print(f"wrote {pieces} synthesized pieces and {labels} "
                   f"(next: beatdbn extract {out / 'audio'} --out STORE --labels {labels})")

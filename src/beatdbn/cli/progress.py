@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
+from typing import Callable, Iterator
+
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
-__all__ = ["progress_bar"]
+__all__ = ["progress_bar", "counting_bar"]
 
 
 def progress_bar(console, *, transient: bool = False) -> Progress:
@@ -22,3 +26,18 @@ def progress_bar(console, *, transient: bool = False) -> Progress:
         console=console,
         transient=transient,
     )
+
+
+@contextlib.contextmanager
+def counting_bar(console, name: str, total: int, *, unit: str = "items",
+                 fmt: str = ",.0f") -> Iterator[Callable[[int], None]]:
+    """A :func:`progress_bar` over ``total`` items; yields ``advance(done)``, which also shows ``done / s``."""
+    with progress_bar(console) as bar:
+        job = bar.add_task(name, total=total, rate="")
+        t0 = time.perf_counter()
+
+        def advance(done: int) -> None:
+            rate = done / max(time.perf_counter() - t0, 1e-9)
+            bar.update(job, completed=done, rate=f"{rate:{fmt}} {unit}/s")
+
+        yield advance
