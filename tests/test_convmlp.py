@@ -203,3 +203,24 @@ def test_config_checks():
         MLPConfig(init="xavier")
     c = MLPConfig(n_classes=2, classes=["x", "y"])
     assert c.classes == ("x", "y") and MLPConfig.from_dict(json.loads(json.dumps(c.to_dict()))) == c
+
+
+def test_transposition_average_is_exactly_equivariant():
+    """A key model with ``transpose_keys`` averages over the 12 transpositions: transposing the input by k
+    semitones shifts the posterior by k keys, exactly."""
+    keys = tuple((np.arange(12) + 3) % 12)  # classes in the order D#, E, ..., D
+    model = ConvMLP(MLPConfig(n_classes=12, n_maps_1a=4, n_maps_1b=4, n_maps_3=4, transpose_keys=keys))
+    plain = ConvMLP(MLPConfig(n_classes=12, n_maps_1a=4, n_maps_1b=4, n_maps_3=4))
+    x = torch.cat([torch.rand(2, 12, 90), torch.randn(2, 12, 90)], dim=1)
+    lengths = torch.tensor([90, 40])
+    p = model.predict_proba(x, lengths)
+    assert torch.allclose(p.sum(dim=1), torch.ones(2))
+    class_of_key = {k: i for i, k in enumerate(keys)}
+    for k in (1, 5, 11):
+        xk = torch.cat([x[:, :12][:, (torch.arange(12) - k) % 12], x[:, 12:]], dim=1)
+        shift = [class_of_key[(keys[i] + k) % 12] for i in range(12)]
+        assert torch.allclose(model.predict_proba(xk, lengths)[:, shift], p, atol=1e-6)
+        assert not torch.allclose(plain.predict_proba(xk, lengths)[:, shift], plain.predict_proba(x, lengths),
+                                  atol=1e-4)  # without averaging the net is not equivariant
+    with pytest.raises(ParameterError, match="transpose_keys"):
+        MLPConfig(n_classes=3, transpose_keys=(0, 1, 2))

@@ -130,10 +130,16 @@ class MLPConfig(JsonConfig):
     short_track: str = "wrap"  # 'wrap' | 'edge' | 'zeros': padding of tracks < receptive field
     init: str = "random"  # 'pretrained' | 'random_like' | 'random': how the weights started
     seed: int = 0  # initial weights
+    transpose_keys: tuple[int, ...] = ()  # key (0 = C .. 11 = B) of each class: average posteriors over transpositions
 
     def __post_init__(self) -> None:
         if isinstance(self.classes, list):
             object.__setattr__(self, "classes", tuple(self.classes))
+        object.__setattr__(self, "transpose_keys", tuple(self.transpose_keys))
+        if self.transpose_keys and (sorted(self.transpose_keys) != list(range(12)) or self.n_classes != 12
+                                    or self.n_chroma != 12):
+            raise ParameterError(f"MLPConfig.transpose_keys={list(self.transpose_keys)!r}: needs 12 classes that are "
+                                 f"the 12 keys (a permutation of 0..11) and 12 chroma channels")
         ints = ("n_classes", "n_chroma", "n_timbre", "n_maps_1a", "n_maps_1b", "width_1", "pool_1",
                 "n_maps_3", "width_3", "pool_3")
         for name in ints:
@@ -432,9 +438,32 @@ class ConvMLP(nn.Module):
         return logits, l4
 
     def predict_proba(self, x: Any, lengths: Any = None) -> torch.Tensor:
-        """Track posteriors ``(batch, n_classes)``: the mean of the valid steps' softmax (see :func:`track_posteriors`)."""
-        logits, l4 = self.forward(x, lengths)
-        return track_posteriors(logits, l4)
+        """Track posteriors ``(batch, n_classes)``: the mean of the valid steps' softmax (see :func:`track_posteriors`).
+
+        With ``config.transpose_keys`` (a key model trained with transposition
+        augmentation) the posterior is averaged over the 12 transpositions of
+        the input: the chroma rotated by ``k`` semitones is classified, and its
+        posterior over keys is shifted back by ``k``. The prediction is then
+        exactly transposition-equivariant: transposing a track transposes its
+        predicted key.
+        """
+        if not self.config.transpose_keys:
+            logits, l4 = self.forward(x, lengths)
+            return track_posteriors(logits, l4)
+        x = torch.as_tensor(x)
+        keys = torch.tensor(self.config.transpose_keys, device=x.device)
+        class_of_key = torch.empty_like(keys)
+        class_of_key[keys] = torch.arange(12, device=x.device)
+        total = None
+        for k in range(12):  # 12 passes of the batch rather than a 12x larger batch: memory stays that of one
+            idx = (torch.arange(12, device=x.device) - k) % 12  # rotated chroma c = original chroma (c - k)
+            xk = torch.cat((x[:, :12][:, idx], x[:, 12:]), dim=1)
+            logits, l4 = self.forward(xk, lengths)
+            p = track_posteriors(logits, l4)  # over the rotated track's classes
+            back = class_of_key[(keys + k) % 12]  # original class i <-> rotated class of key (key_i + k)
+            p = p[:, back]
+            total = p if total is None else total + p
+        return total / 12
 
     @staticmethod
     def loss(logits: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -309,8 +309,13 @@ def transpose_batch(x: torch.Tensor, labels: torch.Tensor, shifts: torch.Tensor,
 
 
 def initial_model(init: str, dbn: ConvDBN | None, classes: Sequence[str], *, seed: int, task: str = "",
-                  device: str | torch.device = "cpu", template: MLPConfig | None = None) -> ConvMLP:
+                  device: str | torch.device = "cpu", template: MLPConfig | None = None,
+                  transpose_keys: Sequence[int] = ()) -> ConvMLP:
     """The untrained conv MLP of an experiment.
+
+    ``transpose_keys`` (the key of each class; a key model trained with
+    transposition augmentation) makes the model average its posteriors over
+    the 12 transpositions (:meth:`ConvMLP.predict_proba`).
 
     ``init='pretrained'`` copies ``dbn`` (:meth:`ConvMLP.from_dbn`);
     ``init='random'`` draws the paper's control from ``dbn``'s weight
@@ -331,6 +336,8 @@ def initial_model(init: str, dbn: ConvDBN | None, classes: Sequence[str], *, see
         base = (template or MLPConfig()).to_dict()
         base.update(n_classes=n, classes=tuple(classes), task=task, init="random", seed=seed)
         model = ConvMLP(MLPConfig.from_dict(base))
+    if transpose_keys:
+        model.config = dataclasses.replace(model.config, transpose_keys=tuple(transpose_keys))
     return model.to(device)
 
 
@@ -617,7 +624,9 @@ def run_convmlp(
         log.info("%s: already finished", out)
         return done
 
-    model0 = initial_model(init, dbn, classes, seed=config.seed, task=task, device=device, template=model_template)
+    transpose_keys = tuple(int(k) for k in key_class_map(classes)) if augment == "transpose" else ()
+    model0 = initial_model(init, dbn, classes, seed=config.seed, task=task, device=device, template=model_template,
+                           transpose_keys=transpose_keys)
     init_state = {k: v.clone() for k, v in model0.state_dict().items()}
     expect = _jsonable({"task": task, "model": name, "tracks": splits_fingerprint(train, valid, test),
                         "initial_weights": _weights_fingerprint(model0),
@@ -644,7 +653,8 @@ def run_convmlp(
     curves: dict[str, list[dict]] = {}
     done_before = 0
     for lr in config.learning_rates:
-        model = initial_model(init, dbn, classes, seed=config.seed, task=task, device=device, template=model_template)
+        model = initial_model(init, dbn, classes, seed=config.seed, task=task, device=device, template=model_template,
+                              transpose_keys=transpose_keys)
         model.load_state_dict(init_state)
         lr_dir = _lr_dir(out, lr)
 
