@@ -7,7 +7,9 @@ package. The steps, each a plain ``beatdbn`` command or library call:
 1. ``beatdbn synth-audio WORK/corpus --pieces N --seed S``  (the training corpus)
 2. ``beatdbn extract WORK/corpus/audio --out WORK/store --labels WORK/corpus/labels.csv``
 3. ``beatdbn tasks WORK/store --out WORK/tasks --task key --per-key N/12``  (80/10/10 per tonic)
-4. optionally ``beatdbn pretrain WORK/store --out WORK/dbn --exclude WORK/tasks``  (``--pretrain``)
+4. ``beatdbn pretrain WORK/store --out WORK/dbn --exclude WORK/tasks --passes 5`` (a conv DBN on the
+   training split only; ``--no-pretrain`` skips it. On the 408-piece corpus it lifted the selected
+   model from 86.1 % valid / 77.8 % test (random init) to 94.4 % / 91.7 %, and 5 passes cost ~1 min)
 5. finetune with ``FinetuneConfig.for_recipe("beatdbn")`` (selects on valid, reports test)
 6. a held-out corpus from another seed (``--holdout-seed``), extracted the same way,
    classified by the selected model: its accuracy goes into the provenance
@@ -42,7 +44,7 @@ DEFAULT_OUT = ROOT / "src" / "beatdbn" / "pretrained" / "key_audio"
 def _beatdbn(*args: str, log: list) -> float:
     """Run one ``beatdbn`` command (this interpreter's), record it, return its wall time."""
     cmd = [sys.executable, "-m", "beatdbn", *args]
-    shown = "beatdbn " + " ".join(shlex.quote(a) for a in args)
+    shown = "beatdbn " + " ".join(shlex.quote(a) for a in args).replace(f"{ROOT}/", "")  # paths as in the repo
     print(f"$ {shown}", flush=True)
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True)
@@ -96,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--holdout-pieces", type=int, default=144, help="Held-out corpus size (0: none).")
     ap.add_argument("--holdout-seed", type=int, default=1, help="Held-out corpus seed (must differ from --seed).")
     ap.add_argument("--train-seed", type=int, default=0, help="Seed of the finetuning (weights, batches).")
-    ap.add_argument("--pretrain", action="store_true", help="Pretrain a conv DBN on the training store first.")
+    ap.add_argument("--pretrain", action=argparse.BooleanOptionalAction, default=True,
+                    help="Pretrain a conv DBN on the training split first (default) or start from random weights.")
+    ap.add_argument("--passes", type=int, default=5, help="Pretraining passes over the (small) corpus.")
     ap.add_argument("--workers", type=int, default=2, help="Processes for rendering and extraction.")
     args = ap.parse_args(argv)
     if args.holdout_pieces and args.holdout_seed == args.seed:
@@ -122,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     dbn = None
     if args.pretrain:
         dbn = work / "dbn"
-        _beatdbn("pretrain", str(store), "--out", str(dbn), "--exclude", str(tasks), log=log)
+        if not (dbn / "model.pt").exists():
+            _beatdbn("pretrain", str(store), "--out", str(dbn), "--exclude", str(tasks), "--passes", str(args.passes),
+                     "--seed", str(args.train_seed), log=log)
     config = FinetuneConfig.for_recipe("beatdbn", seed=args.train_seed)
     run_dir = work / ("run-pretrained" if dbn else "run-random")
     print(f"finetune ({config.recipe} recipe, init {'pretrained' if dbn else 'random'}) -> {run_dir}", flush=True)
@@ -150,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
                    "per_key": per_key,
                    "splits": json.loads((run_dir / "config.json").read_text()).get("splits")},
         "recipe": config.recipe, "finetune": config.to_dict(), "init": "pretrained" if dbn else "random",
+        "pretrain_passes": args.passes if dbn else 0,
         "selected": {k: selected[k] for k in ("learning_rate", "epoch")},
         "valid_accuracy": float(selected["valid_accuracy"]), "test_accuracy": float(selected["test_accuracy"]),
         "holdout": holdout,
