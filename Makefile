@@ -33,7 +33,7 @@ demo: setup
 # largest scale the corpus supports, tagtraum genre labels; resumes when rerun.
 real: setup
 	OMP_NUM_THREADS=1 $(BIN)/beatdbn extract $(REAL_MSD) --out $(REAL)/store --scheduler sync
-	OMP_NUM_THREADS=1 $(BIN)/beatdbn reproduce $(REAL)/store --out $(REAL)/run --scale auto --genre-labels $(REAL_TAGTRAUM)
+	OMP_NUM_THREADS=1 $(BIN)/beatdbn reproduce $(REAL)/store --out $(REAL)/run --scale auto --genre-labels $(REAL_TAGTRAUM) --recipe both --pretrain-min-beats 1000000
 	@cat $(REAL)/run/table.md
 
 test: setup

@@ -11,7 +11,7 @@ import torch
 from typer.testing import CliRunner
 
 from beatdbn.cli import app
-from beatdbn.exceptions import DataError
+from beatdbn.exceptions import DataError, ParameterError
 from beatdbn.models.dbn import ConvDBN, DBNConfig
 from beatdbn.store.extract import extract
 from beatdbn.store.reader import FeatureStore
@@ -87,6 +87,21 @@ def test_short_tracks_are_not_dropped(tmp_path):
     assert max(r["tracks"] for r in rows if r["stage"] == "3") == 5
     for p in ConvDBN.load(tmp_path / "dbn").parameters():
         assert torch.isfinite(p).all()
+
+
+def test_small_corpus_gets_more_passes_to_reach_min_beats(tmp_path):
+    for i, n in enumerate((60, 200, 140)):
+        write_track(tmp_path / "msd" / f"TRPASS{i:012d}.h5", make_track(track_id=f"TRPASS{i:012d}", n_beats=n, seed=i))
+    extract([tmp_path / "msd"], tmp_path / "store", scheduler="sync")
+    config = PretrainConfig(batch_size=1, min_beats=1000)  # 400 beats: 3 passes reach 1,000
+    assert config.passes_for(400) == 3 and config.passes_for(10**6) == 1 and PretrainConfig().passes_for(10) == 1
+    summary = pretrain(tmp_path / "store", tmp_path / "dbn", config=config, dbn_config=SMALL)
+    assert summary["passes"] == 3 and summary["n_beats"] == 400
+    rows = list(iter_stats(tmp_path / "dbn"))
+    assert sorted({r["pass"] for r in rows if r["stage"] == "1a"}) == [0, 1, 2]
+    assert int(ConvDBN.load(tmp_path / "dbn").layer1a.n_updates) == 9  # 3 tracks x 3 passes
+    with pytest.raises(ParameterError, match="min_beats"):
+        PretrainConfig(min_beats=-1)
 
 
 def test_killed_run_resumes_to_the_same_weights(demo_corpus, tmp_path):

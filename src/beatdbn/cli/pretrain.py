@@ -20,6 +20,9 @@ def pretrain(
     exclude: Optional[Path] = typer.Option(
         None, help="Tasks folder (from `beatdbn tasks`): leave its valid/test tracks and duplicates out."),
     passes: int = typer.Option(1, help="Passes over the data per layer (the paper: 1)."),
+    min_beats: int = typer.Option(
+        0, "--min-beats", help="Small corpora: make more passes, until each layer has trained on at least this many "
+                               "beats (e.g. 1000000; the paper's whole-MSD pass is 4.6e8). 0: exactly --passes."),
     batch_size: int = typer.Option(1, help="Tracks per CD-1 step (1: one update per track, as the paper)."),
     checkpoint_every: int = typer.Option(2000, help="Batches between checkpoints."),
     seed: int = typer.Option(0, help="Seed of the batch order, the initial weights and the hidden samples."),
@@ -30,7 +33,7 @@ def pretrain(
     from beatdbn.models.dbn import DBNConfig
     from beatdbn.train.pretrain import PretrainConfig, pretrain as run, read_exclusion, write_plots
 
-    config = PretrainConfig(batch_size=batch_size, passes=passes, checkpoint_every=checkpoint_every, seed=seed)
+    config = PretrainConfig(batch_size=batch_size, passes=passes, min_beats=min_beats, checkpoint_every=checkpoint_every, seed=seed)
     excluded = read_exclusion(exclude) if exclude else None
     with progress_bar(console) as bar:
         job = bar.add_task("pretrain", total=None, rate="")

@@ -32,6 +32,9 @@ def reproduce(
     genre_labels: Optional[Path] = typer.Option(None, help=TASK_HELP["genre_labels"]),
     tasks_dir: Optional[Path] = typer.Option(None, "--tasks", help="Tasks built beforehand with `beatdbn tasks` (instead of the task options)."),
     recipe: str = typer.Option("paper", help="Conv MLP finetuning: 'paper' (section 6), 'beatdbn', or 'both' (extra Table 1 rows)."),
+    pretrain_min_beats: int = typer.Option(
+        0, help="Small corpora: pretrain with more passes until each layer has seen this many beats (e.g. 1000000); "
+                "0: the paper's single pass."),
     seed: int = typer.Option(0, help="Seed of splits, weights, batch orders and samples."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
 ):
@@ -45,6 +48,7 @@ def reproduce(
     tasks = task_options(artists, per_artist, per_genre, per_key, seed, scale, min_per_class, genres, key_classes,
                          artist_filter)
     config = ReproduceConfig.make(quick=quick, seed=seed, tasks=tasks, recipe=recipe, genre_labels=genre_labels,
+                                  pretrain_min_beats=pretrain_min_beats,
                                   duplicates=duplicates, tasks_dir=tasks_dir)
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(),
                TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())

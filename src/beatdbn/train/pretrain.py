@@ -93,12 +93,28 @@ class PretrainConfig(JsonConfig):
     passes: int = 1  # passes over the data per phase (the paper: one)
     checkpoint_every: int = 2000  # batches between checkpoints
     seed: int = 0  # batch order and hidden samples
+    min_beats: int = 0  # small corpora: more passes, until each phase has trained on at least this many beats
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "passes", "checkpoint_every"):
             value = getattr(self, name)
             if not (isinstance(value, int) and value >= 1):
                 raise ParameterError(f"{name}={value!r}: must be an int >= 1")
+        if not (isinstance(self.min_beats, int) and not isinstance(self.min_beats, bool) and self.min_beats >= 0):
+            raise ParameterError(f"min_beats={self.min_beats!r}: must be an int >= 0")
+
+    def passes_for(self, n_beats: int) -> int:
+        """Passes per phase over a corpus of ``n_beats``: ``passes``, or more to reach ``min_beats`` (at most 100).
+
+        Examples
+        --------
+        >>> PretrainConfig(min_beats=1_000_000).passes_for(147_289)  # the 295 real tracks of subset-AA
+        7
+        >>> PretrainConfig(min_beats=1_000_000).passes_for(4.6e8)  # the whole MSD: the paper's one pass
+        1
+        """
+        need = -(-self.min_beats // max(int(n_beats), 1)) if self.min_beats else 1
+        return max(self.passes, min(need, 100))
 
 
 def read_exclusion(tasks_dir) -> set[str]:
@@ -254,7 +270,11 @@ def pretrain(
     stats = _StatsLog(out / "pretrain.csv", state["stats_rows"] if state else 0)
 
     n_tracks, n_beats = len(rows), int(lengths.sum())
-    total = n_tracks * config.passes * len(PHASES)
+    passes = config.passes_for(n_beats)
+    if passes > config.passes:
+        log.warning("%s: %d passes per layer over this small corpus (%d beats) to reach min_beats=%d",
+                    out, passes, n_beats, config.min_beats)
+    total = n_tracks * passes * len(PHASES)
     done_tracks = done_beats = 0
     trained = 0
     t_start = time.perf_counter()
@@ -267,7 +287,7 @@ def pretrain(
 
     try:
         for phase_i, (phase, stages) in enumerate(PHASES.items()):
-            for pass_ in range(config.passes):
+            for pass_ in range(passes):
                 plan = batch_plan(shards, lengths, config.batch_size, _plan_seed(config.seed, phase, pass_))
                 skip = position[2] if (phase_i, pass_) == position[:2] else 0
                 if (phase_i, pass_) < position[:2]:
@@ -293,30 +313,31 @@ def pretrain(
                     trained += 1
                     if progress is not None:
                         progress({"phase": phase, "pass": pass_, "tracks_done": done_tracks, "tracks_total": total,
-                                  "beats_done": done_beats, "beats_total": n_beats * config.passes * len(PHASES),
+                                  "beats_done": done_beats, "beats_total": n_beats * passes * len(PHASES),
                                   "beats_per_s": stage_beats / max(elapsed[phase], 1e-9)})
                     last = batch_i + 1 == len(plan)
                     if last or (batch_i + 1) % config.checkpoint_every == 0:
                         nxt = (phase_i, pass_ + 1, 0) if last else (phase_i, pass_, batch_i + 1)
                         checkpoint(*nxt)
                     if trained == stop_after:
-                        return _summary(out, n_tracks, n_beats, expect, elapsed, complete=False)
+                        return _summary(out, n_tracks, n_beats, passes, expect, elapsed, complete=False)
     finally:
         stats.close()
     dbn.save(out)
-    summary = _summary(out, n_tracks, n_beats, expect, elapsed, complete=True)
+    summary = _summary(out, n_tracks, n_beats, passes, expect, elapsed, complete=True)
     (out / CHECKPOINT).unlink(missing_ok=True)
     log.info("%s: pretrained in %.1f s", out, time.perf_counter() - t_start)
     return summary
 
 
-def _summary(out: Path, n_tracks: int, n_beats: int, expect: dict, elapsed: dict,
+def _summary(out: Path, n_tracks: int, n_beats: int, passes: int, expect: dict, elapsed: dict,
              *, complete: bool) -> dict:
-    beats = n_beats * expect["pretrain_config"]["passes"]
+    beats = n_beats * passes
     summary = {
         "complete": complete,
         "n_tracks": n_tracks,
         "n_beats": n_beats,
+        "passes": passes,
         **expect,
         "phases": {p: {"stages": list(PHASES[p]), "seconds": round(s, 3),
                        "beats_per_s": (beats / s if s and complete else math.nan)}

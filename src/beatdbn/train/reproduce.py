@@ -112,16 +112,17 @@ class ReproduceConfig(JsonConfig):
 
     @classmethod
     def make(cls, *, quick: bool = False, seed: int = 0, tasks: TaskConfig | None = None, recipe: str = "paper",
-             genre_labels=None, duplicates=None, tasks_dir=None) -> "ReproduceConfig":
+             genre_labels=None, duplicates=None, tasks_dir=None, pretrain_min_beats: int = 0) -> "ReproduceConfig":
         """The paper's protocol, or with ``quick`` a smoke run: 2 learning rates of each sweep, 10 epochs
-        (snapshot at 7, standing in for the paper's 20 of 30); conv MLPs by ``recipe``."""
+        (snapshot at 7, standing in for the paper's 20 of 30); conv MLPs by ``recipe``; pretraining makes
+        more than the paper's one pass when the corpus has fewer than ``pretrain_min_beats`` beats."""
         tasks = tasks or TaskConfig(seed=seed)
         if recipe not in RECIPE_CHOICES:
             raise ParameterError(f"--recipe {recipe!r}: choose from {', '.join(RECIPE_CHOICES)}")
         beatdbn = FinetuneConfig.for_recipe("beatdbn", quick=quick, seed=seed) if recipe != "paper" else None
         baselines = (BaselineConfig(learning_rates=(5e-4, 5e-5), epochs=10, seed=seed) if quick
                      else BaselineConfig(seed=seed))
-        return cls(tasks=tasks, dbn=DBNConfig(seed=seed), pretrain=PretrainConfig(seed=seed),
+        return cls(tasks=tasks, dbn=DBNConfig(seed=seed), pretrain=PretrainConfig(seed=seed, min_beats=pretrain_min_beats),
                    finetune=FinetuneConfig.for_recipe("paper", quick=quick, seed=seed), baselines=baselines,
                    quick=quick, recipe=recipe, finetune_beatdbn=beatdbn,
                    genre_labels=str(genre_labels or ""), duplicates=str(duplicates or ""),
@@ -250,7 +251,7 @@ def reproduce(
     pretrain_beats = int(fs.n_beats * n_pretrain / max(len(fs), 1))
     train_beats = {name: int(sum(fs.metadata.column("n_beats").to_numpy()[fs.select_rows(t.track_ids("train"))]))
                    for name, t in tasks.items()}
-    work = {("pretrain", ""): 3.0 * pretrain_beats * config.pretrain.passes}
+    work = {("pretrain", ""): 3.0 * pretrain_beats * config.pretrain.passes_for(pretrain_beats)}
     plan = experiments(config)
     for name in task_names:
         for model, recipe in plan:
@@ -343,7 +344,8 @@ def projected_time(timings: dict[str, float], config: ReproduceConfig, fs, n_pre
     seconds: dict[str, float] = {}
     rates: dict[str, float] = {}
     if timings.get("pretrain") and n_pretrain:
-        beats_here = fs.n_beats * n_pretrain / max(len(fs), 1) * config.pretrain.passes
+        beats_here = fs.n_beats * n_pretrain / max(len(fs), 1)
+        beats_here *= config.pretrain.passes_for(beats_here)
         rates["pretrain_beats_per_s"] = beats_here / timings["pretrain"]
         seconds["pretrain"] = timings["pretrain"] / beats_here * PAPER_SCALE["pretrain_beats"]
     for task, beats in train_beats.items():
