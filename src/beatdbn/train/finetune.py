@@ -114,8 +114,9 @@ The ``beatdbn`` recipe's levers, each for one of these causes:
   paper's are; the best rate shrinks with the layers' width (fan-in 1,600
   for layer 3 at the paper's 100 + 100 maps): on a toy key task (36 tracks
   of 55 beats, 600 updates) 16 maps a side reach 79 % valid at 0.01 and 63 %
-  at 0.003, while 100 maps stay at chance at 0.01 and reach 79 % at 0.003. 0.0003 was never better than both others (final
-  epoch) on the real and audio key sets, so the sweep stops at 0.001.
+  at 0.003, while 100 maps stay at chance at 0.01 and reach 79 % at 0.003.
+  0.0003 was never better than both others (final epoch) on the real and
+  audio key sets, so the sweep stops at 0.001.
 
 Examples
 --------
@@ -153,7 +154,8 @@ from beatdbn.train.checkpoint import load_checkpoint, save_atomic
 from beatdbn.train.data import SplitData, bucketed_order, check_splits, padded_batch, splits_fingerprint
 from beatdbn.train.provenance import run_versions
 
-__all__ = ["FinetuneConfig", "RECIPES", "BEATDBN_RECIPE", "model_name", "run_convmlp", "finetune", "initial_model", "split_posteriors", "transpose_batch",
+__all__ = ["FinetuneConfig", "RECIPES", "BEATDBN_RECIPE", "model_name", "updates_per_epoch", "run_convmlp", "finetune",
+           "initial_model", "split_posteriors", "transpose_batch",
            "key_class_map", "bf16_supported", "run_versions", "METRICS_COLUMNS", "INIT_CHOICES"]
 
 log = logging.getLogger(__name__)
