@@ -64,6 +64,16 @@ def _corpus(work: Path, name: str, pieces: int, seed: int, workers: int, log: li
     return store
 
 
+def _uncommitted() -> list[str] | None:
+    """Source files that differ from the recorded git commit (None outside a checkout)."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--", "src", "scripts"], cwd=ROOT, check=True,
+                             capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return sorted(line[3:] for line in out.splitlines() if line.strip())
+
+
 def _holdout_accuracy(run, store: Path) -> dict:
     """Tonic accuracy of ``run`` on every labelled track of ``store``."""
     import numpy as np
@@ -165,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         "finetune_seconds": round(float(result.seconds), 1),  # the training's own time, also when this call resumed it
         "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine()},
         "versions": run_versions(),
+        "uncommitted_sources": _uncommitted(),
         "size_bytes": (args.out / "model.pt").stat().st_size,
     }
     (args.out / "PROVENANCE.json").write_text(json.dumps(provenance, indent=2, default=str) + "\n")

@@ -12,7 +12,10 @@ piece has a tonic and a mode, and everything in it follows from them:
   in half, deceptive or plagal cadences; the last one in an authentic cadence
   (most pieces; some stop mid-phrase, as excerpts do). Some longer pieces
   tonicize the dominant (major) or the relative major (minor) in a middle
-  phrase; the label stays the home key.
+  phrase; the label stays the home key. About 30 % of the non-chorale pieces
+  use a loop of popular music instead (12-bar blues on dominant sevenths,
+  I-bVII-IV-I, I-V-vi-IV, i-VII-VI-VII, i-iv-v-i, ...), where the tonic chord
+  may itself be a dominant seventh and V need not precede it.
 * **texture** -- one of: a four-voice chorale (a chord a beat, voice-led,
   passing tones in the soprano, a held final chord); melody over an
   accompaniment (block chords, Alberti bass, arpeggios, waltz or broken
@@ -88,14 +91,25 @@ _CHORDS = {
         "ii": (2, "min", "P"), "ii7": (2, "min7", "P"), "IVM7": (5, "maj7", "P"), "V": (7, "maj", "D"),
         "V7": (7, "dom7", "D"), "vii": (11, "dim", "D"), "V/V": (2, "dom7", "S"), "V/vi": (4, "dom7", "S"),
         "V/ii": (9, "dom7", "S"), "V/IV": (0, "dom7", "S"), "vii7/V": (6, "dim7", "S"), "I64": (0, "maj", "C"),
+        "I7": (0, "dom7", "X"), "IV7": (5, "dom7", "X"), "bVII": (10, "maj", "X"), "bVI": (8, "maj", "X"),
     },
     0: {  # minor
         "i": (0, "min", "T"), "VI": (8, "maj", "T"), "III": (3, "maj", "T"), "iv": (5, "min", "P"),
         "ii": (2, "dim", "P"), "ii7": (2, "hdim7", "P"), "N6": (1, "maj", "P"), "V": (7, "maj", "D"),
         "V7": (7, "dom7", "D"), "vii7": (11, "dim7", "D"), "VII": (10, "maj", "S"), "V/iv": (0, "dom7", "S"),
-        "V/V": (2, "dom7", "S"), "i64": (0, "min", "C"),
+        "V/V": (2, "dom7", "S"), "i64": (0, "min", "C"), "v": (7, "min", "X"), "i7": (0, "min7", "X"),
     },
 }  # fmt: skip
+# Loops of popular music (blues, mixolydian and aeolian rock, pop), one chord a bar, used by ~30 % of the
+# non-chorale pieces instead of the functional chain: there the tonic is often a dominant-seventh chord or
+# never preceded by V, and the model must not read "a major-minor seventh chord" as "the dominant".
+_LOOPS = {
+    1: [["I7", "I7", "I7", "I7", "IV7", "IV7", "I7", "I7", "V7", "IV7", "I7", "V7"],  # 12-bar blues
+        ["I", "bVII", "IV", "I"], ["I", "V", "vi", "IV"], ["I", "IV", "I", "V"], ["I", "vi", "IV", "V"],
+        ["I7", "IV7"], ["I", "bVI", "bVII", "I"]],
+    0: [["i", "VII", "VI", "VII"], ["i", "iv", "v", "i"], ["i", "VI", "III", "VII"], ["i7", "iv", "i7", "v"],
+        ["i", "i", "iv", "V"], ["i", "VI", "iv", "V"]],
+}
 _TARGET = {"V/V": "V", "V/vi": "vi", "V/ii": "ii", "V/IV": "IV", "vii7/V": "V", "VII": "III", "V/iv": "iv"}
 # How common each chord is within its function (default 1): plain triads and V7 dominate, as in the repertoire.
 _WEIGHT = {"I": 3, "i": 3, "V": 3, "V7": 2.5, "IV": 2.5, "iv": 2.5, "ii": 1.5, "vi": 1.5, "VI": 1.5, "ii7": 1,
@@ -268,7 +282,7 @@ def _melody(rng, score: _Score, chords: list[tuple[float, float, np.ndarray, str
     rweights = rweights * np.exp(rng.normal(0, 0.5, len(rweights)))
     rweights /= rweights.sum()
     for ci, (on, length, pcs, name) in enumerate(chords):
-        local = set(scale)
+        local = set(scale) | set(int(p) for p in pcs)  # chord tones are always in the local scale
         if mode == 0 and name in ("V", "V7", "vii7", "V/iv"):
             local = (local - {(tonic + 10) % 12}) | {(tonic + 11) % 12}
         t, end = on, on + length
@@ -325,7 +339,10 @@ def _compose(rng: np.random.Generator, tonic: int, mode: int, n_beats: int, mete
         phrases.append(size)
         left -= size
     cadenced_end = rng.random() < 0.85
-    modulate = len(phrases) >= 3 and rng.random() < 0.25
+    loop = _LOOPS[mode][rng.integers(len(_LOOPS[mode]))] if texture != "chorale" and rng.random() < 0.3 else None
+    if loop is not None:
+        per_bar = 1 if rng.random() < 0.8 else min(2, meter)
+    modulate = loop is None and len(phrases) >= 3 and rng.random() < 0.25
     mod_phrase = int(rng.integers(1, len(phrases) - 1)) if modulate else -1
     chords: list[tuple[float, float, np.ndarray, str, int]] = []  # onset, length, pcs, name, bass pc
     phrase_ends: set[int] = set()
@@ -343,10 +360,14 @@ def _compose(rng: np.random.Generator, tonic: int, mode: int, n_beats: int, mete
         if pi == mod_phrase:  # tonicize V (major) or III (minor) for this phrase
             k_tonic, k_mode = ((tonic + 7) % 12, 1) if mode == 1 else ((tonic + 3) % 12, 1)
             cadence = "authentic"
-        names = _progression(rng, k_mode, n_ch, cadence, start_tonic=(pi == 0 and rng.random() < 0.85) or pi > 0)
+        if loop is not None:  # the loop runs on through the phrases
+            start = sum(phrases[:pi]) * per_bar
+            names = [loop[(start + j) % len(loop)] for j in range(n_ch)]
+        else:
+            names = _progression(rng, k_mode, n_ch, cadence, start_tonic=(pi == 0 and rng.random() < 0.85) or pi > 0)
         if last and cadenced_end and n_ch >= 2:
             # the final tonic takes the last bar: merge trailing chords into a held final chord
-            names[-1] = _TONIC[mode]
+            names[-1] = _TONIC[mode] if loop is None or loop[0] not in ("I7", "i7") else loop[0]
         length = meter / per_bar
         for j, name in enumerate(names):
             pcs, root = _chord_pcs(name, k_mode, k_tonic)
@@ -372,7 +393,7 @@ def _compose(rng: np.random.Generator, tonic: int, mode: int, n_beats: int, mete
     lo_mid = int(rng.integers(48, 57))
     mel_lo = int(rng.integers(60, 70))
     mel_hi = mel_lo + int(rng.integers(12, 20))
-    info = {"phrases": phrases, "per_bar": per_bar, "modulates": bool(modulate),
+    info = {"phrases": phrases, "per_bar": per_bar, "modulates": bool(modulate), "loop": loop,
             "cadenced_end": bool(cadenced_end), "chords": [c[3] for c in chords]}
     simple = [(c[0], c[1], c[2], c[3]) for c in chords]
     final_hold = 1.0 + float(rng.choice([0, 1, 2]))
