@@ -67,7 +67,8 @@ def _corpus(work: Path, name: str, pieces: int, seed: int, workers: int, log: li
 def _uncommitted() -> list[str] | None:
     """Source files that differ from the recorded git commit (None outside a checkout)."""
     try:
-        out = subprocess.run(["git", "status", "--porcelain", "--", "src", "scripts"], cwd=ROOT, check=True,
+        out = subprocess.run(["git", "status", "--porcelain", "--", "src", "scripts", ":!src/beatdbn/pretrained"],
+                             cwd=ROOT, check=True,
                              capture_output=True, text=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return None
