@@ -20,6 +20,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 from pathlib import Path
 
@@ -31,6 +32,19 @@ from beatdbn.tasks.build import load_task
 from beatdbn.train.baselines import BaselineConfig, run_logreg, run_naive_bayes
 from beatdbn.train.data import load_split
 from beatdbn.train.finetune import FinetuneConfig, model_name, run_convmlp
+
+
+def _early_valid(run_dir: Path, epochs=(2, 5, 10)) -> dict[int, float]:
+    """Best validation accuracy over the learning rates at each of ``epochs`` (from ``lr-*/metrics.csv``):
+    how fast a start converges, read off the learning curves."""
+    best: dict[int, float] = {}
+    for metrics in run_dir.glob("lr-*/metrics.csv"):
+        with metrics.open(newline="") as f:
+            for row in csv.DictReader(f):
+                e = int(row["epoch"])
+                if e in epochs:
+                    best[e] = max(best.get(e, 0.0), float(row["valid_accuracy"]))
+    return best
 
 
 def _row(result, epoch: int | None = None) -> tuple[float, float]:
@@ -54,6 +68,7 @@ def main() -> None:
 
     fs = FeatureStore.open(args.store)
     table: dict[str, list[tuple[float, float, float | None]]] = {}
+    curves: dict[str, list[dict[int, float]]] = {}
     for seed in args.seeds:
         task = load_task(args.tasks_pattern.format(seed=seed), args.task)
         splits = [load_split(fs, task, s) for s in ("train", "valid", "test")]
@@ -73,6 +88,7 @@ def main() -> None:
                 name = model_name(init, recipe)
                 r = run_convmlp(*splits, task=args.task, init=init, dbn=dbn, out=out / name, config=cfg)
                 table.setdefault(name, []).append((*_row(r), _row(r, early)[1]))
+                curves.setdefault(name, []).append(_early_valid(out / name))
                 print(f"seed {seed} {name}: valid {table[name][-1][0]:.3f} test {table[name][-1][1]:.3f}", flush=True)
 
     print(f"\n{args.task} on {args.store}, seeds {args.seeds} (mean ± std; test at the early snapshot for conv MLPs)")
@@ -80,11 +96,17 @@ def main() -> None:
     summary = {}
     for name, rows in table.items():
         a = np.array([[v, t, np.nan if e is None else e] for v, t, e in rows], dtype=float)
-        m, s = np.nanmean(a, axis=0) if a.size else a, np.nanstd(a, axis=0)
-        cells = [f"{m[i]:.3f} ± {s[i]:.3f}" if not np.isnan(m[i]) else "" for i in range(3)]
+        cells = [f"{np.mean(a[:, i]):.3f} ± {np.std(a[:, i]):.3f}" if not np.isnan(a[:, i]).any() else ""
+                 for i in range(3)]
         print(f"{name:32s} {cells[0]:>15s} {cells[1]:>15s} {cells[2]:>15s}")
-        summary[name] = {"valid": rows and [r[0] for r in rows], "test": [r[1] for r in rows],
-                         "test_early": [r[2] for r in rows]}
+        summary[name] = {"valid": [r[0] for r in rows], "test": [r[1] for r in rows],
+                         "test_early": [r[2] for r in rows], "valid_by_epoch": curves.get(name, [])}
+    if curves:
+        print("\nbest validation accuracy over the learning rates after 2 / 5 / 10 epochs (mean ± std over seeds)")
+        for name, per_seed in curves.items():
+            cells = [f"{np.mean([c[e] for c in per_seed]):.3f} ± {np.std([c[e] for c in per_seed]):.3f}"
+                     if all(e in c for c in per_seed) else "" for e in (2, 5, 10)]
+            print(f"{name:32s} " + " ".join(f"{c:>15s}" for c in cells))
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "summary.json").write_text(json.dumps(summary, indent=2))
 
