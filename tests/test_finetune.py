@@ -372,9 +372,10 @@ def test_cli_finetune_defaults_to_the_beatdbn_recipe(demo_corpus, tmp_path):
     out = tmp_path / "run"
     res = runner.invoke(app, ["finetune", str(demo_corpus["store"]), str(demo_corpus["tasks"]), "--task", "genre",
                               "--init", "random", "--out", str(out), "--lr", "0.003", "--epochs", "1",
-                              "--batch-size", "8"])
+                              "--batch-size", "8", "--min-updates", "0"])
     assert res.exit_code == 0, res.output
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["model"] == "convmlp_random_beatdbn" and cfg["finetune"]["optimizer"] == "adam"
-    assert cfg["finetune"]["overrides"] == ["batch_size", "epochs", "learning_rates"]
+    assert cfg["finetune"]["overrides"] == ["batch_size", "epochs", "learning_rates", "min_updates"]
+    assert cfg["updates_per_epoch"] == -(-cfg["splits"]["train"] // 8)  # one pass: the minimum was lifted
     assert cfg["augment_resolved"] == "none"  # transposition only where the classes are keys

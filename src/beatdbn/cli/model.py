@@ -35,6 +35,8 @@ def finetune(
     epochs: Optional[int] = typer.Option(None, help="Epochs per learning rate (default: the recipe's, 30)."),
     snapshot: Optional[list[int]] = typer.Option(None, "--snapshot", help="Epochs to keep and test (default 20 30)."),
     batch_size: Optional[int] = typer.Option(None, help="Tracks per update (default: the recipe's)."),
+    min_updates: Optional[int] = typer.Option(
+        None, help="Fewest updates a run makes (small tasks get more passes per epoch; default: the recipe's)."),
     seed: int = typer.Option(0, help="Seed of the initial weights, batch order, crops and transpositions."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
     precision: str = typer.Option("fp32", help="fp32 or bf16 (bfloat16 autocast for training)."),
@@ -53,8 +55,9 @@ def finetune(
         raise ParameterError(f"--task {task!r}: must be artist, genre or key")
     kw = {"seed": seed, "precision": precision}
     for name, value in (("learning_rates", tuple(lr or ())), ("snapshot_epochs", tuple(snapshot or ())),
-                        ("epochs", epochs), ("batch_size", batch_size), ("augment", augment)):
-        if value:
+                        ("epochs", epochs), ("batch_size", batch_size), ("augment", augment),
+                        ("min_updates", min_updates)):
+        if value is not None and value != ():
             kw[name] = value
     config = FinetuneConfig.for_recipe(recipe, **kw)
     epochs = config.epochs
