@@ -112,3 +112,22 @@ def test_recipes_choose_the_conv_mlp_experiments():
     assert only.to_dict()["recipes"] == ["beatdbn"] and only.finetune_for("beatdbn").snapshots == (20, 30)
     with pytest.raises(ParameterError, match="recipe"):
         ReproduceConfig.make(recipe="fancy")
+
+
+def test_projection_of_a_crop_recipe_scales_with_its_crops_not_its_beats():
+    """The beatdbn recipe trains on fixed-size crops with a minimum of updates: on a tiny task its time is no
+    guide per training beat; it scales with the crops (updates x batch) the paper's task size would need."""
+    from beatdbn.train.finetune import updates_per_epoch
+    from beatdbn.train.reproduce import ReproduceConfig, projected_time
+
+    config = ReproduceConfig.make(recipe="both")
+    timings = {"key/convmlp_random_beatdbn": 100.0, "key/convmlp_random": 100.0}
+    got = projected_time(timings, config, fs=None, n_pretrain=0, train_beats={"key": 48_000},
+                         train_tracks={"key": 96})["stages_seconds"]
+    ft = config.finetune_for("beatdbn")
+    here = updates_per_epoch(96, ft) * 32  # 50 updates an epoch (the minimum) of 32 crops
+    there = updates_per_epoch(2400, ft) * 32  # 75 updates an epoch (one pass over 2,400 tracks)
+    assert (here, there) == (50 * 32, 75 * 32)
+    assert got["key/convmlp_random_beatdbn"] == pytest.approx(100.0 * there / here)
+    # the paper's recipe trains on whole tracks: seconds per training beat x the paper's 2,400 x 500 beats
+    assert got["key/convmlp_random"] == pytest.approx(100.0 / 48_000 * 2400 * 500)

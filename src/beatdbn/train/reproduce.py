@@ -58,7 +58,7 @@ from beatdbn.models.config import JsonConfig
 from beatdbn.models.dbn import DBNConfig
 from beatdbn.tasks.build import TaskConfig
 from beatdbn.train.baselines import BaselineConfig
-from beatdbn.train.finetune import FinetuneConfig, model_name
+from beatdbn.train.finetune import FinetuneConfig, model_name, updates_per_epoch
 from beatdbn.train.pretrain import PretrainConfig
 
 __all__ = ["ReproduceConfig", "reproduce", "experiments", "projected_time", "EXPERIMENTS", "PAPER_SCALE",
@@ -305,7 +305,8 @@ def reproduce(
             "work_done": work_total, "work_total": work_total})
     record["machine"]["end"] = _load()
     record["projected"] = projected_time(record["timings"], config, fs, n_pretrain, train_beats,
-                                         machine=record["machine"])
+                                         machine=record["machine"],
+                                         train_tracks={n: len(t.track_ids("train")) for n, t in tasks.items()})
     _write_json(record_path, record)
     table = Table1.from_run(out)
     table.write(out)
@@ -325,8 +326,15 @@ def _machine_note(machine: dict | None) -> str:
             f"shared the CPUs, so the rates are lower and the projection longer than on an idle machine")
 
 
+def _sweep_crops(n_train: int, config: FinetuneConfig) -> int:
+    """Training crops a whole learning-rate sweep processes on ``n_train`` training tracks (updates x batch)."""
+    return (updates_per_epoch(n_train, config) * config.epochs * len(config.learning_rates)
+            * min(config.batch_size, n_train))
+
+
 def projected_time(timings: dict[str, float], config: ReproduceConfig, fs, n_pretrain: int,
-                   train_beats: dict[str, int], *, machine: dict | None = None) -> dict[str, Any]:
+                   train_beats: dict[str, int], *, machine: dict | None = None,
+                   train_tracks: dict[str, int] | None = None) -> dict[str, Any]:
     """Wall time of the full protocol at the paper's scale, extrapolated from this run's rates.
 
     Pretraining: this run's seconds per pretraining beat times the paper's one
@@ -335,8 +343,11 @@ def projected_time(timings: dict[str, float], config: ReproduceConfig, fs, n_pre
     measured seconds per training beat (and per epoch and learning rate for
     the sweeps) times the paper's task sizes (4,000 / 4,000 / 2,400 training
     tracks of 500 beats) and the full sweeps (30 epochs; 3 and 5 learning
-    rates). Evaluation and start-up costs scale the same way, which slightly
-    overstates small fixed costs. ``machine`` (load averages) says whether the
+    rates). A recipe that trains on fixed-size crops (``beatdbn``) costs its
+    crops instead (updates x batch), so its time scales with the crops it would
+    train on at the paper's task size (``train_tracks`` gives this run's). Evaluation and
+    start-up costs scale the same way, which slightly overstates small fixed
+    costs. ``machine`` (load averages) says whether the
     rates were measured on an idle machine.
     """
     full = ReproduceConfig.make(recipe=config.recipe)
@@ -361,6 +372,12 @@ def projected_time(timings: dict[str, float], config: ReproduceConfig, fs, n_pre
                           / (config.baselines.epochs * len(config.baselines.learning_rates)))
             else:
                 here, there = config.finetune_for(recipe), full.finetune_for(recipe)
+                if here.crop and train_tracks and train_tracks.get(task):
+                    # fixed-size crops: a run costs the crops it trains on, not its tracks' beats
+                    paper_tracks = PAPER_SCALE["train_tracks"][task]
+                    seconds[f"{task}/{model}"] = t * _sweep_crops(paper_tracks, there) / _sweep_crops(
+                        train_tracks[task], here)
+                    continue
                 factor = (there.epochs * len(there.learning_rates)) / (here.epochs * len(here.learning_rates))
             seconds[f"{task}/{model}"] = t / beats * paper_beats * factor
     total = sum(seconds.values())
