@@ -98,7 +98,7 @@ from beatdbn.models.config import JsonConfig
 from beatdbn.models.crbm import valid_mask
 from beatdbn.models.dbn import ConvDBN, DBNConfig, normalize_timbre, output_length, pad_short_tracks
 
-__all__ = ["MLPConfig", "ConvMLP", "track_posteriors", "INITS", "MODEL_FORMAT", "MODEL_VERSION"]
+__all__ = ["MLPConfig", "ConvMLP", "track_posteriors", "rotate_chroma", "INITS", "MODEL_FORMAT", "MODEL_VERSION"]
 
 #: How a model's weights were initialized (``MLPConfig.init``).
 INITS = ("pretrained", "random_like", "random")
@@ -206,6 +206,27 @@ def _generator(seed: int, name: str) -> torch.Generator:
     """A CPU generator for one layer, derived from ``seed`` and the layer's name."""
     key = int.from_bytes(hashlib.sha256(f"convmlp/{seed}/{name}".encode()).digest()[:8], "little")
     return torch.Generator().manual_seed(key & ((1 << 63) - 1))
+
+
+def rotate_chroma(x: torch.Tensor, shifts: torch.Tensor | int) -> torch.Tensor:
+    """Transpose tracks: chroma bin ``c`` moves to ``(c + k) mod 12``; timbre (channels 12..) is unchanged.
+
+    Parameters
+    ----------
+    x : torch.Tensor [shape=(batch, 24, T)]
+    shifts : torch.Tensor [shape=(batch,)] or int
+        Semitones ``k`` per track (or one for all).
+
+    Examples
+    --------
+    >>> x = torch.zeros(1, 24, 2); x[0, 0] = 1.0  # all energy on C
+    >>> int(rotate_chroma(x, 2)[0, :12, 0].argmax())  # now on D
+    2
+    """
+    shifts = torch.as_tensor(shifts, device=x.device).long().expand(x.shape[0])
+    idx = (torch.arange(12, device=x.device)[None, :] - shifts[:, None]) % 12  # new[c] = old[(c - k) mod 12]
+    chroma = torch.gather(x[:, :12], 1, idx[:, :, None].expand(-1, -1, x.shape[2]))
+    return torch.cat((chroma, x[:, 12:]), dim=1)
 
 
 def track_posteriors(logits: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -456,9 +477,7 @@ class ConvMLP(nn.Module):
         class_of_key[keys] = torch.arange(12, device=x.device)
         total = None
         for k in range(12):  # 12 passes of the batch rather than a 12x larger batch: memory stays that of one
-            idx = (torch.arange(12, device=x.device) - k) % 12  # rotated chroma c = original chroma (c - k)
-            xk = torch.cat((x[:, :12][:, idx], x[:, 12:]), dim=1)
-            logits, l4 = self.forward(xk, lengths)
+            logits, l4 = self.forward(rotate_chroma(x, k), lengths)
             p = track_posteriors(logits, l4)  # over the rotated track's classes
             back = class_of_key[(keys + k) % 12]  # original class i <-> rotated class of key (key_i + k)
             p = p[:, back]

@@ -154,7 +154,7 @@ from beatdbn.evaluate.metrics import accuracy, chance_level, confusion_matrix, p
 from beatdbn.evaluate.results import RESULT_FILE, ExperimentResult
 from beatdbn.exceptions import DataError, ParameterError
 from beatdbn.models.config import JsonConfig
-from beatdbn.models.convmlp import ConvMLP, MLPConfig, track_posteriors
+from beatdbn.models.convmlp import ConvMLP, MLPConfig, rotate_chroma, track_posteriors
 from beatdbn.models.dbn import ConvDBN
 from beatdbn.tasks.labels import KEY_NAMES
 from beatdbn.train.checkpoint import load_checkpoint, save_atomic
@@ -375,13 +375,11 @@ def transpose_batch(x: torch.Tensor, labels: torch.Tensor, shifts: torch.Tensor,
     (2, 2)
     """
     shifts = shifts.to(x.device).long()
-    idx = (torch.arange(12, device=x.device)[None, :] - shifts[:, None]) % 12  # new[c] = old[(c - k) mod 12]
-    chroma = torch.gather(x[:, :12], 1, idx[:, :, None].expand(-1, -1, x.shape[2]))
     key_of_class = key_of_class.to(labels.device)
     class_of_key = torch.empty_like(key_of_class)
     class_of_key[key_of_class] = torch.arange(len(key_of_class), device=labels.device)
     new_labels = class_of_key[(key_of_class[labels] + shifts.to(labels.device)) % 12]
-    return torch.cat((chroma, x[:, 12:]), dim=1), new_labels
+    return rotate_chroma(x, shifts), new_labels
 
 
 def initial_model(init: str, dbn: ConvDBN | None, classes: Sequence[str], *, seed: int, task: str = "",
