@@ -81,7 +81,7 @@ def _holdout_accuracy(run, store: Path) -> dict:
 
     from beatdbn.evaluate.predict import predict_features
     from beatdbn.store.reader import FeatureStore
-    from beatdbn.tasks.labels import KEY_NAMES
+    from beatdbn.labels import KEY_NAMES
 
     fs = FeatureStore.open(store)
     feats, keys = [], []

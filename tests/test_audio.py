@@ -20,7 +20,7 @@ from beatdbn.exceptions import DataError, ParameterError
 from beatdbn.features.audio import AudioConfig, analyze_audio, audio_features, segment_features
 from beatdbn.features.audio_decode import decode_blocks, file_id
 from beatdbn.features.sources import read_features
-from beatdbn.tasks.labels import KEY_NAMES, folder_labels, parse_key, read_label_csv
+from beatdbn.labels import KEY_NAMES, folder_labels, parse_key, read_label_csv
 
 SR = 22050
 MAJOR, MINOR = (0, 4, 7), (0, 3, 7)

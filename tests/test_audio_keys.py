@@ -9,7 +9,7 @@ import pytest
 
 from beatdbn.exceptions import ParameterError
 from beatdbn.synth.audio_keys import key_name, piece_key, render_piece, write_corpus
-from beatdbn.tasks.labels import parse_key, read_label_csv
+from beatdbn.labels import parse_key, read_label_csv
 
 # Krumhansl-Kessler probe-tone profiles (C major, C minor)
 KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])

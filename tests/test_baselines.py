@@ -12,7 +12,7 @@ import torch
 from typer.testing import CliRunner
 
 from beatdbn.cli import app
-from beatdbn.evaluate.results import ExperimentResult
+from beatdbn.metrics.results import ExperimentResult
 from beatdbn.exceptions import DataError, ParameterError
 from beatdbn.models.logreg import WindowedLogReg
 from beatdbn.models.naive_bayes import WindowedNaiveBayes

@@ -14,13 +14,13 @@ from typer.testing import CliRunner
 
 from beatdbn.cli import app
 from beatdbn.evaluate.predict import evaluate_split, load_run, predict_files
-from beatdbn.evaluate.results import ExperimentResult
+from beatdbn.metrics.results import ExperimentResult
 from beatdbn.exceptions import DataError, ParameterError
 from beatdbn.models.convmlp import ConvMLP, MLPConfig
 from beatdbn.models.dbn import ConvDBN, DBNConfig
 from beatdbn.store.reader import FeatureStore
 from beatdbn.tasks.build import load_task
-from beatdbn.tasks.labels import KEY_NAMES
+from beatdbn.labels import KEY_NAMES
 from beatdbn.train.data import SplitData, bucketed_order, load_split, padded_batch
 from beatdbn.train.finetune import FinetuneConfig, finetune, key_class_map, run_convmlp, transpose_batch
 

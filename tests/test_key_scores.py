@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from beatdbn.evaluate.metrics import fifth_convention, mirex_keys, weighted_key_score
-from beatdbn.evaluate.results import ExperimentResult
+from beatdbn.metrics.scores import fifth_convention, mirex_keys, weighted_key_score
+from beatdbn.metrics.results import ExperimentResult
 from beatdbn.exceptions import ParameterError
-from beatdbn.tasks.labels import KEY_NAMES, KEY_NAMES_24
+from beatdbn.labels import KEY_NAMES, KEY_NAMES_24
 
 K24 = list(KEY_NAMES_24)
 K12 = list(KEY_NAMES)

@@ -171,7 +171,7 @@ def test_pretrained_layer1_separates_genres_better_than_random_weights(demo_corp
     """
     from sklearn.linear_model import LogisticRegression
 
-    from beatdbn.tasks.labels import GENRES, genre_from_mbtags
+    from beatdbn.labels import GENRES, genre_from_mbtags
 
     fs = FeatureStore.open(demo_corpus["store"])
     meta = fs.metadata.select(["track_id", "mbtags", "mbtags_count"]).to_pylist()

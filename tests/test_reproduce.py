@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from beatdbn.cli import app
-from beatdbn.evaluate.results import ExperimentResult
+from beatdbn.metrics.results import ExperimentResult
 from beatdbn.exceptions import ParameterError
 from beatdbn.models.dbn import DBNConfig
 from beatdbn.tasks.build import TaskConfig

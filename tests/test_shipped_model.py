@@ -14,7 +14,7 @@ from beatdbn.cli import app
 from beatdbn.evaluate.predict import predict_files, shipped_model, shipped_model_dir
 from beatdbn.exceptions import ParameterError
 from beatdbn.synth.audio_keys import render_piece
-from beatdbn.tasks.labels import KEY_NAMES
+from beatdbn.labels import KEY_NAMES
 
 runner = CliRunner()
 

@@ -18,7 +18,7 @@ from matplotlib.image import imread
 from rich.console import Console
 
 from beatdbn.evaluate.report import format_duration, write_report
-from beatdbn.evaluate.results import ExperimentResult
+from beatdbn.metrics.results import ExperimentResult
 from beatdbn.evaluate.table import PAPER_TABLE1, Table1, format_learning_rate, load_results
 from beatdbn.exceptions import DataError, ParameterError
 from beatdbn.models.dbn import ConvDBN, DBNConfig

@@ -11,7 +11,7 @@ from beatdbn.store.shard import METADATA_SCHEMA
 from beatdbn.tasks.build import (SPLITS, TaskConfig, TaskScaleError, build_tasks, check_tasks_in_store, load_task,
                                  write_tasks)
 from beatdbn.tasks.duplicates import duplicates_to_drop, read_duplicates
-from beatdbn.tasks.labels import GENRES, KEY_NAMES, KEY_NAMES_24, genre_from_mbtags, read_tagtraum
+from beatdbn.labels import GENRES, KEY_NAMES, KEY_NAMES_24, genre_from_mbtags, read_tagtraum
 
 
 def corpus(n=1200, n_artists=30, seed=0):

@@ -51,7 +51,7 @@ def extract(
     """Beat-align every input (MSD files or audio) into a sharded feature store; a rerun resumes."""
     from beatdbn.exceptions import ParameterError
     from beatdbn.store.extract import extract as run_extract
-    from beatdbn.tasks.labels import read_label_csv
+    from beatdbn.labels import read_label_csv
 
     if folder_labels is not None and folder_labels not in ("genre", "artist", "key"):
         raise ParameterError(f"--folder-labels {folder_labels!r}: choose genre, artist or key")

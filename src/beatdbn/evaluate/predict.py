@@ -40,11 +40,11 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from beatdbn.evaluate.metrics import accuracy, chance_level, confusion_matrix, per_class_accuracy
-from beatdbn.evaluate.results import ExperimentResult
+from beatdbn.metrics.scores import accuracy, chance_level, confusion_matrix, per_class_accuracy
+from beatdbn.metrics.results import ExperimentResult
 from beatdbn.exceptions import BeatdbnError, DataError, ParameterError
 from beatdbn.models.convmlp import ConvMLP
-from beatdbn.tasks.labels import KEY_NAMES
+from beatdbn.labels import KEY_NAMES
 
 __all__ = ["Run", "load_run", "label_names", "predict_features", "predict_files", "evaluate_split",
            "shipped_model", "shipped_model_dir", "representation_mismatch", "SHIPPED_MODELS"]
@@ -346,7 +346,7 @@ def evaluate_split(run_dir: Run | str | Path, store, tasks_dir, split: str = "te
            "accuracy": accuracy(data.labels, pred), "chance": chance_level(data.labels, n),
            "per_class_accuracy": {lab: (None if math.isnan(a) else float(a)) for lab, a in zip(run.labels, pca)},
            "classes": run.labels, "confusion": confusion.tolist()}
-    from beatdbn.evaluate.metrics import KEY_SCORE_RULE, fifth_convention, weighted_key_score
+    from beatdbn.metrics.scores import KEY_SCORE_RULE, fifth_convention, weighted_key_score
 
     score = weighted_key_score(confusion, task.classes)
     if score is not None:  # a key task: the MIREX weighted score beside the accuracy

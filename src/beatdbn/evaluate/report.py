@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from beatdbn.evaluate.results import ExperimentResult
+from beatdbn.metrics.results import ExperimentResult
 from beatdbn.evaluate.table import (MODELS, RECIPE_MODELS, TASKS, Table1, format_accuracy, format_learning_rate,
                                     load_results)
 from beatdbn.exceptions import BeatdbnError, DataError
@@ -250,7 +250,7 @@ def _section_key_scores(page: _Page, table: Table1) -> None:
     scores = table.key_scores()
     if not scores:
         return
-    from beatdbn.evaluate.metrics import KEY_SCORE_RULE, fifth_convention
+    from beatdbn.metrics.scores import KEY_SCORE_RULE, fifth_convention
 
     page.heading(2, "Key scores")
     page.para(f"{KEY_SCORE_RULE}; {fifth_convention()}. Test set, the runs Table 1 shows.")

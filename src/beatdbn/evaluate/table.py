@@ -4,7 +4,7 @@ Layout, as in the paper: columns genre, artist, key; rows naive Bayes, then
 (30 epochs) windowed logistic regression, conv. MLP without pretraining,
 conv. MLP with pretraining, then (20 epochs) conv. MLP without / with
 pretraining. A cell is the test accuracy of the run chosen on validation
-(:meth:`~beatdbn.evaluate.results.ExperimentResult.select`) with the chosen
+(:meth:`~beatdbn.metrics.results.ExperimentResult.select`) with the chosen
 learning rate in parentheses, e.g. ``29.52% (0.005)``. As in the paper the
 best cell of each column is bold within each block (naive Bayes and the
 30-epoch rows; the 20-epoch rows), ties all bold. A chance row gives each
@@ -24,7 +24,7 @@ pretrained" (``convmlp_*_beatdbn``) in both epoch blocks; ``recipes``
 chooses which rows are shown (default: those the results hold).
 
 **Honesty.** Every number in the *this run* columns comes from the
-:class:`~beatdbn.evaluate.results.ExperimentResult` objects passed in; the
+:class:`~beatdbn.metrics.results.ExperimentResult` objects passed in; the
 paper's own numbers (:data:`PAPER_TABLE1`, transcribed from its Table 1) are
 only ever shown in columns of their own, headed *paper*, never mixed in.
 
@@ -39,7 +39,7 @@ note.
 
 Examples
 --------
->>> from beatdbn.evaluate.results import ExperimentResult
+>>> from beatdbn.metrics.results import ExperimentResult
 >>> r = ExperimentResult("key", "naive_bayes", classes=["C", "D"], chance=0.5)
 >>> r.runs.append({"learning_rate": None, "epoch": 0, "valid_accuracy": 0.6, "test_accuracy": 0.7})
 >>> t = Table1([r])
@@ -59,7 +59,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from beatdbn.evaluate.results import RESULT_FILE, ExperimentResult
+from beatdbn.metrics.results import RESULT_FILE, ExperimentResult
 from beatdbn.exceptions import DataError, ParameterError
 
 __all__ = ["Table1", "Cell", "TASKS", "MODELS", "ROWS", "RECIPE_MODELS", "PAPER_SCALES", "table_rows", "PAPER_TABLE1", "PAPER_EPOCHS", "PAPER_SOURCE",
@@ -490,7 +490,7 @@ class Table1:
                                                   "on both sides)") + ".")
         scores = self.key_scores()
         if scores:
-            from beatdbn.evaluate.metrics import KEY_SCORE_RULE, fifth_convention
+            from beatdbn.metrics.scores import KEY_SCORE_RULE, fifth_convention
 
             shown = ", ".join(f"{_SHORT[m]}{'' if b == 'final' or m == 'naive_bayes' else f' ({self.early_epoch} ep.)'}"
                               f" {s:.3f}" for b, m, s in scores)

@@ -76,7 +76,7 @@ def read_features(path, *, labels: dict | None = None, audio_config=None
         An MSD ``.h5`` file or an audio file.
     labels : dict, optional
         For audio: any of ``artist``, ``genre``, ``key`` (0-11 or a name,
-        see :func:`beatdbn.tasks.labels.parse_key`) and ``mode``.
+        see :func:`beatdbn.labels.parse_key`) and ``mode``.
     audio_config : beatdbn.features.audio.AudioConfig, optional
         Front-end parameters (default: :data:`~beatdbn.features.audio.DEFAULT_CONFIG`).
 
@@ -126,7 +126,7 @@ def read_audio_features(path, *, labels: dict | None = None, config=None) -> tup
         Unreadable, empty or silent file; the message names it.
     """
     from beatdbn.features.audio import DEFAULT_CONFIG, audio_features
-    from beatdbn.tasks.labels import parse_key
+    from beatdbn.labels import parse_key
 
     path = str(path)
     feats, beats, analysis = audio_features(path, config=config or DEFAULT_CONFIG)

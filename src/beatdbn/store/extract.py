@@ -10,7 +10,7 @@ Flow::
         --> tracks.parquet index + report.json (skipped inputs with reasons)
 
 Labels for audio (artist, genre, key) come from ``labels`` (path -> dict, e.g.
-:func:`beatdbn.tasks.labels.read_label_csv`) and/or ``folder_label`` (the
+:func:`beatdbn.labels.read_label_csv`) and/or ``folder_label`` (the
 first folder below a source folder names it); the CSV wins where both give
 one. Labels are read when a file is extracted: a resumed run does not relabel
 files already in the store.
@@ -121,7 +121,7 @@ def extract_shard(store: str, shard: int, files: list[str], throttle: float = 0.
 def _merge_labels(files: list[str], sources: list, labels: dict[str, dict] | None,
                   folder_label: str | None) -> dict[str, dict]:
     """Each input's labels: folder names first, the label file's entries over them."""
-    from beatdbn.tasks.labels import folder_labels
+    from beatdbn.labels import folder_labels
 
     merged: dict[str, dict] = {}
     if folder_label:
@@ -220,7 +220,7 @@ def extract(
         run mid-way); 0 in normal use.
     labels : dict, optional
         Resolved input path -> ``{"artist", "genre", "key", "mode"}`` (any of
-        them) for audio files, e.g. from :func:`beatdbn.tasks.labels.read_label_csv`.
+        them) for audio files, e.g. from :func:`beatdbn.labels.read_label_csv`.
     folder_label : {"genre", "artist", "key"}, optional
         Label each file with the name of the first folder below the source
         folder it was found in (``SRC/rock/song.mp3`` -> genre "rock").

@@ -63,7 +63,7 @@ from typing import Callable
 import numpy as np
 
 from beatdbn.exceptions import ParameterError
-from beatdbn.tasks.labels import KEY_NAMES
+from beatdbn.labels import KEY_NAMES
 
 __all__ = ["Piece", "render_piece", "write_corpus", "key_name", "piece_key", "INSTRUMENTS", "TEXTURES", "FORMATS"]
 
@@ -119,7 +119,7 @@ _CAD64 = {1: "I64", 0: "i64"}
 
 
 def key_name(tonic: int, mode: int) -> str:
-    """The label of a key as :func:`beatdbn.tasks.labels.parse_key` reads it: ``key_name(6, 0) == 'F# minor'``."""
+    """The label of a key as :func:`beatdbn.labels.parse_key` reads it: ``key_name(6, 0) == 'F# minor'``."""
     return f"{KEY_NAMES[int(tonic) % 12]} {'major' if mode == 1 else 'minor'}"
 
 

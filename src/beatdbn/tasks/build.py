@@ -4,7 +4,7 @@ Section 4 of the paper, with its scale as options (:class:`TaskConfig`):
 
 * **artist**: the ``artists`` (50) artists with the most tracks, ``per_artist``
   (100) tracks each, drawn at random (seeded) from each artist's tracks;
-* **genre**: the 20 MusicBrainz genre tags (see :mod:`beatdbn.tasks.labels`
+* **genre**: the 20 MusicBrainz genre tags (see :mod:`beatdbn.labels`
   for the rule), or the genres of a tagtraum file, ``per_genre`` (250) each;
 * **key**: the 12 keys, the ``per_key`` (250) tracks of highest
   ``key_confidence`` each (ties broken by track id).
@@ -78,7 +78,7 @@ import pyarrow as pa
 
 from beatdbn.exceptions import DataError, ParameterError
 from beatdbn.tasks.duplicates import duplicates_to_drop, read_duplicates
-from beatdbn.tasks.labels import GENRES, KEY_NAMES, KEY_NAMES_24, genre_from_mbtags, normalize_tag, read_tagtraum
+from beatdbn.labels import GENRES, KEY_NAMES, KEY_NAMES_24, genre_from_mbtags, normalize_tag, read_tagtraum
 
 __all__ = ["TaskConfig", "Task", "TaskScaleError", "build_tasks", "prepare_tasks", "write_tasks", "load_task",
            "check_tasks_in_store", "scale_text", "SPLITS", "TASK_NAMES", "PAPER_SCALE", "SCALES"]
@@ -582,7 +582,7 @@ def prepare_tasks(fs, config: TaskConfig = TaskConfig(), *, duplicates=None, gen
     duplicates : path, optional
         ``msd_duplicates.txt``: all but one track of each group is dropped.
     genre_labels : path, optional
-        A tagtraum ``.cls`` file (:func:`~beatdbn.tasks.labels.read_tagtraum`).
+        A tagtraum ``.cls`` file (:func:`~beatdbn.labels.read_tagtraum`).
 
     Returns
     -------

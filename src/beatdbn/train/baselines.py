@@ -71,8 +71,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from beatdbn.evaluate.metrics import accuracy, chance_level, confusion_matrix, per_class_accuracy
-from beatdbn.evaluate.results import RESULT_FILE, ExperimentResult
+from beatdbn.metrics.scores import accuracy, chance_level, confusion_matrix, per_class_accuracy
+from beatdbn.metrics.results import RESULT_FILE, ExperimentResult
 from beatdbn.exceptions import ParameterError
 from beatdbn.models.config import JsonConfig
 from beatdbn.models.logreg import GRAD_NORMS, WindowedLogReg

@@ -150,13 +150,13 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from beatdbn.evaluate.metrics import accuracy, chance_level, confusion_matrix, per_class_accuracy
-from beatdbn.evaluate.results import RESULT_FILE, ExperimentResult
+from beatdbn.metrics.scores import accuracy, chance_level, confusion_matrix, per_class_accuracy
+from beatdbn.metrics.results import RESULT_FILE, ExperimentResult
 from beatdbn.exceptions import DataError, ParameterError
 from beatdbn.models.config import JsonConfig
 from beatdbn.models.convmlp import ConvMLP, MLPConfig, rotate_chroma, track_posteriors
 from beatdbn.models.dbn import ConvDBN
-from beatdbn.tasks.labels import KEY_NAMES
+from beatdbn.labels import KEY_NAMES
 from beatdbn.train.checkpoint import load_checkpoint, save_atomic
 from beatdbn.train.data import SplitData, bucketed_order, check_splits, padded_batch, splits_fingerprint
 from beatdbn.train.provenance import run_versions
@@ -337,7 +337,7 @@ def key_class_map(classes: Sequence[str]) -> np.ndarray:
     Raises
     ------
     ParameterError
-        The classes are not the 12 key names :data:`~beatdbn.tasks.labels.KEY_NAMES`.
+        The classes are not the 12 key names :data:`~beatdbn.labels.KEY_NAMES`.
     """
     if sorted(classes) != sorted(KEY_NAMES):
         raise ParameterError(f"augment='transpose' needs a key task whose classes are the 12 keys {list(KEY_NAMES)}; "

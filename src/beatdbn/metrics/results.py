@@ -11,7 +11,7 @@ accuracy is what Table 1 reports.
 
 **Key tasks.** When the classes are keys (12 tonics or 24 major/minor keys),
 :meth:`ExperimentResult.save` adds ``test_weighted_key_score`` (the MIREX
-weighted score, :func:`~beatdbn.evaluate.metrics.weighted_key_score`) to every
+weighted score, :func:`~beatdbn.metrics.scores.weighted_key_score`) to every
 run that has a test ``confusion``, and ``extra["key_score"]`` says how it was
 computed (the mir_eval version and its fifth convention).
 
@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from beatdbn.evaluate.metrics import KEY_SCORE_RULE, fifth_convention, mirex_keys, weighted_key_score
+from beatdbn.metrics.scores import KEY_SCORE_RULE, fifth_convention, mirex_keys, weighted_key_score
 from beatdbn.exceptions import DataError
 
 __all__ = ["ExperimentResult", "RESULT_FILE"]
