@@ -50,4 +50,4 @@ def main() -> None:
     app()
 
 
-from beatdbn.cli import data, pretrain, model, baselines, report, audio_corpus  # noqa: E402,F401  (registers the commands)
+from beatdbn.cli import data, tasks, pretrain, finetune, predict, baselines, report, audio_corpus  # noqa: E402,F401  (registers the commands)

@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from beatdbn.cli import command, console
-from beatdbn.cli.data import TASK_HELP, task_options
+from beatdbn.cli.tasks import TASK_HELP, task_options
 
 __all__ = ["reproduce", "report"]
 
