@@ -39,7 +39,7 @@ def baseline(
     from beatdbn.store.reader import FeatureStore
     from beatdbn.tasks.build import load_task
     from beatdbn.train.baselines import PAPER_LEARNING_RATES, BaselineConfig, run_logreg, run_naive_bayes
-    from beatdbn.train.data import load_split
+    from beatdbn.data.splits import load_split
 
     if model not in MODELS:
         raise ParameterError(f"--model {model!r}: must be one of {sorted(MODELS)}")

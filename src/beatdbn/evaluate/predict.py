@@ -324,7 +324,7 @@ def evaluate_split(run_dir: Run | str | Path, store, tasks_dir, split: str = "te
     """
     from beatdbn.store.reader import FeatureStore
     from beatdbn.tasks.build import load_task
-    from beatdbn.train.data import load_split
+    from beatdbn.data.splits import load_split
 
     run = _as_run(run_dir)
     if not run.task:

@@ -1,7 +1,7 @@
 """Train and evaluate the window baselines of section 6: naive Bayes and logistic regression.
 
 Both baselines see the same data the conv MLP does: a task's train / valid /
-test splits (:class:`~beatdbn.train.data.SplitData`), cut into windows of
+test splits (:class:`~beatdbn.data.splits.SplitData`), cut into windows of
 ``config.window`` beats every ``config.stride`` beats
 (:mod:`beatdbn.models.windows`; short tracks wrap-padded to one window),
 each of the 24 features standardized with the mean and standard deviation
@@ -79,7 +79,7 @@ from beatdbn.models.logreg import GRAD_NORMS, WindowedLogReg
 from beatdbn.models.naive_bayes import WindowedNaiveBayes
 from beatdbn.models.windows import Standardizer, WindowedTracks, make_windows
 from beatdbn.train.checkpoint import save_atomic
-from beatdbn.train.data import check_splits, splits_fingerprint
+from beatdbn.data.splits import check_splits, splits_fingerprint
 from beatdbn.train.provenance import run_versions
 
 __all__ = ["BaselineConfig", "PAPER_LEARNING_RATES", "prepare_windows", "run_naive_bayes", "run_logreg",
@@ -244,7 +244,7 @@ def run_naive_bayes(train, valid, test, *, task: str, out: str | Path, config: B
     Parameters
     ----------
     train, valid, test : SplitData
-        One task's three splits (:func:`beatdbn.train.data.load_split`).
+        One task's three splits (:func:`beatdbn.data.splits.load_split`).
     task : str
         The task's name (``'artist'``, ``'genre'``, ``'key'``), recorded in the result.
     out : path

@@ -158,7 +158,7 @@ from beatdbn.models.convmlp import ConvMLP, MLPConfig, rotate_chroma, track_post
 from beatdbn.models.dbn import ConvDBN
 from beatdbn.labels import KEY_NAMES
 from beatdbn.train.checkpoint import load_checkpoint, save_atomic
-from beatdbn.train.data import SplitData, bucketed_order, check_splits, padded_batch, splits_fingerprint
+from beatdbn.data.splits import SplitData, bucketed_order, check_splits, padded_batch, splits_fingerprint
 from beatdbn.train.provenance import run_versions
 
 __all__ = ["FinetuneConfig", "RECIPES", "BEATDBN_RECIPE", "model_name", "updates_per_epoch", "run_convmlp", "finetune",
@@ -636,7 +636,7 @@ def run_convmlp(
     Parameters
     ----------
     train, valid, test : SplitData
-        The task's splits (:func:`~beatdbn.train.data.load_split`).
+        The task's splits (:func:`~beatdbn.data.splits.load_split`).
     task : str
         Task name ('artist', 'genre', 'key'), recorded in the result.
     init : {'pretrained', 'random'}
@@ -800,7 +800,7 @@ def finetune(
     """
     from beatdbn.store.reader import FeatureStore
     from beatdbn.tasks.build import load_task
-    from beatdbn.train.data import load_split
+    from beatdbn.data.splits import load_split
 
     if init not in INIT_CHOICES:
         raise ParameterError(f"init={init!r}: must be one of {INIT_CHOICES}")

@@ -70,7 +70,7 @@ from beatdbn.exceptions import DataError, ParameterError
 from beatdbn.models.config import JsonConfig
 from beatdbn.models.dbn import ConvDBN, DBNConfig
 from beatdbn.train.checkpoint import load_checkpoint, save_atomic
-from beatdbn.train.data import padded_batch
+from beatdbn.data.splits import padded_batch
 
 __all__ = ["PretrainConfig", "pretrain", "batch_plan", "read_exclusion", "iter_stats", "write_plots", "PHASES", "STATS_COLUMNS"]
 

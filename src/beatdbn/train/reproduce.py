@@ -216,7 +216,7 @@ def reproduce(
     from beatdbn.store.reader import FeatureStore
     from beatdbn.tasks.build import load_task
     from beatdbn.train.baselines import run_logreg, run_naive_bayes
-    from beatdbn.train.data import load_split
+    from beatdbn.data.splits import load_split
     from beatdbn.train.finetune import run_convmlp
     from beatdbn.train.provenance import run_versions
     from beatdbn.train.pretrain import pretrain, read_exclusion, write_plots
