@@ -33,6 +33,17 @@ Edge rules (each tested in ``tests/test_beats.py``):
   treated as missing (its span becomes a gap that adds no weight). A track
   with no usable segment at all raises :class:`~beatdbn.exceptions.DataError`.
 * Unsorted beat or segment times are sorted first.
+* **Sanity range** (:func:`align_track`): a segment whose chroma leaves
+  ``[-CHROMA_LIMIT, CHROMA_LIMIT]`` or whose timbre leaves
+  ``[-TIMBRE_LIMIT, TIMBRE_LIMIT]`` is treated as non-finite (a gap): the Echo
+  Nest's timbre stays within about ±500 (319 real MSD files: -446 .. 471) and
+  the audio front-end's MFCCs within about ±1000, so 1e4 leaves room and
+  still catches values like 1e30 or 1e308 (which would overflow to inf in
+  float32). Times (beats, segments) beyond ``TIME_LIMIT`` seconds are dropped
+  like non-finite ones, and a duration beyond it is ignored. A track whose
+  segments are more than ``MAX_BAD_FRACTION`` unusable raises
+  :class:`~beatdbn.exceptions.DataError` (the input is skipped with that
+  reason). The result is always finite.
 
 Examples
 --------
@@ -51,10 +62,21 @@ import scipy.sparse
 
 from beatdbn.exceptions import DataError, ParameterError
 
-__all__ = ["align", "beat_grid", "align_track", "FALLBACK_PERIOD"]
+__all__ = ["align", "beat_grid", "align_track", "FALLBACK_PERIOD", "CHROMA_LIMIT", "TIMBRE_LIMIT", "TIME_LIMIT",
+           "MAX_BAD_FRACTION"]
 
 #: Beat period (seconds) of the fallback grid when the tempo is unusable.
 FALLBACK_PERIOD = 0.5
+#: Largest believable |chroma| of a segment (the MSD's lie in [0, 1]).
+CHROMA_LIMIT = 10.0
+#: Largest believable |timbre| of a segment (Echo Nest: about ±500; audio MFCCs: about ±1000).
+TIMBRE_LIMIT = 1e4
+#: Largest believable time (seconds) of a beat, a segment or a track's end: one day.
+TIME_LIMIT = 86400.0
+#: Fastest tempo (BPM) a fallback grid takes from a file; beyond it the grid is every 0.5 s.
+MAX_TEMPO = 1000.0
+#: More unusable segments than this fraction make a track unreadable (skipped with the reason).
+MAX_BAD_FRACTION = 0.5
 
 
 def beat_grid(*, start: float, end: float, tempo: float | None) -> np.ndarray:
@@ -65,14 +87,14 @@ def beat_grid(*, start: float, end: float, tempo: float | None) -> np.ndarray:
     start, end : float
         First grid point and the end of the track (seconds).
     tempo : float or None
-        Beats per minute; missing, non-positive or non-finite gives a 0.5 s grid.
+        Beats per minute; missing, non-positive, non-finite or above ``MAX_TEMPO`` gives a 0.5 s grid.
 
     Returns
     -------
     np.ndarray [shape=(n,)]
         At least one beat (``start``), even for an empty span.
     """
-    period = 60.0 / tempo if tempo is not None and np.isfinite(tempo) and tempo > 0 else FALLBACK_PERIOD
+    period = 60.0 / tempo if tempo is not None and np.isfinite(tempo) and 0 < tempo <= MAX_TEMPO else FALLBACK_PERIOD
     if not np.isfinite(start):
         start = 0.0
     if not np.isfinite(end) or end <= start:
@@ -220,20 +242,42 @@ def align_track(track) -> tuple[np.ndarray, np.ndarray]:
     DataError
         The track has no usable segment; the message names the file.
     """
-    seg_t = np.asarray(track.segments_start, dtype=np.float64)
-    beats = np.asarray(track.beats_start, dtype=np.float64)
-    beats = np.sort(beats[np.isfinite(beats)])
+    name = track.source or track.track_id
+    seg_t = np.asarray(track.segments_start, dtype=np.float64).ravel()
+    beats = np.asarray(track.beats_start, dtype=np.float64).ravel()
+    beats = np.sort(beats[np.abs(beats) <= TIME_LIMIT])  # drops NaN and inf too
     if len(seg_t) == 0:
-        raise DataError(f"{track.source or track.track_id}: no segments to align")
+        raise DataError(f"{name}: no segments to align")
+    pitches = np.asarray(track.segments_pitches, dtype=np.float64)
+    timbre = np.asarray(track.segments_timbre, dtype=np.float64)
+    if pitches.ndim != 2 or timbre.ndim != 2 or len(pitches) != len(seg_t) or len(timbre) != len(seg_t):
+        raise DataError(f"{name}: segment arrays disagree in shape (starts {seg_t.shape}, chroma {pitches.shape}, "
+                        f"timbre {timbre.shape})")
+    with np.errstate(invalid="ignore"):
+        bad_time = ~(np.abs(seg_t) <= TIME_LIMIT)
+        bad = (bad_time | ~(np.abs(pitches) <= CHROMA_LIMIT).all(axis=1)
+               | ~(np.abs(timbre) <= TIMBRE_LIMIT).all(axis=1))  # NaN fails every comparison
+    n_bad = int(bad.sum())
+    if n_bad > MAX_BAD_FRACTION * len(seg_t):
+        raise DataError(f"{name}: {n_bad} of {len(seg_t)} segments have non-finite or out-of-range values "
+                        f"(sanity range |chroma| <= {CHROMA_LIMIT:g}, |timbre| <= {TIMBRE_LIMIT:g}, "
+                        f"|time| <= {TIME_LIMIT:g} s)")
+    seg = np.concatenate([pitches, timbre], axis=1)
+    if n_bad:
+        seg_t = np.where(bad_time, np.nan, seg_t)
+        seg[bad] = np.nan  # a gap: the segment adds no weight
+    duration = float(track.duration) if np.isfinite(track.duration) and abs(track.duration) <= TIME_LIMIT else None
     if len(beats) == 0:
         finite = seg_t[np.isfinite(seg_t)]
         start = float(finite.min()) if len(finite) else 0.0
-        beats = beat_grid(start=start, end=track.duration, tempo=track.tempo)
-    seg = np.concatenate([track.segments_pitches, track.segments_timbre], axis=1)
+        end = duration if duration is not None else (float(finite.max()) if len(finite) else start)
+        beats = beat_grid(start=start, end=end, tempo=track.tempo)
     try:
-        feats = align(seg_t, seg, beats, duration=track.duration)
+        feats = align(seg_t, seg, beats, duration=duration)
     except DataError as exc:
-        raise DataError(f"{track.source or track.track_id}: {exc}") from None
+        raise DataError(f"{name}: {exc}") from None
+    if not np.isfinite(feats).all():  # cannot happen within the sanity range; never store it if it does
+        raise DataError(f"{name}: alignment gave non-finite values")
     np.clip(feats[:, :12], 0.0, 1.0, out=feats[:, :12])
     return feats, beats
 

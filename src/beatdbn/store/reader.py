@@ -6,7 +6,8 @@ A store is a folder::
     STORE/shards/shard-*.h5   ragged features + beat times (see ``shard.py``)
     STORE/shards/shard-*.parquet   per-shard metadata (the commit files)
     STORE/tracks.parquet      all shards' metadata in one table (an index;
-                              rebuilt in memory when stale)
+                              rebuilt in memory when stale or unreadable)
+    STORE/.lock               the writers' lock (see ``lock.py``)
     STORE/report.json         the last extraction's summary and skipped inputs
 
 Examples
@@ -25,6 +26,7 @@ Examples
 from __future__ import annotations
 
 import json
+import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +39,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from beatdbn.exceptions import DataError, ParameterError
-from beatdbn.store.shard import METADATA_SCHEMA, SHARD_META_KEY, conform_metadata, read_shard_table
+from beatdbn.store.shard import (METADATA_SCHEMA, SHARD_META_KEY, conform_metadata, no_space_is_data_error,
+                                 read_shard_table)
+from beatdbn.utils.atomic import atomic_path, write_json
 
 __all__ = ["FeatureStore", "TrackRecord", "FEATURE_NAMES", "STORE_FORMAT"]
 
@@ -46,6 +50,8 @@ FEATURE_NAMES = [f"chroma_{p}" for p in ("C", "C#", "D", "D#", "E", "F", "F#", "
     f"timbre_{i:02d}" for i in range(12)
 ]
 INDEX_FILE = "tracks.parquet"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -81,7 +87,8 @@ def write_manifest(path: Path) -> None:
     manifest = Path(path) / "store.json"
     if not manifest.exists():
         Path(path).mkdir(parents=True, exist_ok=True)
-        manifest.write_text(json.dumps({"format": STORE_FORMAT, "version": 1, "features": FEATURE_NAMES}, indent=2))
+        with no_space_is_data_error(manifest):
+            write_json(manifest, {"format": STORE_FORMAT, "version": 1, "features": FEATURE_NAMES})
 
 
 def committed_shards(path: Path) -> dict[int, Path]:
@@ -95,26 +102,62 @@ def committed_shards(path: Path) -> dict[int, Path]:
     return dict(sorted(out.items()))
 
 
+def current_skipped(infos: Iterable[dict]) -> list[dict]:
+    """The skipped inputs of shard infos in commit order, each input's latest outcome only.
+
+    An input skipped by one shard and read by a later one (a retry after the
+    file was fixed) is no longer skipped; skipped twice, the later reason wins.
+    """
+    latest: dict[str, dict | None] = {}
+    for info in infos:
+        for src in info.get("sources", []):
+            latest.pop(src, None)
+            latest[src] = None
+        for entry in info.get("skipped", []):
+            latest.pop(entry["path"], None)
+            latest[entry["path"]] = entry
+    return [e for e in latest.values() if e is not None]
+
+
+def _read_index(index: Path, shards: dict[int, Path]) -> tuple[pa.Table, list[dict]] | None:
+    """``tracks.parquet`` when it is readable and covers exactly ``shards``, else None."""
+    if not index.exists():
+        return None
+    try:
+        table = pq.read_table(index)
+        info = json.loads((table.schema.metadata or {}).get(SHARD_META_KEY, b"{}"))
+        if info.get("shards") != list(shards):
+            return None
+        return conform_metadata(table).replace_schema_metadata(None), info.get("skipped", [])
+    except (OSError, ValueError, TypeError, KeyError, pa.ArrowException) as exc:
+        log.warning("%s: unreadable index (%s); rebuilt from the shards (`beatdbn check %s --repair` rewrites it)",
+                    index, type(exc).__name__, index.parent)
+        return None
+
+
 def load_index(path: Path) -> tuple[pa.Table, list[dict]]:
     """All shards' metadata in one table and the skipped inputs.
 
-    Uses ``tracks.parquet`` when it covers exactly the committed shards, else
-    concatenates the shards' own tables.
+    Uses ``tracks.parquet`` when it is readable and covers exactly the
+    committed shards, else concatenates the shards' own tables.
+
+    Raises
+    ------
+    DataError
+        A shard's Parquet file is damaged (the message names it and
+        ``beatdbn check --repair``).
     """
     shards = committed_shards(path)
-    index = Path(path) / INDEX_FILE
-    if index.exists():
-        table = pq.read_table(index)
-        info = json.loads((table.schema.metadata or {}).get(SHARD_META_KEY, b"{}"))
-        if info.get("shards") == list(shards):
-            return conform_metadata(table).replace_schema_metadata(None), info.get("skipped", [])
-    tables, skipped = [], []
+    cached = _read_index(Path(path) / INDEX_FILE, shards)
+    if cached is not None:
+        return cached
+    tables, infos = [], []
     for p in shards.values():
         table, info = read_shard_table(p)
         tables.append(table)
-        skipped.extend(info.get("skipped", []))
+        infos.append(info)
     table = pa.concat_tables(tables) if tables else METADATA_SCHEMA.empty_table()
-    return table, skipped
+    return table, current_skipped(infos)
 
 
 def write_index(path: Path) -> pa.Table:
@@ -122,9 +165,9 @@ def write_index(path: Path) -> pa.Table:
     shards = committed_shards(path)
     table, skipped = load_index(path)
     meta = {SHARD_META_KEY: json.dumps({"shards": list(shards), "skipped": skipped}).encode()}
-    tmp = Path(path) / f".{INDEX_FILE}.tmp"
-    pq.write_table(table.replace_schema_metadata(meta), tmp)
-    tmp.replace(Path(path) / INDEX_FILE)
+    index = Path(path) / INDEX_FILE
+    with no_space_is_data_error(index), atomic_path(index) as tmp:
+        pq.write_table(table.replace_schema_metadata(meta), tmp)
     return table
 
 
@@ -219,8 +262,10 @@ class FeatureStore:
         try:
             with h5py.File(h5_path, "r") as h5:
                 data = (h5["features"][()], h5["beats"][()], h5["offsets"][()])
-        except (OSError, KeyError) as exc:
-            raise DataError(f"{h5_path}: unreadable shard ({exc}); re-run `beatdbn extract` to rebuild it") from None
+        except (OSError, KeyError, ValueError) as exc:
+            reason = str(exc).split("(")[0].strip() or type(exc).__name__
+            raise DataError(f"{h5_path}: damaged shard ({reason}); run `beatdbn check {self.path} --repair`, "
+                            f"then `beatdbn extract` to redo its inputs") from None
         self._cache[shard] = data
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)

@@ -16,28 +16,44 @@ A shard is two files under ``STORE/shards/``:
     written before those columns existed read back with them null
     (:func:`conform_metadata`); null ``representation`` means "echonest".
 
-Both are written under a temporary name and renamed into place; the Parquet
-file is renamed last and is the commit: a shard without its Parquet file is
-a leftover of a killed run, ignored by readers and rewritten by a rerun.
+Both are built in memory, then written under a temporary name that carries
+the writer's pid (:func:`beatdbn.utils.atomic.atomic_path`) and renamed into
+place; the Parquet file is renamed last and is the commit: a shard without
+its Parquet file is a leftover of a killed run, ignored by readers and
+rewritten by a rerun. The commit records the h5 file's size and BLAKE2b
+checksum (``beatdbn check`` verifies them). Before writing, the free space is
+checked against the shard's exact size; a full disk gives
+:class:`~beatdbn.exceptions.DataError` "no space left on device while writing
+..." and leaves no partial file. Non-finite features are refused
+(:meth:`ShardData.add`): nothing non-finite is ever stored.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import hashlib
 import json
-import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import h5py
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from beatdbn.exceptions import DataError
+from beatdbn.utils.atomic import write_bytes
+
 __all__ = ["ShardData", "write_shard", "read_shard_table", "shard_paths", "conform_metadata", "SHARD_META_KEY",
-           "METADATA_SCHEMA"]
+           "METADATA_SCHEMA", "checksum", "h5_image", "no_space_is_data_error", "FREE_SPACE_MARGIN"]
 
 SHARD_META_KEY = b"beatdbn.shard"
 N_DIMS = 24
+#: Bytes that must stay free beyond a shard's own size before it is written (the index and report follow it).
+FREE_SPACE_MARGIN = 1 << 20
 
 #: Columns of the metadata table (one row per track).
 METADATA_SCHEMA = pa.schema(
@@ -94,10 +110,24 @@ class ShardData:
     skipped: list[dict] = field(default_factory=list)
 
     def add(self, meta: dict, features: np.ndarray, beats: np.ndarray) -> None:
-        meta = dict(meta, n_beats=len(features), shard=self.shard, row=len(self.meta))
+        """Add one track.
+
+        Raises
+        ------
+        DataError
+            Features not ``(n_beats, 24)``, beats of another length, or any
+            value that is not finite in float32 (e.g. 1e308): never stored.
+        """
+        feats = np.asarray(features, dtype=np.float32)
+        beats = np.asarray(beats, dtype=np.float64)
+        if feats.ndim != 2 or feats.shape[1] != N_DIMS or len(beats) != len(feats):
+            raise DataError(f"features of shape {feats.shape} with {len(beats)} beat times; expected (n, {N_DIMS})")
+        if not (np.isfinite(feats).all() and np.isfinite(beats).all()):
+            raise DataError(f"{int((~np.isfinite(feats)).sum())} non-finite feature values; not stored")
+        meta = dict(meta, n_beats=len(feats), shard=self.shard, row=len(self.meta))
         self.meta.append(meta)
-        self.features.append(np.asarray(features, dtype=np.float32))
-        self.beats.append(np.asarray(beats, dtype=np.float64))
+        self.features.append(feats)
+        self.beats.append(beats)
 
     @property
     def n_beats(self) -> int:
@@ -110,43 +140,95 @@ def shard_paths(store: Path, shard: int) -> tuple[Path, Path]:
     return base.with_suffix(".h5"), base.with_suffix(".parquet")
 
 
-def _tmp(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+def checksum(data: bytes) -> str:
+    """The checksum a commit records for its h5 file: BLAKE2b, 16 bytes, hex."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def h5_image(features: np.ndarray, beats: np.ndarray, offsets: np.ndarray) -> bytes:
+    """A shard's HDF5 file, built in memory (no partial file can reach the disk)."""
+    with h5py.File(f"beatdbn-shard-{id(features)}", "w", driver="core", backing_store=False) as h5:
+        rows = min(len(features), 8192)
+        packed = {"compression": "lzf", "shuffle": True} if rows else {}  # an empty shard stays contiguous
+        h5.create_dataset("features", data=features, chunks=(rows, N_DIMS) if rows else None, **packed)
+        h5.create_dataset("beats", data=beats, chunks=(rows,) if rows else None, **packed)
+        h5.create_dataset("offsets", data=offsets)
+        h5.flush()
+        return h5.id.get_file_image()
+
+
+@contextlib.contextmanager
+def no_space_is_data_error(path) -> Iterator[None]:
+    """Turn a full disk (ENOSPC, EDQUOT) while writing ``path`` into one DataError line."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(exc):
+            raise DataError(f"no space left on device while writing {path}; free some space and re-run "
+                            f"(the committed shards are intact)") from None
+        raise
+
+
+def _check_space(folder: Path, need: int, what: Path) -> None:
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return
+    if free < need + FREE_SPACE_MARGIN:
+        raise DataError(f"no space left on device while writing {what} ({free:,} bytes free, "
+                        f"{need + FREE_SPACE_MARGIN:,} needed); free some space and re-run "
+                        f"(the committed shards are intact)")
 
 
 def write_shard(store: Path, data: ShardData) -> None:
-    """Write a shard atomically (h5 first, then the Parquet commit file)."""
+    """Write a shard atomically (h5 first, then the Parquet commit file).
+
+    Raises
+    ------
+    DataError
+        Not enough free space (checked first) or the disk filled up while
+        writing; no partial file is left behind.
+    """
     h5_path, pq_path = shard_paths(store, data.shard)
     h5_path.parent.mkdir(parents=True, exist_ok=True)
     offsets = np.zeros(len(data.features) + 1, dtype=np.int64)
     np.cumsum([len(f) for f in data.features], out=offsets[1:])
     feats = np.concatenate(data.features) if data.features else np.zeros((0, N_DIMS), np.float32)
     beats = np.concatenate(data.beats) if data.beats else np.zeros(0)
-    tmp = _tmp(h5_path)
-    try:
-        with h5py.File(tmp, "w") as h5:
-            rows = min(len(feats), 8192)
-            packed = {"compression": "lzf", "shuffle": True} if rows else {}  # an empty shard stays contiguous
-            h5.create_dataset("features", data=feats, chunks=(rows, N_DIMS) if rows else None, **packed)
-            h5.create_dataset("beats", data=beats, chunks=(rows,) if rows else None, **packed)
-            h5.create_dataset("offsets", data=offsets)
-        os.replace(tmp, h5_path)
+    image = h5_image(feats, beats, offsets)
 
-        columns = {name: [m.get(name) for m in data.meta] for name in METADATA_SCHEMA.names}
-        table = pa.Table.from_pydict(columns, schema=METADATA_SCHEMA)
-        info = {"shard": data.shard, "sources": data.sources, "skipped": data.skipped,
-                "tracks": len(data.meta), "beats": int(offsets[-1])}
-        table = table.replace_schema_metadata({SHARD_META_KEY: json.dumps(info).encode()})
-        tmp = _tmp(pq_path)
-        pq.write_table(table, tmp)
-        os.replace(tmp, pq_path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    columns = {name: [m.get(name) for m in data.meta] for name in METADATA_SCHEMA.names}
+    table = pa.Table.from_pydict(columns, schema=METADATA_SCHEMA)
+    info = {"shard": data.shard, "sources": data.sources, "skipped": data.skipped,
+            "tracks": len(data.meta), "beats": int(offsets[-1]),
+            "h5_bytes": len(image), "h5_blake2b": checksum(image)}
+    table = table.replace_schema_metadata({SHARD_META_KEY: json.dumps(info).encode()})
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    commit = sink.getvalue().to_pybytes()
+
+    _check_space(h5_path.parent, len(image) + len(commit), h5_path)
+    with no_space_is_data_error(h5_path):
+        write_bytes(h5_path, image)
+    with no_space_is_data_error(pq_path):
+        write_bytes(pq_path, commit)
 
 
 def read_shard_table(pq_path: Path) -> tuple[pa.Table, dict]:
-    """A committed shard's metadata table and its info (sources, skipped)."""
-    table = pq.read_table(pq_path)
-    info = json.loads((table.schema.metadata or {}).get(SHARD_META_KEY, b"{}"))
-    return conform_metadata(table.replace_schema_metadata(None)), info
+    """A committed shard's metadata table and its info (sources, skipped, checksum).
+
+    Raises
+    ------
+    DataError
+        The Parquet file is unreadable (truncated, garbage); the message names
+        it and ``beatdbn check --repair``.
+    """
+    pq_path = Path(pq_path)
+    try:
+        table = pq.read_table(pq_path)
+        info = json.loads((table.schema.metadata or {}).get(SHARD_META_KEY, b"{}"))
+        return conform_metadata(table.replace_schema_metadata(None)), info
+    except (OSError, ValueError, pa.ArrowException, KeyError, TypeError) as exc:
+        store = pq_path.parent.parent
+        raise DataError(f"{pq_path}: damaged shard ({type(exc).__name__}: {str(exc)[:200]}); run "
+                        f"`beatdbn check {store} --repair`, then `beatdbn extract` to redo its inputs") from None
