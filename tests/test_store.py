@@ -18,6 +18,9 @@ from beatdbn.synth.corpus import make_track
 from beatdbn.synth.msd_writer import write_aggregate, write_track
 
 
+SLOW_CLI = os.path.join(os.path.dirname(__file__), "_slow_cli.py")
+
+
 def write_tracks(folder, n, start=0):
     folder.mkdir(parents=True, exist_ok=True)
     tracks = [make_track(track_id=f"TRSTORE{i:011d}", n_beats=30 + (i * 7) % 50, seed=i) for i in range(start, start + n)]
@@ -121,8 +124,9 @@ def _store_content(path):
 def test_killed_run_resumes_to_the_same_store(tmp_path):
     write_tracks(tmp_path / "in", 24)
     cmd = [sys.executable, "-m", "beatdbn", "extract", str(tmp_path / "in"), "--out", str(tmp_path / "killed"),
-           "--scheduler", "sync", "--shard-size", "1", "--throttle", "0.1"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+           "--scheduler", "sync", "--shard-size", "1"]
+    slow = [sys.executable, SLOW_CLI, "0.1", *cmd[3:]]  # each shard write slowed by 0.1 s (injected by the test)
+    proc = subprocess.Popen(slow, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     shards = tmp_path / "killed" / "shards"
     deadline = time.time() + 60
     while time.time() < deadline and len(list(shards.glob("*.parquet"))) < 4:
@@ -136,7 +140,7 @@ def test_killed_run_resumes_to_the_same_store(tmp_path):
     assert len(partial) == committed
     (shards / ".shard-000099.h5.tmp-12345").write_bytes(b"half a shard")  # as if killed mid-write
     (shards / "shard-000098.h5").write_bytes(b"written, never committed")
-    subprocess.run(cmd[:-2], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     extract([tmp_path / "in"], tmp_path / "whole", scheduler="sync", shard_size=1)
     killed, whole = _store_content(tmp_path / "killed"), _store_content(tmp_path / "whole")
     assert killed == whole and len(whole) == 24

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Optional
@@ -10,6 +11,7 @@ from typing import Optional
 import typer
 
 from beatdbn.cli import command, console, err_console
+from beatdbn.cli.options import check_out, check_scheduler, check_workers
 from beatdbn.cli.progress import progress_bar
 
 __all__ = ["synth", "extract", "info"]
@@ -24,6 +26,8 @@ def synth(
 ):
     """Write a synthetic demo corpus in the MSD track-file format (not real music)."""
     from beatdbn.synth.corpus import generate_corpus
+
+    check_out(out, "OUT")
 
     with progress_bar(console) as bar:
         job = bar.add_task("synth", total=tracks, rate="")
@@ -46,13 +50,25 @@ def extract(
     shard_size: int = typer.Option(256, help="Input files per shard."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="CSV of audio labels: a 'path' column (relative to the CSV's folder) and any of artist, genre, key."),
     folder_labels: Optional[str] = typer.Option(None, "--folder-labels", help="Label audio by the first folder below each source folder: genre, artist or key (SRC/rock/song.mp3 -> rock)."),
-    throttle: float = typer.Option(0.0, hidden=True, help="Seconds each shard waits before writing (tests)."),
+    retry_skipped: bool = typer.Option(False, "--retry-skipped", help="Try every input an earlier run skipped again (by default only those whose size or modification time changed)."),
+    wait: bool = typer.Option(False, "--wait", help="Wait for another process writing the same store instead of stopping."),
 ):
-    """Beat-align every input (MSD files or audio) into a sharded feature store; a rerun resumes."""
+    """Beat-align every input (MSD files or audio) into a sharded feature store; a rerun resumes.
+
+    One writer at a time: a second extract on the same store stops with a line
+    naming the first one's pid (or waits, with --wait).
+    """
     from beatdbn.exceptions import ParameterError
     from beatdbn.store.extract import extract as run_extract
     from beatdbn.labels import read_label_csv
 
+    check_scheduler(scheduler)
+    check_workers(workers)
+    check_out(out)
+    if shard_size < 1:
+        raise ParameterError(f"--shard-size {shard_size}: expected 1 or more input files per shard")
+    for name in ("distributed", "tornado", "asyncio"):  # the progress bar is the user's view, not Dask's logs
+        logging.getLogger(name).setLevel(logging.ERROR)
     if folder_labels is not None and folder_labels not in ("genre", "artist", "key"):
         raise ParameterError(f"--folder-labels {folder_labels!r}: choose genre, artist or key")
     label_map = read_label_csv(labels) if labels else None
@@ -74,9 +90,18 @@ def extract(
             bar.update(job, completed=counts["files"],
                        rate=f"{counts['tracks']:,} tracks, {counts['tracks'] / dt:,.0f} tracks/s")
 
+        def waiting(pid) -> None:
+            err_console.print(f"{out} is being written by another beatdbn process (pid {pid or 'unknown'}); "
+                              f"waiting for it (--wait)", highlight=False, soft_wrap=True)
+
         report = run_extract(sources, out, shard_size=shard_size, scheduler=scheduler, workers=workers,
-                             on_progress=step, on_start=start, throttle=throttle, labels=label_map,
-                             folder_label=folder_labels)
+                             on_progress=step, on_start=start, labels=label_map, folder_label=folder_labels,
+                             retry_skipped=retry_skipped, wait=wait, on_wait=waiting)
+    for note in report.notes:
+        console.print(note, highlight=False, soft_wrap=True)
+    if report.retried:
+        console.print(f"tried {report.retried:,} previously skipped inputs again "
+                      f"({'--retry-skipped' if retry_skipped else 'changed since they were skipped'})")
     console.print(
         f"{out}: +{report.tracks_added:,} tracks ({report.beats_added:,} beats) in {report.seconds:.1f} s; "
         f"{report.already_done:,} inputs already done; store now {report.tracks_total:,} tracks, "

@@ -17,7 +17,22 @@ files already in the store.
 
 A file that cannot be read is skipped with a one-line reason and listed in
 the store's report; the rest of the run completes. A killed run leaves only
-whole shards, and a rerun processes just the inputs no committed shard holds.
+whole shards, and a rerun processes just the inputs no committed shard holds,
+plus the skipped inputs whose size or modification time changed since (a
+fixed file; ``retry_skipped=True`` retries every skipped input).
+
+One writer at a time: a run holds the store's lock (:class:`StoreLock`, an
+OS-level ``flock`` that dies with its process); a second run stops with one
+line naming the holder's pid, or waits (``wait=True``). Leftovers of killed
+runs (temporary files, uncommitted shards) are removed under the lock, and a
+temporary file whose writer (the pid in its name) still runs is never touched.
+
+Folders are searched recursively; symlinked sub-folders are followed (each
+real folder once, so a link loop ends; ``ExtractReport.notes`` says which
+links were followed). The output store is never read as input, even when it
+lies inside a source folder. A full disk stops the run with one line ("no
+space left on device while writing ...") and leaves the committed shards
+intact.
 
 Scheduler: ``"local"`` (default) starts a Dask ``LocalCluster`` of worker
 processes; ``"sync"`` runs in this process; ``"tcp://HOST:PORT"`` uses an
@@ -26,7 +41,6 @@ existing Dask scheduler (workers must see the same paths).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -36,10 +50,14 @@ from typing import Callable, Iterable, Sequence
 
 from beatdbn.exceptions import BeatdbnError, DataError, ParameterError
 from beatdbn.features.sources import INPUT_SUFFIXES, MSD_SUFFIXES, read_features
+from beatdbn.labels import folder_labels
+from beatdbn.store.lock import StoreLock, pid_alive
 from beatdbn.store.reader import FeatureStore, committed_shards, write_index, write_manifest
-from beatdbn.store.shard import ShardData, read_shard_table, write_shard
+from beatdbn.store.shard import ShardData, no_space_is_data_error, read_shard_table, write_shard
+from beatdbn.utils.atomic import TMP_MARK, write_json
 
-__all__ = ["extract", "find_inputs", "ExtractReport", "extract_shard", "MSD_SUFFIXES", "INPUT_SUFFIXES"]
+__all__ = ["extract", "find_inputs", "ExtractReport", "extract_shard", "check_scheduler", "MSD_SUFFIXES",
+           "INPUT_SUFFIXES"]
 
 log = logging.getLogger(__name__)
 
@@ -59,40 +77,89 @@ class ExtractReport:
     beats_total: int = 0
     seconds: float = 0.0
     labelled: int = 0  # inputs given labels (audio)
+    retried: int = 0  # skipped inputs of earlier runs tried again (changed files, or --retry-skipped)
+    notes: list[str] = field(default_factory=list)  # symlinked folders followed, loops, the store left out
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
 
 
-def find_inputs(sources: Iterable, *, suffixes: Sequence[str] = INPUT_SUFFIXES) -> tuple[list[str], list[dict]]:
+def _walk(root: Path, suffixes: Sequence[str], notes: list[str], seen: set) -> list[Path]:
+    """Files under ``root`` with a wanted suffix, following symlinked folders, each real folder once."""
+    found = []
+    for folder, dirs, names in os.walk(root, followlinks=True):
+        here = Path(folder)
+        try:
+            st = here.stat()
+        except OSError:
+            dirs[:] = []
+            continue
+        if (st.st_dev, st.st_ino) in seen:  # a link back into a folder already searched: a loop or an alias
+            notes.append(f"{here}: already searched (symlink loop or second link to {here.resolve()}); not again")
+            dirs[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        if here.is_symlink():
+            notes.append(f"followed symlinked folder {here} -> {here.resolve()}")
+        dirs.sort()
+        found.extend(here / n for n in names if Path(n).suffix.lower() in suffixes)
+    return [q for q in found if q.is_file()]
+
+
+def find_inputs(sources: Iterable, *, suffixes: Sequence[str] = INPUT_SUFFIXES, exclude=None
+                ) -> tuple[list[str], list[dict], list[str]]:
     """Expand files and folders into a sorted list of input files.
 
     Folders are searched recursively for files whose suffix is in
-    ``suffixes``; files named directly are taken whatever their suffix (and
-    skipped later if unreadable). Returns ``(files, problems)`` where
-    ``problems`` lists sources that gave nothing (missing path, empty folder).
+    ``suffixes``, following symlinked sub-folders (each real folder once, so
+    a link loop ends); files named directly are taken whatever their suffix
+    (and skipped later if unreadable). Nothing under ``exclude`` (the output
+    store) is taken. Returns ``(files, problems, notes)``: ``problems`` lists
+    sources that gave nothing (missing path, empty folder), ``notes`` the
+    symlinks followed, loops cut and excluded files.
     """
-    files, problems = set(), []
+    files, problems, notes, seen = set(), [], [], set()
+    skip = Path(exclude).resolve() if exclude is not None else None
+    n_excluded = 0
     for src in sources:
         p = Path(src)
         if p.is_dir():
-            found = [q for q in p.rglob("*") if q.suffix.lower() in suffixes and q.is_file()]
+            found = [str(q.resolve()) for q in _walk(p, suffixes, notes, seen)]
+            if skip is not None:
+                kept = [q for q in found if not Path(q).is_relative_to(skip)]
+                n_excluded += len(found) - len(kept)
+                found = kept
             if not found:
                 problems.append({"path": str(p), "reason": f"no {'/'.join(suffixes)} files in this folder"})
-            files.update(str(q.resolve()) for q in found)
+            files.update(found)
         elif p.is_file():
             files.add(str(p.resolve()))
         else:
             problems.append({"path": str(p), "reason": "no such file or folder"})
-    return sorted(files), problems
+    if n_excluded:
+        notes.append(f"left out {n_excluded} files inside the output store {skip}")
+    return sorted(files), problems, notes
 
 
-def extract_shard(store: str, shard: int, files: list[str], throttle: float = 0.0,
-                  labels: dict[str, dict] | None = None) -> dict:
+def _stat(path: str) -> dict:
+    """Size and modification time of an input (recorded with a skip, so a changed file is retried)."""
+    try:
+        st = os.stat(path)
+        return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    except OSError:
+        return {}
+
+
+def extract_shard(store: str, shard: int, files: list[str], labels: dict[str, dict] | None = None) -> dict:
     """Read, align and write one shard (runs on a Dask worker).
 
     ``labels`` maps input paths to their labels (audio). Returns the shard's
     info dict: tracks, beats and skipped inputs.
+
+    Raises
+    ------
+    DataError
+        No space left on the device (nothing partial is left behind).
     """
     data = ShardData(shard=shard)
     labels = labels or {}
@@ -101,18 +168,19 @@ def extract_shard(store: str, shard: int, files: list[str], throttle: float = 0.
         n_before = len(data.meta)
         try:
             for meta, feats, beats in read_features(path, labels=labels.get(path)):
-                data.add(meta, feats, beats)
+                try:
+                    data.add(meta, feats, beats)
+                except DataError as exc:
+                    raise DataError(f"track {meta.get('track_id')}: {exc}") from None
         except BeatdbnError as exc:
             reason = str(exc).removeprefix(f"{path}: ")
-            data.skipped.append({"path": path, "reason": reason})
+            data.skipped.append({"path": path, "reason": reason, **_stat(path)})
         except Exception as exc:  # a damaged file must not stop the batch
-            data.skipped.append({"path": path, "reason": f"{type(exc).__name__}: {exc}"})
+            data.skipped.append({"path": path, "reason": f"{type(exc).__name__}: {exc}", **_stat(path)})
         else:
             continue
         # drop what a half-read aggregate file had added
         del data.meta[n_before:], data.features[n_before:], data.beats[n_before:]
-    if throttle:
-        time.sleep(throttle)
     write_shard(Path(store), data)
     return {"shard": shard, "files": len(files), "tracks": len(data.meta), "beats": data.n_beats,
             "skipped": data.skipped}
@@ -121,8 +189,6 @@ def extract_shard(store: str, shard: int, files: list[str], throttle: float = 0.
 def _merge_labels(files: list[str], sources: list, labels: dict[str, dict] | None,
                   folder_label: str | None) -> dict[str, dict]:
     """Each input's labels: folder names first, the label file's entries over them."""
-    from beatdbn.labels import folder_labels
-
     merged: dict[str, dict] = {}
     if folder_label:
         roots = [Path(s).resolve() for s in sources if Path(s).is_dir()]
@@ -139,48 +205,87 @@ def _subset(labels: dict[str, dict], chunk: list[str]) -> dict[str, dict]:
     return {p: labels[p] for p in chunk if p in labels}
 
 
-def _done_inputs(store: Path) -> set[str]:
-    done = set()
+def _done_inputs(store: Path, retry_skipped: bool) -> tuple[set[str], int]:
+    """Inputs the committed shards hold, less the skipped ones to try again; and how many those are.
+
+    A skipped input is tried again when ``retry_skipped``, or when its size or
+    modification time differs from the ones recorded with the skip.
+    """
+    latest: dict[str, dict | None] = {}
     for p in committed_shards(store).values():
         _, info = read_shard_table(p)
-        done.update(info.get("sources", []))
-    return done
+        for src in info.get("sources", []):
+            latest[src] = None
+        for entry in info.get("skipped", []):
+            latest[entry["path"]] = entry
+    done, retry = set(), 0
+    for src, skip in latest.items():
+        if skip is not None and (retry_skipped or ("size" in skip and _stat(src) != {
+                "size": skip["size"], "mtime_ns": skip.get("mtime_ns")})):
+            retry += 1
+            continue
+        done.add(src)
+    return done, retry
+
+
+def _writer_pid(p: Path) -> int | None:
+    try:
+        return int(p.name.rsplit(TMP_MARK, 1)[1])
+    except (IndexError, ValueError):
+        return None
 
 
 def _clean_leftovers(store: Path) -> int:
-    """Remove what a killed run left: temporary files and shards never committed."""
+    """Remove what a killed run left: temporary files and shards never committed.
+
+    Call it holding the store's lock. A temporary file whose writer (the pid in
+    its name) still runs is left alone.
+    """
+    stale = []
+    for folder in (store, store / "shards"):
+        if folder.is_dir():
+            for tmp in folder.glob(f"*{TMP_MARK}*"):
+                pid = _writer_pid(tmp)
+                if pid is None or pid == os.getpid() or not pid_alive(pid):
+                    stale.append(tmp)
     shards = store / "shards"
-    if not shards.is_dir():
-        return 0
-    committed = set(committed_shards(store))
-    stale = list(shards.glob(".*.tmp-*"))
-    for h5 in shards.glob("shard-*.h5"):
-        try:
-            if int(h5.stem.split("-")[1]) not in committed:
-                stale.append(h5)
-        except (IndexError, ValueError):
-            continue
+    if shards.is_dir():
+        committed = set(committed_shards(store))
+        for h5 in shards.glob("shard-*.h5"):
+            try:
+                if int(h5.stem.split("-")[1]) not in committed:
+                    stale.append(h5)
+            except (IndexError, ValueError):
+                continue
     for p in stale:
         p.unlink(missing_ok=True)
     return len(stale)
 
 
-def _client(scheduler: str, workers: int | None):
-    from dask.distributed import Client, LocalCluster
+def check_scheduler(scheduler: str) -> None:
+    """Raise ParameterError unless ``scheduler`` is 'local', 'sync' or a Dask address."""
+    if scheduler in ("local", "sync"):
+        return
+    if scheduler.startswith(("tcp://", "tls://", "ucx://", "inproc://")):
+        return
+    host, _, port = scheduler.rpartition(":")
+    if host and port.isdigit():
+        return
+    raise ParameterError(f"--scheduler {scheduler!r}: expected 'local', 'sync' or an address like tcp://HOST:8786")
 
-    for name in ("distributed", "tornado", "asyncio"):  # the progress bar is the user's view, not Dask's logs
-        logging.getLogger(name).setLevel(logging.ERROR)
+
+def _client(scheduler: str, workers: int | None):
+    from dask.distributed import Client, LocalCluster  # heavy: only runs that use Dask import it
+
     if scheduler == "local":
         n = workers or max(1, min(os.cpu_count() or 1, 8))
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                dashboard_address=None, silence_logs=logging.ERROR)
         return Client(cluster), cluster
-    if scheduler.startswith(("tcp://", "tls://", "ucx://")) or ":" in scheduler:
-        try:
-            return Client(scheduler, timeout="10s"), None
-        except OSError as exc:
-            raise ParameterError(f"cannot reach the Dask scheduler at {scheduler!r} ({exc})") from None
-    raise ParameterError(f"--scheduler {scheduler!r}: expected 'local', 'sync' or an address like tcp://HOST:8786")
+    try:
+        return Client(scheduler, timeout="10s"), None
+    except OSError as exc:
+        raise ParameterError(f"cannot reach the Dask scheduler at {scheduler!r} ({exc})") from None
 
 
 def extract(
@@ -192,9 +297,11 @@ def extract(
     workers: int | None = None,
     on_progress: Callable[[dict], None] | None = None,
     on_start: Callable[[int, int], None] | None = None,
-    throttle: float = 0.0,
     labels: dict[str, dict] | None = None,
     folder_label: str | None = None,
+    retry_skipped: bool = False,
+    wait: bool = False,
+    on_wait: Callable[[int | None], None] | None = None,
 ) -> ExtractReport:
     """Extract every input into the store at ``out`` (created if needed).
 
@@ -215,37 +322,57 @@ def extract(
         Called with each finished shard's info dict.
     on_start : callable, optional
         Called with (files to do, shards to do) before work starts.
-    throttle : float
-        Seconds each shard task sleeps before writing (tests use it to kill a
-        run mid-way); 0 in normal use.
     labels : dict, optional
         Resolved input path -> ``{"artist", "genre", "key", "mode"}`` (any of
         them) for audio files, e.g. from :func:`beatdbn.labels.read_label_csv`.
     folder_label : {"genre", "artist", "key"}, optional
         Label each file with the name of the first folder below the source
         folder it was found in (``SRC/rock/song.mp3`` -> genre "rock").
+    retry_skipped : bool
+        Try every input skipped by an earlier run again (by default only those
+        whose size or modification time changed).
+    wait : bool
+        Wait for another writer of the store instead of stopping.
+    on_wait : callable, optional
+        Called with the other writer's pid before waiting.
 
     Raises
     ------
     DataError
-        No input file at all.
+        No input file at all; another process writes the store (``wait``
+        False); no space left on the device; a damaged shard.
+    ParameterError
+        A bad ``shard_size``, ``workers`` or ``scheduler``.
     """
     if shard_size < 1:
         raise ParameterError(f"shard_size must be >= 1, got {shard_size}")
+    if workers is not None and workers < 1:
+        raise ParameterError(f"--workers {workers}: expected 1 or more worker processes")
+    check_scheduler(scheduler)
     t0 = time.perf_counter()
     store = Path(out)
     sources = list(sources)
-    files, problems = find_inputs(sources)
-    report = ExtractReport(store=str(store), inputs=len(files), skipped=list(problems))
+    files, problems, notes = find_inputs(sources, exclude=store)
+    report = ExtractReport(store=str(store), inputs=len(files), skipped=list(problems), notes=notes)
     if not files:
         where = ", ".join(p["path"] for p in problems) or "the given sources"
         raise DataError(f"{where}: no input files found")
     file_labels = _merge_labels(files, sources, labels, folder_label)
     report.labelled = len(file_labels)
+    with StoreLock(store, wait=wait, on_wait=on_wait):
+        _extract_locked(store, files, file_labels, report, shard_size=shard_size, scheduler=scheduler,
+                        workers=workers, on_progress=on_progress, on_start=on_start, retry_skipped=retry_skipped)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _extract_locked(store: Path, files: list[str], file_labels: dict, report: ExtractReport, *, shard_size: int,
+                    scheduler: str, workers: int | None, on_progress, on_start, retry_skipped: bool) -> None:
+    """The part of :func:`extract` that writes: runs holding the store's lock."""
     write_manifest(store)
     if _clean_leftovers(store):
         log.info("removed leftovers of an interrupted run in %s", store)
-    done = _done_inputs(store)
+    done, report.retried = _done_inputs(store, retry_skipped)
     todo = [f for f in files if f not in done]
     report.already_done = len(files) - len(todo)
     next_shard = max(committed_shards(store), default=-1) + 1
@@ -259,20 +386,20 @@ def extract(
         report.tracks_added += info["tracks"]
         report.beats_added += info["beats"]
         report.skipped.extend(info["skipped"])
-        for s in info["skipped"]:
-            log.warning("skipped %s: %s", s["path"], s["reason"])
+        for s in info["skipped"]:  # the caller shows them (on_progress); a log line only for debugging
+            log.debug("skipped %s: %s", s["path"], s["reason"])
         if on_progress:
             on_progress(info)
 
     if scheduler == "sync" or len(jobs) <= 1:
         for shard, chunk in jobs:
-            finished(extract_shard(str(store), shard, chunk, throttle, _subset(file_labels, chunk)))
+            finished(extract_shard(str(store), shard, chunk, _subset(file_labels, chunk)))
     elif jobs:
-        from dask.distributed import as_completed
+        from dask.distributed import as_completed  # heavy: only runs that use Dask import it
 
         client, cluster = _client(scheduler, workers)
         try:
-            futures = [client.submit(extract_shard, str(store), shard, chunk, throttle, _subset(file_labels, chunk),
+            futures = [client.submit(extract_shard, str(store), shard, chunk, _subset(file_labels, chunk),
                                      key=f"beatdbn-shard-{shard}", pure=False) for shard, chunk in jobs]
             for future in as_completed(futures):
                 finished(future.result())
@@ -284,10 +411,7 @@ def extract(
     write_index(store)
     opened = FeatureStore.open(store)
     report.tracks_total, report.beats_total = len(opened), opened.n_beats
-    report.seconds = time.perf_counter() - t0
     summary = report.as_dict()
     summary["skipped_all_runs"] = opened.skipped
-    tmp = store / ".report.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2))
-    tmp.replace(store / "report.json")
-    return report
+    with no_space_is_data_error(store / "report.json"):
+        write_json(store / "report.json", summary)

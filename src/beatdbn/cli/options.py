@@ -1,0 +1,85 @@
+"""Shared checks of command-line options: a bad value gives one line, never a traceback.
+
+Each check raises :class:`~beatdbn.exceptions.ParameterError` (which
+:func:`beatdbn.cli.command` prints as ``error: ...``, exit code 1) and is
+meant to run first in a command, before anything is created on disk::
+
+    check_device(device)            # cpu, cuda, cuda:N (when this torch build and machine have it), mps
+    check_workers(workers)          # None or >= 1
+    check_scheduler(scheduler)      # local, sync, tcp://HOST:PORT (checked even when one shard needs no Dask)
+    check_out(out)                  # a folder that can be created/written (nothing is created)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from beatdbn.exceptions import ParameterError
+from beatdbn.store.extract import check_scheduler as _check_scheduler
+
+__all__ = ["check_device", "check_workers", "check_scheduler", "check_out"]
+
+_DEVICE = re.compile(r"^(cpu|cuda(:\d+)?|mps)$")
+
+
+def check_device(device: str, option: str = "--device") -> str:
+    """``device`` when this machine can use it, else ParameterError saying what to use instead."""
+    if not _DEVICE.match(device or ""):
+        raise ParameterError(f"{option} {device!r}: expected cpu, cuda, cuda:N or mps")
+    if device == "cpu":
+        return device
+    import torch  # heavy: only a non-cpu device needs asking
+
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            why = "this torch build has no CUDA support" if torch.version.cuda is None else "no CUDA GPU is visible"
+            raise ParameterError(f"{option} {device}: {why}; use {option} cpu")
+        if ":" in device and int(device.split(":")[1]) >= torch.cuda.device_count():
+            raise ParameterError(f"{option} {device}: only {torch.cuda.device_count()} CUDA device(s) "
+                                 f"(cuda:0 .. cuda:{torch.cuda.device_count() - 1})")
+    elif device == "mps" and not torch.backends.mps.is_available():
+        raise ParameterError(f"{option} mps: not available on this machine; use {option} cpu")
+    return device
+
+
+def check_workers(workers: int | None, option: str = "--workers") -> int | None:
+    """``workers`` when None (the default) or at least 1."""
+    if workers is not None and workers < 1:
+        raise ParameterError(f"{option} {workers}: expected 1 or more worker processes (or leave it out)")
+    return workers
+
+
+def check_scheduler(scheduler: str) -> str:
+    """``scheduler`` when it is 'local', 'sync' or a Dask address (checked whatever the number of shards)."""
+    _check_scheduler(scheduler)
+    return scheduler
+
+
+def check_out(out, option: str = "--out") -> Path:
+    """``out`` when it is (or can become) a writable folder; nothing is created.
+
+    The nearest existing folder on its path must take a new file (probed with a
+    temporary file, so read-only mounts and permissions are caught even for root).
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ParameterError(f"{option} {out}: exists and is not a folder")
+    base = out
+    while not base.exists():
+        if base.parent == base:
+            break
+        base = base.parent
+    if not base.is_dir():
+        raise ParameterError(f"{option} {out}: {base} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=base, prefix=".beatdbn-probe-"):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ParameterError(f"{option} {out}: cannot write in {base} ({reason})") from None
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise ParameterError(f"{option} {out}: cannot write in {base} (permission denied)")
+    return out
