@@ -79,7 +79,7 @@ def _holdout_accuracy(run, store: Path) -> dict:
     """Tonic accuracy of ``run`` on every labelled track of ``store``."""
     import numpy as np
 
-    from beatdbn.evaluate.predict import predict_features
+    from beatdbn.inference import predict_features
     from beatdbn.store.reader import FeatureStore
     from beatdbn.labels import KEY_NAMES
 
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from beatdbn.evaluate.predict import load_run
+    from beatdbn.inference import load_run
     from beatdbn.train.finetune import FinetuneConfig, finetune
 
     t_start = time.perf_counter()

@@ -11,7 +11,7 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from beatdbn.cli import app
-from beatdbn.evaluate.predict import predict_files, shipped_model, shipped_model_dir
+from beatdbn.inference import predict_files, shipped_model, shipped_model_dir
 from beatdbn.exceptions import ParameterError
 from beatdbn.synth.audio_keys import render_piece
 from beatdbn.labels import KEY_NAMES

@@ -4,6 +4,11 @@ Commands stay thin: parse options, build a config, call the library. Each
 command module registers its commands on :data:`app`; every
 :class:`~beatdbn.exceptions.BeatdbnError` becomes a one-line message on
 stderr and exit code 1.
+
+Global options (before the command: ``beatdbn --quiet reproduce ...``):
+``--quiet`` silences progress; ``--progress-every SECONDS`` sets how often a
+plain progress line is printed off a terminal (default 30; also
+``BEATDBN_PROGRESS_EVERY``). See :mod:`beatdbn.cli.progress`.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import logging
 import typer
 from rich.console import Console
 
+from beatdbn.cli.progress import configure as configure_progress
 from beatdbn.exceptions import BeatdbnError
 
 __all__ = ["app", "main", "command", "console", "err_console"]
@@ -26,6 +32,20 @@ app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
+
+
+@app.callback()
+def _global_options(
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output (bars, progress and stage lines)."),
+    progress_every: float = typer.Option(
+        30.0, "--progress-every", envvar="BEATDBN_PROGRESS_EVERY", metavar="SECONDS",
+        help="Off a terminal (logs, CI, nohup): print a plain progress line this often; stages print a line "
+             "when they finish."),
+) -> None:
+    """beatdbn: music classification with a pretrained convolutional network (Dieleman et al., ISMIR 2011)."""
+    if not progress_every > 0:
+        raise typer.BadParameter(f"{progress_every}: must be a number of seconds > 0", param_hint="--progress-every")
+    configure_progress(quiet=quiet, every=progress_every)
 
 
 def command(*args, **kwargs):

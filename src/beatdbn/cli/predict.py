@@ -1,10 +1,17 @@
-"""Inference commands: predict and evaluate."""
+"""Inference commands: predict and evaluate.
+
+Exit codes of ``beatdbn predict``:
+
+* 0: every input was classified (without ``--strict``: at least one was);
+* 1: no input could be classified, or (``--strict``) at least one failed, or
+  the run, the options or ``--out`` are unusable (one line on stderr);
+* 2: a command-line usage error.
+"""
 
 from __future__ import annotations
 
 import json
 import math
-import time
 from pathlib import Path
 from typing import Optional
 
@@ -12,6 +19,9 @@ import typer
 
 from beatdbn.cli import command, console, err_console
 from beatdbn.cli.progress import progress_bar
+from beatdbn.evaluate.split import evaluate_split
+from beatdbn.exceptions import ParameterError
+from beatdbn.inference import iter_inputs, iter_predictions, load_run, row_writer, shipped_model
 
 __all__ = ["predict", "evaluate"]
 
@@ -20,52 +30,107 @@ def _fmt(a) -> str:
     return "n/a" if a is None or (isinstance(a, float) and math.isnan(a)) else f"{a:.3f}"
 
 
-@command()
-def predict(
-    paths: list[Path] = typer.Argument(..., metavar="[RUN_DIR] FILES...",
-                                       help="A run directory from `beatdbn finetune` (or a model folder), then the "
-                                            "files to classify (MSD .h5 or audio). With --task and no RUN_DIR, all "
-                                            "are files and the model shipped for the task is used."),
-    task: Optional[str] = typer.Option(None, "--task", "-t",
-                                       help="key: without a RUN_DIR, use the shipped audio key model; with one, "
-                                            "check that its model is for this task."),
-    top_k: int = typer.Option(3, "--top-k", "-k", help="Labels listed per track (0: all)."),
-    as_json: bool = typer.Option(False, "--json", help="Print a JSON list, one object per track or unreadable file."),
-):
-    """Classify tracks with a finetuned model (or the shipped key model): top-k labels with probabilities."""
-    from beatdbn.evaluate.predict import load_run, predict_files, shipped_model
-    from beatdbn.exceptions import ParameterError
-
+def _run_and_inputs(paths: list[Path], task: Optional[str]):
     first = paths[0]
-    is_run = first.is_dir() or first.name in ("model.pt", "config.json")
+    is_run = first.is_dir() and ((first / "config.json").is_file() or (first / "model.pt").is_file()
+                                 or (first / "model").is_dir()) or first.name in ("model.pt", "config.json")
     if task is None:
         if not is_run:
             raise ParameterError(f"{first}: not a run directory; give `beatdbn predict RUN_DIR FILES...`, or "
                                  f"`beatdbn predict --task key FILES...` for the shipped key model")
         if len(paths) < 2:
             raise ParameterError("no files to classify: give `beatdbn predict RUN_DIR FILES...`")
-        run, files = load_run(first), paths[1:]
-    elif is_run:
+        return load_run(first), paths[1:]
+    if is_run:
         run, files = load_run(first), paths[1:]
         if not files:
             raise ParameterError(f"no files to classify after the run directory {first}")
         if run.task and run.task != task:
             raise ParameterError(f"{first}: its model is for task {run.task!r}, not --task {task!r}")
-    else:
-        run, files = shipped_model(task), paths
-    answers = predict_files(run, files, top_k=top_k)
-    if as_json:
-        typer.echo(json.dumps(answers, indent=2, allow_nan=False))
-    else:
-        for a in answers:
+        return run, files
+    return shipped_model(task), paths
+
+
+def _print_answer(a: dict) -> None:
+    if "error" in a:
+        err_console.print(f"[red]error:[/red] {a['error']}", highlight=False, soft_wrap=True)
+        return
+    probs = ", ".join(f"{lab} {p:.3f}" for lab, p in a["probabilities"].items())
+    console.print(f"{a['file']} {a['track_id']}: [bold]{a['label']}[/bold]  ({probs})", highlight=False,
+                  soft_wrap=True)
+    steps = a.get("over_time")
+    if steps:
+        labels = steps["labels"]
+        tops = [labels[max(range(len(p)), key=p.__getitem__)] for p in steps["posteriors"]]
+        console.print(f"  over time ({len(tops)} steps of ~4 bars, beats {steps['beats'][0][0]}-"
+                      f"{steps['beats'][-1][1]}): {' '.join(tops)}", highlight=False, soft_wrap=True)
+
+
+@command()
+def predict(
+    paths: list[Path] = typer.Argument(..., metavar="[RUN_DIR] FILES_OR_FOLDERS...",
+                                       help="A run directory from `beatdbn finetune`/`baseline` (or a model folder), "
+                                            "then the files to classify (MSD .h5 or audio) or folders (searched "
+                                            "recursively). With --task and no RUN_DIR, all are inputs and the "
+                                            "model shipped for the task is used."),
+    task: Optional[str] = typer.Option(None, "--task", "-t",
+                                       help="key: without a RUN_DIR, use the shipped audio key model; with one, "
+                                            "check that its model is for this task."),
+    top_k: int = typer.Option(3, "--top-k", "-k", help="Labels listed per track (0: all)."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON list, one object per track or failed input."),
+    over_time: bool = typer.Option(False, "--over-time",
+                                   help="Add the posterior of every layer-4 step (~4 bars) with the beats and "
+                                        "seconds it covers (JSON: \"over_time\")."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o",
+                                       help="Write one row per track to FILE.csv or FILE.jsonl: file, track_id, "
+                                            "label, probability, error."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 when any input fails (default: only when all do)."),
+    workers: int = typer.Option(1, "--workers", "-w", help="Processes reading and analysing inputs in parallel."),
+):
+    """Classify tracks with a finished model (or the shipped key model): top-k labels with probabilities.
+
+    Exit codes: 0 every input classified (without --strict: at least one); 1 no input classified, or with --strict
+    any input failed, or an unusable run/option; 2 usage error.
+    """
+    if workers < 1:
+        raise ParameterError(f"--workers {workers}: must be >= 1")
+    run, inputs = _run_and_inputs(paths, task)
+    files = list(iter_inputs(inputs))
+    if not files:
+        raise ParameterError(f"no input files in {', '.join(map(str, inputs))} (looked for .h5 and audio files)")
+    n_ok = n_failed = 0
+    with (row_writer(out) if out is not None else _no_writer()) as write, progress_bar(err_console) as bar:
+        job = bar.add_task("predict", total=len(files), rate="") if len(files) > 1 else None
+        first = True
+        if as_json:
+            typer.echo("[")
+        for a in iter_predictions(run, files, top_k=top_k, over_time_steps=over_time, workers=workers,
+                                  progress=(lambda n: bar.update(job, completed=n)) if job is not None else None):
             if "error" in a:
-                err_console.print(f"[red]error:[/red] {a['error']}", highlight=False, soft_wrap=True)
-                continue
-            probs = ", ".join(f"{lab} {p:.3f}" for lab, p in a["probabilities"].items())
-            console.print(f"{a['file']} {a['track_id']}: [bold]{a['label']}[/bold]  ({probs})", highlight=False,
-                          soft_wrap=True)
-    if answers and all("error" in a for a in answers):
+                n_failed += 1
+            else:
+                n_ok += 1
+            if write is not None:
+                write(a)
+            if as_json:
+                typer.echo(("" if first else ",\n") + json.dumps(a, indent=2, allow_nan=False), nl=False)
+                first = False
+            elif out is None:
+                _print_answer(a)
+        if as_json:
+            typer.echo("\n]")
+    if out is not None:
+        err_console.print(f"{out}: {n_ok:,} tracks classified, {n_failed:,} failed", highlight=False)
+    if n_ok == 0 or (strict and n_failed):
         raise typer.Exit(1)
+
+
+class _no_writer:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
 
 
 @command()
@@ -77,11 +142,9 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ):
     """Accuracy and per-class accuracy of a run's selected model on a split of its task."""
-    from beatdbn.evaluate.predict import evaluate_split
-
     res = evaluate_split(run_dir, store, tasks, split)
     if as_json:
-        typer.echo(json.dumps(res, indent=2))
+        typer.echo(json.dumps(res, indent=2, allow_nan=False))
         return
     console.print(f"{res['task']} {res['split']}: accuracy {_fmt(res['accuracy'])} on {res['n_tracks']} tracks "
                   f"(chance {_fmt(res['chance'])})", highlight=False)

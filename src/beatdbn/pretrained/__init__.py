@@ -6,6 +6,6 @@
   the command that built it). It was trained only on audio that beatdbn
   synthesizes itself (:mod:`beatdbn.synth.audio_keys`), by
   ``scripts/train_key_model.py`` (``make model``). Load it with
-  :func:`beatdbn.evaluate.predict.shipped_model`; ``beatdbn predict --task key
+  :func:`beatdbn.inference.shipped_model`; ``beatdbn predict --task key
   song.mp3`` uses it.
 """

@@ -1,0 +1,35 @@
+"""Inference: loading a finished run, posteriors of tracks (per track and over time), predicting files, embeddings.
+
+Training (:mod:`beatdbn.train`) and the evaluate/predict/serve/embed commands
+all use this package; it imports nothing above :mod:`beatdbn.data`.
+
+Modules, one job each:
+
+* :mod:`~beatdbn.inference.runs`: :func:`load_run` (conv MLP or baseline run,
+  dispatched on ``config.json``'s ``"model"``), :func:`shipped_model`,
+  representation checks;
+* :mod:`~beatdbn.inference.posteriors`: :func:`split_posteriors`,
+  :func:`step_posteriors`, :func:`predict_features`;
+* :mod:`~beatdbn.inference.steps`: the beats and seconds of each layer-4 step;
+* :mod:`~beatdbn.inference.inputs`: files and folders (recursive) to input files;
+* :mod:`~beatdbn.inference.files`: :func:`predict_files`, :func:`iter_predictions`;
+* :mod:`~beatdbn.inference.rows`: CSV / JSON Lines output rows;
+* :mod:`~beatdbn.inference.analysis`: one file, every model, for a page;
+* :mod:`~beatdbn.inference.encoders`, :mod:`~beatdbn.inference.embed`,
+  :mod:`~beatdbn.inference.embed_writers`: layer-4 embeddings to Parquet/NPZ.
+"""
+
+from beatdbn.inference.runs import (REPRESENTATION_NAMES, SHIPPED_MODELS, Run, label_names, load_run,
+                                    needed_model_kind, representation_mismatch, shipped_model, shipped_model_dir)
+from beatdbn.inference.posteriors import predict_features, split_posteriors, step_posteriors
+from beatdbn.inference.steps import step_beat_ranges, step_times
+from beatdbn.inference.inputs import iter_inputs
+from beatdbn.inference.files import iter_predictions, predict_files
+from beatdbn.inference.rows import ROW_COLUMNS, answer_row, row_writer
+from beatdbn.inference.analysis import analyse_file
+from beatdbn.inference.embed import embed
+
+__all__ = ["Run", "load_run", "label_names", "shipped_model", "shipped_model_dir", "representation_mismatch",
+           "needed_model_kind", "SHIPPED_MODELS", "REPRESENTATION_NAMES", "predict_features", "split_posteriors",
+           "step_posteriors", "step_beat_ranges", "step_times", "iter_inputs", "iter_predictions", "predict_files",
+           "ROW_COLUMNS", "answer_row", "row_writer", "analyse_file", "embed"]

@@ -1,0 +1,173 @@
+"""Classify files: one answer per track (or per unreadable file), streamed in chunks.
+
+:func:`iter_predictions` reads the inputs (optionally in parallel worker
+processes), classifies a chunk of tracks at a time and yields one answer dict
+per track, in input order; memory does not grow with the number of files.
+:func:`predict_files` is its list form.
+
+An answer is ``{"file", "track_id", "label", "probabilities": {label: p}}``
+(``top_k`` labels, most probable first), plus with ``over_time=True`` an
+``"over_time"`` entry (:func:`over_time`): the posterior of every layer-4
+step with the beats and seconds it covers. A file that cannot be read, a
+track without beats, a track of another representation than the model's
+(:func:`~beatdbn.inference.runs.representation_mismatch`) or a track whose
+posterior is not finite gets ``{"file", ["track_id"], "error"}`` instead:
+probabilities are always finite.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from beatdbn.exceptions import BeatdbnError, DataError, ParameterError
+from beatdbn.features.sources import read_features
+from beatdbn.inference.posteriors import predict_features, step_posteriors
+from beatdbn.inference.runs import Run, as_run, representation_mismatch
+from beatdbn.inference.steps import step_beat_ranges, step_times
+
+__all__ = ["predict_files", "iter_predictions", "read_input", "over_time", "error_text"]
+
+
+def error_text(exc: BaseException) -> str:
+    """One line for a failure: a BeatdbnError's message, else the exception's type and first line."""
+    if isinstance(exc, BeatdbnError):
+        return str(exc)
+    text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def read_input(path: str | Path) -> tuple[str, list[tuple[dict, np.ndarray, np.ndarray]] | str]:
+    """``(name, tracks)`` of one file, or ``(name, error text)``; never raises (runs in worker processes too)."""
+    name = str(path)
+    try:
+        tracks = [(meta, np.asarray(f, dtype=np.float32), np.asarray(b, dtype=np.float64))
+                  for meta, f, b in read_features(path)]
+        if not tracks:
+            raise DataError(f"{name}: holds no track")
+        return name, tracks
+    except Exception as exc:  # noqa: BLE001 - any failure to read is reported per file
+        return name, error_text(exc)
+
+
+def over_time(run: Run, steps: np.ndarray, n_beats: int, beats: np.ndarray) -> dict[str, Any]:
+    """The JSON form of one track's per-step posteriors ``(n_steps, n_classes)``."""
+    ranges = step_beat_ranges(n_beats, len(steps), run.model.config.dbn_config)
+    return {"labels": list(run.labels), "beats": ranges.tolist(),
+            "seconds": np.round(step_times(beats, ranges), 3).tolist(),
+            "posteriors": np.round(steps, 6).tolist()}
+
+
+def _track_answer(run: Run, name: str, meta: dict, feats: np.ndarray) -> dict[str, Any] | str:
+    track_id = str(meta.get("track_id", "")) if isinstance(meta, dict) else ""
+    answer: dict[str, Any] = {"file": name, "track_id": track_id}
+    mismatch = representation_mismatch(run, meta, name)
+    if mismatch:
+        return {**answer, "error": mismatch}
+    n_in = run.model.config.n_inputs if run.has_steps else 24
+    if feats.ndim != 2 or feats.shape[1] != n_in or len(feats) == 0:
+        why = "no beats" if feats.ndim == 2 and len(feats) == 0 else f"features of shape {feats.shape}"
+        return {**answer, "error": f"{name}: track {track_id} has {why}; nothing to classify"}
+    if not np.all(np.isfinite(feats)):
+        return {**answer, "error": f"{name}: track {track_id} has non-finite feature values; nothing to classify"}
+    return answer
+
+
+def _reader(paths: Iterable[Path], workers: int) -> Iterator[tuple[str, Any]]:
+    if workers <= 1:
+        yield from (read_input(p) for p in paths)
+        return
+    with cf.ProcessPoolExecutor(max_workers=workers) as pool:  # decoding audio is CPU-bound: processes
+        yield from pool.map(read_input, paths, chunksize=1)
+
+
+def iter_predictions(run_dir: Run | str | Path, files: Iterable[str | Path], *, top_k: int = 3,
+                     batch_size: int = 32, over_time_steps: bool = False, workers: int = 1, chunk: int = 64,
+                     progress: Callable[[int], None] | None = None) -> Iterator[dict[str, Any]]:
+    """Answers for every track of every file, in input order, classified ``chunk`` files at a time.
+
+    ``progress(n_files_done)`` is called after each file is read.
+    """
+    if not isinstance(top_k, int) or top_k < 0:
+        raise ParameterError(f"top_k={top_k!r}: must be an int >= 0 (0 lists every class)")
+    if not isinstance(workers, int) or workers < 1:
+        raise ParameterError(f"workers={workers!r}: must be an int >= 1")
+    run = as_run(run_dir)
+    if over_time_steps and not run.has_steps:
+        raise ParameterError(f"{run.path}: a {run.kind} model has no layer-4 steps; posteriors over time need a "
+                             f"conv MLP run")
+    k = run.n_classes if top_k == 0 else min(top_k, run.n_classes)
+    answers: list[dict[str, Any]] = []
+    pending: list[tuple[int, np.ndarray, np.ndarray]] = []
+    n_read = 0
+    for name, tracks in _reader((Path(f) for f in files), workers):
+        n_read += 1
+        if isinstance(tracks, str):
+            answers.append({"file": name, "error": tracks})
+        else:
+            for meta, feats, beats in tracks:
+                a = _track_answer(run, name, meta, feats)
+                answers.append(a)
+                if "error" not in a:
+                    pending.append((len(answers) - 1, feats, beats))
+        if progress is not None:
+            progress(n_read)
+        if n_read % chunk == 0:
+            yield from _finish(run, answers, pending, k, batch_size, over_time_steps)
+            answers, pending = [], []
+    yield from _finish(run, answers, pending, k, batch_size, over_time_steps)
+
+
+def _finish(run: Run, answers: list[dict], pending: list, k: int, batch_size: int,
+            with_steps: bool) -> list[dict[str, Any]]:
+    if pending:
+        feats = [f for _, f, _ in pending]
+        post = predict_features(run, feats, batch_size=batch_size)
+        steps = step_posteriors(run.model, feats, batch_size=batch_size) if with_steps else [None] * len(pending)
+        for (i, f, beats), p, s in zip(pending, post, steps):
+            a = answers[i]
+            if not np.all(np.isfinite(p)) or (s is not None and not np.all(np.isfinite(s))):
+                a["error"] = f"{a['file']}: the model gave non-finite posteriors for this track"
+                continue
+            order = np.argsort(-p, kind="stable")[:k]
+            a["label"] = run.labels[int(order[0])]
+            a["probabilities"] = {run.labels[int(j)]: float(p[j]) for j in order}
+            if s is not None:
+                a["over_time"] = over_time(run, s, len(f), beats)
+    return answers
+
+
+def predict_files(run_dir: Run | str | Path, files: Sequence[str | Path], *, top_k: int = 3, batch_size: int = 32,
+                  over_time_steps: bool = False, workers: int = 1) -> list[dict[str, Any]]:
+    """Classify every track of every input file (the list form of :func:`iter_predictions`).
+
+    Parameters
+    ----------
+    run_dir : path or Run
+        A run directory (conv MLP or baseline), or a model folder.
+    files : sequence of path
+        MSD ``.h5`` or audio files (folders: expand them with
+        :func:`~beatdbn.inference.inputs.iter_inputs`).
+    top_k : int
+        Classes listed per track, most probable first (``0``: all).
+    over_time_steps : bool
+        Add each track's per-step posteriors (``"over_time"``).
+
+    Raises
+    ------
+    ParameterError
+        ``top_k`` < 0, or ``over_time_steps`` with a model that has no steps.
+    DataError
+        ``run_dir`` is not a usable run.
+
+    Examples
+    --------
+    >>> for answer in predict_files("runs/key-pretrained", ["TRAXLZU12903D05F94.h5"]):  # doctest: +SKIP
+    ...     print(answer["label"], answer["probabilities"])
+    G {'G': 0.81, 'D': 0.07, 'C': 0.05}
+    """
+    return list(iter_predictions(run_dir, files, top_k=top_k, batch_size=batch_size,
+                                 over_time_steps=over_time_steps, workers=workers))

@@ -1,0 +1,240 @@
+"""Loading a finished run (or a model folder, or a shipped model) for inference.
+
+A *run directory* is what ``beatdbn finetune`` (or ``beatdbn baseline``)
+writes; its ``config.json`` names the model (``"model"``: ``convmlp_*`` for a
+conv MLP, ``logreg`` / ``naive_bayes`` for a baseline). :func:`load_run`
+dispatches on that name: a conv MLP is read from ``RUN_DIR/model``
+(``model.pt`` + ``config.json``, the model chosen on validation), a baseline
+through :func:`beatdbn.inference.baselines.load_baseline`. A bare conv MLP
+folder (e.g. a snapshot ``RUN_DIR/lr-0.05/epoch-20``) is accepted as well.
+
+**Shipped models.** :func:`shipped_model` loads a model that comes inside the
+package (``beatdbn/pretrained/<name>/``), e.g. the audio key model
+(:data:`SHIPPED_MODELS`), so ``beatdbn predict --task key song.mp3`` needs no
+run directory.
+
+**Representations.** A run records the feature representation it was trained
+on (``"echonest"``: MSD files; ``"audio"``: beatdbn's audio front-end), in the
+model folder's ``PROVENANCE.json`` or the run's ``config.json``
+(``"representation"``). :func:`representation_mismatch` gives the error text
+for a track of the other kind: the two share a layout but not a meaning.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from beatdbn.exceptions import DataError, ParameterError
+from beatdbn.labels import KEY_NAMES
+from beatdbn.metrics.results import ExperimentResult
+from beatdbn.models.convmlp import ConvMLP
+
+__all__ = ["Run", "load_run", "label_names", "shipped_model", "shipped_model_dir", "representation_mismatch",
+           "needed_model_kind", "SHIPPED_MODELS", "REPRESENTATION_NAMES"]
+
+#: Models shipped inside the package: task -> folder under ``beatdbn/pretrained``.
+SHIPPED_MODELS = {"key": "key_audio"}
+#: How each representation is named to users.
+REPRESENTATION_NAMES = {"audio": "audio analysed by beatdbn's front-end",
+                        "echonest": "Echo Nest features (MSD .h5 files)"}
+
+
+@dataclass
+class Run:
+    """A finished model ready to classify.
+
+    Attributes
+    ----------
+    path : Path
+        The run directory (or model folder) given.
+    model : ConvMLP or baseline
+        A :class:`ConvMLP` in eval mode, or a baseline object with
+        ``predict_proba(list of (n_beats, 24) arrays) -> (n, n_classes)``.
+    labels : list of str
+        Class names as shown to users (key classes as C, C#, ..., B).
+    task : str
+    selected : dict
+        ``RUN_DIR/model/selected.json`` (learning rate, epoch, accuracies), or {}.
+    result : ExperimentResult or None
+        ``RUN_DIR/result.json`` when present.
+    representation : str or None
+        ``"audio"`` or ``"echonest"``; None when the run does not record it.
+    provenance : dict
+        ``PROVENANCE.json`` of the model folder, or {}.
+    kind : str
+        ``"convmlp"``, or the baseline's model name (``logreg``, ``naive_bayes``).
+    """
+
+    path: Path
+    model: Any
+    labels: list[str]
+    task: str
+    selected: dict
+    result: ExperimentResult | None
+    representation: str | None = None
+    provenance: dict = field(default_factory=dict)
+    kind: str = "convmlp"
+
+    @property
+    def has_steps(self) -> bool:
+        """True for a conv MLP: it has layer-4 steps (posteriors over time, embeddings)."""
+        return isinstance(self.model, ConvMLP)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.labels)
+
+    @property
+    def name(self) -> str:
+        """A short name for pages and logs: the task and the folder."""
+        return f"{self.task or 'model'} ({self.path.name})"
+
+
+def label_names(classes: Sequence[str], task: str = "") -> list[str]:
+    """User-facing class names: key classes given as numbers 0-11 become C, C#, ..., B."""
+    classes = [str(c) for c in classes]
+    if task == "key" and classes and all(c.isdigit() and int(c) < 12 for c in classes):
+        return [KEY_NAMES[int(c)] for c in classes]
+    return classes
+
+
+def _read_json(path: Path, what: str) -> dict:
+    if not path.is_file():
+        return {}
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError):
+        raise DataError(f"{path}: not valid JSON ({what}); restore it or delete it") from None
+    return value if isinstance(value, dict) else {}
+
+
+def _model_name(path: Path) -> str | None:
+    """The ``"model"`` of a run's ``config.json`` (None for a bare conv MLP folder or none recorded)."""
+    cfg = _read_json(path / "config.json", "run configuration") if path.is_dir() else {}
+    if cfg.get("format") == "beatdbn-convmlp":  # a model folder, not a run
+        return None
+    name = cfg.get("model")
+    return name if isinstance(name, str) else None
+
+
+def load_run(run_dir: str | Path, *, device: str | torch.device = "cpu") -> Run:
+    """Load the model a run selected: a conv MLP (``RUN_DIR/model``, or a bare model folder) or a baseline.
+
+    Raises
+    ------
+    DataError
+        ``run_dir`` holds neither a finished run nor a model (the message says
+        which), or the model file is not ours.
+    """
+    path = Path(run_dir)
+    if not path.exists():
+        raise DataError(f"{path}: no such run directory")
+    name = _model_name(path)
+    if name is not None and not name.startswith("convmlp"):
+        return _load_baseline_run(path, name, device)
+    if path.is_file():
+        model_dir = path.parent
+    elif (path / "model.pt").exists():
+        model_dir = path
+    elif (path / "model").is_dir():
+        model_dir = path / "model"
+    else:
+        hint = (" (it has a checkpoint: the run is unfinished; rerun the same `beatdbn finetune` to finish it)"
+                if any(path.glob("lr-*/checkpoint.pt")) else "")
+        raise DataError(f"{path}: no model/ folder; is it a run directory written by `beatdbn finetune`?{hint}")
+    model = ConvMLP.load(model_dir, device=device).eval()
+    selected = _read_json(model_dir / "selected.json", "selected model") if (model_dir / "selected.json").is_file() \
+        else {}
+    result = ExperimentResult.load(path / "result.json") if (path / "result.json").is_file() else None
+    provenance = _read_json(model_dir / "PROVENANCE.json", "provenance")
+    run_cfg = _read_json(path / "config.json", "run configuration") if path.is_dir() and model_dir != path else {}
+    representation = provenance.get("representation") or run_cfg.get("representation")
+    cfg = model.config
+    return Run(path, model, label_names(cfg.class_names, cfg.task), cfg.task, selected, result,
+               representation=representation, provenance=provenance, kind="convmlp")
+
+
+def _load_baseline_run(path: Path, name: str, device) -> Run:
+    """A baseline run (windowed logistic regression, naive Bayes) through ``inference.baselines``."""
+    try:
+        from beatdbn.inference import baselines  # the baselines' loader (written beside the runner that saves them)
+    except ImportError:
+        raise DataError(f"{path}: a {name} run; this beatdbn cannot load baseline runs for prediction yet") from None
+    model = baselines.load_baseline(path, device)
+    run_cfg = _read_json(path / "config.json", "run configuration")
+    result = ExperimentResult.load(path / "result.json") if (path / "result.json").is_file() else None
+    task = str(getattr(model, "task", "") or run_cfg.get("task", ""))
+    return Run(path, model, label_names(list(model.classes), task), task, {}, result,
+               representation=getattr(model, "representation", None) or run_cfg.get("representation"),
+               provenance={}, kind=name)
+
+
+def shipped_model_dir(task: str) -> Path:
+    """The folder of the model shipped for ``task`` (see :data:`SHIPPED_MODELS`).
+
+    Raises
+    ------
+    ParameterError
+        No model is shipped for ``task``.
+    DataError
+        The package lacks the model's files.
+    """
+    if task not in SHIPPED_MODELS:
+        raise ParameterError(f"no model is shipped for task {task!r} (shipped: {', '.join(SHIPPED_MODELS)}); "
+                             f"give a RUN_DIR from `beatdbn finetune` instead")
+    folder = Path(str(resources.files("beatdbn.pretrained") / SHIPPED_MODELS[task]))
+    if not (folder / "model.pt").is_file() or not (folder / "config.json").is_file():
+        raise DataError(f"{folder}: the shipped {task} model is missing (model.pt + config.json); "
+                        f"rebuild it with `make model`, or reinstall beatdbn with its package data")
+    return folder
+
+
+def shipped_model(task: str = "key", *, device: str | torch.device = "cpu") -> Run:
+    """Load the model shipped inside the package for ``task``.
+
+    Examples
+    --------
+    >>> run = shipped_model("key")          # doctest: +SKIP
+    >>> run.task, run.representation, run.labels[:3]
+    ('key', 'audio', ['C', 'C#', 'D'])
+    """
+    return load_run(shipped_model_dir(task), device=device)
+
+
+def needed_model_kind(representation: str) -> str:
+    """Which kind of model a track of ``representation`` needs, in words."""
+    return ("a model trained on audio features (e.g. the shipped key model, `--task key`)" if representation == "audio"
+            else "a model trained on MSD (Echo Nest) features")
+
+
+def representation_mismatch(run: Run, meta: dict, name: str) -> str | None:
+    """An error text when a track's representation is not the one ``run``'s model was trained on, else None."""
+    want = run.representation
+    have = meta.get("representation") if isinstance(meta, dict) else None
+    if not want or not have or want == have:
+        return None
+    what = "the shipped" if run.provenance.get("shipped") else "this"
+    return (f"{name}: holds {REPRESENTATION_NAMES.get(have, have)}, but {what} {run.task or ''} model was "
+            f"trained on {REPRESENTATION_NAMES.get(want, want)}; it needs {needed_model_kind(have)}. "
+            + ("Give the audio file itself (wav, flac, ogg, mp3), or a RUN_DIR trained on MSD features"
+               if want == "audio" else "Give an MSD .h5 file, or a RUN_DIR trained on audio features"))
+
+
+def as_run(run: "Run | str | Path", device: str | torch.device = "cpu") -> Run:
+    """``run`` itself, or the run loaded from a path."""
+    return run if isinstance(run, Run) else load_run(run, device=device)
+
+
+def check_tracks(run: Run, features: Sequence[np.ndarray]) -> None:
+    """Raise ParameterError unless every track is ``(n_beats >= 1, n_inputs)``."""
+    n_in = run.model.config.n_inputs if run.has_steps else 24
+    for i, f in enumerate(features):
+        if f.ndim != 2 or f.shape[1] != n_in or len(f) == 0:
+            raise ParameterError(f"track {i} has features of shape {f.shape}: expected (n_beats >= 1, {n_in})")
