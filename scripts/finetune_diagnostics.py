@@ -32,7 +32,7 @@ from beatdbn.models.convmlp import ConvMLP
 from beatdbn.models.dbn import ConvDBN
 from beatdbn.store.reader import FeatureStore
 from beatdbn.tasks.build import load_task
-from beatdbn.train.data import load_split, padded_batch
+from beatdbn.data.splits import load_split, padded_batch
 from beatdbn.train.finetune import FinetuneConfig, initial_model, updates_per_epoch
 
 

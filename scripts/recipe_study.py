@@ -30,7 +30,7 @@ from beatdbn.models.dbn import ConvDBN
 from beatdbn.store.reader import FeatureStore
 from beatdbn.tasks.build import load_task
 from beatdbn.train.baselines import BaselineConfig, run_logreg, run_naive_bayes
-from beatdbn.train.data import load_split
+from beatdbn.data.splits import load_split
 from beatdbn.train.finetune import FinetuneConfig, model_name, run_convmlp
 
 

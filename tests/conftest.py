@@ -26,7 +26,7 @@ def demo_corpus(tmp_path_factory) -> dict:
     """A small synthetic corpus, extracted and split into tasks, shared by the whole session.
 
     600 tracks of 60 artists; tasks: artist (4 artists x 20 tracks), genre
-    (6 tracks x 20 genres), key (16 per key). Returns
+    (6 tracks x 20 genres), key (16 per key), decade (10 per decade). Returns
     ``{"msd": folder of .h5 files, "store": store folder, "tasks": tasks folder}``.
     Read-only: tests that write must write elsewhere.
     """
@@ -39,9 +39,9 @@ def demo_corpus(tmp_path_factory) -> dict:
     generate_corpus(root / "msd", 600, seed=0, n_artists=60)
     extract([root / "msd"], root / "store", scheduler="sync", shard_size=64)
     store = FeatureStore.open(root / "store")
-    config = TaskConfig(artists=4, per_artist=20, per_genre=6, per_key=16, seed=0)
+    config = TaskConfig(artists=4, per_artist=20, per_genre=6, per_key=16, per_decade=10, seed=0)
     built, errors, stats = build_tasks(store.metadata, config)
-    assert set(built) == {"artist", "genre", "key"}, errors["genre"]
+    assert set(built) == {"artist", "genre", "key", "decade"}, errors
     write_tasks(root / "tasks", built, config=config, errors=errors, stats=stats, dropped=set(),
                 store=str(root / "store"))
     return {"msd": root / "msd", "store": root / "store", "tasks": root / "tasks"}

@@ -18,7 +18,7 @@ from beatdbn.models.logreg import WindowedLogReg
 from beatdbn.models.naive_bayes import WindowedNaiveBayes
 from beatdbn.models.windows import Standardizer, make_windows, pool_window_scores, window_counts
 from beatdbn.train.baselines import BaselineConfig, run_logreg, run_naive_bayes
-from beatdbn.train.data import SplitData
+from beatdbn.data.splits import SplitData
 
 runner = CliRunner()
 
@@ -27,7 +27,7 @@ runner = CliRunner()
 def key_splits(demo_corpus):
     from beatdbn.store.reader import FeatureStore
     from beatdbn.tasks.build import load_task
-    from beatdbn.train.data import load_split
+    from beatdbn.data.splits import load_split
 
     store = FeatureStore.open(demo_corpus["store"])
     task = load_task(demo_corpus["tasks"], "key")

@@ -21,7 +21,7 @@ from beatdbn.models.dbn import ConvDBN, DBNConfig
 from beatdbn.store.reader import FeatureStore
 from beatdbn.tasks.build import load_task
 from beatdbn.labels import KEY_NAMES
-from beatdbn.train.data import SplitData, bucketed_order, load_split, padded_batch
+from beatdbn.data.splits import SplitData, bucketed_order, load_split, padded_batch
 from beatdbn.train.finetune import FinetuneConfig, finetune, key_class_map, run_convmlp, transpose_batch
 
 runner = CliRunner()

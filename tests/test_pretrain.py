@@ -17,7 +17,7 @@ from beatdbn.store.extract import extract
 from beatdbn.store.reader import FeatureStore
 from beatdbn.synth.corpus import make_track
 from beatdbn.synth.msd_writer import write_track
-from beatdbn.train.data import padded_batch
+from beatdbn.data.splits import padded_batch
 from beatdbn.train.pretrain import (CHECKPOINT, PretrainConfig, STATS_COLUMNS, batch_plan, iter_stats, pretrain,
                                     read_exclusion)
 

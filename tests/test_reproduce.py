@@ -11,14 +11,14 @@ from beatdbn.cli import app
 from beatdbn.metrics.results import ExperimentResult
 from beatdbn.exceptions import ParameterError
 from beatdbn.models.dbn import DBNConfig
-from beatdbn.tasks.build import TaskConfig
+from beatdbn.tasks.registry import TaskConfig
 from beatdbn.train.baselines import BaselineConfig
 from beatdbn.train.finetune import FinetuneConfig
 from beatdbn.train.pretrain import PretrainConfig
-from beatdbn.train.reproduce import EXPERIMENTS, ReproduceConfig, reproduce
+from beatdbn.pipeline.reproduce import EXPERIMENTS, ReproduceConfig, reproduce
 
 TINY = ReproduceConfig(
-    tasks=TaskConfig(artists=4, per_artist=20, per_genre=6, per_key=16, seed=0),
+    tasks=TaskConfig(artists=4, per_artist=20, per_genre=6, per_key=16, per_decade=10, seed=0),
     dbn=DBNConfig(n_maps_1a=8, n_maps_1b=8, n_maps_3=6),
     pretrain=PretrainConfig(batch_size=64),
     finetune=FinetuneConfig(learning_rates=(0.05,), epochs=2, snapshot_epochs=(1, 2)),
@@ -31,7 +31,7 @@ def test_reproduce_runs_every_experiment_and_resumes(demo_corpus, tmp_path):
     out = tmp_path / "run"
     stages = []
     record = reproduce(demo_corpus["store"], out, config=TINY, progress=lambda p: stages.append(p["stage"]))
-    for task in ("artist", "genre", "key"):
+    for task in ("artist", "genre", "key", "decade"):  # decade: the registry's fourth task, not in the paper
         for model in EXPERIMENTS:
             result = ExperimentResult.load(out / "experiments" / task / model)
             assert result.task == task and result.model == model
@@ -42,6 +42,11 @@ def test_reproduce_runs_every_experiment_and_resumes(demo_corpus, tmp_path):
     nb = ExperimentResult.load(out / "experiments" / "key" / "naive_bayes").select()["test_accuracy"]
     assert f"{nb:.4f}"[:5] in ours or str(round(nb, 4)) in ours
     assert (out / "report.html").exists() and (out / "report.md").exists()
+    md = (out / "table.md").read_text()
+    header = md.splitlines()[[i for i, line in enumerate(md.splitlines()) if line.startswith("|")][0]]
+    ours, _, paper = header.partition("\u2016")
+    assert "decade" in ours and "decade" not in paper and "key" in paper  # no paper column for decade
+    assert "decade" in (out / "report.md").read_text()
     assert (out / "dbn" / "model.pt").exists() and (out / "tasks" / "exclude.txt").exists()
     assert record["projected"]["total_seconds"] > 0
     # a rerun resumes: nothing is retrained (the trainers return their result.json)
@@ -99,7 +104,7 @@ def test_reproduce_at_auto_scale_runs_the_tasks_it_can(tmp_path):
 
 
 def test_recipes_choose_the_conv_mlp_experiments():
-    from beatdbn.train.reproduce import experiments
+    from beatdbn.pipeline.reproduce import experiments
 
     assert [m for m, _ in experiments(ReproduceConfig.make(quick=True))] == list(EXPERIMENTS)
     both = ReproduceConfig.make(quick=True, recipe="both")
@@ -118,7 +123,7 @@ def test_projection_of_a_crop_recipe_scales_with_its_crops_not_its_beats():
     """The beatdbn recipe trains on fixed-size crops with a minimum of updates: on a tiny task its time is no
     guide per training beat; it scales with the crops (updates x batch) the paper's task size would need."""
     from beatdbn.train.finetune import updates_per_epoch
-    from beatdbn.train.reproduce import ReproduceConfig, projected_time
+    from beatdbn.pipeline.reproduce import ReproduceConfig, projected_time
 
     config = ReproduceConfig.make(recipe="both")
     timings = {"key/convmlp_random_beatdbn": 100.0, "key/convmlp_random": 100.0}

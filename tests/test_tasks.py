@@ -13,6 +13,9 @@ from beatdbn.tasks.build import (SPLITS, TaskConfig, TaskScaleError, build_tasks
 from beatdbn.tasks.duplicates import duplicates_to_drop, read_duplicates
 from beatdbn.labels import GENRES, KEY_NAMES, KEY_NAMES_24, genre_from_mbtags, read_tagtraum
 
+#: The paper's three tasks (the registry also holds decade, tested in tests/test_decade.py).
+PAPER = ("artist", "genre", "key")
+
 
 def corpus(n=1200, n_artists=30, seed=0):
     """A metadata table: artists with uneven track counts, genre tags, keys with confidences."""
@@ -42,7 +45,7 @@ def test_genre_rule_highest_count_and_ties_are_ambiguous():
 
 def test_tasks_are_balanced_disjoint_and_stable():
     table = corpus()
-    config = TaskConfig(artists=5, per_artist=20, per_genre=10, per_key=30, seed=7)
+    config = TaskConfig(artists=5, per_artist=20, per_genre=10, per_key=30, seed=7, tasks=PAPER)
     tasks, errors, stats = build_tasks(table, config)
     assert not errors, errors
     assert set(tasks) == {"artist", "genre", "key"}
@@ -59,7 +62,7 @@ def test_tasks_are_balanced_disjoint_and_stable():
     assert tasks["key"].classes == list(KEY_NAMES) and tasks["key"].counts()["train"] == 12 * 24
     again, _, _ = build_tasks(table, config)
     assert again["genre"].splits == tasks["genre"].splits
-    other, _, _ = build_tasks(table, TaskConfig(artists=5, per_artist=20, per_genre=10, per_key=30, seed=8))
+    other, _, _ = build_tasks(table, TaskConfig(artists=5, per_artist=20, per_genre=10, per_key=30, seed=8, tasks=PAPER))
     assert other["genre"].splits != tasks["genre"].splits
 
 
@@ -85,7 +88,7 @@ def test_key_task_takes_highest_confidence():
 
 
 def test_too_small_corpus_says_what_it_supports():
-    tasks, errors, _ = build_tasks(corpus(n=300), TaskConfig())
+    tasks, errors, _ = build_tasks(corpus(n=300), TaskConfig(tasks=PAPER))
     assert set(errors) == {"artist", "genre", "key"} and not tasks
     assert "supports --artists 30 --per-artist" in errors["artist"]
     assert "--per-key" in errors["key"] and "--per-genre" in errors["genre"]
@@ -140,7 +143,7 @@ def test_real_tagtraum_sample_parses(shared_msd):
 
 
 def test_write_and_load_with_exclusion_list(tmp_path):
-    config = TaskConfig(artists=5, per_artist=20, per_genre=10, per_key=30)
+    config = TaskConfig(artists=5, per_artist=20, per_genre=10, per_key=30, tasks=PAPER)
     tasks, errors, stats = build_tasks(corpus(), config, drop={"TR0000000000000001"})
     summary = write_tasks(tmp_path, tasks, config=config, errors=errors, stats=stats, dropped={"TR0000000000000001"})
     excluded = set((tmp_path / "exclude.txt").read_text().split())
@@ -182,7 +185,7 @@ def _audio_corpus(n_per_key=5, with_genre=True):
 
 def test_audio_labels_give_genre_key_and_artist_tasks():
     table = _audio_corpus()
-    config = TaskConfig(artists=4, per_artist=9, per_genre=15, per_key=4, seed=1)
+    config = TaskConfig(artists=4, per_artist=9, per_genre=15, per_key=4, seed=1, tasks=PAPER)
     tasks, errors, stats = build_tasks(table, config)
     assert not errors, errors
     assert stats["genre"]["source"] == "labels" and stats["representations"] == {"audio": 60}
@@ -194,7 +197,7 @@ def test_audio_labels_give_genre_key_and_artist_tasks():
         assert all(meta[t]["artist_id"] for t in tasks["artist"].track_ids(split))  # no artist: not in the task
     key_ids = {t for s in SPLITS for t in tasks["key"].track_ids(s)}
     assert len(key_ids) == 48  # 4 of each key's 5, drawn (NaN confidence: seeded random order)
-    other, _, _ = build_tasks(table, TaskConfig(artists=4, per_artist=9, per_genre=15, per_key=4, seed=2))
+    other, _, _ = build_tasks(table, TaskConfig(artists=4, per_artist=9, per_genre=15, per_key=4, seed=2, tasks=PAPER))
     assert {t for s in SPLITS for t in other["key"].track_ids(s)} != key_ids
     again, _, _ = build_tasks(table, config)
     assert again["key"].splits == tasks["key"].splits
@@ -210,7 +213,7 @@ def test_key_task_prefers_tracks_with_a_confidence():
 
 def test_metadata_without_new_columns_builds():
     table = corpus(300).drop_columns(["representation", "genre"])
-    tasks, errors, stats = build_tasks(table, TaskConfig(artists=3, per_artist=10, per_genre=3, per_key=5))
+    tasks, errors, stats = build_tasks(table, TaskConfig(artists=3, per_artist=10, per_genre=3, per_key=5, tasks=PAPER))
     assert set(tasks) == {"artist", "genre", "key"} and stats["genre"]["source"] == "musicbrainz"
 
 
@@ -233,7 +236,7 @@ def _tagtraum(tmp_path, table, genres=("Rock", "Jazz", "Rap", "Folk"), sizes=(40
 def test_auto_scale_takes_the_largest_balanced_scale_capped_at_the_papers(tmp_path):
     table = corpus(n=300, n_artists=30)
     labels = _tagtraum(tmp_path, table)
-    tasks, errors, _ = build_tasks(table, TaskConfig(scale="auto"), genre_labels=labels)
+    tasks, errors, _ = build_tasks(table, TaskConfig(scale="auto", tasks=PAPER), genre_labels=labels)
     assert not errors, errors
     # genre: the classes with >= 3 tracks (Folk has 2), as many tracks each as the smallest of them (Rap: 7)
     assert tasks["genre"].classes == ["Jazz", "Rap", "Rock"] and tasks["genre"].per_class == 7
@@ -245,7 +248,7 @@ def test_auto_scale_takes_the_largest_balanced_scale_capped_at_the_papers(tmp_pa
     best = max(((k, counts[k - 1]) for k in range(2, len(counts) + 1)), key=lambda kp: (kp[0] * kp[1], kp[1]))
     assert (len(tasks["artist"].classes), tasks["artist"].per_class) == best
     # the paper's per-class counts (and any caps given) are caps
-    capped, _, _ = build_tasks(table, TaskConfig(scale="auto", per_genre=5, artists=3, per_artist=4),
+    capped, _, _ = build_tasks(table, TaskConfig(scale="auto", per_genre=5, artists=3, per_artist=4, tasks=PAPER),
                                genre_labels=labels)
     assert capped["genre"].per_class == 5 and (len(capped["artist"].classes), capped["artist"].per_class) == (3, 4)
     # min_per_class raises the floor: only Rock (40) and Jazz (12) have 10
@@ -260,7 +263,7 @@ def test_auto_scale_takes_the_largest_balanced_scale_capped_at_the_papers(tmp_pa
 def test_paper_scale_failure_names_scale_auto_and_its_choice(tmp_path):
     table = corpus(n=300)
     labels = _tagtraum(tmp_path, table)
-    _, errors, _ = build_tasks(table, TaskConfig(), genre_labels=labels)
+    _, errors, _ = build_tasks(table, TaskConfig(tasks=PAPER), genre_labels=labels)
     assert set(errors) == {"artist", "genre", "key"}
     assert "--scale auto (it would choose 3\u00d77: Jazz, Rap, Rock)" in errors["genre"]
     assert "--scale auto (it would choose 12\u00d7" in errors["key"]
@@ -377,7 +380,7 @@ def test_tagtraum_bad_lines_name_the_file_and_line(tmp_path):
 
 
 def test_tasks_from_another_store_are_refused(tmp_path):
-    config = TaskConfig(artists=5, per_artist=20, per_genre=10, per_key=30)
+    config = TaskConfig(artists=5, per_artist=20, per_genre=10, per_key=30, tasks=PAPER)
     tasks, errors, stats = build_tasks(corpus(), config)
     write_tasks(tmp_path, tasks, config=config, errors=errors, stats=stats, dropped=set())
     every = corpus().column("track_id").to_pylist()

@@ -9,25 +9,19 @@ import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from beatdbn.cli import command, console
-from beatdbn.cli.tasks import TASK_HELP, task_options
+from beatdbn.cli.tasks import TASK_HELP, with_task_options
+from beatdbn.tasks.registry import TaskConfig
 
 __all__ = ["reproduce", "report"]
 
 
 @command()
+@with_task_options
 def reproduce(
     store: Path = typer.Argument(..., help="Feature store (from `beatdbn extract`)."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder; a rerun resumes and skips finished experiments."),
     quick: bool = typer.Option(False, help="Smoke run: 2 learning rates per sweep, 10 epochs (snapshot at 7)."),
-    artists: int = typer.Option(50, help=TASK_HELP["artists"]),
-    per_artist: int = typer.Option(100, help=TASK_HELP["per_artist"]),
-    per_genre: int = typer.Option(250, help=TASK_HELP["per_genre"]),
-    per_key: int = typer.Option(250, help=TASK_HELP["per_key"]),
-    scale: str = typer.Option("paper", help=TASK_HELP["scale"]),
-    min_per_class: int = typer.Option(0, help=TASK_HELP["min_per_class"]),
-    genres: Optional[str] = typer.Option(None, help=TASK_HELP["genres"]),
-    key_classes: int = typer.Option(12, help=TASK_HELP["key_classes"]),
-    artist_filter: bool = typer.Option(False, "--artist-filter", help=TASK_HELP["artist_filter"]),
+    task: Optional[list[str]] = typer.Option(None, "--task", help=TASK_HELP["task"] + " Default: every task."),
     duplicates: Optional[Path] = typer.Option(None, help=TASK_HELP["duplicates"]),
     genre_labels: Optional[Path] = typer.Option(None, help=TASK_HELP["genre_labels"]),
     tasks_dir: Optional[Path] = typer.Option(None, "--tasks", help="Tasks built beforehand with `beatdbn tasks` (instead of the task options)."),
@@ -37,17 +31,16 @@ def reproduce(
                 "0: the paper's single pass."),
     seed: int = typer.Option(0, help="Seed of splits, weights, batch orders and samples."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
+    task_config: TaskConfig = None,
 ):
     """Run the paper's experiments (tasks, pretraining, baselines, conv MLPs) and write Table 1 and a report.
 
     Every task the corpus can give is run; one it cannot give shows as a dash in Table 1, with the reason.
     """
     from beatdbn.evaluate.table import Table1
-    from beatdbn.train.reproduce import ReproduceConfig, reproduce as run
+    from beatdbn.pipeline.reproduce import ReproduceConfig, reproduce as run
 
-    tasks = task_options(artists, per_artist, per_genre, per_key, seed, scale, min_per_class, genres, key_classes,
-                         artist_filter)
-    config = ReproduceConfig.make(quick=quick, seed=seed, tasks=tasks, recipe=recipe, genre_labels=genre_labels,
+    config = ReproduceConfig.make(quick=quick, seed=seed, tasks=task_config, recipe=recipe, genre_labels=genre_labels,
                                   pretrain_min_beats=pretrain_min_beats,
                                   duplicates=duplicates, tasks_dir=tasks_dir)
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(),

@@ -2,38 +2,63 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from beatdbn.cli import command, console, err_console
+from beatdbn.store.reader import FeatureStore
+from beatdbn.tasks import registry
+from beatdbn.tasks.build import prepare_tasks, write_tasks
+from beatdbn.tasks.registry import TaskConfig
 
-__all__ = ["tasks", "task_options", "print_task_summary", "TASK_HELP"]
-
-
-def task_options(artists: int, per_artist: int, per_genre: int, per_key: int, seed: int, scale: str,
-                 min_per_class: int, genres: Optional[str], key_classes: int, artist_filter: bool,
-                 task: Optional[list[str]] = None):
-    """The :class:`~beatdbn.tasks.build.TaskConfig` of the task options shared by ``tasks`` and ``reproduce``."""
-    from beatdbn.tasks.build import TASK_NAMES, TaskConfig
-
-    return TaskConfig(artists=artists, per_artist=per_artist, per_genre=per_genre, per_key=per_key, seed=seed,
-                      tasks=tuple(task) if task else TASK_NAMES, scale=scale, min_per_class=min_per_class,
-                      genres=genres or "", key_classes=key_classes, artist_filter=artist_filter)
+__all__ = ["tasks", "with_task_options", "print_task_summary", "TASK_HELP"]
 
 
-#: Help texts of the task options (``tasks`` and ``reproduce`` share them).
+def with_task_options(fn):
+    """Give a Typer command one flag per option of every registered task (``--per-genre``, ``--artists``,
+    ``--per-decade``, ...) plus ``--scale``, ``--min-per-class`` and ``--seed``; the command receives them
+    as ``task_config`` (a :class:`~beatdbn.tasks.registry.TaskConfig`, built with its ``task`` list when it
+    has a ``task`` parameter). A new task module's options appear here without editing this file."""
+    sig = inspect.signature(fn)
+    keep = [p for p in sig.parameters.values() if p.name != "task_config"]
+    names = {p.name for p in keep}
+    extra = []
+    for name, (spec, opt) in registry.all_options().items():
+        if isinstance(opt.default, bool):
+            default = typer.Option(opt.default, f"{opt.flag}/--no-{opt.flag[2:]}", help=opt.help)
+        else:
+            default = typer.Option(opt.default, opt.flag, help=opt.help)
+        extra.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                       annotation=type(opt.default)))
+    shared = [("scale", "paper", str, TASK_HELP["scale"]), ("min_per_class", 0, int, TASK_HELP["min_per_class"])]
+    for name, value, kind, text in shared:
+        extra.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY,
+                                       default=typer.Option(value, "--" + name.replace("_", "-"), help=text),
+                                       annotation=kind))
+    option_names = [p.name for p in extra]
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        values = {n: kwargs.pop(n) for n in option_names}
+        chosen = kwargs.get("task") if "task" in names else None
+        config = TaskConfig(seed=kwargs.get("seed", 0), tasks=tuple(chosen) if chosen else None, **values)
+        return fn(*args, task_config=config, **kwargs)
+
+    run.__signature__ = sig.replace(parameters=[*keep, *extra])
+    return run
+
+
+#: Help texts of the shared task options.
 TASK_HELP = {
-    "artists": "Artist task: number of artists (those with the most tracks); a cap with --scale auto.",
-    "per_artist": "Artist task: tracks per artist; a cap with --scale auto.",
-    "per_genre": "Genre task: tracks per genre; a cap with --scale auto.",
-    "per_key": "Key task: tracks per key (highest key confidence); a cap with --scale auto.",
-    "scale": "'paper' (20x250 genre, 50x100 artist, 12x250 key) or 'auto': the largest balanced scale the corpus supports.",
-    "min_per_class": "--scale auto: fewest tracks a class needs (0: 3 for genre and key, one valid + one test + one train; 2 for artist).",
-    "genres": "Genre classes: all (default), 'top:N' (the N largest) or a list 'rock,pop,jazz'.",
-    "key_classes": "Key task: 12 tonics (the paper) or 24 major/minor keys (needs the mode).",
-    "artist_filter": "Genre task: all of an artist's tracks in one split (against the artist effect).",
+    "scale": "'paper' (each task's paper scale: 20x250 genre, 50x100 artist, 12x250 key) or 'auto': the largest "
+             "balanced scale the corpus supports.",
+    "min_per_class": "--scale auto: fewest tracks a class needs (0: each task's own floor, by default one valid + "
+                     "one test + one train track).",
+    "task": "Build only this task (repeatable): " + ", ".join(registry.task_names()) + ".",
     "duplicates": "msd_duplicates.txt: keep one track per group.",
     "genre_labels": "tagtraum genre file (e.g. msd_tagtraum_cd1.cls: track_id<TAB>genre) instead of MusicBrainz tags.",
 }
@@ -70,34 +95,23 @@ def print_task_summary(summary: dict, errors: dict, stats: dict, *, out: Path, d
 
 
 @command()
+@with_task_options
 def tasks(
     store: Path = typer.Argument(..., help="A feature store folder."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the task splits."),
-    artists: int = typer.Option(50, help=TASK_HELP["artists"]),
-    per_artist: int = typer.Option(100, help=TASK_HELP["per_artist"]),
-    per_genre: int = typer.Option(250, help=TASK_HELP["per_genre"]),
-    per_key: int = typer.Option(250, help=TASK_HELP["per_key"]),
-    scale: str = typer.Option("paper", help=TASK_HELP["scale"]),
-    min_per_class: int = typer.Option(0, help=TASK_HELP["min_per_class"]),
-    genres: Optional[str] = typer.Option(None, help=TASK_HELP["genres"]),
-    key_classes: int = typer.Option(12, help=TASK_HELP["key_classes"]),
-    artist_filter: bool = typer.Option(False, "--artist-filter", help=TASK_HELP["artist_filter"]),
-    task: Optional[list[str]] = typer.Option(None, "--task", help="Build only this task (repeatable): artist, genre, key."),
+    task: Optional[list[str]] = typer.Option(None, "--task", help=TASK_HELP["task"]),
     duplicates: Optional[Path] = typer.Option(None, help=TASK_HELP["duplicates"]),
     genre_labels: Optional[Path] = typer.Option(None, help=TASK_HELP["genre_labels"]),
     seed: int = typer.Option(0, help="Seed of the draws and splits."),
+    task_config: TaskConfig = None,
 ):
     """Build every task the corpus allows (balanced 80/10/10 splits) and the pretraining exclusion list.
 
     Exits 0 when at least one task was built; each task that could not be built gets one line with the reason and
     the options that would work.
     """
-    from beatdbn.store.reader import FeatureStore
-    from beatdbn.tasks.build import prepare_tasks, write_tasks
-
     fs = FeatureStore.open(store)
-    config = task_options(artists, per_artist, per_genre, per_key, seed, scale, min_per_class, genres, key_classes,
-                          artist_filter, task)
+    config = task_config
     built, errors, stats, dropped = prepare_tasks(fs, config, duplicates=duplicates, genre_labels=genre_labels)
     summary = write_tasks(out, built, config=config, errors=errors, stats=stats, dropped=dropped, store=str(store))
     print_task_summary(summary, errors, stats, out=out, dropped=len(dropped))

@@ -60,14 +60,18 @@ from pathlib import Path
 from typing import Any
 
 from beatdbn.metrics.results import RESULT_FILE, ExperimentResult
+from beatdbn.metrics.scores import KEY_SCORE_RULE, fifth_convention
 from beatdbn.exceptions import DataError, ParameterError
+from beatdbn.tasks import registry
 
 __all__ = ["Table1", "Cell", "TASKS", "MODELS", "ROWS", "RECIPE_MODELS", "PAPER_SCALES", "table_rows", "PAPER_TABLE1", "PAPER_EPOCHS", "PAPER_SOURCE",
            "format_accuracy", "format_learning_rate", "load_results"]
 
-#: Columns, in the paper's order.
-TASKS = ("genre", "artist", "key")
-TASK_TITLES = {"genre": "genre", "artist": "artist", "key": "key"}
+#: Columns: every registered task, in table order (the paper's genre, artist, key first).
+TASKS = registry.task_names()
+TASK_TITLES = {name: spec.title for name, spec in registry.specs().items()}
+#: The tasks the paper ran: the columns of its side of the table.
+PAPER_TASKS = tuple(name for name, spec in registry.specs().items() if spec.paper is not None)
 #: Model keys of :class:`ExperimentResult` and their names in the table.
 MODELS = {
     "naive_bayes": "naive Bayes",
@@ -99,19 +103,11 @@ PAPER_SOURCE = ("Dieleman, Brakel & Schrauwen, \"Audio-based music classificatio
                 "convolutional network\", ISMIR 2011, Table 1")
 #: The paper's Table 1: (model, block) -> task -> (test accuracy, chosen learning rate).
 PAPER_TABLE1: dict[tuple[str, str], dict[str, tuple[float, float | None]]] = {
-    ("naive_bayes", "final"): {"genre": (0.1002, None), "artist": (0.0680, None), "key": (0.7374, None)},
-    ("logreg", "final"): {"genre": (0.2590, 5e-6), "artist": (0.3213, 5e-5), "key": (0.8653, 5e-5)},
-    ("convmlp_random", "final"): {"genre": (0.2952, 0.005), "artist": (0.3434, 0.05), "key": (0.8384, 0.05)},
-    ("convmlp_pretrained", "final"): {"genre": (0.2912, 0.005), "artist": (0.3574, 0.05),
-                                      "key": (0.8384, 0.005)},
-    ("convmlp_random", "early"): {"genre": (0.2490, 0.05), "artist": (0.3394, 0.05), "key": (0.8384, 0.05)},
-    ("convmlp_pretrained", "early"): {"genre": (0.2731, 0.005), "artist": (0.3554, 0.05),
-                                      "key": (0.8451, 0.005)},
-}
+    row: {t: registry.spec(t).paper.results[row] for t in PAPER_TASKS} for row in ROWS}
 #: Classes per task in the paper (balanced tasks: chance = 1 / classes).
-PAPER_CLASSES = {"genre": 20, "artist": 50, "key": 12}
+PAPER_CLASSES = {t: registry.spec(t).paper.classes for t in PAPER_TASKS}
 #: The paper's scale of each task (classes × tracks per class).
-PAPER_SCALES = {"genre": "20\u00d7250", "artist": "50\u00d7100", "key": "12\u00d7250"}
+PAPER_SCALES = {t: f"{registry.spec(t).paper.classes}\u00d7{registry.spec(t).paper.per_class}" for t in PAPER_TASKS}
 
 
 def table_rows(recipes: Iterable[str] = ("paper",)) -> tuple[tuple[str, str], ...]:
@@ -253,7 +249,8 @@ class Table1:
         Task -> chance accuracy, used for tasks no result gives one for
         (e.g. from ``tasks.json``).
     tasks : tuple of str
-        Columns (default genre, artist, key).
+        Columns (default: the paper's three; :meth:`from_run`: the tasks the run asked for). Any of
+        :data:`TASKS` (every registered task).
     recipes : tuple of str, optional
         Finetuning recipes whose conv MLP rows are shown ('paper', 'beatdbn');
         default: the paper's, plus 'beatdbn' when a result of it is given (only
@@ -281,7 +278,7 @@ class Table1:
 
     def __init__(self, results: Iterable[ExperimentResult] = (), *, final_epoch: int | None = None,
                  early_epoch: int | None = None, chance: Mapping[str, float] | None = None,
-                 tasks: tuple[str, ...] = TASKS, recipes: tuple[str, ...] | None = None,
+                 tasks: tuple[str, ...] = PAPER_TASKS, recipes: tuple[str, ...] | None = None,
                  scales: Mapping[str, str] | None = None, unbuilt: Mapping[str, str] | None = None,
                  protocols: Mapping[str, str] | None = None) -> None:
         for task in tasks:
@@ -344,7 +341,7 @@ class Table1:
         self.paper: dict[tuple[str, str], dict[str, Cell | None]] = {
             key: {task: Cell(acc, lr, epoch=PAPER_EPOCHS[key[1]]) for task, (acc, lr) in row.items()}
             for key, row in PAPER_TABLE1.items()}
-        _mark_best(self.paper, TASKS)
+        _mark_best(self.paper, PAPER_TASKS)
 
     # -- building ----------------------------------------------------------
 
@@ -394,6 +391,8 @@ class Table1:
         results, problems = load_results(run_dir / "experiments")
         info = _tasks_info(run_dir / "tasks" / "tasks.json")
         kwargs.setdefault("chance", info["chance"])
+        if info["asked"]:
+            kwargs.setdefault("tasks", tuple(t for t in TASKS if t in info["asked"]))
         for key in ("scales", "unbuilt", "protocols"):
             kwargs.setdefault(key, info[key])
         if "recipes" not in kwargs:
@@ -451,19 +450,19 @@ class Table1:
         return self.paper[key][task] if key in self.paper else ""
 
     def key_scores(self) -> list[tuple[str, str, float]]:
-        """(block, model, test weighted key score) of every selected key run that has one."""
+        """(block, model, test weighted key score) of every selected run of a task scored by key distance
+        (``TaskSpec.key_scores``: the key task) that has one."""
         out = []
-        if "key" not in self.tasks:
-            return out
-        for model, block in self.rows:
-            c = self.cells[(model, block)].get("key")
-            r = self.results.get(("key", model))
-            if c is None or r is None:
-                continue
-            row = r.select() if model == "naive_bayes" else r.select(c.epoch)
-            score = row.get("test_weighted_key_score")
-            if score is not None:
-                out.append((block, model, float(score)))
+        for task in (t for t in self.tasks if registry.spec(t).key_scores):
+            for model, block in self.rows:
+                c = self.cells[(model, block)].get(task)
+                r = self.results.get((task, model))
+                if c is None or r is None:
+                    continue
+                row = r.select() if model == "naive_bayes" else r.select(c.epoch)
+                score = row.get("test_weighted_key_score")
+                if score is not None:
+                    out.append((block, model, float(score)))
         return out
 
     @property
@@ -490,8 +489,6 @@ class Table1:
                                                   "on both sides)") + ".")
         scores = self.key_scores()
         if scores:
-            from beatdbn.metrics.scores import KEY_SCORE_RULE, fifth_convention
-
             shown = ", ".join(f"{_SHORT[m]}{'' if b == 'final' or m == 'naive_bayes' else f' ({self.early_epoch} ep.)'}"
                               f" {s:.3f}" for b, m, s in scores)
             notes.append(f"Key task, MIREX weighted key score of the same runs (test): {shown}. "
@@ -544,17 +541,17 @@ class Table1:
         head = ["", ""] + [self._header(t) for t in self.tasks]
         align = ["---", "---"] + ["---:"] * len(self.tasks)
         if paper:
-            head += ["\u2016"] + [f"*paper:* {self._header(t, paper=True)}" for t in TASKS]
-            align += [":-:"] + ["---:"] * len(TASKS)
+            head += ["\u2016"] + [f"*paper:* {self._header(t, paper=True)}" for t in PAPER_TASKS]
+            align += [":-:"] + ["---:"] * len(PAPER_TASKS)
         lines = ["| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
         for label, name, key in self._lines():
             if key is None:
                 ours = [format_accuracy(self.chance[t]) for t in self.tasks]
-                theirs = [self._paper_chance(t) for t in TASKS]
+                theirs = [self._paper_chance(t) for t in PAPER_TASKS]
                 name = f"*{name}*"
             else:
                 ours = [_md_cell(self.cells[key][t]) for t in self.tasks]
-                theirs = [_md_cell(self._paper_cell(key, t)) for t in TASKS]
+                theirs = [_md_cell(self._paper_cell(key, t)) for t in PAPER_TASKS]
             row = [label, name] + ours + (["\u2016"] + theirs if paper else [])
             lines.append("| " + " | ".join(row) + " |")
         out = "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in self.footnotes) + "\n"
@@ -571,18 +568,18 @@ class Table1:
         top = (f'<tr><th rowspan="2"></th><th rowspan="2"></th>'
                f'<th colspan="{n_ours}" class="ours">this run</th>')
         if paper:
-            top += f'<th colspan="{len(TASKS)}" class="paper">paper (Dieleman et al. 2011, Table 1)</th>'
+            top += f'<th colspan="{len(PAPER_TASKS)}" class="paper">paper (Dieleman et al. 2011, Table 1)</th>'
         sub = "".join(f'<th class="ours">{e(self._header(t))}</th>' for t in self.tasks)
         if paper:
-            sub += "".join(f'<th class="paper">{e(self._header(t, paper=True))}</th>' for t in TASKS)
+            sub += "".join(f'<th class="paper">{e(self._header(t, paper=True))}</th>' for t in PAPER_TASKS)
         body = []
         for label, name, key in self._lines():
             if key is None:
                 ours = [f'<td class="chance">{e(format_accuracy(self.chance[t]))}</td>' for t in self.tasks]
-                theirs = [f'<td class="paper chance">{e(self._paper_chance(t))}</td>' for t in TASKS]
+                theirs = [f'<td class="paper chance">{e(self._paper_chance(t))}</td>' for t in PAPER_TASKS]
             else:
                 ours = [_html_cell(self.cells[key][t], "ours") for t in self.tasks]
-                theirs = [_html_cell(self._paper_cell(key, t), "paper") for t in TASKS]
+                theirs = [_html_cell(self._paper_cell(key, t), "paper") for t in PAPER_TASKS]
             sep = ' class="block"' if label else ""
             body.append(f"<tr{sep}><th class=\"group\">{e(label)}</th><th class=\"model\">{e(name)}</th>"
                         + "".join(ours) + ("".join(theirs) if paper else "") + "</tr>")
@@ -600,19 +597,19 @@ class Table1:
         for t in self.tasks:
             table.add_column(self._header(t), justify="right", no_wrap=True)
         if paper:
-            for t in TASKS:
+            for t in PAPER_TASKS:
                 table.add_column(f"paper: {self._header(t, paper=True)}", justify="right", style="dim",
                                  no_wrap=True)
         last_final = [k for k in self.rows if k[1] == "final"][-1]
         for label, name, key in self._lines():
             if key is None:
                 ours = [format_accuracy(self.chance[t]) for t in self.tasks]
-                theirs = [self._paper_chance(t) for t in TASKS]
+                theirs = [self._paper_chance(t) for t in PAPER_TASKS]
                 name = f"[italic]{name}[/italic]"
             else:
                 name = _SHORT[key[0]]
                 ours = [_rich_cell(self.cells[key][t]) for t in self.tasks]
-                theirs = [_rich_cell(self._paper_cell(key, t)) for t in TASKS]
+                theirs = [_rich_cell(self._paper_cell(key, t)) for t in PAPER_TASKS]
             table.add_row(label.replace(" (paper", "\n(paper"), name, *ours, *(theirs if paper else []),
                           end_section=key is None or key == last_final)
         return table
@@ -640,7 +637,7 @@ def _finite(x: Any) -> bool:
 
 def _tasks_info(path: Path) -> dict[str, dict[str, Any]]:
     """Chance, scale and protocol of each task, and the unbuilt tasks' reasons, from ``tasks.json``."""
-    info: dict[str, dict[str, Any]] = {"chance": {}, "scales": {}, "unbuilt": {}, "protocols": {}}
+    info: dict[str, Any] = {"chance": {}, "scales": {}, "unbuilt": {}, "protocols": {}, "asked": ()}
     try:
         data = json.loads(path.read_text())
         tasks = data.get("tasks", {})
@@ -648,6 +645,7 @@ def _tasks_info(path: Path) -> dict[str, dict[str, Any]]:
         info["scales"] = {n: t["scale"] for n, t in tasks.items() if t.get("scale")}
         info["protocols"] = {n: t["protocol"] for n, t in tasks.items() if t.get("protocol")}
         info["unbuilt"] = {n: str(why) for n, why in (data.get("errors") or {}).items()}
+        info["asked"] = tuple(data.get("config", {}).get("tasks") or (*PAPER_TASKS, *tasks, *info["unbuilt"]))
     except (OSError, ValueError, AttributeError, TypeError, KeyError):
         pass
     return info

@@ -44,7 +44,6 @@ overstate the time).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
@@ -53,10 +52,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from beatdbn.data.splits import load_split
+from beatdbn.evaluate.report import write_report
+from beatdbn.evaluate.table import Table1
 from beatdbn.exceptions import DataError, ParameterError
 from beatdbn.models.config import JsonConfig
-from beatdbn.models.dbn import DBNConfig
-from beatdbn.tasks.build import TaskConfig
+from beatdbn.models.dbn import ConvDBN, DBNConfig
+from beatdbn.store.reader import FeatureStore
+from beatdbn.tasks.build import check_tasks_in_store, load_task, prepare_tasks, write_tasks
+from beatdbn.train.baselines import run_logreg, run_naive_bayes
+from beatdbn.train.finetune import run_convmlp
+from beatdbn.train.pretrain import pretrain, read_exclusion, write_plots
+from beatdbn.train.provenance import run_versions
+from beatdbn.utils.atomic import atomic_path, write_json
+from beatdbn.tasks import registry
+from beatdbn.tasks.registry import TaskConfig
 from beatdbn.train.baselines import BaselineConfig
 from beatdbn.train.finetune import FinetuneConfig, model_name, updates_per_epoch
 from beatdbn.train.pretrain import PretrainConfig
@@ -71,8 +81,8 @@ RECIPE_CHOICES = ("paper", "beatdbn", "both")
 #: The paper's corpus: training tracks per task (80 % of 5,000 / 5,000 / 3,000); pretraining: the whole MSD,
 #: 1,000,000 tracks less ~78,000 duplicates and the held-out tracks (~920,000), ~500 beats a track
 #: (~4.6e8 beats, the paper's section 5.2).
-PAPER_SCALE = {"train_tracks": {"artist": 4000, "genre": 4000, "key": 2400}, "pretrain_tracks": 920_000,
-               "beats_per_track": 500, "pretrain_beats": 4.6e8}
+#: (Training tracks per task: each task's ``TaskSpec.paper.train_tracks``.)
+PAPER_SCALE = {"pretrain_tracks": 920_000, "beats_per_track": 500, "pretrain_beats": 4.6e8}
 
 
 @dataclass(frozen=True)
@@ -108,7 +118,7 @@ class ReproduceConfig(JsonConfig):
         return self.finetune if recipe == "paper" else self.finetune_beatdbn
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(super().to_dict(), recipes=list(self.recipes))
+        return dict(super().to_dict(), tasks=self.tasks.to_dict(), recipes=list(self.recipes))
 
     @classmethod
     def make(cls, *, quick: bool = False, seed: int = 0, tasks: TaskConfig | None = None, recipe: str = "paper",
@@ -135,17 +145,9 @@ def experiments(config: ReproduceConfig) -> tuple[tuple[str, str | None], ...]:
     return (("naive_bayes", None), ("logreg", None)) + convs
 
 
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    tmp.replace(path)
-
-
 def _build_tasks(fs, out: Path, config: ReproduceConfig) -> list[str]:
     """Build the tasks into ``out`` (or copy ``config.tasks_dir`` there, checked against the store); returns
     the names of the tasks built. Resumes when ``out`` already holds the same tasks."""
-    from beatdbn.tasks.build import TASK_NAMES, check_tasks_in_store, prepare_tasks, write_tasks
-
     summary = out / "tasks.json"
     if config.tasks_dir:
         source = Path(config.tasks_dir)
@@ -154,18 +156,16 @@ def _build_tasks(fs, out: Path, config: ReproduceConfig) -> list[str]:
             if json.loads(summary.read_text()) != json.loads((source / "tasks.json").read_text()):
                 raise DataError(f"{out}: holds other tasks than {source}; use a new RUN_DIR")
         else:
-            tmp = out.with_name(out.name + ".tmp")
-            shutil.rmtree(tmp, ignore_errors=True)
-            shutil.copytree(source, tmp)
-            tmp.replace(out)
+            with atomic_path(out) as tmp:
+                shutil.copytree(source, tmp)
         done = json.loads(summary.read_text())
         if not done.get("tasks"):
             raise DataError(f"{source}: holds no task ({'; '.join((done.get('errors') or {}).values())})")
-        return [t for t in TASK_NAMES if t in done["tasks"]]
+        return [t for t in registry.task_names() if t in done["tasks"]]
     if summary.exists():
         done = json.loads(summary.read_text())
-        if done.get("config") == json.loads(json.dumps(dataclasses.asdict(config.tasks))):
-            return [t for t in TASK_NAMES if t in done["tasks"]]
+        if done.get("config") == json.loads(json.dumps(config.tasks.to_dict())):
+            return [t for t in registry.task_names() if t in done["tasks"]]
         raise DataError(f"{out}: tasks were built with other settings; use a new RUN_DIR")
     built, errors, stats, dropped = prepare_tasks(fs, config.tasks, duplicates=config.duplicates or None,
                                                   genre_labels=config.genre_labels or None)
@@ -173,7 +173,7 @@ def _build_tasks(fs, out: Path, config: ReproduceConfig) -> list[str]:
         hint = "" if config.tasks.scale == "auto" else " (try --scale auto: the largest scale the corpus supports)"
         raise DataError("no task could be built from this store" + hint + ": " + "; ".join(errors.values()))
     write_tasks(out, built, config=config.tasks, errors=errors, stats=stats, dropped=dropped, store=str(fs.path))
-    return [t for t in TASK_NAMES if t in built]
+    return [t for t in registry.task_names() if t in built]
 
 
 def _cost(model: str, recipe: str | None, config: ReproduceConfig, beats: int) -> float:
@@ -210,17 +210,6 @@ def reproduce(
     ``"pretrain"``, ``"<task>/<model>"``), ``step``/``total`` its own
     progress, ``work_*`` the whole run's in relative cost units (for an ETA).
     """
-    from beatdbn.evaluate.report import write_report
-    from beatdbn.evaluate.table import Table1
-    from beatdbn.models.dbn import ConvDBN
-    from beatdbn.store.reader import FeatureStore
-    from beatdbn.tasks.build import load_task
-    from beatdbn.train.baselines import run_logreg, run_naive_bayes
-    from beatdbn.data.splits import load_split
-    from beatdbn.train.finetune import run_convmlp
-    from beatdbn.train.provenance import run_versions
-    from beatdbn.train.pretrain import pretrain, read_exclusion, write_plots
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     fs = store if isinstance(store, FeatureStore) else FeatureStore.open(store)
@@ -240,7 +229,7 @@ def reproduce(
         value = fn()
         timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
         record["timings"] = timings
-        _write_json(record_path, record)
+        write_json(record_path, record)
         return value
 
     notify({"stage": "tasks", "step": 0, "total": 1, "message": "building tasks", "work_done": 0, "work_total": 1})
@@ -307,7 +296,7 @@ def reproduce(
     record["projected"] = projected_time(record["timings"], config, fs, n_pretrain, train_beats,
                                          machine=record["machine"],
                                          train_tracks={n: len(t.track_ids("train")) for n, t in tasks.items()})
-    _write_json(record_path, record)
+    write_json(record_path, record)
     table = Table1.from_run(out)
     table.write(out)
     write_report(out)
@@ -360,7 +349,10 @@ def projected_time(timings: dict[str, float], config: ReproduceConfig, fs, n_pre
         rates["pretrain_beats_per_s"] = beats_here / timings["pretrain"]
         seconds["pretrain"] = timings["pretrain"] / beats_here * PAPER_SCALE["pretrain_beats"]
     for task, beats in train_beats.items():
-        paper_beats = PAPER_SCALE["train_tracks"][task] * per_track
+        paper = registry.spec(task).paper
+        if paper is None:  # a task the paper did not run (decade): no paper scale to project to
+            continue
+        paper_beats = paper.train_tracks * per_track
         for model, recipe in experiments(config):
             t = timings.get(f"{task}/{model}")
             if not t or not beats:
@@ -374,7 +366,7 @@ def projected_time(timings: dict[str, float], config: ReproduceConfig, fs, n_pre
                 here, there = config.finetune_for(recipe), full.finetune_for(recipe)
                 if here.crop and train_tracks and train_tracks.get(task):
                     # fixed-size crops: a run costs the crops it trains on, not its tracks' beats
-                    paper_tracks = PAPER_SCALE["train_tracks"][task]
+                    paper_tracks = paper.train_tracks
                     seconds[f"{task}/{model}"] = t * _sweep_crops(paper_tracks, there) / _sweep_crops(
                         train_tracks[task], here)
                     continue
