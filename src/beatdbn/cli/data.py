@@ -12,6 +12,7 @@ import typer
 
 from beatdbn.cli import command, console, err_console
 from beatdbn.cli.options import check_out, check_scheduler, check_workers
+from beatdbn.cli import check as _check_command  # noqa: F401,E402  (registers `beatdbn check`)
 from beatdbn.cli.progress import progress_bar
 
 __all__ = ["synth", "extract", "info"]

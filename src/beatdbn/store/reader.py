@@ -205,17 +205,23 @@ class FeatureStore:
             ``path`` is not a beatdbn feature store.
         """
         path = Path(path)
+        cls.check_manifest(path)
+        table, skipped = load_index(path)
+        return cls(path, table, skipped)
+
+    @staticmethod
+    def check_manifest(path) -> None:
+        """Raise DataError unless ``path`` holds a beatdbn store manifest."""
+        path = Path(path)
         manifest = path / "store.json"
         if not manifest.exists():
             raise DataError(f"{path}: not a beatdbn feature store (no store.json); create one with `beatdbn extract`")
         try:
             fmt = json.loads(manifest.read_text()).get("format")
-        except json.JSONDecodeError:
+        except (OSError, ValueError, AttributeError):
             fmt = None
         if fmt != STORE_FORMAT:
             raise DataError(f"{manifest}: not a beatdbn feature store manifest")
-        table, skipped = load_index(path)
-        return cls(path, table, skipped)
 
     # -- container protocol --------------------------------------------------------------
     def __len__(self) -> int:
