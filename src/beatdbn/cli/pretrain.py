@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from beatdbn.cli import command, console
+from beatdbn.cli.options import check_device, check_out
 from beatdbn.cli.progress import progress_bar
 
 __all__ = ["pretrain"]
@@ -26,15 +27,19 @@ def pretrain(
     batch_size: int = typer.Option(1, help="Tracks per CD-1 step (1: one update per track, as the paper)."),
     checkpoint_every: int = typer.Option(2000, help="Batches between checkpoints."),
     seed: int = typer.Option(0, help="Seed of the batch order, the initial weights and the hidden samples."),
-    device: str = typer.Option("cpu", help="cpu or cuda."),
+    device: str = typer.Option("cpu", help="cpu, cuda, cuda:N or mps (checked first)."),
     plots: bool = typer.Option(True, help="Plot the filters and training statistics when done."),
 ):
     """Pretrain the convolutional DBN (layers 1a, 1b, then 3) on a store, streaming; a rerun resumes."""
     from beatdbn.models.dbn import DBNConfig
     from beatdbn.train.pretrain import PretrainConfig, pretrain as run, read_exclusion, write_plots
 
+    from beatdbn.store.reader import FeatureStore
+
+    check_device(device)  # before anything is created: a bad device leaves no empty --out behind
+    check_out(out)
     config = PretrainConfig(batch_size=batch_size, passes=passes, min_beats=min_beats, checkpoint_every=checkpoint_every, seed=seed)
-    excluded = read_exclusion(exclude) if exclude else None
+    excluded = read_exclusion(exclude, known_ids=FeatureStore.open(store).track_ids) if exclude else None
     with progress_bar(console) as bar:
         job = bar.add_task("pretrain", total=None, rate="")
 

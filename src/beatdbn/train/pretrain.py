@@ -117,12 +117,42 @@ class PretrainConfig(JsonConfig):
         return max(self.passes, min(need, 100))
 
 
-def read_exclusion(tasks_dir) -> set[str]:
-    """Track ids to leave out of pretraining: ``TASKS/exclude.txt`` (valid/test of every task, duplicates)."""
-    path = Path(tasks_dir) / "exclude.txt"
+#: More unknown ids than this fraction of an exclusion list stop pretraining (the list belongs to another store).
+MAX_UNKNOWN_EXCLUDED = 0.5
+
+
+def read_exclusion(tasks_dir, known_ids=None) -> set[str]:
+    """Track ids to leave out of pretraining: ``TASKS/exclude.txt`` (valid/test of every task, duplicates).
+
+    ``tasks_dir`` is a tasks folder or an exclusion file itself (one track id
+    a line; blank lines and ``#`` comments ignored). With ``known_ids`` (the
+    store's track ids), ids the store does not hold are logged as a warning
+    (with an example), and a list where most ids are unknown stops with a
+    :class:`DataError`: it was built from another store, and using it would
+    let valid/test tracks into pretraining.
+    """
+    path = Path(tasks_dir)
+    if path.is_dir() or not path.exists():
+        path = path / "exclude.txt"
     if not path.exists():
         raise DataError(f"{path}: no exclusion list; build the tasks first with `beatdbn tasks STORE --out {tasks_dir}`")
-    return {line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: unreadable exclusion list ({exc})") from None
+    ids = {line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")}
+    if known_ids is None:
+        return ids
+    known = known_ids if isinstance(known_ids, (set, frozenset, dict)) else set(known_ids)
+    unknown = sorted(i for i in ids if i not in known)
+    if unknown and len(unknown) > MAX_UNKNOWN_EXCLUDED * len(ids):
+        raise DataError(f"{path}: {len(unknown)} of {len(ids)} ids are not in the store (e.g. {unknown[0]!r}); "
+                        f"was this tasks folder built from another store? Build it from this one with "
+                        f"`beatdbn tasks STORE --out TASKS`")
+    if unknown:
+        log.warning("%s: %d of %d ids are not in the store (e.g. %r); they are ignored",
+                    path, len(unknown), len(ids), unknown[0])
+    return ids
 
 
 def batch_plan(shards: np.ndarray, lengths: np.ndarray, batch_size: int, rng: np.random.Generator
@@ -300,7 +330,16 @@ def pretrain(
                     t0 = time.perf_counter()
                     pos = plan[batch_i]
                     x, xl = padded_batch(fs.read_features(rows[pos]), device=device)
-                    results = {s: dbn.partial_fit(s, x, lengths=xl, generator=gen) for s in stages}
+                    try:
+                        results = {s: dbn.partial_fit(s, x, lengths=xl, generator=gen) for s in stages}
+                    except ParameterError as exc:
+                        if "non-finite" not in str(exc):
+                            raise
+                        ids = fs.metadata.column("track_id").to_numpy(zero_copy_only=False)[rows[pos]]
+                        bad = [t for t, f in zip(ids, fs.read_features(rows[pos])) if not np.isfinite(f).all()]
+                        who = (f"track {bad[0]} holds non-finite features (run `beatdbn check {fs.path}`)" if bad
+                               else f"batch of track(s) {', '.join(map(str, ids[:5]))}")
+                        raise DataError(f"{phase} pass {pass_ + 1}, {who}: {exc}") from None
                     dt = time.perf_counter() - t0
                     elapsed[phase] += dt
                     stage_tracks += len(pos)
