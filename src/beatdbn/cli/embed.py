@@ -1,0 +1,44 @@
+"""``beatdbn embed``: layer-4 features per step and pooled per track, for other tools."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from beatdbn.cli import command, console, err_console
+from beatdbn.cli.progress import progress_bar
+from beatdbn.inference.embed import embed as run_embed
+from beatdbn.inference.encoders import load_encoder
+from beatdbn.inference.inputs import iter_inputs
+from beatdbn.store.reader import FeatureStore
+
+__all__ = ["embed"]
+
+
+@command()
+def embed(
+    model: Path = typer.Argument(..., metavar="DBN_OR_RUN",
+                                 help="A pretrained DBN folder (`beatdbn pretrain --out`) or a finetuned conv MLP "
+                                      "run (or model folder)."),
+    inputs: list[Path] = typer.Argument(..., metavar="FILES|FOLDER|STORE",
+                                        help="MSD .h5 / audio files, folders (recursive), or one feature store."),
+    out: Path = typer.Option(..., "--out", "-o", help="x.parquet or x.npz."),
+    batch_size: int = typer.Option(16, help="Tracks encoded at a time (memory does not grow with the number of "
+                                            "tracks)."),
+):
+    """Write every track's layer-4 features: per step (with the beats each covers) and pooled (mean, max)."""
+    encoder = load_encoder(model)
+    if len(inputs) == 1 and (inputs[0] / "store.json").is_file():
+        total = len(FeatureStore.open(inputs[0]))
+    else:
+        total = sum(1 for _ in iter_inputs(inputs))
+    with progress_bar(err_console) as bar:
+        job = bar.add_task("embed", total=total, rate="")
+        summary = run_embed(encoder, inputs, out, batch_size=batch_size,
+                            progress=lambda n: bar.update(job, completed=n))
+    for line in summary["errors"]:
+        err_console.print(f"[yellow]skipped:[/yellow] {line}", highlight=False, soft_wrap=True)
+    console.print(f"{summary['out']}: {summary['tracks']:,} tracks, {summary['steps']:,} steps, "
+                  f"{summary['n_features']} features per step (mean and max pooled per track); "
+                  f"{summary['failed']:,} inputs skipped", highlight=False, soft_wrap=True)
