@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from beatdbn.cli import command, console
+from beatdbn.cli.options import check_options
 from beatdbn.cli.progress import progress_bar
 
 __all__ = ["baseline"]
@@ -33,6 +34,7 @@ def baseline(
     device: str = typer.Option("cpu", help="Torch device for logistic regression (cpu, cuda)."),
 ):
     """Train a window baseline (section 6) on one task; print valid/test accuracy and the chosen learning rate."""
+    check_options(device=device, out=out)  # one line for a bad --device or an unwritable --out
     from rich.table import Table
 
     from beatdbn.exceptions import ParameterError

@@ -11,6 +11,7 @@ from typing import Optional
 import typer
 
 from beatdbn.cli import command, console, err_console
+from beatdbn.cli.options import check_options
 from beatdbn.cli.progress import progress_bar
 
 __all__ = ["finetune"]
@@ -48,6 +49,7 @@ def finetune(
                             "(the paper's control); without it, a plain random initialization."),
 ):
     """Finetune the conv MLP on a task over a learning-rate sweep; selects on valid, reports test."""
+    check_options(device=device, out=out)  # one line for a bad --device or an unwritable --out
     from beatdbn.exceptions import ParameterError
     from beatdbn.train.finetune import FinetuneConfig, finetune as run
 

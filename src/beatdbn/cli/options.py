@@ -8,6 +8,8 @@ meant to run first in a command, before anything is created on disk::
     check_workers(workers)          # None or >= 1
     check_scheduler(scheduler)      # local, sync, tcp://HOST:PORT (checked even when one shard needs no Dask)
     check_out(out)                  # a folder that can be created/written (nothing is created)
+    check_out_file(path)            # a file that can be created/replaced
+    check_options(device=..., out=..., workers=...)   # the ones given, in one line
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 from beatdbn.exceptions import ParameterError
 from beatdbn.store.extract import check_scheduler as _check_scheduler
 
-__all__ = ["check_device", "check_workers", "check_scheduler", "check_out"]
+__all__ = ["check_device", "check_workers", "check_scheduler", "check_out", "check_out_file", "check_options"]
 
 _DEVICE = re.compile(r"^(cpu|cuda(:\d+)?|mps)$")
 
@@ -83,3 +85,27 @@ def check_out(out, option: str = "--out") -> Path:
     if not os.access(base, os.W_OK | os.X_OK):
         raise ParameterError(f"{option} {out}: cannot write in {base} (permission denied)")
     return out
+
+
+def check_out_file(path, option: str = "--out") -> Path:
+    """``path`` when it is (or can become) a writable file: not a folder, its folder writable."""
+    path = Path(path)
+    if path.is_dir():
+        raise ParameterError(f"{option} {path}: is a folder; expected a file name")
+    check_out(path.parent, option=f"{option} {path}:")
+    return path
+
+
+def check_options(*, device: str | None = None, out=None, out_file=None, workers: int | None = None,
+                  scheduler: str | None = None) -> None:
+    """Run the checks of the options given (None: not given), so a command needs one line."""
+    if device is not None:
+        check_device(device)
+    if workers is not None:
+        check_workers(workers)
+    if scheduler is not None:
+        check_scheduler(scheduler)
+    if out is not None:
+        check_out(out)
+    if out_file is not None:
+        check_out_file(out_file)

@@ -18,6 +18,7 @@ from typing import Optional
 import typer
 
 from beatdbn.cli import command, console, err_console
+from beatdbn.cli.options import check_options
 from beatdbn.cli.progress import progress_bar
 from beatdbn.evaluate.split import evaluate_split
 from beatdbn.exceptions import ParameterError
@@ -92,6 +93,7 @@ def predict(
     Exit codes: 0 every input classified (without --strict: at least one); 1 no input classified, or with --strict
     any input failed, or an unusable run/option; 2 usage error.
     """
+    check_options(out_file=out, workers=workers)  # one line for an unwritable --out or --workers < 1
     if workers < 1:
         raise ParameterError(f"--workers {workers}: must be >= 1")
     run, inputs = _run_and_inputs(paths, task)

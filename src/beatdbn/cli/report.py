@@ -9,6 +9,7 @@ import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from beatdbn.cli import command, console
+from beatdbn.cli.options import check_options
 from beatdbn.cli.tasks import TASK_HELP, with_task_options
 from beatdbn.tasks.registry import TaskConfig
 
@@ -37,6 +38,7 @@ def reproduce(
 
     Every task the corpus can give is run; one it cannot give shows as a dash in Table 1, with the reason.
     """
+    check_options(device=device, out=out)  # one line for a bad --device or an unwritable --out
     from beatdbn.evaluate.table import Table1
     from beatdbn.pipeline.reproduce import ReproduceConfig, reproduce as run
 
