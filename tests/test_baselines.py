@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from beatdbn.cli import app
 from beatdbn.metrics.results import ExperimentResult
 from beatdbn.exceptions import DataError, ParameterError
+from beatdbn.models.window_model import WindowModel
 from beatdbn.models.logreg import WindowedLogReg
 from beatdbn.models.naive_bayes import WindowedNaiveBayes
 from beatdbn.models.windows import Standardizer, make_windows, pool_window_scores, window_counts
@@ -139,8 +140,10 @@ def test_naive_bayes_beats_chance_on_demo_key(key_splits, tmp_path):
     assert conf.shape == (12, 12) and conf.sum() == len(key_splits[2])
     assert np.trace(conf) / conf.sum() == pytest.approx(row["test_accuracy"])
     assert ExperimentResult.load(tmp_path).runs == json.loads(json.dumps(r.runs))
-    state = dict(np.load(tmp_path / "model.npz", allow_pickle=False))
-    assert state["theta"].shape == (12, 768)
+    saved = WindowModel.load(tmp_path / "model")  # state dict + JSON config, read with weights_only=True
+    assert saved.model.state_dict()["theta"].shape == (12, 768) and saved.classes == r.classes
+    pred = saved.predict_proba(key_splits[2].features).argmax(1)
+    assert (pred == key_splits[2].labels).mean() == pytest.approx(row["test_accuracy"])
 
 
 def test_naive_bayes_window_posteriors_equal_sklearn(key_splits):
@@ -249,7 +252,7 @@ def test_logreg_resume(key_splits, tmp_path, monkeypatch):
     assert messages == ["lr 0.0005: already done", "lr 5e-05: already done"]
     monkeypatch.undo()
     # another configuration in the same folder is refused, not mixed in
-    with pytest.raises(ParameterError, match="another configuration"):
+    with pytest.raises(DataError, match="other settings"):
         run_logreg(*key_splits, task="key", out=tmp_path / "cut", config=replace(cfg, epochs=2))
 
 
@@ -298,3 +301,24 @@ def test_cli_baselines_end_to_end(demo_corpus, tmp_path):
     assert f"{res.select()['learning_rate']:g}" in r.output
     r = runner.invoke(app, ["baseline", store, tasks, "--task", "key", "--model", "svm", "--out", str(tmp_path / "x")])
     assert r.exit_code == 1 and "naive-bayes" in r.output
+
+
+def test_predict_and_evaluate_work_on_baseline_runs(key_splits, demo_corpus, tmp_path):
+    """A finished baseline run loads through inference (weights_only) and answers as its test split did."""
+    from beatdbn.inference.posteriors import predict_features
+    from beatdbn.inference.runs import load_run
+
+    cfg = BaselineConfig(learning_rates=(5e-4,), epochs=2)
+    for kind, fn in (("naive_bayes", run_naive_bayes), ("logreg", run_logreg)):
+        out = tmp_path / kind
+        result = fn(*key_splits, task="key", out=out, config=cfg)
+        run = load_run(out)
+        assert run.kind == kind and run.task == "key" and run.representation == "echonest"
+        pred = predict_features(run, key_splits[2].features).argmax(1)
+        assert (pred == key_splits[2].labels).mean() == pytest.approx(result.select()["test_accuracy"])
+        result = CliRunner().invoke(app, ["evaluate", str(out), str(demo_corpus["store"]), str(demo_corpus["tasks"])])
+        assert result.exit_code == 0, result.output
+    # a finished run whose model no longer loads is not returned as finished
+    (tmp_path / "naive_bayes" / "model" / "model.pt").write_bytes(b"garbage")
+    with pytest.raises(DataError, match="does not load"):
+        run_naive_bayes(*key_splits, task="key", out=tmp_path / "naive_bayes", config=cfg)

@@ -40,12 +40,16 @@ class SplitData:
     labels : np.ndarray [shape=(n_tracks,), dtype=int64]
         Class indices into ``classes``.
     classes : list of str
+    representation : str or None
+        ``"echonest"`` (MSD files) or ``"audio"`` (beatdbn's audio front-end); ``"mixed"`` when the split
+        holds both; None when unknown.
     """
 
     track_ids: list[str]
     features: list[np.ndarray] = field(repr=False)
     labels: np.ndarray
     classes: list[str]
+    representation: str | None = None
 
     def __len__(self) -> int:
         return len(self.track_ids)
@@ -74,10 +78,13 @@ def load_split(store, task, split: str) -> SplitData:
                         f"{store.path}; were the tasks built from another store?")
     order = {t: i for i, t in enumerate(ids)}
     feats: list[np.ndarray | None] = [None] * len(ids)
+    kinds: set[str] = set()
     for batch in store.iter_batches(4096, track_ids=ids):
         for rec in batch:
             feats[order[rec.track_id]] = np.ascontiguousarray(rec.features, dtype=np.float32)
-    return SplitData(ids, feats, task.labels(split), list(task.classes))
+            kinds.add(rec.meta.get("representation") or "echonest")
+    representation = kinds.pop() if len(kinds) == 1 else ("mixed" if kinds else None)
+    return SplitData(ids, feats, task.labels(split), list(task.classes), representation)
 
 
 def padded_batch(features: Sequence[np.ndarray], *, device: torch.device | str = "cpu",

@@ -41,14 +41,24 @@ epochs, seed 0), valid / test track accuracy, sum rule::
 (The synthetic demo is far easier than the MSD — chance is 8 %, 5 %, 10 % —
 so large rates do not overfit it as they would real data.)
 
-**Resuming.** ``out/result.json`` written by a finished run with the same
-configuration and the same splits is returned as is. For logistic
-regression, each learning rate lives in ``out/lr-<v>/``: a finished one
-(``result.json``) is reused; an unfinished one resumes from its per-epoch
-``checkpoint.pt`` (the minibatch order of epoch ``e`` is drawn from
-``(seed, e)``, so a resumed run equals an uninterrupted one). A directory
-written with a different configuration or other splits raises
-:class:`~beatdbn.exceptions.ParameterError` instead of being mixed in.
+**Run directory, resuming** (the layout of :mod:`beatdbn.train.runner`, shared
+with the conv MLP). ``out/result.json`` written by a finished run with the same
+configuration and the same splits is returned as is (after checking that
+``out/model`` loads). ``out/model`` is the selected model as a
+:class:`~beatdbn.models.window_model.WindowModel` (state dict + JSON config),
+which ``beatdbn predict`` and ``evaluate`` load. For logistic regression, each
+learning rate lives in ``out/lr-<v>/``: a finished one (``result.json``) is
+reused; an unfinished one resumes from its per-epoch ``checkpoint.pt`` (the
+minibatch order of epoch ``e`` is drawn from ``(seed, e)``, so a resumed run
+equals an uninterrupted one). A directory written with a different
+configuration or other splits raises :class:`~beatdbn.exceptions.DataError`
+instead of being mixed in.
+
+**Threads.** The SGD steps are tiny (100 x 768 x C); intra-op threads gain
+nothing there and their synchronization made a step 8-30 times slower on a
+busy 2-core machine (0.36 ms a step with 1 thread, 2.4-10 ms with 2 under
+load). The thread count is the caller's choice (``beatdbn --threads``, set at
+the CLI entry): library code does not change process-wide settings.
 
 Examples
 --------
@@ -59,11 +69,9 @@ Examples
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -71,22 +79,26 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from beatdbn.metrics.scores import accuracy, chance_level, confusion_matrix, per_class_accuracy
+from beatdbn.data.splits import check_splits, splits_fingerprint
+from beatdbn.exceptions import DataError, ParameterError
 from beatdbn.metrics.results import RESULT_FILE, ExperimentResult
-from beatdbn.exceptions import ParameterError
+from beatdbn.metrics.scores import accuracy, chance_level, confusion_matrix, per_class_accuracy
 from beatdbn.models.config import JsonConfig
 from beatdbn.models.logreg import GRAD_NORMS, WindowedLogReg
 from beatdbn.models.naive_bayes import WindowedNaiveBayes
+from beatdbn.models.window_model import WindowModel
 from beatdbn.models.windows import Standardizer, WindowedTracks, make_windows
-from beatdbn.train.checkpoint import save_atomic
-from beatdbn.data.splits import check_splits, splits_fingerprint
+from beatdbn.train import runner
 from beatdbn.train.provenance import run_versions
+from beatdbn.utils.atomic import save_torch, write_json
 
 __all__ = ["BaselineConfig", "PAPER_LEARNING_RATES", "prepare_windows", "run_naive_bayes", "run_logreg",
            "sgd_epoch", "lr_dirname"]
 
 PAPER_LEARNING_RATES = (5e-3, 5e-4, 5e-5, 5e-6, 5e-7)
 METRICS_COLUMNS = ("epoch", "learning_rate", "train_loss", "train_accuracy", "valid_accuracy", "seconds")
+CHECKPOINT = "checkpoint.pt"
+CHECKPOINT_FORMAT = "beatdbn-logreg-v2"
 
 Progress = Callable[[dict], None] | None
 
@@ -156,8 +168,8 @@ class BaselineConfig(JsonConfig):
 
 
 def lr_dirname(lr: float) -> str:
-    """Folder of one learning rate's run: ``lr-5e-05``."""
-    return f"lr-{lr:g}"
+    """Folder of one learning rate's run: ``lr-5e-05`` (:func:`beatdbn.train.runner.lr_dir`)."""
+    return runner.lr_dir("", lr).name
 
 
 # ---------------------------------------------------------------------------
@@ -214,18 +226,18 @@ def _window_stats(windows: dict[str, WindowedTracks]) -> dict[str, Any]:
                    "short_tracks_padded": int((w.lengths < w.window).sum())} for name, w in windows.items()}
 
 
-def _existing(out: Path, *, model: str, fingerprint: str, fields: dict[str, Any]) -> ExperimentResult | None:
-    """A finished result in ``out`` made with these fields and splits, or None; raises if it conflicts."""
-    path = out / RESULT_FILE
-    if not path.exists():
-        return None
-    old = ExperimentResult.load(path)
-    cfg = old.extra.get("config", {})
-    if old.model != model or old.extra.get("splits") != fingerprint or \
-            any(cfg.get(k) != v for k, v in json.loads(json.dumps(fields)).items()):
-        raise ParameterError(f"{path} holds a {old.model} result made with another configuration or other splits; "
-                             f"use another --out folder or delete it")
-    return old
+def _settings(model: str, task: str, fields: dict[str, Any], fingerprint: str) -> dict:
+    return runner.settings_of(task=task, model=model, config=fields, splits=fingerprint)
+
+
+def _finish(out: Path, *, kind: str, task: str, model, std: Standardizer, config: BaselineConfig,
+            classes: list[str], representation: str | None, settings: dict, result: ExperimentResult) -> None:
+    """Save the selected model (``out/model``), the run record and the result (last: it marks the run finished)."""
+    WindowModel(kind, model, std, config.window, config.stride, classes, task, representation).save(
+        out / runner.MODEL_DIR)
+    runner.write_record(out, {"task": task, "model": kind, "representation": representation, "settings": settings})
+    result.extra["settings"] = settings
+    result.save(out)
 
 
 def _emit(progress: Progress, step: int, total: int, message: str) -> None:
@@ -248,7 +260,7 @@ def run_naive_bayes(train, valid, test, *, task: str, out: str | Path, config: B
     task : str
         The task's name (``'artist'``, ``'genre'``, ``'key'``), recorded in the result.
     out : path
-        Folder for ``result.json``, ``model.npz`` and ``standardizer.json``.
+        The run directory (:mod:`beatdbn.train.runner`): ``result.json``, ``config.json``, ``model/``.
     config : BaselineConfig
         ``window``, ``stride``, ``var_smoothing`` are used.
     progress : callable or None
@@ -273,7 +285,8 @@ def run_naive_bayes(train, valid, test, *, task: str, out: str | Path, config: B
     out = Path(out)
     classes = check_splits(train, valid, test)
     fingerprint = splits_fingerprint(train, valid, test)
-    done = _existing(out, model="naive_bayes", fingerprint=fingerprint, fields=config.nb_fields())
+    settings = _settings("naive_bayes", task, config.nb_fields(), fingerprint)
+    done = runner.finished(out, settings, load=WindowModel.load)
     if done is not None:
         _emit(progress, 3, 3, "naive Bayes: already done")
         return done
@@ -295,8 +308,6 @@ def run_naive_bayes(train, valid, test, *, task: str, out: str | Path, config: B
     _emit(progress, 3, 3, f"naive Bayes: test accuracy {row['test_accuracy']:.1%}")
 
     out.mkdir(parents=True, exist_ok=True)
-    np.savez(out / "model.npz", **nb.state_dict())
-    (out / "standardizer.json").write_text(json.dumps(std.to_dict()))
     result = ExperimentResult(
         task, "naive_bayes", classes=classes, chance=chance_level(train.labels, n_classes), runs=[row],
         seconds=time.perf_counter() - t0,
@@ -304,30 +315,13 @@ def run_naive_bayes(train, valid, test, *, task: str, out: str | Path, config: B
                "standardizer": std.to_dict(), "versions": run_versions(),
                "table_uses": "valid_accuracy/test_accuracy: mean of window posteriors",
                "note": "GaussianNB (scikit-learn) on standardized windows; standardization from train beats only"})
-    result.save(out)
+    _finish(out, kind="naive_bayes", task=task, model=nb, std=std, config=config, classes=classes,
+            representation=train.representation, settings=settings, result=result)
     return result
 
 
 # ---------------------------------------------------------------------------
 # logistic regression
-
-
-def _read_metrics(path: Path, upto: int) -> list[dict[str, float]]:
-    if not path.exists():
-        return []
-    with path.open(newline="") as f:
-        rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
-    return [r for r in rows if r["epoch"] <= upto]
-
-
-def _write_metrics(path: Path, rows: list[dict[str, float]]) -> None:
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=METRICS_COLUMNS)
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (int(r[k]) if k == "epoch" else r[k]) for k in METRICS_COLUMNS})
-    tmp.replace(path)
 
 
 def sgd_epoch(model: WindowedLogReg, opt: torch.optim.Optimizer, view: torch.Tensor, starts: torch.Tensor,
@@ -373,28 +367,27 @@ def _train_one_lr(lr: float, windows: dict[str, WindowedTracks], labels: dict[st
                   config: BaselineConfig, lr_out: Path, fingerprint: str, device, tensors: dict,
                   tick: Callable[[int, str], None]) -> dict[str, Any]:
     """Train (or resume, or reuse) one learning rate; returns its result row at the last epoch."""
-    meta = {"learning_rate": lr, "splits": fingerprint, **config.lr_fields()}
-    meta = json.loads(json.dumps(meta))
-    cfg_path, row_path, ckpt_path = lr_out / "config.json", lr_out / RESULT_FILE, lr_out / "checkpoint.pt"
+    meta = runner.jsonable({"learning_rate": lr, "splits": fingerprint, **config.lr_fields()})
+    cfg_path, row_path, ckpt_path = lr_out / "config.json", lr_out / RESULT_FILE, lr_out / CHECKPOINT
     if cfg_path.exists():
         if json.loads(cfg_path.read_text()) != meta:
-            raise ParameterError(f"{lr_out} was trained with another configuration or other splits "
-                                 f"({cfg_path}); use another --out folder or delete it")
+            raise DataError(f"{lr_out} was trained with another configuration or other splits "
+                            f"({cfg_path}); use another --out folder or delete it")
         if row_path.exists():
             tick(config.epochs, f"lr {lr:g}: already done")
             return json.loads(row_path.read_text())
     lr_out.mkdir(parents=True, exist_ok=True)
-    cfg_path.write_text(json.dumps(meta, indent=2))
+    write_json(cfg_path, meta)
 
     model = WindowedLogReg(windows["train"].n_inputs, n_classes).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     start_epoch, history = 1, []
-    if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
+    ckpt = runner.load_checkpoint(ckpt_path, fmt=CHECKPOINT_FORMAT, expect=meta, what="logistic regression")
+    if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         start_epoch = int(ckpt["epoch"]) + 1
-        history = _read_metrics(lr_out / "metrics.csv", int(ckpt["epoch"]))
+        history = runner.read_metrics(lr_out / "metrics.csv", int(ckpt["epoch"]))
         tick(int(ckpt["epoch"]), f"lr {lr:g}: resumed after epoch {int(ckpt['epoch'])}")
     seconds = history[-1]["seconds"] if history else 0.0
 
@@ -410,8 +403,9 @@ def _train_one_lr(lr: float, windows: dict[str, WindowedTracks], labels: dict[st
         seconds += time.perf_counter() - t0
         history.append({"epoch": epoch, "learning_rate": lr, "train_loss": total / n_win,
                         "train_accuracy": train_acc, "valid_accuracy": valid_acc, "seconds": seconds})
-        _write_metrics(lr_out / "metrics.csv", history)
-        save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch}, ckpt_path)
+        runner.write_metrics(lr_out / "metrics.csv", history, METRICS_COLUMNS)
+        runner.save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch},
+                               ckpt_path, fmt=CHECKPOINT_FORMAT, expect=meta)
         tick(1, f"lr {lr:g} epoch {epoch}/{config.epochs}: loss {history[-1]['train_loss']:.3f}, "
                 f"valid {valid_acc:.1%}")
 
@@ -426,30 +420,10 @@ def _train_one_lr(lr: float, windows: dict[str, WindowedTracks], labels: dict[st
     row.update(ev)
     row.update({"train_loss": history[-1]["train_loss"], "train_accuracy": history[-1]["train_accuracy"],
                 "seconds": seconds})
-    save_atomic(model.state_dict(), lr_out / "model.pt")
-    (row_path.with_suffix(".json.tmp")).write_text(json.dumps(row, indent=2))
-    row_path.with_suffix(".json.tmp").replace(row_path)
+    save_torch(model.state_dict(), lr_out / "model.pt")
+    write_json(row_path, runner.jsonable(row))
     ckpt_path.unlink(missing_ok=True)
     return row
-
-
-@contextmanager
-def _single_thread(device):
-    """Run torch with one intra-op thread on the CPU, restoring the setting after.
-
-    A 100 x 768 x C step gains nothing from intra-op threads, and on a busy
-    2-core machine their synchronization made an SGD step 8-30 times slower
-    (measured: 0.36 ms a step with 1 thread, 2.4-10 ms with 2 under load).
-    """
-    if torch.device(device).type != "cpu":
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def run_logreg(train, valid, test, *, task: str, out: str | Path, config: BaselineConfig = BaselineConfig(),
@@ -461,7 +435,7 @@ def run_logreg(train, valid, test, *, task: str, out: str | Path, config: Baseli
     train, valid, test : SplitData
     task : str
     out : path
-        ``result.json`` (the experiment), ``standardizer.json`` and one folder
+        ``result.json`` (the experiment), ``config.json``, ``model/`` (the selected rate) and one folder
         per learning rate, ``lr-<v>/`` (``metrics.csv``, ``config.json``,
         ``result.json``, ``model.pt``; ``checkpoint.pt`` while unfinished).
     config : BaselineConfig
@@ -489,16 +463,15 @@ def run_logreg(train, valid, test, *, task: str, out: str | Path, config: Baseli
     classes = check_splits(train, valid, test)
     fingerprint = splits_fingerprint(train, valid, test)
     total = len(config.learning_rates) * config.epochs
-    if (out / RESULT_FILE).exists():
-        old = ExperimentResult.load(out / RESULT_FILE)
-        if old.model == "logreg" and old.extra.get("config") == config._json() and old.extra.get("splits") == fingerprint:
-            _emit(progress, total, total, "logistic regression: already done")
-            return old
+    settings = _settings("logreg", task, config._json(), fingerprint)
+    done_before = runner.finished(out, settings, load=WindowModel.load)
+    if done_before is not None:
+        _emit(progress, total, total, "logistic regression: already done")
+        return done_before
     t0 = time.perf_counter()
     n_classes = len(classes)
     std, windows = prepare_windows(train, valid, test, window=config.window, stride=config.stride)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "standardizer.json").write_text(json.dumps(std.to_dict()))
     labels = {"train": np.asarray(train.labels, np.int64), "valid": np.asarray(valid.labels, np.int64),
               "test": np.asarray(test.labels, np.int64)}
     tensors = {name: w.torch_view(device) for name, w in windows.items()}
@@ -510,10 +483,9 @@ def run_logreg(train, valid, test, *, task: str, out: str | Path, config: Baseli
         _emit(progress, done, total, message)
 
     runs = []
-    with _single_thread(device):
-        for lr in config.learning_rates:
-            runs.append(_train_one_lr(lr, windows, labels, n_classes, config, out / lr_dirname(lr), fingerprint,
-                                      device, tensors, tick))
+    for lr in config.learning_rates:
+        runs.append(_train_one_lr(lr, windows, labels, n_classes, config, runner.lr_dir(out, lr), fingerprint,
+                                  device, tensors, tick))
     best = max(runs, key=lambda r: (r["valid_accuracy"], -runs.index(r)))
     result = ExperimentResult(
         task, "logreg", classes=classes, chance=chance_level(train.labels, n_classes), runs=runs,
@@ -524,5 +496,10 @@ def run_logreg(train, valid, test, *, task: str, out: str | Path, config: Baseli
                "table_uses": "valid_accuracy/test_accuracy: mean of window posteriors",
                "note": (f"windowed logistic regression, plain SGD, minibatch loss = {config.grad_norm} of window "
                         "cross-entropies; standardization from train beats only")})
-    result.save(out)
+    chosen = result.select()
+    model = WindowedLogReg(windows["train"].n_inputs, n_classes)
+    model.load_state_dict(torch.load(runner.lr_dir(out, chosen["learning_rate"]) / "model.pt", map_location="cpu",
+                                     weights_only=True))
+    _finish(out, kind="logreg", task=task, model=model.eval(), std=std, config=config, classes=classes,
+            representation=train.representation, settings=settings, result=result)
     return result
