@@ -69,22 +69,27 @@ def check_out(out, option: str = "--out") -> Path:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ParameterError(f"{option} {out}: exists and is not a folder")
+    _check_writable(out, out, option)
+    return out
+
+
+def _check_writable(out: Path, named: Path, option: str) -> None:
+    """Raise unless a new file can be made in the nearest existing folder on ``out``'s path."""
     base = out
     while not base.exists():
         if base.parent == base:
             break
         base = base.parent
     if not base.is_dir():
-        raise ParameterError(f"{option} {out}: {base} is a file, not a folder")
+        raise ParameterError(f"{option} {named}: {base} is a file, not a folder")
     try:
         with tempfile.TemporaryFile(dir=base, prefix=".beatdbn-probe-"):
             pass
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise ParameterError(f"{option} {out}: cannot write in {base} ({reason})") from None
+        raise ParameterError(f"{option} {named}: cannot write in {base} ({reason})") from None
     if not os.access(base, os.W_OK | os.X_OK):
-        raise ParameterError(f"{option} {out}: cannot write in {base} (permission denied)")
-    return out
+        raise ParameterError(f"{option} {named}: cannot write in {base} (permission denied)")
 
 
 def check_out_file(path, option: str = "--out") -> Path:
@@ -92,7 +97,7 @@ def check_out_file(path, option: str = "--out") -> Path:
     path = Path(path)
     if path.is_dir():
         raise ParameterError(f"{option} {path}: is a folder; expected a file name")
-    check_out(path.parent, option=f"{option} {path}:")
+    _check_writable(path.parent, path, option)
     return path
 
 

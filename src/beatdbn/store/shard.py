@@ -118,7 +118,8 @@ class ShardData:
             Features not ``(n_beats, 24)``, beats of another length, or any
             value that is not finite in float32 (e.g. 1e308): never stored.
         """
-        feats = np.asarray(features, dtype=np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow shows as inf below
+            feats = np.asarray(features, dtype=np.float32)
         beats = np.asarray(beats, dtype=np.float64)
         if feats.ndim != 2 or feats.shape[1] != N_DIMS or len(beats) != len(feats):
             raise DataError(f"features of shape {feats.shape} with {len(beats)} beat times; expected (n, {N_DIMS})")
