@@ -1,4 +1,4 @@
-"""Tests of beatdbn.train.finetune and beatdbn.evaluate.predict on the demo corpus, and their CLI."""
+"""Tests of beatdbn.train.finetune on the demo corpus, and its CLI (predict/evaluate: tests/test_predict.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import torch
 from typer.testing import CliRunner
 
 from beatdbn.cli import app
-from beatdbn.evaluate.predict import evaluate_split, load_run, predict_files
 from beatdbn.metrics.results import ExperimentResult
 from beatdbn.exceptions import DataError, ParameterError
 from beatdbn.models.convmlp import ConvMLP, MLPConfig
@@ -211,68 +210,6 @@ def test_finetune_reports_a_missing_split_and_a_bad_dbn(demo_corpus, tmp_path):
     with pytest.raises(DataError, match="not a pretrained DBN folder"):
         finetune(demo_corpus["store"], demo_corpus["tasks"], "key", init="pretrained", dbn_dir=tmp_path,
                  out=tmp_path / "run", config=FinetuneConfig(epochs=1))
-
-
-def test_predict_and_evaluate(runs, demo_corpus, tmp_path):
-    run_dir, result, _ = runs["pretrained"]
-    run = load_run(run_dir)
-    assert run.labels == list(KEY_NAMES) and run.task == "key"
-    # evaluate reproduces the test accuracy recorded for the selected model
-    ev = evaluate_split(run_dir, demo_corpus["store"], demo_corpus["tasks"], "test")
-    assert ev["accuracy"] == pytest.approx(result.select(12)["test_accuracy"])
-    assert set(ev["per_class_accuracy"]) == set(KEY_NAMES) and ev["n_tracks"] == 24
-    files = sorted(demo_corpus["msd"].rglob("*.h5"))[:3]
-    bad = tmp_path / "broken.h5"
-    bad.write_bytes(b"not hdf5 at all")
-    answers = predict_files(run_dir, [files[0], bad, files[1]], top_k=3)
-    assert [a["file"] for a in answers] == [str(files[0]), str(bad), str(files[1])]
-    assert "error" in answers[1] and "broken.h5" in answers[1]["error"]
-    for a in (answers[0], answers[2]):
-        probs = a["probabilities"]
-        assert len(probs) == 3 and a["label"] == next(iter(probs)) and a["label"] in KEY_NAMES
-        assert list(probs.values()) == sorted(probs.values(), reverse=True)
-        assert a["track_id"].startswith("TR")
-    everything = predict_files(run_dir, [files[0]], top_k=0)[0]["probabilities"]
-    assert len(everything) == 12 and sum(everything.values()) == pytest.approx(1.0)
-    # predicting a feature-store track gives the posterior finetuning computed
-    meta, feats = None, None
-    from beatdbn.features.sources import read_features
-
-    meta, feats, _ = next(iter(read_features(files[2])))
-    direct = run.model.predict_proba(*padded_batch([feats]))[0]
-    got = predict_files(run, [files[2]], top_k=0)[0]["probabilities"]
-    assert [got[c] for c in KEY_NAMES] == pytest.approx(direct.tolist(), abs=1e-6)
-
-
-def test_cli_predict_json_evaluate_and_errors(runs, demo_corpus, tmp_path):
-    run_dir, _, _ = runs["random"]
-    files = sorted(demo_corpus["msd"].rglob("*.h5"))[:2]
-    bad = tmp_path / "missing.h5"
-    res = runner.invoke(app, ["predict", str(run_dir), str(files[0]), str(bad), str(files[1]), "--json", "-k", "2"])
-    assert res.exit_code == 0, res.output
-    out = json.loads(res.stdout)
-    assert len(out) == 3 and "error" in out[1] and out[1]["file"] == str(bad)
-    assert set(out[0]) == {"file", "track_id", "label", "probabilities"} and len(out[0]["probabilities"]) == 2
-    assert all(k in KEY_NAMES for k in out[2]["probabilities"])
-    res = runner.invoke(app, ["predict", str(run_dir), str(files[0])])
-    assert res.exit_code == 0 and files[0].name in res.stdout
-    # every input unreadable: exit 1
-    res = runner.invoke(app, ["predict", str(run_dir), str(bad)])
-    assert res.exit_code == 1
-    res = runner.invoke(app, ["evaluate", str(run_dir), str(demo_corpus["store"]), str(demo_corpus["tasks"]),
-                              "--split", "valid", "--json"])
-    assert res.exit_code == 0, res.output
-    ev = json.loads(res.stdout)
-    assert ev["split"] == "valid" and 0 <= ev["accuracy"] <= 1 and len(ev["per_class_accuracy"]) == 12
-    # a bad model: one line, exit 1, no traceback
-    fake = tmp_path / "fake"
-    (fake / "model").mkdir(parents=True)
-    (fake / "model" / "model.pt").write_bytes(b"junk")
-    (fake / "model" / "config.json").write_text('{"format": "beatdbn-convmlp", "version": 1, "config": {}}')
-    res = runner.invoke(app, ["predict", str(fake), str(files[0])])
-    assert res.exit_code == 1 and "Traceback" not in res.output and "not a readable beatdbn model file" in res.output
-    res = runner.invoke(app, ["predict", str(tmp_path), str(files[0])])
-    assert res.exit_code == 1 and "run directory" in res.output
 
 
 def test_cli_finetune(demo_corpus, small_dbn, tmp_path):

@@ -10,7 +10,6 @@ import concurrent.futures as cf
 import json
 import os
 import shutil
-import socket
 import threading
 import time
 from pathlib import Path

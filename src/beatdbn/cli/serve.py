@@ -12,6 +12,7 @@ import typer
 from beatdbn.cli import command, console
 from beatdbn.exceptions import ParameterError
 from beatdbn.inference.runs import load_run, shipped_model
+from beatdbn.serve.app import UploadLimits, create_app
 
 __all__ = ["serve", "parse_port", "bind"]
 
@@ -63,10 +64,8 @@ def serve(
     if max_queue < 1 or threads < 1:
         raise ParameterError("--max-queue and --threads must be >= 1")
     try:
+        import fastapi  # noqa: F401  optional dependency (beatdbn[serve]), checked here for a clear message
         import uvicorn  # optional dependency (beatdbn[serve])
-
-        from beatdbn.serve.app import UploadLimits, create_app
-        import fastapi  # noqa: F401  (optional dependency, checked here for a clear message)
     except ImportError:
         raise ParameterError("beatdbn serve needs FastAPI and uvicorn: pip install 'beatdbn[serve]'") from None
     import torch  # heavy: only the server process sets its thread count

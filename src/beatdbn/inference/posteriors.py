@@ -22,7 +22,7 @@ import torch
 
 from beatdbn.data.splits import bucketed_order, padded_batch
 from beatdbn.inference.runs import Run, as_run, check_tracks
-from beatdbn.models.convmlp import ConvMLP, rotate_chroma, track_posteriors
+from beatdbn.models.convmlp import ConvMLP, rotate_chroma
 
 __all__ = ["split_posteriors", "step_posteriors", "step_probabilities", "predict_features"]
 
