@@ -6,9 +6,11 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from beatdbn.cli import command, console
+from beatdbn.cli.output import print_table
+from beatdbn.cli.progress import progress_bar
 from beatdbn.cli.options import check_options
 from beatdbn.cli.tasks import TASK_HELP, with_task_options
 from beatdbn.tasks.registry import TaskConfig
@@ -47,7 +49,7 @@ def reproduce(
                                   duplicates=duplicates, tasks_dir=tasks_dir)
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(),
                TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
-    with Progress(*columns, console=console) as bar:
+    with progress_bar(console, columns=columns) as bar:  # plain lines off a terminal
         overall = bar.add_task("reproduce", total=1.0, info="")
         current = bar.add_task("tasks", total=1, info="")
 
@@ -58,7 +60,8 @@ def reproduce(
 
         record = run(store, out, config=config, device=device, progress=advance)
     table = Table1.from_run(out)
-    console.print(table.to_rich(paper=console.width >= 140))  # the paper's columns need a wide terminal
+    # the paper's columns need a wide terminal; off a terminal the Markdown table, whole
+    print_table(console, table.to_rich(paper=console.width >= 140), table.to_markdown(paper=True).split("\n\n", 1)[0])
     for note in table.footnotes[3:]:
         console.print(f"  {note}", highlight=False, soft_wrap=True)
     projected = record.get("projected", {})

@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 
 from beatdbn.cli import command, console, err_console
+from beatdbn.cli.output import print_table
 from beatdbn.store.reader import FeatureStore
 from beatdbn.tasks import registry
 from beatdbn.tasks.build import prepare_tasks, write_tasks
@@ -76,7 +77,7 @@ def print_task_summary(summary: dict, errors: dict, stats: dict, *, out: Path, d
         table.add_row(name, f"{t['scale']} ({t['scale_rule']})", t["paper_scale"], t["protocol"], str(c["train"]),
                       str(c["valid"]), str(c["test"]), f"{t['chance']:.1%}")
     if summary["tasks"]:
-        console.print(table)
+        print_table(console, table)  # off a terminal: a Markdown table, never cut
     console.print(f"pretraining exclusion list: {out}/exclude.txt ({summary['excluded_from_pretraining']:,} tracks)")
     labels = stats.get("genre_labels")
     if labels:
