@@ -253,26 +253,6 @@ def test_recipes_are_named_and_overrides_recorded():
             FinetuneConfig(**bad)
 
 
-def test_epoch_batches_reach_the_minimum_updates_with_crops():
-    from beatdbn.train.finetune import _epoch_batches, _lr_factor, updates_per_epoch
-
-    lengths = np.array([40, 55, 300, 1000, 128, 129, 60, 70, 80, 90])
-    cfg = FinetuneConfig.for_recipe("beatdbn", batch_size=4, min_updates=90, epochs=10, crop=128)
-    assert updates_per_epoch(10, cfg) == 9  # one pass is 3 batches; 90 updates over 10 epochs need 9
-    assert updates_per_epoch(100, cfg) == 25  # a large task: one pass is more than the minimum
-    batches = _epoch_batches(lengths, cfg, np.random.default_rng(0))
-    assert len(batches) == 9
-    seen = np.concatenate([idx for idx, _ in batches[:3]])
-    assert sorted(seen.tolist()) == list(range(10))  # every pass visits every track once
-    for idx, starts in batches:
-        assert np.all(starts >= 0) and np.all(starts + np.minimum(lengths[idx], 128) <= lengths[idx])
-        assert np.all(starts[lengths[idx] <= 128] == 0)
-    assert len({int(s) for idx, st in batches for i, s in zip(idx, st) if i == 3}) > 1  # fresh crops each pass
-    f = _lr_factor(cfg, 100)
-    assert f(0) < 0.5 and f(4) == pytest.approx(1.0) and f(99) < 0.01 and all(0 <= f(i) <= 1 for i in range(100))
-    assert _lr_factor(FinetuneConfig(), 100)(57) == 1.0
-
-
 def test_beatdbn_recipe_fits_short_tracks_the_paper_recipe_cannot(tmp_path):
     """Issue 12's failure in miniature: 36 short tracks (55 beats: one layer-4 step each) whose key is plain in
     the chroma. The paper's recipe (plain SGD, 2 updates an epoch) stays near chance on its own training set;

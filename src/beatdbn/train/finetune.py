@@ -135,303 +135,52 @@ Examples
 
 from __future__ import annotations
 
-import csv
-import dataclasses
 import hashlib
-import json
 import logging
 import math
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from beatdbn.metrics.scores import accuracy, chance_level, confusion_matrix, per_class_accuracy
-from beatdbn.metrics.results import RESULT_FILE, ExperimentResult
+from beatdbn.data.splits import SplitData, check_splits, load_split, padded_batch, splits_fingerprint
 from beatdbn.exceptions import DataError, ParameterError
-from beatdbn.models.config import JsonConfig
-from beatdbn.models.convmlp import ConvMLP, MLPConfig, rotate_chroma, track_posteriors
-from beatdbn.models.dbn import ConvDBN
+from beatdbn.inference.posteriors import split_posteriors
 from beatdbn.labels import KEY_NAMES
-from beatdbn.train.checkpoint import load_checkpoint, save_atomic
-from beatdbn.data.splits import SplitData, bucketed_order, check_splits, padded_batch, splits_fingerprint
+from beatdbn.metrics.results import ExperimentResult
+from beatdbn.metrics.scores import accuracy, chance_level, confusion_matrix, per_class_accuracy
+from beatdbn.models.convmlp import ConvMLP, MLPConfig, track_posteriors
+from beatdbn.models.dbn import ConvDBN
+from beatdbn.plots import plot_confusion, plot_learning_curves
+from beatdbn.store.reader import FeatureStore
+from beatdbn.tasks.build import load_task
+from beatdbn.train import runner
+from beatdbn.train.augment import key_class_map, transpose_batch
+from beatdbn.train.finetune_config import (BEATDBN_RECIPE, INIT_CHOICES, RECIPES, FinetuneConfig, model_name,
+                                           updates_per_epoch)
+from beatdbn.train.model_init import initial_model
+from beatdbn.train.precision import bf16_supported
 from beatdbn.train.provenance import run_versions
+from beatdbn.train.schedule import epoch_batches, lr_factor, make_optimizer
+from beatdbn.utils.atomic import atomic_path, write_json
 
 __all__ = ["FinetuneConfig", "RECIPES", "BEATDBN_RECIPE", "model_name", "updates_per_epoch", "run_convmlp", "finetune",
            "initial_model", "split_posteriors", "transpose_batch",
            "key_class_map", "bf16_supported", "run_versions", "METRICS_COLUMNS", "INIT_CHOICES"]
 
-log = logging.getLogger(__name__)
-
-#: Initializations ``run_convmlp`` accepts (the model name is ``convmlp_<init>``).
-INIT_CHOICES = ("pretrained", "random")
 #: Columns of ``lr-<value>/metrics.csv`` (``test_accuracy`` only at snapshot epochs).
 METRICS_COLUMNS = ("epoch", "learning_rate", "train_loss", "train_accuracy", "valid_loss", "valid_accuracy",
                    "test_accuracy", "skipped_batches", "beats_per_s", "seconds")
 CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_FORMAT = "beatdbn-finetune-checkpoint/2"
-_PRECISIONS = ("fp32", "bf16")
-_AUGMENTS = ("none", "transpose", "auto")
 
-
-#: Named finetuning recipes (:meth:`FinetuneConfig.for_recipe`).
-RECIPES = ("paper", "beatdbn")
-_OPTIMIZERS = ("sgd", "adam")
-_SCHEDULES = ("constant", "warmup_cosine")
-
-
-@dataclass(frozen=True)
-class FinetuneConfig(JsonConfig):
-    """The training protocol of the conv MLP; saved as JSON with :meth:`to_dict`.
-
-    The defaults are the paper's section 6 (the ``'paper'`` recipe); use
-    :meth:`for_recipe` for a named recipe (``'beatdbn'``: the one that
-    converges on small real corpora).
-    """
-
-    learning_rates: tuple[float, ...] = (0.05, 0.005, 0.0005)  # swept; chosen on validation
-    epochs: int = 30  # training epochs per learning rate
-    snapshot_epochs: tuple[int, ...] = (20, 30)  # models kept and tested (those <= epochs, and the last)
-    batch_size: int = 16  # tracks per SGD step (loss: mean over tracks)
-    eval_batch_size: int = 64  # tracks per forward pass when evaluating
-    momentum: float = 0.0  # plain SGD unless asked
-    seed: int = 0  # initial weights, batch order, transpositions
-    precision: str = "fp32"  # 'fp32' | 'bf16' (autocast for training; evaluation is fp32)
-    augment: str = "none"  # 'none' | 'transpose' (key task only) | 'auto' (transpose when the task is key)
-    recipe: str = "paper"  # the named recipe these settings start from ('paper' | 'beatdbn'); in the model name
-    overrides: tuple[str, ...] = ()  # settings changed from the named recipe (recorded, so a run says so)
-    optimizer: str = "sgd"  # 'sgd' (paper) | 'adam'
-    schedule: str = "constant"  # 'constant' (paper) | 'warmup_cosine' (linear warm-up, cosine decay per update)
-    warmup: float = 0.0  # fraction of all updates spent warming up (warmup_cosine)
-    min_updates: int = 0  # an epoch makes at least ceil(min_updates / epochs) updates (more passes on small tasks)
-    crop: int = 0  # beats per random training crop (0: whole tracks); evaluation always uses whole tracks
-    weight_decay: float = 0.0  # decoupled for adam (AdamW), L2 for sgd
-
-    def __post_init__(self) -> None:
-        for name in ("learning_rates", "snapshot_epochs"):
-            value = getattr(self, name)
-            if isinstance(value, (int, float)):
-                value = (value,)
-            object.__setattr__(self, name, tuple(value))
-        object.__setattr__(self, "overrides", tuple(self.overrides))
-        lrs = self.learning_rates
-        if not lrs or not all(isinstance(r, (int, float)) and not isinstance(r, bool) and math.isfinite(r) and r > 0
-                              for r in lrs):
-            raise ParameterError(f"learning_rates={list(lrs)!r}: need one or more finite rates > 0")
-        if len(set(lrs)) != len(lrs):
-            raise ParameterError(f"learning_rates={list(lrs)!r}: a rate is repeated")
-        object.__setattr__(self, "learning_rates", tuple(float(r) for r in lrs))
-        for name in ("epochs", "batch_size", "eval_batch_size"):
-            value = getattr(self, name)
-            if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
-                raise ParameterError(f"{name}={value!r}: must be an int >= 1")
-        for name in ("min_updates", "crop"):
-            value = getattr(self, name)
-            if not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
-                raise ParameterError(f"{name}={value!r}: must be an int >= 0")
-        if not all(isinstance(e, int) and not isinstance(e, bool) and e >= 1 for e in self.snapshot_epochs):
-            raise ParameterError(f"snapshot_epochs={list(self.snapshot_epochs)!r}: must be ints >= 1")
-        if not (isinstance(self.momentum, (int, float)) and 0 <= self.momentum < 1):
-            raise ParameterError(f"momentum={self.momentum!r}: must be in [0, 1)")
-        if not (isinstance(self.warmup, (int, float)) and 0 <= self.warmup < 1):
-            raise ParameterError(f"warmup={self.warmup!r}: must be a fraction in [0, 1)")
-        if not (isinstance(self.weight_decay, (int, float)) and 0 <= self.weight_decay < 1):
-            raise ParameterError(f"weight_decay={self.weight_decay!r}: must be in [0, 1)")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
-            raise ParameterError(f"seed={self.seed!r}: must be an int")
-        for name, allowed in (("precision", _PRECISIONS), ("augment", _AUGMENTS), ("optimizer", _OPTIMIZERS),
-                              ("schedule", _SCHEDULES), ("recipe", RECIPES)):
-            if getattr(self, name) not in allowed:
-                raise ParameterError(f"{name}={getattr(self, name)!r}: must be one of {allowed}")
-
-    @classmethod
-    def for_recipe(cls, name: str, *, quick: bool = False, **overrides: Any) -> "FinetuneConfig":
-        """The settings of a named recipe, with ``overrides`` on top.
-
-        * ``'paper'``: section 6 exactly: plain SGD at 0.05 / 0.005 / 0.0005,
-          batches of 16 whole tracks, 30 epochs, snapshots at 20 and 30.
-        * ``'beatdbn'``: the recipe that converges on small real corpora
-          (see :data:`BEATDBN_RECIPE` for every setting and why).
-
-        ``quick`` shrinks either to a smoke run (10 epochs, snapshot at 7,
-        two learning rates). The names of the ``overrides`` that change a
-        training setting of the recipe (anything but ``seed``, ``precision``
-        and ``eval_batch_size``) are recorded in ``overrides``.
-
-        Examples
-        --------
-        >>> FinetuneConfig.for_recipe("paper").learning_rates
-        (0.05, 0.005, 0.0005)
-        >>> FinetuneConfig.for_recipe("beatdbn", epochs=5).overrides
-        ('epochs',)
-        """
-        if name not in RECIPES:
-            raise ParameterError(f"recipe {name!r}: must be one of {RECIPES}")
-        base: dict[str, Any] = {"recipe": name}
-        if name == "beatdbn":
-            base.update(BEATDBN_RECIPE)
-        if quick:
-            base.update(epochs=10, snapshot_epochs=(7, 10),
-                        learning_rates=tuple((base.get("learning_rates") or cls.learning_rates)[:2]))
-        neutral = {"seed", "precision", "eval_batch_size"}
-        recipe, full = cls(**base), cls(**{**base, **overrides})
-        changed = tuple(sorted(k for k in overrides if k not in neutral and getattr(recipe, k) != getattr(full, k)))
-        return dataclasses.replace(full, overrides=changed)
-
-    @property
-    def snapshots(self) -> tuple[int, ...]:
-        """Epochs evaluated on test and kept: ``snapshot_epochs`` up to ``epochs``, plus ``epochs``."""
-        return tuple(sorted({e for e in self.snapshot_epochs if e <= self.epochs} | {self.epochs}))
-
-
-#: The ``'beatdbn'`` recipe's settings (on top of the paper's); the measurements behind each are in the
-#: module docstring.
-BEATDBN_RECIPE: dict[str, Any] = {
-    "learning_rates": (0.003, 0.001),
-    "optimizer": "adam",
-    "schedule": "warmup_cosine",
-    "warmup": 0.05,
-    "min_updates": 1500,
-    "crop": 128,
-    "batch_size": 32,
-    "augment": "auto",
-}
-
-
-def _lr_dir(out: Path, lr: float) -> Path:
-    return out / f"lr-{lr:g}"
-
-
-def _jsonable(d: Any) -> Any:
-    return json.loads(json.dumps(d, default=float))
-
+log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------------------
 # helpers
-
-
-def bf16_supported(device: str | torch.device = "cpu") -> bool:
-    """Whether ``device`` computes bfloat16 natively (CPU: AVX-512 BF16 or AMX, per oneDNN / ``/proc/cpuinfo``)."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
-    try:
-        if torch.ops.mkldnn._is_mkldnn_bf16_supported():
-            return True
-    except (AttributeError, RuntimeError):
-        pass
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def key_class_map(classes: Sequence[str]) -> np.ndarray:
-    """Key index (0 = C ... 11 = B) of each class of a key task.
-
-    Raises
-    ------
-    ParameterError
-        The classes are not the 12 key names :data:`~beatdbn.labels.KEY_NAMES`.
-    """
-    if sorted(classes) != sorted(KEY_NAMES):
-        raise ParameterError(f"augment='transpose' needs a key task whose classes are the 12 keys {list(KEY_NAMES)}; "
-                             f"this task has {list(classes)[:12]}{' ...' if len(classes) > 12 else ''}: use "
-                             f"--augment none for the artist and genre tasks")
-    return np.array([KEY_NAMES.index(c) for c in classes], dtype=np.int64)
-
-
-def transpose_batch(x: torch.Tensor, labels: torch.Tensor, shifts: torch.Tensor, key_of_class: torch.Tensor
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rotate each track's chroma by ``shifts`` semitones and shift its key label to match.
-
-    Parameters
-    ----------
-    x : torch.Tensor [shape=(batch, 24, T)]
-        Chroma (channels 0-11) then timbre (unchanged).
-    labels : torch.Tensor [shape=(batch,)], int
-        Class indices.
-    shifts : torch.Tensor [shape=(batch,)], int
-        Semitones ``k``: chroma bin ``c`` moves to ``(c + k) mod 12``.
-    key_of_class : torch.Tensor [shape=(12,)], int
-        Key index of each class (:func:`key_class_map`).
-
-    Returns
-    -------
-    x : torch.Tensor [shape=(batch, 24, T)]
-    labels : torch.Tensor [shape=(batch,)]
-
-    Examples
-    --------
-    >>> x = torch.zeros(1, 24, 2); x[0, 0] = 1.0  # all energy on C
-    >>> keys = torch.arange(12)
-    >>> y, lab = transpose_batch(x, torch.tensor([0]), torch.tensor([2]), keys)
-    >>> int(y[0, :12, 0].argmax()), int(lab[0])  # now on D, label D
-    (2, 2)
-    """
-    shifts = shifts.to(x.device).long()
-    key_of_class = key_of_class.to(labels.device)
-    class_of_key = torch.empty_like(key_of_class)
-    class_of_key[key_of_class] = torch.arange(len(key_of_class), device=labels.device)
-    new_labels = class_of_key[(key_of_class[labels] + shifts.to(labels.device)) % 12]
-    return rotate_chroma(x, shifts), new_labels
-
-
-def initial_model(init: str, dbn: ConvDBN | None, classes: Sequence[str], *, seed: int, task: str = "",
-                  device: str | torch.device = "cpu", template: MLPConfig | None = None,
-                  transpose_keys: Sequence[int] = ()) -> ConvMLP:
-    """The untrained conv MLP of an experiment.
-
-    ``transpose_keys`` (the key of each class; a key model trained with
-    transposition augmentation) makes the model average its posteriors over
-    the 12 transpositions (:meth:`ConvMLP.predict_proba`).
-
-    ``init='pretrained'`` copies ``dbn`` (:meth:`ConvMLP.from_dbn`);
-    ``init='random'`` draws the paper's control from ``dbn``'s weight
-    statistics (:meth:`ConvMLP.random_like`), or, without a DBN, uses the
-    plain random initialization of ``ConvMLP(config)`` on the layout of
-    ``template`` (paper sizes by default).
-    """
-    if init not in INIT_CHOICES:
-        raise ParameterError(f"init={init!r}: must be one of {INIT_CHOICES}")
-    n = len(classes)
-    if init == "pretrained":
-        if dbn is None:
-            raise ParameterError("init='pretrained' needs a pretrained DBN (`--init DBN_DIR`, from `beatdbn pretrain`)")
-        model = ConvMLP.from_dbn(dbn, n, seed=seed, classes=classes, task=task)
-    elif dbn is not None:
-        model = ConvMLP.random_like(dbn, n, seed=seed, classes=classes, task=task)
-    else:
-        base = (template or MLPConfig()).to_dict()
-        base.update(n_classes=n, classes=tuple(classes), task=task, init="random", seed=seed)
-        model = ConvMLP(MLPConfig.from_dict(base))
-    if transpose_keys:
-        model.config = dataclasses.replace(model.config, transpose_keys=tuple(transpose_keys))
-    return model.to(device)
-
-
-@torch.no_grad()
-def split_posteriors(model: ConvMLP, features: Sequence[np.ndarray], *, batch_size: int = 64,
-                     device: str | torch.device | None = None) -> np.ndarray:
-    """Track posteriors ``(n_tracks, n_classes)`` of a list of ``(n_beats, 24)`` tracks, in float32.
-
-    Tracks are batched by similar length; the rows come back in input order.
-    """
-    device = model.layer1a.weight.device if device is None else torch.device(device)
-    was_training = model.training
-    model.eval()
-    out = np.zeros((len(features), model.config.n_classes), dtype=np.float64)
-    lengths = np.array([len(f) for f in features], dtype=np.int64)
-    for idx in bucketed_order(lengths, batch_size, rng=None):
-        x, xl = padded_batch([features[i] for i in idx], device=device)
-        out[idx] = model.predict_proba(x, xl).double().cpu().numpy()
-    model.train(was_training)
-    return out
 
 
 def _evaluate(model: ConvMLP, data: SplitData, config: FinetuneConfig, device: torch.device,
@@ -458,23 +207,11 @@ def _weights_fingerprint(model: ConvMLP) -> str:
     return h.hexdigest()[:16]
 
 
-def _write_metrics(lr_dir: Path, rows: list[dict]) -> None:
-    tmp = lr_dir / "metrics.csv.tmp"
-    with tmp.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(METRICS_COLUMNS)
-        for r in rows:
-            w.writerow(["" if r.get(c) is None else r[c] for c in METRICS_COLUMNS])
-    tmp.replace(lr_dir / "metrics.csv")
-
-
 def _write_plots(out: Path, curves: dict[str, list[dict]], selected: dict, classes: list[str], title: str,
                  chance: float) -> list[Path]:
     """Learning curves and the selected model's test confusion matrix (failures are logged, not raised)."""
     paths = []
     try:
-        from beatdbn.plots import plot_confusion, plot_learning_curves
-
         paths.append(plot_learning_curves(curves, out / "learning_curves.png", title=title, chance=chance))
         paths.append(plot_confusion(selected["confusion"], classes, out / "confusion.png",
                                     title=f"{title}, lr={selected['learning_rate']:g}, epoch {selected['epoch']}, test"))
@@ -487,66 +224,15 @@ def _write_plots(out: Path, curves: dict[str, list[dict]], selected: dict, class
 # training
 
 
-def model_name(init: str, recipe: str = "paper") -> str:
-    """The experiment name of a conv MLP: ``convmlp_<init>`` (paper recipe) or ``convmlp_<init>_<recipe>``."""
-    return f"convmlp_{init}" if recipe == "paper" else f"convmlp_{init}_{recipe}"
-
-
-def updates_per_epoch(n_tracks: int, config: FinetuneConfig) -> int:
-    """SGD/Adam steps in one epoch: one pass of ``ceil(n / batch)``, or more to reach ``min_updates`` overall."""
-    one_pass = -(-n_tracks // config.batch_size)
-    return max(one_pass, -(-config.min_updates // config.epochs))
-
-
-def _epoch_batches(lengths: np.ndarray, config: FinetuneConfig, rng: np.random.Generator
-                   ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``(track indices, crop starts)`` of every update of one epoch.
-
-    Passes over the tracks (each in length-bucketed random order) are
-    chained until the epoch has :func:`updates_per_epoch` batches; every
-    pass draws a fresh random crop start for each track (0 without ``crop``
-    or for a track no longer than it).
-    """
-    want = updates_per_epoch(len(lengths), config)
-    span = np.maximum(lengths - config.crop, 0) + 1 if config.crop else np.ones_like(lengths)
-    eff = np.minimum(lengths, config.crop) if config.crop else lengths
-    out: list[tuple[np.ndarray, np.ndarray]] = []
-    while len(out) < want:
-        starts = (rng.random(len(lengths)) * span).astype(np.int64)
-        out.extend((idx, starts[idx]) for idx in bucketed_order(eff, config.batch_size, rng=rng))
-    return out[:want]
-
-
-def _lr_factor(config: FinetuneConfig, total_updates: int) -> Callable[[int], float]:
-    """Multiplier of the base learning rate after ``step`` updates (constant, or warm-up then cosine to 0)."""
-    if config.schedule == "constant":
-        return lambda step: 1.0
-    warm = max(1, int(round(config.warmup * total_updates)))
-
-    def factor(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        progress = (step - warm) / max(1, total_updates - warm)
-        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
-
-    return factor
-
-
-def _optimizer(model: ConvMLP, lr: float, config: FinetuneConfig) -> torch.optim.Optimizer:
-    if config.optimizer == "adam":
-        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay)
-    return torch.optim.SGD(model.parameters(), lr=lr, momentum=config.momentum, weight_decay=config.weight_decay)
-
-
 def _train_one_rate(lr: float, model: ConvMLP, train: SplitData, valid: SplitData, test: SplitData, *,
                     config: FinetuneConfig, device: torch.device, lr_dir: Path, expect: dict,
                     key_of_class: torch.Tensor | None, tick: Callable[[dict], None]) -> dict[int, dict]:
     """Train one learning rate (resuming from ``lr_dir``); returns the snapshot rows by epoch."""
     lr_dir.mkdir(parents=True, exist_ok=True)
-    opt = _optimizer(model, lr, config)
+    opt = make_optimizer(model, lr, config)
     per_epoch = updates_per_epoch(len(train), config)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(config, per_epoch * config.epochs))
-    state = load_checkpoint(lr_dir / CHECKPOINT, fmt=CHECKPOINT_FORMAT, expect=expect, what="finetuning")
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(config, per_epoch * config.epochs))
+    state = runner.load_checkpoint(lr_dir / CHECKPOINT, fmt=CHECKPOINT_FORMAT, expect=expect, what="finetuning")
     rows: list[dict] = []
     snapshots: dict[int, dict] = {}
     start, elapsed = 0, 0.0
@@ -557,7 +243,7 @@ def _train_one_rate(lr: float, model: ConvMLP, train: SplitData, valid: SplitDat
         rows, start, elapsed = list(state["rows"]), int(state["epoch"]), float(state["elapsed"])
         snapshots = {int(k): v for k, v in state["snapshots"].items()}
         log.info("%s: resuming after epoch %d", lr_dir, start)
-        _write_metrics(lr_dir, rows)  # a kill between checkpoint and csv leaves them out of step
+        runner.write_metrics(lr_dir / "metrics.csv", rows, METRICS_COLUMNS)  # a kill between checkpoint and csv
     labels_all = torch.from_numpy(np.asarray(train.labels, dtype=np.int64))
     lengths = train.lengths
     crop = config.crop
@@ -565,7 +251,7 @@ def _train_one_rate(lr: float, model: ConvMLP, train: SplitData, valid: SplitDat
     for epoch in range(start + 1, config.epochs + 1):
         t0 = time.perf_counter()
         rng = np.random.default_rng([config.seed, epoch])
-        batches = _epoch_batches(lengths, config, rng)
+        batches = epoch_batches(lengths, config, rng)
         model.train()
         loss_sum, correct, skipped, n_done, n_beats = 0.0, 0, 0, 0, 0
         for idx, starts in batches:
@@ -608,11 +294,12 @@ def _train_one_rate(lr: float, model: ConvMLP, train: SplitData, valid: SplitDat
         elapsed += time.perf_counter() - t0
         row["seconds"] = round(elapsed, 3)
         rows.append(row)
-        save_atomic({"format": CHECKPOINT_FORMAT, "expect": expect, "model": model.state_dict(),
-                     "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "epoch": epoch, "rows": rows,
-                     "elapsed": elapsed, "snapshots": {str(k): v for k, v in snapshots.items()},
-                     "rng": {"seed": config.seed, "next_epoch": epoch + 1}}, lr_dir / CHECKPOINT)
-        _write_metrics(lr_dir, rows)
+        runner.save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                "scheduler": sched.state_dict(), "epoch": epoch, "rows": rows, "elapsed": elapsed,
+                                "snapshots": {str(k): v for k, v in snapshots.items()},
+                                "rng": {"seed": config.seed, "next_epoch": epoch + 1}},
+                               lr_dir / CHECKPOINT, fmt=CHECKPOINT_FORMAT, expect=expect)
+        runner.write_metrics(lr_dir / "metrics.csv", rows, METRICS_COLUMNS)
         tick(row)
     return snapshots
 
@@ -684,25 +371,17 @@ def run_convmlp(
         augment = "transpose" if sorted(classes) == sorted(KEY_NAMES) else "none"
     key_of_class = torch.from_numpy(key_class_map(classes)) if augment == "transpose" else None
     name = model_name(init, config.recipe)
-    settings = _jsonable({"task": task, "model": name, "finetune": config.to_dict()})
-
-    result_path = out / RESULT_FILE
-    if result_path.exists():
-        done = ExperimentResult.load(result_path)
-        previous = _jsonable({"task": done.task, "model": done.model, "finetune": done.extra.get("finetune")})
-        if previous != settings:
-            raise DataError(f"{result_path}: a finished run with other settings ({previous['model']} on "
-                            f"{previous['task']!r}, {previous['finetune']}); use a new --out")
-        if not (out / "model" / "model.pt").exists():
-            raise DataError(f"{out / 'model'}: missing from a finished run; delete {result_path} to redo the run")
-        log.info("%s: already finished", out)
+    settings = runner.settings_of(task=task, model=name, config=config.to_dict(),
+                                  splits=splits_fingerprint(train, valid, test))
+    done = runner.finished(out, settings, load=lambda d: ConvMLP.load(d))
+    if done is not None:
         return done
 
     transpose_keys = tuple(int(k) for k in key_class_map(classes)) if augment == "transpose" else ()
     model0 = initial_model(init, dbn, classes, seed=config.seed, task=task, device=device, template=model_template,
                            transpose_keys=transpose_keys)
     init_state = {k: v.clone() for k, v in model0.state_dict().items()}
-    expect = _jsonable({"task": task, "model": name, "tracks": splits_fingerprint(train, valid, test),
+    expect = runner.jsonable({"task": task, "model": name, "tracks": splits_fingerprint(train, valid, test),
                         "initial_weights": _weights_fingerprint(model0),
                         "finetune": {k: v for k, v in config.to_dict().items() if k != "learning_rates"}})
     random_kind = None if init == "pretrained" else ("like_dbn" if dbn is not None else "plain")
@@ -712,10 +391,9 @@ def run_convmlp(
                 "finetune": config.to_dict(), "model_config": model0.config.to_dict(), "device": str(device),
                 "bf16_native": bf16_supported(device) if config.precision == "bf16" else None,
                 "splits": {"train": len(train), "valid": len(valid), "test": len(test)},
-                "tracks_fingerprint": expect["tracks"], "versions": run_versions()}
-    tmp = out / "config.json.tmp"
-    tmp.write_text(json.dumps(run_info, indent=2, default=str))
-    tmp.replace(out / "config.json")
+                "tracks_fingerprint": expect["tracks"], "representation": train.representation,
+                "settings": settings}
+    runner.write_record(out, run_info)
     if config.precision == "bf16" and not run_info["bf16_native"]:
         log.warning("%s has no native bfloat16 (no AVX-512 BF16 / AMX): bf16 training will be emulated and slow",
                     device)
@@ -730,7 +408,7 @@ def run_convmlp(
         model = initial_model(init, dbn, classes, seed=config.seed, task=task, device=device, template=model_template,
                               transpose_keys=transpose_keys)
         model.load_state_dict(init_state)
-        lr_dir = _lr_dir(out, lr)
+        lr_dir = runner.lr_dir(out, lr)
 
         def tick(row: dict, lr: float = lr, base: int = done_before) -> None:
             if progress is None:
@@ -742,10 +420,11 @@ def run_convmlp(
                                  f"loss {row['train_loss']:.3f}, valid {row['valid_accuracy']:.3f}"})
 
         snapshots = _train_one_rate(lr, model, train, valid, test, config=config, device=device, lr_dir=lr_dir,
-                                    expect=_jsonable({**expect, "learning_rate": lr}), key_of_class=key_of_class,
+                                    expect=runner.jsonable({**expect, "learning_rate": lr}), key_of_class=key_of_class,
                                     tick=tick)
         runs.extend(snapshots[e] for e in config.snapshots)
-        state = torch.load(lr_dir / CHECKPOINT, map_location="cpu", weights_only=True)
+        state = runner.load_checkpoint(lr_dir / CHECKPOINT, fmt=CHECKPOINT_FORMAT,
+                                       expect={**expect, "learning_rate": lr}, what="finetuning")
         curves[f"{init} lr={lr:g}"] = list(state["rows"])
         done_before += config.epochs
 
@@ -753,17 +432,14 @@ def run_convmlp(
     result = ExperimentResult(task=task, model=name, classes=classes,
                               chance=chance_level(train.labels, len(classes)), runs=runs, seconds=last_seconds)
     selected = result.select(config.epochs)
-    model_dir = out / "model"
-    tmp_dir = out / "model.tmp"
-    shutil.rmtree(tmp_dir, ignore_errors=True)
-    shutil.copytree(_lr_dir(out, selected["learning_rate"]) / f"epoch-{config.epochs}", tmp_dir)
     summary = {k: selected[k] for k in ("learning_rate", "epoch", "valid_accuracy", "test_accuracy")}
-    (tmp_dir / "selected.json").write_text(json.dumps({"task": task, "model": name, **summary}, indent=2))
-    shutil.rmtree(model_dir, ignore_errors=True)
-    tmp_dir.replace(model_dir)
+    with atomic_path(out / runner.MODEL_DIR) as tmp_dir:
+        shutil.copytree(runner.lr_dir(out, selected["learning_rate"]) / f"epoch-{config.epochs}", tmp_dir)
+        write_json(tmp_dir / "selected.json", runner.jsonable({"task": task, "model": name, **summary}))
     result.extra = {"selected": summary, "finetune": config.to_dict(), "model_config": model0.config.to_dict(),
                     "init": init, "random_init": random_kind, "device": str(device),
-                    "versions": run_info["versions"], "wall_seconds_this_call": time.perf_counter() - t_start}
+                    "versions": run_versions(), "wall_seconds_this_call": time.perf_counter() - t_start,
+                    "settings": settings, "representation": train.representation}
     plots = _write_plots(out, curves, selected, classes, f"{name} on {task}", result.chance)
     result.extra["plots"] = [p.name for p in plots]
     result.save(out)
@@ -798,10 +474,6 @@ def finetune(
     out, config, device, progress
         As in :func:`run_convmlp`.
     """
-    from beatdbn.store.reader import FeatureStore
-    from beatdbn.tasks.build import load_task
-    from beatdbn.data.splits import load_split
-
     if init not in INIT_CHOICES:
         raise ParameterError(f"init={init!r}: must be one of {INIT_CHOICES}")
     if init == "pretrained" and dbn_dir is None:
