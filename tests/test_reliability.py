@@ -166,39 +166,47 @@ def test_2_cleaning_never_touches_a_live_writers_temporary_file(tmp_path):
         live.wait()
 
 
-def _run_slow(src, out, *extra, delay="1.0"):
-    cmd = [sys.executable, SLOW_CLI, delay, "extract", str(src), "--out", str(out), "--scheduler", "sync",
+def _run_slow(src, out, *extra, hold=None):
+    cmd = [sys.executable, SLOW_CLI, "0.05", "extract", str(src), "--out", str(out), "--scheduler", "sync",
            "--shard-size", "2", *extra]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, COLUMNS="200"))
+    env = dict(os.environ, COLUMNS="200", **({"HOLD_AFTER_FIRST_SHARD": str(hold)} if hold else {}))
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
 def test_2_two_extract_processes_on_one_store_no_duplicates_no_traceback(tmp_path):
     """The issue's repro: two extracts started a moment apart on one --out."""
     write_tracks(tmp_path / "in", 16)
-    first = _run_slow(tmp_path / "in", tmp_path / "s")
-    deadline = time.time() + 30
+    release = tmp_path / "release"
+    first = _run_slow(tmp_path / "in", tmp_path / "s", hold=release)  # holds after its first shard
+    deadline = time.time() + 60
     while not list((tmp_path / "s" / "shards").glob("*.parquet")) and time.time() < deadline:
         time.sleep(0.02)
     second = _run_slow(tmp_path / "in", tmp_path / "s")  # stops: the store is being written
-    waiting = _run_slow(tmp_path / "in", tmp_path / "s", "--wait")  # waits, then finds everything done
     out2, err2 = second.communicate(timeout=60)
+    waiting = _run_slow(tmp_path / "in", tmp_path / "s", "--wait")  # waits, then finds everything done
+    time.sleep(0.5)
+    release.touch()
     out1, err1 = first.communicate(timeout=60)
     out3, err3 = waiting.communicate(timeout=60)
     assert first.returncode == 0 and waiting.returncode == 0, err1 + err3
-    assert second.returncode == 1 and f"(pid {first.pid})" in err2
+    assert second.returncode == 1 and f"(pid {first.pid})" in err2, err2
     assert "Traceback" not in err1 + err2 + err3
-    assert "16 inputs already done" in out3 and "waiting" in err3
+    assert "16 inputs already done" in out3, out3
     info = FeatureStore.open(tmp_path / "s").summary()
     assert info["tracks"] == 16 and info["repeated_track_ids"] == 0 and info["shards"] == 8
 
 
 # -- 3. a full disk ------------------------------------------------------------------------------------------------
 
-def test_3_full_disk_gives_one_line_and_a_consistent_store(tmp_path):
-    write_tracks(tmp_path / "in", 60)
+@pytest.mark.parametrize("precheck", [True, False], ids=["free-space-check", "disk-fills-while-writing"])
+def test_3_full_disk_gives_one_line_and_a_consistent_store(tmp_path, monkeypatch, precheck):
+    import beatdbn.store.shard as shard_module
+
+    if not precheck:  # the write itself hits ENOSPC
+        monkeypatch.setattr(shard_module, "_check_space", lambda *a: None)
+    write_tracks(tmp_path / "in", 60)  # about 300 kB of shards
     disk = tmp_path / "disk"
-    _tmpfs(disk, "1200k")
+    _tmpfs(disk, "1200k" if precheck else "160k")
     try:
         r = runner.invoke(app, ["extract", str(tmp_path / "in"), "--out", str(disk / "s"), "--scheduler", "sync",
                                 "--shard-size", "4"])

@@ -68,8 +68,11 @@ def extract(
     check_out(out)
     if shard_size < 1:
         raise ParameterError(f"--shard-size {shard_size}: expected 1 or more input files per shard")
-    for name in ("distributed", "tornado", "asyncio"):  # the progress bar is the user's view, not Dask's logs
-        logging.getLogger(name).setLevel(logging.ERROR)
+    if scheduler != "sync":  # the progress bar is the user's view, not Dask's logs (set after Dask's own setup)
+        import distributed  # noqa: F401  (configures its loggers on import)
+
+        for name in ("distributed", "tornado", "asyncio"):
+            logging.getLogger(name).setLevel(logging.ERROR)
     if folder_labels is not None and folder_labels not in ("genre", "artist", "key"):
         raise ParameterError(f"--folder-labels {folder_labels!r}: choose genre, artist or key")
     label_map = read_label_csv(labels) if labels else None

@@ -154,12 +154,10 @@ def extract_shard(store: str, shard: int, files: list[str], labels: dict[str, di
     """Read, align and write one shard (runs on a Dask worker).
 
     ``labels`` maps input paths to their labels (audio). Returns the shard's
-    info dict: tracks, beats and skipped inputs.
-
-    Raises
-    ------
-    DataError
-        No space left on the device (nothing partial is left behind).
+    info dict: tracks, beats and skipped inputs; or, when the shard could not
+    be written (no space left on the device: nothing partial is left behind),
+    ``{"shard", "error"}`` with the one-line reason (returned, not raised, so
+    a Dask worker logs no traceback; :func:`extract` raises it).
     """
     data = ShardData(shard=shard)
     labels = labels or {}
@@ -181,7 +179,10 @@ def extract_shard(store: str, shard: int, files: list[str], labels: dict[str, di
             continue
         # drop what a half-read aggregate file had added
         del data.meta[n_before:], data.features[n_before:], data.beats[n_before:]
-    write_shard(Path(store), data)
+    try:
+        write_shard(Path(store), data)
+    except DataError as exc:
+        return {"shard": shard, "error": str(exc)}
     return {"shard": shard, "files": len(files), "tracks": len(data.meta), "beats": data.n_beats,
             "skipped": data.skipped}
 
@@ -382,6 +383,8 @@ def _extract_locked(store: Path, files: list[str], file_labels: dict, report: Ex
         on_start(len(todo), len(jobs))
 
     def finished(info: dict) -> None:
+        if "error" in info:
+            raise DataError(info["error"])
         report.shards_written += 1
         report.tracks_added += info["tracks"]
         report.beats_added += info["beats"]
@@ -398,15 +401,17 @@ def _extract_locked(store: Path, files: list[str], file_labels: dict, report: Ex
         from dask.distributed import as_completed  # heavy: only runs that use Dask import it
 
         client, cluster = _client(scheduler, workers)
+        futures = []
         try:
             futures = [client.submit(extract_shard, str(store), shard, chunk, _subset(file_labels, chunk),
                                      key=f"beatdbn-shard-{shard}", pure=False) for shard, chunk in jobs]
             for future in as_completed(futures):
                 finished(future.result())
         finally:
-            client.close()
+            client.cancel(futures)  # after a failure: stop the shards still running before the workers go
             if cluster is not None:
-                cluster.close()
+                cluster.close()  # workers first, then the scheduler: no heartbeat errors
+            client.close()
 
     write_index(store)
     opened = FeatureStore.open(store)
