@@ -1,0 +1,279 @@
+"""The CD-1 kernels of the convolutional RBMs, apart from the estimator (:mod:`beatdbn.models.crbm`).
+
+Two interchangeable ways to compute one CD-1 update's statistics, chosen by
+``ConvRBM.cd_kernel`` (``'auto'``: ``gemm`` on the CPU for small layers,
+``conv`` otherwise); both return the same un-normalized sums (tested):
+
+* :func:`cd1_gemm`: matrix products on im2col buffers kept in a per-model
+  workspace (:func:`workspace`), allocation-free after the first batch;
+* :func:`cd1_conv`: ``conv1d`` / ``conv_transpose1d`` and their weight gradient.
+
+Plus the samplers and statistics they share: Bernoulli sampling into a
+buffer, window sums, the sparsity target of Goh's rank rule.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+__all__ = ["cd1_gemm", "cd1_conv", "free_energy_sum", "workspace", "bernoulli", "im2col", "window_sums",
+           "conv1d_weight_grad", "goh_rank_target", "ranks"]
+
+
+def cd1_gemm(rbm, v0, hm, vm, n_h, g, monitor):
+    """CD-1 statistics as matrix products on im2col buffers, allocation-free.
+
+    ``cols[n*T' + t, c*w + k] = v[n, c, t + k]`` (``(N*T', C*w)``), ``H[n*T' + t, j] = h[n, j, t]``:
+    up ``H = sigmoid(cols @ W^T + b_h)``; down: the transposed convolution of the samples;
+    weight gradient ``(1 - lam) H0^T cols0 - H1^T cols1 + lam p S`` (two products: one over
+    both phases with negated ``H1`` measured slower). Returns un-normalized sums.
+    """
+    c = rbm.config
+    n, n_vis, t = v0.shape
+    w = c.width
+    t_h = t - w + 1
+    j = c.n_hidden
+    rows = n * t_h
+    ws = workspace(rbm, n, t, v0)
+    cols, hh, hs, gw = ws["cols"], ws["hh"], ws["hs"], ws["gw"]
+    cols0, cols1, h0, h1 = cols[:rows], cols[rows:], hh[:rows], hh[rows:]
+    wm = rbm.weight.view(j, n_vis * w)
+    lam = 0.0 if c.sparsity == "none" else c.sparsity_cost
+    p = c.sparsity_target
+    rank = c.sparsity == "goh-rank"
+    hm_rows = None if hm is None else hm.reshape(rows, 1)  # (N*T', 1)
+
+    # positive phase: cols0 (N*T', C*w) -> h0 (N*T', J)
+    im2col(v0, w, cols0)
+    torch.addmm(rbm.hidden_bias, cols0, wm.t(), out=h0)
+    fe0 = free_energy_sum(rbm, v0, h0, vm, hm_rows) if monitor else None
+    h0.sigmoid_()
+    if hm_rows is not None:
+        h0.mul_(hm_rows)
+    sum_h0 = h0.sum(dim=0)
+    # the hidden states that drive the reconstruction are sampled, into the middle of a
+    # zero-margined (N, J, T' + 2 (w - 1)) buffer: the down pass (conv_transpose1d) is then a
+    # valid conv1d with the flipped, transposed filters, which oneDNN runs faster
+    h0_ncw = h0.view(n, t_h, j).permute(0, 2, 1)
+    hs_mid = hs[:, :, w - 1:w - 1 + t_h]
+    if c.sample_hiddens:
+        bernoulli(h0_ncw, g, ws, out=hs_mid)
+    else:
+        hs_mid.copy_(h0_ncw)
+    # negative phase: (N, J, T') -> (N, C, T) -> cols1 (N*T', C*w) -> h1 (N*T', J)
+    v1 = F.conv1d(hs, rbm.weight.flip(2).transpose(0, 1), rbm.visible_bias)
+    rbm._mean_visibles_inplace(v1)
+    if vm is not None:
+        v1.mul_(vm)
+    im2col(v1, w, cols1)
+    torch.addmm(rbm.hidden_bias, cols1, wm.t(), out=h1)
+    fe1 = free_energy_sum(rbm, v1, h1, vm, hm_rows) if monitor else None
+    h1.sigmoid_()
+    if hm_rows is not None:
+        h1.mul_(hm_rows)
+    sum_h1 = h1.sum(dim=0)
+
+    if rank:  # h0 -> (1 - lam) h0 + lam q, Goh's rank-based target
+        q = goh_rank_target(h0_ncw, hm, p)
+        h0.view(n, t_h, j).lerp_(q.permute(0, 2, 1), lam)
+        del q
+        if hm_rows is not None:
+            h0.mul_(hm_rows)
+        gbh = h0.sum(dim=0) - sum_h1
+    else:
+        gbh = (1.0 - lam) * sum_h0 + lam * p * n_h - sum_h1
+    # dW = sum hpos v0 - h1 v1, (J, N T') @ (N T', C w) per phase
+    torch.mm(h0.t(), cols0, out=gw)
+    if lam and not rank:
+        gw.mul_(1.0 - lam)
+        # lam * p * S[c, k], S = sum over valid hidden positions of the visible windows
+        win = cols0.sum(dim=0) if hm_rows is None else torch.mv(cols0.t(), hm_rows[:, 0])
+        gw.add_(win[None, :], alpha=lam * p)
+    gw.addmm_(h1.t(), cols1, alpha=-1.0)
+    gbv = v0.sum(dim=(0, 2)) - v1.sum(dim=(0, 2))
+    gw = gw.view(j, n_vis, w).clone()
+    mon = None
+    if monitor:
+        diff2 = (v0 - v1).square_()
+        if vm is not None:
+            diff2.mul_(vm)
+        mon = (diff2.sum(), sum_h0.sum(), fe0, fe1)
+    return gw, gbh, gbv, mon
+
+
+def cd1_conv(rbm, v0, hm, vm, n_h, g, monitor):
+    """Reference CD-1 with ``conv1d`` / ``conv_transpose1d`` and one fused weight-gradient call."""
+    c = rbm.config
+    n = v0.shape[0]
+    lam = 0.0 if c.sparsity == "none" else c.sparsity_cost
+    p = c.sparsity_target
+    vv = v0.new_empty((2 * n,) + tuple(v0.shape[1:]))
+    h0 = rbm._hidden_preactivation(v0)  # (N, C, T) -> (N, J, T')
+    fe0 = free_energy_sum(rbm, v0, h0, vm, hm) if monitor else None
+    h0.sigmoid_()
+    if hm is not None:
+        h0.mul_(hm)
+    hs = bernoulli(h0, g) if c.sample_hiddens else h0
+    v1 = rbm._mean_visibles(hs)  # (N, J, T') -> (N, C, T)
+    if vm is not None:
+        v1.mul_(vm)
+    h1 = rbm._hidden_preactivation(v1)
+    fe1 = free_energy_sum(rbm, v1, h1, vm, hm) if monitor else None
+    h1.sigmoid_()
+    if hm is not None:
+        h1.mul_(hm)
+    if c.sparsity == "goh-rank":
+        hpos = torch.lerp(h0, goh_rank_target(h0, hm, p), lam)
+        if hm is not None:
+            hpos.mul_(hm)
+        vv[:n].copy_(v0)
+    else:
+        hpos = h0
+        vv[:n] = v0 * (1.0 - lam)
+    vv[n:] = -v1
+    # one call for both phases: sum hpos v0 - h1 v1
+    gw = conv1d_weight_grad(vv, torch.cat((hpos, h1)), rbm.weight)
+    if c.sparsity != "goh-rank" and lam:
+        gw.add_(window_sums(v0, hm, c.width)[None], alpha=lam * p)
+        gbh = (1.0 - lam) * h0.sum(dim=(0, 2)) + lam * p * n_h - h1.sum(dim=(0, 2))
+    else:
+        gbh = hpos.sum(dim=(0, 2)) - h1.sum(dim=(0, 2))
+    gbv = v0.sum(dim=(0, 2)) - v1.sum(dim=(0, 2))
+    mon = None
+    if monitor:
+        diff2 = (v0 - v1).square_()
+        if vm is not None:
+            diff2.mul_(vm)
+        mon = (diff2.sum(), h0.sum(), fe0, fe1)
+    return gw, gbh, gbv, mon
+
+
+def free_energy_sum(rbm, v: torch.Tensor, pre: torch.Tensor, vm: torch.Tensor | None,
+                     hm: torch.Tensor | None) -> torch.Tensor:
+    """Sum of ``F(v)`` over the batch, from the hidden pre-activations ``pre`` already computed.
+
+    ``pre`` may be laid out (N, J, T') or in rows (N*T', J); ``hm`` masks it in the same layout.
+    """
+    vis = rbm._visible_energy(v)
+    if vm is not None:
+        vis = vis * vm
+    sp = F.softplus(pre)
+    if hm is not None:
+        sp = sp * hm
+    return vis.sum() - sp.sum()
+
+
+def workspace(rbm, n: int, t: int, like: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Buffers reused by every :meth:`partial_fit` call of one batch shape.
+
+    Fresh multi-megabyte tensors each step cost page faults that, on CPU,
+    took longer than the arithmetic; the buffers are kept for the last
+    shape only (not in the state dict).
+    """
+    key = (n, t, like.device, like.dtype)
+    ws = getattr(rbm, "_ws", None)
+    if ws is None or ws["key"] != key:
+        rbm._ws = None  # release the old buffers first
+        c = rbm.config
+        t_h = t - c.width + 1
+        rows, cw = n * t_h, c.n_visible * c.width
+        new = like.new_empty
+        ws = {"key": key, "cols": new((2 * rows, cw)), "hh": new((2 * rows, c.n_hidden)),
+              "hs": like.new_zeros((n, c.n_hidden, t_h + 2 * (c.width - 1))), "gw": new((c.n_hidden, cw))}
+        rbm._ws = ws
+    return ws
+
+
+def bernoulli(p: torch.Tensor, generator: torch.Generator,
+               ws: dict[str, torch.Tensor] | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Binary states with ``P(1) = p`` (float, same dtype as ``p``), written to ``out`` if given.
+
+    On CPU the uniforms have 16-bit resolution (four per 64-bit draw of the
+    generator, ~4x faster than :func:`torch.rand`): ``P(1)`` is then ``p`` to
+    within ``2 ** -16``. Elsewhere :func:`torch.rand` is used.
+    """
+    if out is None:
+        out = torch.empty_like(p)
+    if p.device.type != "cpu":
+        out.uniform_(0.0, 1.0, generator=generator)
+    else:
+        n = p.numel()
+        n64 = (n + 3) // 4
+        buf = None if ws is None else ws.get("rand")
+        if buf is None or buf.numel() != n64:
+            buf = torch.empty(n64, dtype=torch.int64)
+            if ws is not None:
+                ws["rand"] = buf
+        buf.random_(-(2 ** 63), None, generator=generator)  # full 64-bit range: four uniform int16
+        # u = (r + 32768.5) / 65536 is uniform on a grid of 2**16 points; u < p  <=>  r - 65536 p < -32768.5
+        out.copy_(buf.view(torch.int16)[:n].view(p.shape))
+        return out.sub_(p, alpha=65536.0).lt_(-32768.5)
+    return out.neg_().add_(p).sign_().clamp_min_(0.0)  # 1 where u < p, else 0
+
+
+def im2col(v: torch.Tensor, width: int, out: torch.Tensor) -> torch.Tensor:
+    """``out[n*T' + t, c*width + k] = v[n, c, t + k]`` for ``v`` (N, C, T): one strided copy."""
+    n, ch, t = v.shape
+    s_n, s_c, s_t = v.stride()
+    t_h = t - width + 1
+    out.view(n, t_h, ch, width).copy_(v.as_strided((n, t_h, ch, width), (s_n, s_t, s_c, s_t)))
+    return out
+
+
+def window_sums(v: torch.Tensor, hm: torch.Tensor | None, width: int) -> torch.Tensor:
+    """``S[c, k] = sum_{n, t} hm[n, t] v[n, c, t + k]`` over hidden positions ``t`` (all when ``hm`` is None).
+
+    ``v``: (N, C, T), ``hm``: (N, 1, T - width + 1) or None -> (C, width).
+    """
+    t_h = v.shape[2] - width + 1
+    if hm is None:
+        return v.sum(dim=0).unfold(1, t_h, 1).sum(dim=2)  # (C, width)
+    w1 = v.new_empty((1, v.shape[1], width))
+    return conv1d_weight_grad(v, hm, w1)[0]
+
+
+def conv1d_weight_grad(v: torch.Tensor, h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``out[j, c, k] = sum_{n, t} h[n, j, t] v[n, c, t + k]`` (the ``conv1d`` weight gradient).
+
+    ``v``: (N, C, T), ``h``: (N, J, T - width + 1) -> (J, C, width).
+    """
+    return torch.ops.aten.convolution_backward(
+        h, v, weight, None, [1], [0], [1], False, [0], 1, [False, True, False])[1]
+
+
+def goh_rank_target(h: torch.Tensor, hm: torch.Tensor | None, p: float) -> torch.Tensor:
+    """Goh, Thome & Cord (2010) rank-based target for activations ``h`` (N, J, T').
+
+    First, at each (example, time) position the ``J`` activations are ranked
+    (``r = rank / J`` in ``(0, 1]``, 1 for the largest) and mapped to
+    ``r ** (1/p - 1)``; then that result is ranked per unit over all valid
+    (example, time) positions and mapped the same way. Invalid positions
+    (``hm == 0``) are excluded from the second ranking.
+    """
+    expo = 1.0 / p - 1.0
+    n, j, t = h.shape
+    r1 = (ranks(h, dim=1) + 1.0) / j
+    q1 = r1.pow(expo)
+    flat = q1.permute(1, 0, 2).reshape(j, n * t)  # (J, N*T')
+    if hm is None:
+        r2 = (ranks(flat, dim=1) + 1.0) / (n * t)
+    else:
+        valid = hm.expand(n, 1, t).permute(1, 0, 2).reshape(1, n * t) > 0.5
+        n_valid = valid.sum().clamp_min(1).to(h.dtype)
+        n_invalid = (n * t) - n_valid
+        flat = flat.masked_fill(~valid, -1.0)
+        r2 = ((ranks(flat, dim=1) + 1.0 - n_invalid) / n_valid).clamp_min(0.0)
+    q = r2.pow(expo)
+    return q.reshape(j, n, t).permute(1, 0, 2)
+
+
+def ranks(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """0-based ranks of ``x`` along ``dim`` (0 for the smallest), as ``x``'s dtype."""
+    order = torch.argsort(x, dim=dim)
+    ranks = torch.empty_like(order)
+    src = torch.arange(x.shape[dim], device=x.device).view(
+        [-1 if d == (dim % x.ndim) else 1 for d in range(x.ndim)]).expand_as(order)
+    ranks.scatter_(dim, order, src)
+    return ranks.to(x.dtype)
