@@ -1,4 +1,4 @@
-"""Tests of Table 1 (beatdbn.evaluate.table) and the run report (beatdbn.evaluate.report).
+"""Tests of Table 1 (beatdbn.evaluate.table); the report's own tests are in test_report.py.
 
 The results are hand-made with known numbers, so every cell, every bold mark and every
 chance level can be checked; the report is built from a fake run directory laid out as
@@ -10,17 +10,15 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 
 import numpy as np
 import pytest
-from matplotlib.image import imread
 from rich.console import Console
 
-from beatdbn.evaluate.report import format_duration, write_report
+from beatdbn.evaluate.report import write_report
 from beatdbn.metrics.results import ExperimentResult
 from beatdbn.evaluate.table import PAPER_TABLE1, Table1, format_learning_rate, load_results
-from beatdbn.exceptions import DataError, ParameterError
+from beatdbn.exceptions import ParameterError
 from beatdbn.models.dbn import ConvDBN, DBNConfig
 
 CLASSES = {"genre": ["rock", "pop", "jazz", "folk"], "artist": ["a1", "a2", "a3", "a4", "a5"],
@@ -83,16 +81,6 @@ def test_format_learning_rate_uses_the_papers_notation():
     assert format_learning_rate(0.0005) == "0.0005"
     assert format_learning_rate(5e-6) == "5\u00b710\u207b\u2076"
     assert format_learning_rate(None) == ""
-
-
-def test_format_duration():
-    assert format_duration(4.25) == "4.2 s"
-    assert format_duration(75) == "1 min 15 s"
-    assert format_duration(3725) == "1 h 02 min"
-    assert format_duration("about an hour") == "about an hour"
-
-
-# -- Table 1 ---------------------------------------------------------------------------------
 
 
 def test_cells_hold_the_validation_chosen_test_accuracy():
@@ -260,67 +248,6 @@ def make_run_dir(root, *, tasks=("genre", "artist", "key"), with_dbn=True, with_
                     {"epoch": e, "learning_rate": lr, "train_loss": 2 / e, "train_accuracy": 0.1 * e / 3,
                      "valid_accuracy": 0.1 * e / 3, "seconds": 1.0} for e in range(1, 31)])
     return root
-
-
-def _linked_images(text, pattern):
-    return re.findall(pattern, text)
-
-
-def test_report_of_a_complete_run(tmp_path):
-    run = make_run_dir(tmp_path / "run")
-    out = write_report(run)
-    assert out == run / "report.html"
-    md = (run / "report.md").read_text()
-    page = out.read_text()
-    # Table 1 numbers, chance, the paper's column
-    for text in ("**55.00%** (0.005)", "80.00% (0.05)", "**90.00%** (5\u00b710\u207b\u2075)", "| 25.00% | 20.00% | 33.33% |",
-                 "73.74%", "abc1234", "2 min 05 s", "1 h 02 min", "full scale: about 1 h 40 min", "torch"):
-        assert text in md, text
-    assert "<b>55.00%</b>" in page and "paper (Dieleman et al. 2011, Table 1)" in page
-    assert "Every part of the run is present" in md
-    # every image linked exists and decodes; the expected ones are there
-    md_links = _linked_images(md, r"\]\((report/[^)]+\.png)\)")
-    html_links = _linked_images(page, r'src="(report/[^"]+\.png)"')
-    assert set(md_links) == set(html_links)
-    names = {link.split("/")[-1] for link in md_links}
-    assert {"filters_1a.png", "filters_1b.png", "filters_3.png", "pretraining.png",
-            "curves_genre_convmlp.png", "curves_key_logreg.png",
-            "confusion_artist_convmlp_pretrained.png", "confusion_key_naive_bayes.png"} <= names
-    assert len([n for n in names if n.startswith("confusion_")]) == 12
-    for link in md_links:
-        img = imread(run / link)
-        assert min(img.shape[:2]) > 100
-    # the confusion caption names the chosen run
-    assert "key / conv. MLP with pretraining, lr 0.0005, epoch 30: test 85.00%" in md
-
-
-def test_report_of_a_partial_run_lists_what_is_missing(tmp_path):
-    run = make_run_dir(tmp_path / "run", tasks=("key",), with_dbn=False, with_config=False)
-    (run / "experiments" / "key" / "convmlp_pretrained" / "result.json").unlink()
-    write_report(run)
-    md = (run / "report.md").read_text()
-    missing = md.split("## Missing from this run", 1)[1].split("\n## ", 1)[0]
-    for text in ("config.json not found", "genre / naive Bayes: no result", "artist / conv. MLP with pretraining",
-                 "key / conv. MLP with pretraining: no result", "dbn/pretrain.csv not found", "DBN filters"):
-        assert text in missing, text
-    assert "key / windowed logistic regression" not in missing
-    assert "90.00%" in md  # what exists is still reported
-    assert "config.json not found: configuration, versions and timings are unknown" in md
-    links = _linked_images(md, r"\]\((report/[^)]+\.png)\)")
-    assert "report/curves_key_convmlp.png" in links and not any("filters" in link for link in links)
-    for link in links:
-        assert (run / link).is_file()
-
-
-def test_report_of_an_empty_dir_and_embedding(tmp_path):
-    (tmp_path / "empty").mkdir()
-    page = write_report(tmp_path / "empty", embed_images=True).read_text()
-    assert "Missing from this run" in page and page.count("\u2014") >= 18
-    run = make_run_dir(tmp_path / "run", tasks=("key",), with_dbn=False)
-    page = write_report(run, embed_images=True).read_text()
-    assert 'src="data:image/png;base64,' in page and 'src="report/' not in page
-    with pytest.raises(DataError, match="not a run directory"):
-        write_report(tmp_path / "absent")
 
 
 # -- real corpora: scales, unbuilt tasks, split protocol, recipes, key scores ------------------

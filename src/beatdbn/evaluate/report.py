@@ -43,7 +43,14 @@ from typing import Any, Callable
 from beatdbn.metrics.results import ExperimentResult
 from beatdbn.evaluate.table import (MODELS, RECIPE_MODELS, TASKS, Table1, format_accuracy, format_learning_rate,
                                     load_results)
+from beatdbn.evaluate.examples import task_examples
 from beatdbn.exceptions import BeatdbnError, DataError
+from beatdbn.metrics.scores import KEY_SCORE_RULE, fifth_convention
+from beatdbn.plots.confusion import plot_confusion
+from beatdbn.plots.filters import plot_filters
+from beatdbn.plots.posterior import plot_posterior_over_time
+from beatdbn.plots.training import plot_learning_curves, plot_pretraining, read_csv_rows
+from beatdbn.utils.atomic import write_text
 
 __all__ = ["write_report", "REPORT_DIR", "format_duration"]
 
@@ -193,8 +200,6 @@ def _lr_of(directory: Path, rows: list[dict[str, Any]]) -> float | None:
 
 def _metrics(model_dir: Path, missing: list[str]) -> list[tuple[float | None, str, list[dict[str, Any]]]]:
     """``(learning rate, lr text, rows)`` for every ``lr-*/metrics.csv`` in ``model_dir``, largest lr first."""
-    from beatdbn.plots.training import read_csv_rows
-
     out = []
     for csv_path in sorted(model_dir.glob("*/metrics.csv")):
         try:
@@ -250,8 +255,6 @@ def _section_key_scores(page: _Page, table: Table1) -> None:
     scores = table.key_scores()
     if not scores:
         return
-    from beatdbn.metrics.scores import KEY_SCORE_RULE, fifth_convention
-
     page.heading(2, "Key scores")
     page.para(f"{KEY_SCORE_RULE}; {fifth_convention()}. Test set, the runs Table 1 shows.")
     rows = []
@@ -264,8 +267,6 @@ def _section_key_scores(page: _Page, table: Table1) -> None:
 
 
 def _section_curves(page: _Page, run_dir: Path, out: Path, table: Table1, missing: list[str]) -> None:
-    from beatdbn.plots.training import plot_learning_curves
-
     page.heading(2, "Learning curves")
     page.para("Validation accuracy per epoch of every conv-MLP run: pretrained (solid) vs random "
               "initialization (dashed), one colour per learning rate; dots mark the epochs Table 1 "
@@ -307,8 +308,6 @@ def _marks(table: Table1) -> tuple[int, ...]:
 
 
 def _section_confusion(page: _Page, out: Path, table: Table1, missing: list[str]) -> None:
-    from beatdbn.plots.confusion import plot_confusion
-
     page.heading(2, "Confusion matrices")
     page.para("Test set, the run each experiment selected on validation at the final epoch "
               "(rows: true class, normalized per row).")
@@ -338,10 +337,32 @@ def _section_confusion(page: _Page, out: Path, table: Table1, missing: list[str]
         page.para("No confusion matrices in the results.")
 
 
-def _section_dbn(page: _Page, run_dir: Path, out: Path, missing: list[str]) -> None:
-    from beatdbn.plots.filters import plot_filters
-    from beatdbn.plots.training import plot_pretraining
+def _section_posteriors(page: _Page, run_dir: Path, out: Path, missing: list[str]) -> None:
+    page.heading(2, "Posteriors over time")
+    page.para("For each task, one test track the conv MLP gets right and one it gets wrong: the posterior of every "
+              "layer-4 step (51 beats, one every 16 beats, about 4 bars), most probable classes on top, the true "
+              "class marked *. The track's answer is the mean of its columns.")
+    experiments = run_dir / "experiments"
+    tasks = sorted(p.name for p in experiments.iterdir() if p.is_dir()) if experiments.is_dir() else []
+    figs = []
+    for task in tasks:
+        examples = _attempt(missing, f"posteriors over time: {task}", lambda: task_examples(run_dir, task))
+        for ex in examples or []:
+            what = "correct" if ex.correct else "wrong"
+            caption = (f"{task} / {MODELS.get(ex.model, ex.model)}: test track {ex.track_id}, true {ex.true_label}, "
+                       f"predicted {ex.predicted} ({what})")
+            p = _attempt(missing, f"posterior plot {task} ({what})", lambda: plot_posterior_over_time(
+                ex.posteriors, ex.beat_ranges, ex.labels, out / f"posterior_{task}_{what}.png",
+                true_label=ex.true_label, title=caption))
+            if p is not None:
+                figs.append((p, caption))
+    if figs:
+        page.figures(figs)
+    else:
+        page.para("No conv MLP model with a readable test split in this run.")
 
+
+def _section_dbn(page: _Page, run_dir: Path, out: Path, missing: list[str]) -> None:
     dbn_dir = run_dir / "dbn"
     page.heading(2, "Pretrained DBN")
     figs = []
@@ -456,6 +477,7 @@ def write_report(run_dir: str | Path, *, embed_images: bool = False) -> Path:
     _section_key_scores(page, table)
     _section_curves(page, run_dir, out, table, missing)
     _section_confusion(page, out, table, missing)
+    _section_posteriors(page, run_dir, out, missing)
     _section_dbn(page, run_dir, out, missing)
     _section_run(page, run_config)
     body_md, body_html = page.md, page.html[body_start:]
@@ -467,7 +489,7 @@ def write_report(run_dir: str | Path, *, embed_images: bool = False) -> Path:
     head = _Page(run_dir, embed_images)
     head.heading(1, title)
     head.para(meta, css="meta")
-    sections = ["Table 1", "Tasks"] + (["Key scores"] if table.key_scores() else []) + ["Learning curves", "Confusion matrices", "Pretrained DBN", "Run"]
+    sections = ["Table 1", "Tasks"] + (["Key scores"] if table.key_scores() else []) + ["Learning curves", "Confusion matrices", "Posteriors over time", "Pretrained DBN", "Run"]
     head.raw("", '<p class="meta">' + " \u00b7 ".join(
         f'<a href="#{re.sub(r"[^a-z0-9]+", "-", s.lower()).strip("-")}">{s}</a>' for s in sections) + "</p>")
     if missing:
@@ -483,7 +505,5 @@ def write_report(run_dir: str | Path, *, embed_images: bool = False) -> Path:
                  f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>\n"
                  + "\n".join(head.html + body_html) + "\n</body></html>\n")
     for name, text in (("report.md", md_text), ("report.html", html_text)):
-        tmp = run_dir / f".{name}.tmp"
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(run_dir / name)
+        write_text(run_dir / name, text)
     return run_dir / "report.html"
