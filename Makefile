@@ -10,7 +10,7 @@ REAL_MSD ?= ../shared/data/msd/subset-AA
 REAL_TAGTRAUM ?= ../shared/data/msd/additional/msd_tagtraum_cd1.cls
 REAL    ?= $(DEMO)/real
 
-.PHONY: setup demo real test bench clean model
+.PHONY: setup demo real test bench clean model browser
 
 setup: $(STAMP)
 
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# The CPU build of PyTorch on this machine's disk; a looser pin pulls a CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,serve]'
 	touch $(STAMP)
 
 demo: setup
@@ -36,7 +36,13 @@ real: setup
 	OMP_NUM_THREADS=1 $(BIN)/beatdbn reproduce $(REAL)/store --out $(REAL)/run --scale auto --genre-labels $(REAL_TAGTRAUM) --recipe both --pretrain-min-beats 1000000
 	@cat $(REAL)/run/table.md
 
-test: setup
+# tests/test_serve.py drives Debian's chromium (Playwright, no browser download); installed here when missing
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null; } \
+	  || echo "no chromium: the browser test will skip (run: apt-get update && apt-get install -y chromium)"
+
+test: setup browser
 	$(BIN)/python -m pytest -q tests
 
 # the shipped audio key model (src/beatdbn/pretrained/key_audio): synthesize, extract, finetune, provenance
