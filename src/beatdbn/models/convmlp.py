@@ -95,8 +95,9 @@ from torch import nn
 
 from beatdbn.exceptions import DataError, ParameterError
 from beatdbn.models.config import JsonConfig
-from beatdbn.models.crbm import valid_mask
-from beatdbn.models.dbn import ConvDBN, DBNConfig, normalize_timbre, output_length, pad_short_tracks
+from beatdbn.models.dbn import ConvDBN
+from beatdbn.models.layout import LAYERS, Layout, layer4, output_length, prepare_input
+from beatdbn.models.masks import valid_mask
 
 __all__ = ["MLPConfig", "ConvMLP", "track_posteriors", "rotate_chroma", "INITS", "MODEL_FORMAT", "MODEL_VERSION"]
 
@@ -106,33 +107,22 @@ INITS = ("pretrained", "random_like", "random")
 MODEL_FORMAT = "beatdbn-convmlp"
 MODEL_VERSION = 1
 
-_SHORT_TRACK_RULES = ("wrap", "edge", "zeros")
-_HIDDEN = ("layer1a", "layer1b", "layer3")
 
 
 @dataclass(frozen=True)
-class MLPConfig(JsonConfig):
-    """Sizes of the conv MLP (the DBN's, plus the classes); saved as JSON with :meth:`to_dict`."""
+class MLPConfig(Layout, JsonConfig):
+    """The conv MLP: the stack's sizes (:class:`~beatdbn.models.layout.Layout`, shared with the DBN) plus the
+    classes; saved as JSON with :meth:`to_dict`."""
 
     n_classes: int = 2  # outputs of the logistic-regression layer
     classes: tuple[str, ...] = ()  # class names (empty: "0", "1", ...)
-    task: str = ""  # task the model was trained for ('artist', 'genre', 'key'), informative
-    n_chroma: int = 12  # input channels 0..11
-    n_timbre: int = 12  # input channels 12..23
-    n_maps_1a: int = 100  # chroma feature maps (layer 1a)
-    n_maps_1b: int = 100  # timbre feature maps (layer 1b)
-    width_1: int = 8  # layer-1 filter width, beats
-    pool_1: int = 4  # max-pool after layer 1
-    n_maps_3: int = 100  # layer-3 feature maps
-    width_3: int = 8  # layer-3 filter width, pooled steps
-    pool_3: int = 4  # max-pool after layer 3 (layer 4)
-    normalize_timbre: bool = True  # per-track zero mean / unit variance, as in the DBN
-    short_track: str = "wrap"  # 'wrap' | 'edge' | 'zeros': padding of tracks < receptive field
+    task: str = ""  # task the model was trained for ('artist', 'genre', 'key', ...), informative
     init: str = "random"  # 'pretrained' | 'random_like' | 'random': how the weights started
     seed: int = 0  # initial weights
     transpose_keys: tuple[int, ...] = ()  # key (0 = C .. 11 = B) of each class: average posteriors over transpositions
 
     def __post_init__(self) -> None:
+        self.check_layout()
         if isinstance(self.classes, list):
             object.__setattr__(self, "classes", tuple(self.classes))
         object.__setattr__(self, "transpose_keys", tuple(self.transpose_keys))
@@ -140,31 +130,21 @@ class MLPConfig(JsonConfig):
                                     or self.n_chroma != 12):
             raise ParameterError(f"MLPConfig.transpose_keys={list(self.transpose_keys)!r}: needs 12 classes that are "
                                  f"the 12 keys (a permutation of 0..11) and 12 chroma channels")
-        ints = ("n_classes", "n_chroma", "n_timbre", "n_maps_1a", "n_maps_1b", "width_1", "pool_1",
-                "n_maps_3", "width_3", "pool_3")
-        for name in ints:
-            value = getattr(self, name)
-            if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
-                raise ParameterError(f"MLPConfig.{name}={value!r}: must be an int >= 1")
+        if not (isinstance(self.n_classes, int) and not isinstance(self.n_classes, bool) and self.n_classes >= 1):
+            raise ParameterError(f"MLPConfig.n_classes={self.n_classes!r}: must be an int >= 1")
         if not all(isinstance(c, str) for c in self.classes):
             raise ParameterError(f"MLPConfig.classes={self.classes!r}: must be strings")
         if self.classes and len(self.classes) != self.n_classes:
             raise ParameterError(f"MLPConfig.classes has {len(self.classes)} names but n_classes={self.n_classes}")
-        if self.short_track not in _SHORT_TRACK_RULES:
-            raise ParameterError(f"MLPConfig.short_track={self.short_track!r}: must be one of {_SHORT_TRACK_RULES}")
         if self.init not in INITS:
             raise ParameterError(f"MLPConfig.init={self.init!r}: must be one of {INITS}")
         if not (isinstance(self.seed, int) and not isinstance(self.seed, bool)):
             raise ParameterError(f"MLPConfig.seed={self.seed!r}: must be an int")
 
     @classmethod
-    def like(cls, dbn_config: DBNConfig, n_classes: int, **kw: Any) -> "MLPConfig":
-        """The conv MLP of a :class:`DBNConfig`'s layout, with ``n_classes`` outputs."""
-        c = dbn_config
-        return cls(n_classes=n_classes, n_chroma=c.n_chroma, n_timbre=c.n_timbre, n_maps_1a=c.n_maps_1a,
-                   n_maps_1b=c.n_maps_1b, width_1=c.width_1, pool_1=c.pool_1, n_maps_3=c.n_maps_3,
-                   width_3=c.width_3, pool_3=c.pool_3, normalize_timbre=c.normalize_timbre,
-                   short_track=c.short_track, **kw)
+    def like(cls, dbn_config: Layout, n_classes: int, **kw: Any) -> "MLPConfig":
+        """The conv MLP of a DBN's layout, with ``n_classes`` outputs."""
+        return cls(n_classes=n_classes, **dbn_config.layout_fields(), **kw)
 
     @property
     def class_names(self) -> list[str]:
@@ -172,22 +152,9 @@ class MLPConfig(JsonConfig):
         return list(self.classes) if self.classes else [str(i) for i in range(self.n_classes)]
 
     @property
-    def dbn_config(self) -> DBNConfig:
-        """The :class:`DBNConfig` of the same layout (for :func:`output_length` and friends)."""
-        return DBNConfig(n_chroma=self.n_chroma, n_timbre=self.n_timbre, n_maps_1a=self.n_maps_1a,
-                         n_maps_1b=self.n_maps_1b, width_1=self.width_1, pool_1=self.pool_1,
-                         n_maps_3=self.n_maps_3, width_3=self.width_3, pool_3=self.pool_3,
-                         normalize_timbre=self.normalize_timbre, short_track=self.short_track)
-
-    @property
-    def n_inputs(self) -> int:
-        """Input channels: chroma then timbre (24)."""
-        return self.n_chroma + self.n_timbre
-
-    @property
-    def receptive_field(self) -> int:
-        """Beats read by one layer-4 step (51)."""
-        return self.pool_1 * (self.pool_3 - 1 + self.width_3) + self.width_1 - 1
+    def dbn_config(self) -> Layout:
+        """The stack's sizes alone (for :func:`output_length` and friends)."""
+        return self.layout
 
 
 class _Conv(nn.Module):
@@ -280,9 +247,8 @@ class ConvMLP(nn.Module):
         super().__init__()
         self.config = c = MLPConfig() if config is None else config
         kw = dict(device=device, dtype=dtype)
-        self.layer1a = _Conv(c.n_maps_1a, c.n_chroma, c.width_1, **kw)
-        self.layer1b = _Conv(c.n_maps_1b, c.n_timbre, c.width_1, **kw)
-        self.layer3 = _Conv(c.n_maps_3, c.n_maps_1a + c.n_maps_1b, c.width_3, **kw)
+        for spec in LAYERS:
+            setattr(self, spec.attr, _Conv(getattr(c, spec.maps), c.n_visible(spec), getattr(c, spec.width), **kw))
         self.output = _Conv(c.n_classes, c.n_maps_3, 1, **kw)
         self._init_random()
         self._init_output()
@@ -293,12 +259,11 @@ class ConvMLP(nn.Module):
     def _init_random(self) -> None:
         """Glorot-style uniform weights for sigmoid units (Theano tutorials), zero biases."""
         c = self.config
-        pools = {"layer1a": c.pool_1, "layer1b": c.pool_1, "layer3": c.pool_3}
-        for name in _HIDDEN:
-            layer = getattr(self, name)
+        for spec in LAYERS:
+            layer = getattr(self, spec.attr)
             n_out, n_in, width = layer.weight.shape
-            bound = 4.0 * math.sqrt(6.0 / (n_in * width + n_out * width / pools[name]))
-            w = torch.rand(layer.weight.shape, generator=_generator(c.seed, name), dtype=torch.float64)
+            bound = 4.0 * math.sqrt(6.0 / (n_in * width + n_out * width / getattr(c, spec.pool)))
+            w = torch.rand(layer.weight.shape, generator=_generator(c.seed, spec.attr), dtype=torch.float64)
             layer.weight.copy_((2.0 * w - 1.0) * bound)
             layer.bias.zero_()
 
@@ -314,7 +279,11 @@ class ConvMLP(nn.Module):
 
     @staticmethod
     def _layers_of(dbn: ConvDBN):
-        return {"layer1a": dbn.layer1a, "layer1b": dbn.layer1b, "layer3": dbn.layer3}
+        return {spec.attr: getattr(dbn, spec.attr) for spec in LAYERS}
+
+    def params(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Stage -> (weight, bias) of the hidden layers: what :func:`~beatdbn.models.layout.layer4` computes with."""
+        return {spec.stage: (getattr(self, spec.attr).weight, getattr(self, spec.attr).bias) for spec in LAYERS}
 
     @classmethod
     def from_dbn(cls, dbn: ConvDBN, n_classes: int, *, seed: int = 0, classes: Sequence[str] = (),
@@ -378,41 +347,15 @@ class ConvMLP(nn.Module):
     # -- input --------------------------------------------------------------------
 
     def _prepare(self, x: Any, lengths: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        """Checked input on the model's device, padding zeroed, timbre normalized, short tracks padded."""
-        c = self.config
-        x = torch.as_tensor(x)
-        if x.ndim != 3 or x.shape[1] != c.n_inputs:
-            raise ParameterError(
-                f"x has shape {tuple(x.shape)}: expected (batch, {c.n_inputs}, n_beats) with {c.n_chroma} chroma "
-                f"then {c.n_timbre} timbre channels; a (n_beats, 24) track needs x.T[None]")
-        weight = self.layer1a.weight
-        x = x.to(device=weight.device, dtype=weight.dtype)
-        n, _, t = x.shape
-        if lengths is None:
-            lengths = torch.full((n,), t, dtype=torch.long, device=x.device)
-        else:
-            lengths = torch.as_tensor(lengths, device=x.device).long()
-            if lengths.shape != (n,):
-                raise ParameterError(f"lengths has shape {tuple(lengths.shape)}: expected ({n},)")
-            if n and (bool((lengths < 0).any()) or bool((lengths > t).any())):
-                raise ParameterError(f"lengths must lie in [0, {t}] (the padded length), got {lengths.tolist()}")
-            if n and bool((lengths < t).any()):  # padding (even NaN) never enters a layer
-                x = x.masked_fill(~valid_mask(lengths, t)[:, None, :], 0.0)
-        if c.normalize_timbre:  # before padding short tracks, as the DBN does
-            x = torch.cat((x[:, :c.n_chroma], normalize_timbre(x[:, c.n_chroma:], lengths)), dim=1)
-        return pad_short_tracks(x, lengths, min_length=c.receptive_field, mode=c.short_track)
+        """Checked input on the model's device, padding zeroed, timbre normalized, short tracks padded
+        (:func:`~beatdbn.models.layout.prepare_input`, shared with the DBN)."""
+        return prepare_input(self.config, x, lengths, like=self.layer1a.weight)
 
     # -- the network ------------------------------------------------------------------
 
     def _layer4(self, x: torch.Tensor) -> torch.Tensor:
         """Layer-4 probabilities of prepared input: ``(B, 24, T) -> (B, n_maps_3, T4)`` (padding not masked)."""
-        c = self.config
-        ha = self.layer1a(x[:, :c.n_chroma])  # (B, 12, T) -> (B, n_1a, T - 7)
-        hb = self.layer1b(x[:, c.n_chroma:])  # (B, 12, T) -> (B, n_1b, T - 7)
-        h = torch.cat((ha, hb), dim=1)
-        h = torch.sigmoid(F.max_pool1d(h, c.pool_1))  # -> (B, n_1a + n_1b, T2), T2 = (T - 7) // 4
-        h = self.layer3(h)  # -> (B, n_3, T2 - 7)
-        return torch.sigmoid(F.max_pool1d(h, c.pool_3))  # -> (B, n_3, T4)
+        return layer4(self.config, self.params(), x)
 
     def hidden(self, x: Any, lengths: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Layer-4 features, as :meth:`ConvDBN.forward` computes them.
@@ -431,7 +374,7 @@ class ConvMLP(nn.Module):
         """
         x, lengths = self._prepare(x, lengths)
         h = self._layer4(x)
-        l4 = output_length(lengths, self.config.dbn_config)
+        l4 = output_length(lengths, self.config)
         return h.masked_fill(~valid_mask(l4, h.shape[2])[:, None, :], 0.0), l4
 
     def forward(self, x: Any, lengths: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -453,7 +396,7 @@ class ConvMLP(nn.Module):
         """
         x, lengths = self._prepare(x, lengths)
         logits = self.output(self._layer4(x))  # (B, n_3, T4) -> (B, C, T4)
-        l4 = output_length(lengths, self.config.dbn_config)
+        l4 = output_length(lengths, self.config)
         if bool((l4 < logits.shape[2]).any()):
             logits = logits.masked_fill(~valid_mask(l4, logits.shape[2])[:, None, :], 0.0)
         return logits, l4
