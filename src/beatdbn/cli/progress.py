@@ -76,9 +76,10 @@ class _Task:
     def line(self, now: float) -> str:
         elapsed = now - self.start
         rate = self.completed / elapsed if elapsed > 0 and self.completed > 0 else None
+        fraction = bool(self.total) and self.total <= 1.0  # a share of the work, not a count: no rate shown
         count = _num(self.completed) + (f"/{_num(self.total)}" if self.total else "")
         pct = f" ({100 * self.completed / self.total:.0f}%)" if self.total else ""
-        rate_s = f", {rate:,.3g}/s" if rate else ""
+        rate_s = f", {rate:,.3g}/s" if rate and not fraction else ""
         eta = (self.total - self.completed) / rate if rate and self.total else None
         eta_s = f", eta {format_seconds(eta)}" if self.total and not self.finished else ""
         extra = " ".join(str(v) for v in self.fields.values() if v not in (None, ""))

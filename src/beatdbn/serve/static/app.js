@@ -107,7 +107,8 @@ function render(data) {
   data.tracks.forEach((t) => {
     out.append(el("h2", {}, `${t.title || data.file}${t.artist ? " — " + t.artist : ""}`));
     const facts = el("p", {class: "facts meta"});
-    const dur = t.duration === null ? "?" : `${Math.floor(t.duration / 60)}:${String(Math.round(t.duration % 60)).padStart(2, "0")}`;
+    const secs = t.duration === null ? null : Math.round(t.duration);
+    const dur = secs === null ? "?" : `${Math.floor(secs / 60)}:${String(secs % 60).padStart(2, "0")}`;
     facts.append(el("span", {}, `tempo ${t.tempo === null ? "?" : t.tempo.toFixed(1) + " BPM"}`),
       el("span", {}, `length ${dur}`), el("span", {}, `${t.n_beats} beats`),
       el("span", {}, `features: ${t.representation === "audio" ? "beatdbn audio front-end" : "Echo Nest (MSD)"}`),
