@@ -104,6 +104,22 @@ def test_small_corpus_gets_more_passes_to_reach_min_beats(tmp_path):
         PretrainConfig(min_beats=-1)
 
 
+class Killed(Exception):
+    """Raised from the progress callback: the run stops as a kill would (since its last checkpoint)."""
+
+
+def kill_after(n_batches: int):
+    """A progress callback that kills the run at its ``n_batches``-th batch (before that batch's checkpoint)."""
+    seen = []
+
+    def progress(info: dict) -> None:
+        seen.append(info)
+        if len(seen) == n_batches:
+            raise Killed
+
+    return progress
+
+
 def test_killed_run_resumes_to_the_same_weights(demo_corpus, tmp_path):
     excluded = read_exclusion(demo_corpus["tasks"])
     config = PretrainConfig(batch_size=32, checkpoint_every=3, seed=7)
@@ -112,9 +128,12 @@ def test_killed_run_resumes_to_the_same_weights(demo_corpus, tmp_path):
     cut = tmp_path / "cut"
     n_batches = len(list(iter_stats(whole))) // 3  # one row per stage and batch; 1a+1b then 3
     # killed twice: mid-way through layer 1 between checkpoints, then inside layer 3
-    first = pretrain(demo_corpus["store"], cut, exclude=excluded, config=config, dbn_config=SMALL, stop_after=5)
-    assert not first["complete"] and (cut / CHECKPOINT).exists() and not (cut / "model.pt").exists()
-    pretrain(demo_corpus["store"], cut, exclude=excluded, config=config, dbn_config=SMALL, stop_after=n_batches)
+    with pytest.raises(Killed):
+        pretrain(demo_corpus["store"], cut, exclude=excluded, config=config, dbn_config=SMALL, progress=kill_after(5))
+    assert (cut / CHECKPOINT).exists() and not (cut / "model.pt").exists()
+    with pytest.raises(Killed):
+        pretrain(demo_corpus["store"], cut, exclude=excluded, config=config, dbn_config=SMALL,
+                 progress=kill_after(n_batches))
     assert (cut / CHECKPOINT).exists()
     done = pretrain(demo_corpus["store"], cut, exclude=excluded, config=config, dbn_config=SMALL)
     assert done["complete"]
@@ -133,8 +152,9 @@ def test_killed_run_resumes_to_the_same_weights(demo_corpus, tmp_path):
 
 def test_checkpoint_from_other_settings_is_refused(demo_corpus, tmp_path):
     out = tmp_path / "dbn"
-    pretrain(demo_corpus["store"], out, config=PretrainConfig(batch_size=64, checkpoint_every=1), dbn_config=SMALL,
-             stop_after=2)
+    with pytest.raises(Killed):
+        pretrain(demo_corpus["store"], out, config=PretrainConfig(batch_size=64, checkpoint_every=1), dbn_config=SMALL,
+                 progress=kill_after(3))
     with pytest.raises(DataError, match="another pretrain config"):
         pretrain(demo_corpus["store"], out, config=PretrainConfig(batch_size=32), dbn_config=SMALL)
     with pytest.raises(DataError, match="another tracks"):

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from beatdbn.exceptions import ParameterError
 from beatdbn.models.masks import valid_mask
 
-__all__ = ["Layout", "LayerSpec", "LAYERS", "STAGES", "SHORT_TRACK_RULES", "layer_spec", "prepare_input", "layer2",
+__all__ = ["Layout", "LayerSpec", "LAYERS", "STAGES", "PHASES", "SHORT_TRACK_RULES", "layer_spec", "prepare_input", "layer2",
            "layer4", "output_length", "normalize_timbre", "pad_short_tracks"]
 
 SHORT_TRACK_RULES = ("wrap", "edge", "zeros")
@@ -43,10 +43,13 @@ class LayerSpec:
     ``inputs``: ``'chroma'``, ``'timbre'`` (the raw channels) or ``'layer2'``
     (the pooled layer-1 maps); ``maps``/``width``/``pool``: the :class:`Layout`
     fields of its size; ``learning_rate``/``sparsity_target``: the
-    :class:`~beatdbn.models.dbn.DBNConfig` fields of its pretraining.
+    :class:`~beatdbn.models.dbn.DBNConfig` fields of its pretraining;
+    ``phase``: the greedy pretraining phase it is trained in (the layers of
+    one phase train together, on every batch).
     """
 
     stage: str
+    phase: str
     attr: str
     visible: str
     inputs: str
@@ -59,14 +62,20 @@ class LayerSpec:
 
 #: The paper's stack (section 5.1): stage names, units, inputs and the config fields of each layer.
 LAYERS: tuple[LayerSpec, ...] = (
-    LayerSpec("1a", "layer1a", "binary", "chroma", "n_maps_1a", "width_1", "pool_1", "learning_rate_1a",
+    LayerSpec("1a", "layer1", "layer1a", "binary", "chroma", "n_maps_1a", "width_1", "pool_1", "learning_rate_1a",
               "sparsity_target_1"),
-    LayerSpec("1b", "layer1b", "gaussian", "timbre", "n_maps_1b", "width_1", "pool_1", "learning_rate_1b",
+    LayerSpec("1b", "layer1", "layer1b", "gaussian", "timbre", "n_maps_1b", "width_1", "pool_1", "learning_rate_1b",
               "sparsity_target_1"),
-    LayerSpec("3", "layer3", "binary", "layer2", "n_maps_3", "width_3", "pool_3", "learning_rate_3",
+    LayerSpec("3", "layer3", "layer3", "binary", "layer2", "n_maps_3", "width_3", "pool_3", "learning_rate_3",
               "sparsity_target_3"),
 )
 STAGES = tuple(spec.stage for spec in LAYERS)
+#: Greedy pretraining phases in order, and the stages each trains on every batch.
+PHASES: dict[str, tuple[str, ...]] = {}
+for _spec in LAYERS:
+    PHASES.setdefault(_spec.phase, ())
+    PHASES[_spec.phase] += (_spec.stage,)
+del _spec
 
 
 def layer_spec(stage: str) -> LayerSpec:

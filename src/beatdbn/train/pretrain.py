@@ -66,18 +66,20 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import torch
 
+from beatdbn.data.splits import padded_batch
 from beatdbn.exceptions import DataError, ParameterError
 from beatdbn.models.config import JsonConfig
 from beatdbn.models.dbn import ConvDBN, DBNConfig
-from beatdbn.train.checkpoint import load_checkpoint, save_atomic
-from beatdbn.data.splits import padded_batch
+from beatdbn.models.layout import PHASES
+from beatdbn.plots import plot_filters, plot_pretraining
+from beatdbn.store.reader import FeatureStore
+from beatdbn.train.checkpoint import load_checkpoint
+from beatdbn.utils.atomic import save_torch, write_json
 
 __all__ = ["PretrainConfig", "pretrain", "batch_plan", "read_exclusion", "iter_stats", "write_plots", "PHASES", "STATS_COLUMNS"]
 
 log = logging.getLogger(__name__)
 
-#: Training phases in greedy order, and the stages each trains on every batch.
-PHASES = {"layer1": ("1a", "1b"), "layer3": ("3",)}
 #: Columns of ``pretrain.csv``.
 STATS_COLUMNS = ("stage", "pass", "batch", "tracks", "beats", "reconstruction_error", "mean_hidden",
                  "free_energy_data", "free_energy_recon", "seconds")
@@ -225,7 +227,6 @@ def pretrain(
     dbn_config: DBNConfig = DBNConfig(),
     device: str | torch.device = "cpu",
     progress: Callable[[dict], None] | None = None,
-    stop_after: int | None = None,
 ) -> dict:
     """Pretrain a :class:`ConvDBN` on every track of ``store`` not in ``exclude``; resumes from ``out``.
 
@@ -243,10 +244,8 @@ def pretrain(
     progress : callable, optional
         Called after every batch with ``{"phase", "pass", "tracks_done",
         "tracks_total", "beats_done", "beats_per_s"}`` (counts over the whole
-        job: both phases and every pass).
-    stop_after : int, optional
-        Stop, as a kill would (work since the last checkpoint is lost), once
-        this many batches have been trained in this call; for tests.
+        job: both phases and every pass). Called before the batch's
+        checkpoint: an exception raised in it stops the run as a kill would.
 
     Returns
     -------
@@ -259,8 +258,6 @@ def pretrain(
     DataError
         No track left to train on, or a checkpoint made with other settings.
     """
-    from beatdbn.store.reader import FeatureStore
-
     fs = store if isinstance(store, FeatureStore) else FeatureStore.open(store)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -306,12 +303,11 @@ def pretrain(
                     out, passes, n_beats, config.min_beats)
     total = n_tracks * passes * len(PHASES)
     done_tracks = done_beats = 0
-    trained = 0
     t_start = time.perf_counter()
 
     def checkpoint(phase_i: int, pass_: int, batch_i: int) -> None:
         stats.flush()
-        save_atomic({"format": CHECKPOINT_FORMAT, "expect": expect, "model": dbn.state_dict(),
+        save_torch({"format": CHECKPOINT_FORMAT, "expect": expect, "model": dbn.state_dict(),
                      "generator": gen.get_state(), "position": [phase_i, pass_, batch_i],
                      "stats_rows": stats.n_rows, "elapsed": elapsed}, out / CHECKPOINT)
 
@@ -349,7 +345,6 @@ def pretrain(
                     for s, r in results.items():
                         stats.add({"stage": s, "pass": pass_, "batch": batch_i, "tracks": stage_tracks,
                                    "beats": stage_beats, "seconds": round(elapsed[phase], 4), **r})
-                    trained += 1
                     if progress is not None:
                         progress({"phase": phase, "pass": pass_, "tracks_done": done_tracks, "tracks_total": total,
                                   "beats_done": done_beats, "beats_total": n_beats * passes * len(PHASES),
@@ -358,8 +353,6 @@ def pretrain(
                     if last or (batch_i + 1) % config.checkpoint_every == 0:
                         nxt = (phase_i, pass_ + 1, 0) if last else (phase_i, pass_, batch_i + 1)
                         checkpoint(*nxt)
-                    if trained == stop_after:
-                        return _summary(out, n_tracks, n_beats, passes, expect, elapsed, complete=False)
     finally:
         stats.close()
     dbn.save(out)
@@ -382,9 +375,7 @@ def _summary(out: Path, n_tracks: int, n_beats: int, passes: int, expect: dict, 
                        "beats_per_s": (beats / s if s and complete else math.nan)}
                    for p, s in elapsed.items()},
     }
-    tmp = out / "pretrain.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2))
-    tmp.replace(out / "pretrain.json")
+    write_json(out / "pretrain.json", summary)
     return summary
 
 
@@ -397,8 +388,6 @@ def iter_stats(out) -> Iterator[dict]:
 
 def write_plots(out) -> list[Path]:
     """Plot the learned filters (one PNG per layer) and the training statistics into ``out/plots``."""
-    from beatdbn.plots import plot_filters, plot_pretraining
-
     out = Path(out)
     plots = out / "plots"
     paths = list(plot_filters(ConvDBN.load(out), plots).values())
