@@ -11,9 +11,14 @@ from typing import Optional
 import typer
 
 from beatdbn.cli import command, console, err_console
+from beatdbn.cli import check as _check_command  # noqa: F401  (registers `beatdbn check`)
 from beatdbn.cli.options import check_out, check_scheduler, check_workers
-from beatdbn.cli import check as _check_command  # noqa: F401,E402  (registers `beatdbn check`)
 from beatdbn.cli.progress import progress_bar
+from beatdbn.exceptions import ParameterError
+from beatdbn.labels import read_label_csv
+from beatdbn.store.extract import extract as run_extract
+from beatdbn.store.reader import FeatureStore
+from beatdbn.synth.corpus import generate_corpus
 
 __all__ = ["synth", "extract", "info"]
 
@@ -26,8 +31,6 @@ def synth(
     seed: int = typer.Option(0, help="Random seed."),
 ):
     """Write a synthetic demo corpus in the MSD track-file format (not real music)."""
-    from beatdbn.synth.corpus import generate_corpus
-
     check_out(out, "OUT")
 
     with progress_bar(console) as bar:
@@ -59,9 +62,6 @@ def extract(
     One writer at a time: a second extract on the same store stops with a line
     naming the first one's pid (or waits, with --wait).
     """
-    from beatdbn.exceptions import ParameterError
-    from beatdbn.store.extract import extract as run_extract
-    from beatdbn.labels import read_label_csv
 
     check_scheduler(scheduler)
     check_workers(workers)
@@ -124,8 +124,6 @@ def info(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON object (tracks, beats, ...)."),
 ):
     """Summarize a feature store: tracks, beats, shards, skipped inputs."""
-    from beatdbn.store.reader import FeatureStore
-
     summary = FeatureStore.open(store).summary()
     if as_json:
         typer.echo(json.dumps(summary, indent=2))

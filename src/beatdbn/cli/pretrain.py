@@ -10,6 +10,7 @@ import typer
 from beatdbn.cli import command, console
 from beatdbn.cli.options import check_device, check_out
 from beatdbn.cli.progress import progress_bar
+from beatdbn.store.reader import FeatureStore
 
 __all__ = ["pretrain"]
 
@@ -31,10 +32,8 @@ def pretrain(
     plots: bool = typer.Option(True, help="Plot the filters and training statistics when done."),
 ):
     """Pretrain the convolutional DBN (layers 1a, 1b, then 3) on a store, streaming; a rerun resumes."""
-    from beatdbn.models.dbn import DBNConfig
-    from beatdbn.train.pretrain import PretrainConfig, pretrain as run, read_exclusion, write_plots
-
-    from beatdbn.store.reader import FeatureStore
+    from beatdbn.models.dbn import DBNConfig  # heavy: imports torch, only for this command
+    from beatdbn.train.pretrain import PretrainConfig, pretrain as run, read_exclusion, write_plots  # heavy: torch
 
     check_device(device)  # before anything is created: a bad device leaves no empty --out behind
     check_out(out)

@@ -45,6 +45,7 @@ from typing import Iterator
 import numpy as np
 
 from beatdbn.features.audio_decode import AUDIO_SUFFIXES
+from beatdbn.labels import parse_key
 
 __all__ = ["read_features", "read_audio_features", "is_msd_file", "MSD_SUFFIXES", "AUDIO_SUFFIXES",
            "INPUT_SUFFIXES", "REPRESENTATION_MSD", "REPRESENTATION_AUDIO"]
@@ -126,7 +127,6 @@ def read_audio_features(path, *, labels: dict | None = None, config=None) -> tup
         Unreadable, empty or silent file; the message names it.
     """
     from beatdbn.features.audio import DEFAULT_CONFIG, audio_features
-    from beatdbn.labels import parse_key
 
     path = str(path)
     feats, beats, analysis = audio_features(path, config=config or DEFAULT_CONFIG)
