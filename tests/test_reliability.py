@@ -432,3 +432,20 @@ def test_9_each_skip_line_is_printed_once(tmp_path):
     r = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, COLUMNS="300"))
     assert r.returncode == 0, r.stderr
     assert (r.stdout + r.stderr).count("broken.h5") == 1, r.stdout + r.stderr
+
+
+def test_1_pretrain_names_the_track_that_holds_non_finite_values(tmp_path):
+    """A store damaged after its commit (or written by an older beatdbn): the CD-1 error names the track."""
+    write_tracks(tmp_path / "in", 4)
+    extract([tmp_path / "in"], tmp_path / "s", scheduler="sync", shard_size=2)
+    store = FeatureStore.open(tmp_path / "s")
+    in_shard_1 = set(store.metadata.filter(store.metadata.column("shard").to_numpy() == 1).column("track_id").to_pylist())
+    with h5py.File(tmp_path / "s" / "shards" / "shard-000001.h5", "r+") as h5:
+        feats = h5["features"][()]
+        feats[:, 14] = np.nan
+        h5["features"][...] = feats
+    r = runner.invoke(app, ["pretrain", str(tmp_path / "s"), "--out", str(tmp_path / "dbn"), "--no-plots"])
+    line = one_line_error(r)
+    assert "CD-1 produced non-finite values" in line and "holds non-finite features" in line
+    assert any(f"track {t} holds" in line for t in in_shard_1)
+    assert runner.invoke(app, ["check", str(tmp_path / "s")]).exit_code == 1
