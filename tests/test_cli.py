@@ -60,7 +60,7 @@ def test_tasks_builds_what_it_can_and_exits_0(demo_corpus, tmp_path):
                             "--genre-labels", str(labels)])
     assert r.exit_code == 0, r.output
     summary = json.loads((tmp_path / "t" / "tasks.json").read_text())
-    assert set(summary["tasks"]) == {"artist", "key"} and "genre" in summary["errors"]
+    assert set(summary["tasks"]) == {"artist", "key", "decade"} and "genre" in summary["errors"]
     assert "not built: genre task" in r.output and "2 for track ids not in the store" in r.output
     assert summary["config"]["scale"] == "auto" and "(auto)" in r.output
     r = runner.invoke(app, ["tasks", store, "--out", str(tmp_path / "t2"), "--genres", "rock,grunge"])

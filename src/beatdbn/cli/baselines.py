@@ -11,6 +11,11 @@ import typer
 from beatdbn.cli import command, console
 from beatdbn.cli.options import check_options
 from beatdbn.cli.progress import progress_bar
+from beatdbn.exceptions import ParameterError
+from beatdbn.store.reader import FeatureStore
+from beatdbn.tasks.build import load_task
+from beatdbn.train.baselines import PAPER_LEARNING_RATES, BaselineConfig, run_logreg, run_naive_bayes
+from beatdbn.data.splits import load_split
 
 __all__ = ["baseline"]
 
@@ -36,12 +41,6 @@ def baseline(
     """Train a window baseline (section 6) on one task; print valid/test accuracy and the chosen learning rate."""
     check_options(device=device, out=out)  # one line for a bad --device or an unwritable --out
     from rich.table import Table
-
-    from beatdbn.exceptions import ParameterError
-    from beatdbn.store.reader import FeatureStore
-    from beatdbn.tasks.build import load_task
-    from beatdbn.train.baselines import PAPER_LEARNING_RATES, BaselineConfig, run_logreg, run_naive_bayes
-    from beatdbn.data.splits import load_split
 
     if model not in MODELS:
         raise ParameterError(f"--model {model!r}: must be one of {sorted(MODELS)}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -10,9 +9,11 @@ from typing import Optional
 
 import typer
 
-from beatdbn.cli import command, console, err_console
+from beatdbn.cli import command, console
 from beatdbn.cli.options import check_options
 from beatdbn.cli.progress import progress_bar
+from beatdbn.exceptions import ParameterError
+from beatdbn.train.finetune import FinetuneConfig, finetune as run
 
 __all__ = ["finetune"]
 
@@ -50,9 +51,6 @@ def finetune(
 ):
     """Finetune the conv MLP on a task over a learning-rate sweep; selects on valid, reports test."""
     check_options(device=device, out=out)  # one line for a bad --device or an unwritable --out
-    from beatdbn.exceptions import ParameterError
-    from beatdbn.train.finetune import FinetuneConfig, finetune as run
-
     if task not in ("artist", "genre", "key"):
         raise ParameterError(f"--task {task!r}: must be artist, genre or key")
     kw = {"seed": seed, "precision": precision}

@@ -14,6 +14,9 @@ from beatdbn.cli.progress import progress_bar
 from beatdbn.cli.options import check_options
 from beatdbn.cli.tasks import TASK_HELP, with_task_options
 from beatdbn.tasks.registry import TaskConfig
+from beatdbn.evaluate.report import write_report
+from beatdbn.evaluate.table import Table1
+from beatdbn.pipeline.reproduce import ReproduceConfig, reproduce as run_reproduce
 
 __all__ = ["reproduce", "report"]
 
@@ -41,9 +44,6 @@ def reproduce(
     Every task the corpus can give is run; one it cannot give shows as a dash in Table 1, with the reason.
     """
     check_options(device=device, out=out)  # one line for a bad --device or an unwritable --out
-    from beatdbn.evaluate.table import Table1
-    from beatdbn.pipeline.reproduce import ReproduceConfig, reproduce as run
-
     config = ReproduceConfig.make(quick=quick, seed=seed, tasks=task_config, recipe=recipe, genre_labels=genre_labels,
                                   pretrain_min_beats=pretrain_min_beats,
                                   duplicates=duplicates, tasks_dir=tasks_dir)
@@ -58,7 +58,7 @@ def reproduce(
             bar.update(current, description=p["stage"], completed=p["step"], total=max(p["total"], 1),
                        info=p["message"][:60])
 
-        record = run(store, out, config=config, device=device, progress=advance)
+        record = run_reproduce(store, out, config=config, device=device, progress=advance)
     table = Table1.from_run(out)
     # the paper's columns need a wide terminal; off a terminal the Markdown table, whole
     print_table(console, table.to_rich(paper=console.width >= 140), table.to_markdown(paper=True).split("\n\n", 1)[0])
@@ -80,8 +80,5 @@ def report(
     embed: bool = typer.Option(False, help="Embed the images in the HTML (one self-contained file)."),
 ):
     """(Re)write the report of a reproduction run: Table 1, curves, confusion matrices, filters."""
-    from beatdbn.evaluate.report import write_report
-    from beatdbn.evaluate.table import Table1
-
     Table1.from_run(run_dir).write(run_dir)
     console.print(f"report: {write_report(run_dir, embed_images=embed)}")
