@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import sys
-import types
 
 import numpy as np
 import pytest
@@ -79,10 +77,7 @@ def test_load_run_records_the_representation_and_dispatches_baselines(tmp_path, 
             return np.tile([0.25, 0.75], (len(features), 1))
 
     calls = []
-    fake = types.ModuleType("beatdbn.inference.baselines")
-    fake.load_baseline = lambda path, device: calls.append((path, device)) or Fake()
-    monkeypatch.setitem(sys.modules, "beatdbn.inference.baselines", fake)
-    monkeypatch.setattr("beatdbn.inference.baselines", fake, raising=False)
+    monkeypatch.setattr("beatdbn.inference.runs.load_baseline", lambda path, device: calls.append((path, device)) or Fake())
     run = load_run(tmp_path / "lr")
     assert calls and run.kind == "logreg" and run.labels == ["rock", "jazz"] and not run.has_steps
     assert predict_features(run, _tracks([60, 70])) == pytest.approx(np.tile([0.25, 0.75], (2, 1)))

@@ -9,8 +9,6 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import sys
-import types
 
 import numpy as np
 import pytest
@@ -184,6 +182,23 @@ def test_predict_refuses_another_representation(key_run, demo_corpus):
     assert len([x for x in res.output.splitlines() if x.strip()]) == 1
 
 
+def test_predict_and_evaluate_a_real_baseline_run(demo_corpus, tmp_path):
+    out = tmp_path / "nb"
+    res = runner.invoke(app, ["--quiet", "baseline", str(demo_corpus["store"]), str(demo_corpus["tasks"]), "--task",
+                              "key", "--model", "naive-bayes", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    run = load_run(out)
+    assert run.kind == "naive_bayes" and run.labels == list(KEY_NAMES) and not run.has_steps
+    f = _files(demo_corpus, 1)[0]
+    res = runner.invoke(app, ["predict", str(out), str(f), "--json", "-k", "0"])
+    assert res.exit_code == 0, res.output
+    a = json.loads(res.stdout)[0]
+    assert a["label"] in KEY_NAMES and sum(a["probabilities"].values()) == pytest.approx(1.0)
+    assert load_run(out / "model").kind == "naive_bayes"  # the bare model folder too
+    ev = evaluate_split(out, demo_corpus["store"], demo_corpus["tasks"], "test")
+    assert 0 <= ev["accuracy"] <= 1 and ev["n_tracks"] > 0
+
+
 def test_predict_a_baseline_run(demo_corpus, tmp_path, monkeypatch):
     """load_run dispatches on config.json's "model": a baseline run goes through inference.baselines."""
     run_dir = tmp_path / "nb"
@@ -200,10 +215,7 @@ def test_predict_a_baseline_run(demo_corpus, tmp_path, monkeypatch):
             p[:, 7] = 0.5
             return p
 
-    fake = types.ModuleType("beatdbn.inference.baselines")
-    fake.load_baseline = lambda path, device: NB()
-    monkeypatch.setitem(sys.modules, "beatdbn.inference.baselines", fake)
-    monkeypatch.setattr("beatdbn.inference.baselines", fake, raising=False)
+    monkeypatch.setattr("beatdbn.inference.runs.load_baseline", lambda path, device: NB())
     res = runner.invoke(app, ["predict", str(run_dir), str(_files(demo_corpus, 1)[0]), "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)[0]["label"] == "G"

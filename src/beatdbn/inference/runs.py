@@ -32,9 +32,11 @@ import numpy as np
 import torch
 
 from beatdbn.exceptions import DataError, ParameterError
+from beatdbn.inference.baselines import load_baseline
 from beatdbn.labels import KEY_NAMES
 from beatdbn.metrics.results import ExperimentResult
 from beatdbn.models.convmlp import ConvMLP
+from beatdbn.models.window_model import FORMAT as WINDOW_MODEL_FORMAT
 
 __all__ = ["Run", "load_run", "label_names", "shipped_model", "shipped_model_dir", "representation_mismatch",
            "needed_model_kind", "SHIPPED_MODELS", "REPRESENTATION_NAMES"]
@@ -116,12 +118,20 @@ def _read_json(path: Path, what: str) -> dict:
 
 
 def _model_name(path: Path) -> str | None:
-    """The ``"model"`` of a run's ``config.json`` (None for a bare conv MLP folder or none recorded)."""
-    cfg = _read_json(path / "config.json", "run configuration") if path.is_dir() else {}
-    if cfg.get("format") == "beatdbn-convmlp":  # a model folder, not a run
+    """The model a folder holds: the ``"model"`` of a run's ``config.json``, or a baseline model folder's
+    ``"kind"``; None for a conv MLP (run or model folder) or when nothing is recorded."""
+    if not path.is_dir():
         return None
+    cfg = _read_json(path / "config.json", "run configuration")
+    if cfg.get("format") == "beatdbn-convmlp":  # a conv MLP model folder, not a run
+        return None
+    if cfg.get("format") == WINDOW_MODEL_FORMAT:  # a baseline model folder
+        return str(cfg.get("kind") or "baseline")
     name = cfg.get("model")
-    return name if isinstance(name, str) else None
+    if isinstance(name, str):
+        return name
+    inner = _read_json(path / "model" / "config.json", "model configuration")
+    return str(inner.get("kind") or "baseline") if inner.get("format") == WINDOW_MODEL_FORMAT else None
 
 
 def load_run(run_dir: str | Path, *, device: str | torch.device = "cpu") -> Run:
@@ -163,11 +173,7 @@ def load_run(run_dir: str | Path, *, device: str | torch.device = "cpu") -> Run:
 
 def _load_baseline_run(path: Path, name: str, device) -> Run:
     """A baseline run (windowed logistic regression, naive Bayes) through ``inference.baselines``."""
-    try:
-        from beatdbn.inference import baselines  # the baselines' loader (written beside the runner that saves them)
-    except ImportError:
-        raise DataError(f"{path}: a {name} run; this beatdbn cannot load baseline runs for prediction yet") from None
-    model = baselines.load_baseline(path, device)
+    model = load_baseline(path, device)
     run_cfg = _read_json(path / "config.json", "run configuration")
     result = ExperimentResult.load(path / "result.json") if (path / "result.json").is_file() else None
     task = str(getattr(model, "task", "") or run_cfg.get("task", ""))
