@@ -63,6 +63,7 @@ from beatdbn.metrics.results import RESULT_FILE, ExperimentResult
 from beatdbn.metrics.scores import KEY_SCORE_RULE, fifth_convention
 from beatdbn.exceptions import DataError, ParameterError
 from beatdbn.tasks import registry
+from beatdbn.utils.atomic import write_text
 
 __all__ = ["Table1", "Cell", "TASKS", "MODELS", "ROWS", "RECIPE_MODELS", "PAPER_SCALES", "table_rows", "PAPER_TABLE1", "PAPER_EPOCHS", "PAPER_SOURCE",
            "format_accuracy", "format_learning_rate", "load_results"]
@@ -622,9 +623,7 @@ class Table1:
         texts = {"markdown": "# Table 1\n\n" + self.to_markdown(),
                  "json": json.dumps(self.to_dict(), indent=2, ensure_ascii=False)}
         for kind, path in out.items():
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_text(texts[kind], encoding="utf-8")
-            tmp.replace(path)
+            write_text(path, texts[kind])
         return out
 
 

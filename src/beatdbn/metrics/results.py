@@ -33,6 +33,7 @@ from typing import Any
 
 from beatdbn.metrics.scores import KEY_SCORE_RULE, fifth_convention, mirex_keys, weighted_key_score
 from beatdbn.exceptions import DataError
+from beatdbn.utils.atomic import write_text
 
 __all__ = ["ExperimentResult", "RESULT_FILE"]
 
@@ -101,9 +102,7 @@ class ExperimentResult:
         directory.mkdir(parents=True, exist_ok=True)
         self.add_key_scores()
         path = directory / RESULT_FILE
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2, default=float))
-        tmp.replace(path)
+        write_text(path, json.dumps(self.to_dict(), indent=2, default=float))
         return path
 
     @classmethod

@@ -98,6 +98,7 @@ from beatdbn.models.config import JsonConfig
 from beatdbn.models.dbn import ConvDBN
 from beatdbn.models.layout import LAYERS, Layout, layer4, output_length, prepare_input
 from beatdbn.models.masks import valid_mask
+from beatdbn.utils.atomic import save_torch, write_json
 
 __all__ = ["MLPConfig", "ConvMLP", "track_posteriors", "rotate_chroma", "INITS", "MODEL_FORMAT", "MODEL_VERSION"]
 
@@ -455,13 +456,9 @@ class ConvMLP(nn.Module):
         """Write ``model.pt`` (state dict) and ``config.json`` into ``directory``; returns it."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        tmp = directory / "model.pt.tmp"
-        torch.save({k: v.detach().cpu() for k, v in self.state_dict().items()}, tmp)
-        tmp.replace(directory / "model.pt")
-        doc = {"format": MODEL_FORMAT, "version": MODEL_VERSION, "config": self.config.to_dict()}
-        tmp = directory / "config.json.tmp"
-        tmp.write_text(json.dumps(doc, indent=2))
-        tmp.replace(directory / "config.json")
+        save_torch({k: v.detach().cpu() for k, v in self.state_dict().items()}, directory / "model.pt")
+        write_json(directory / "config.json",
+                   {"format": MODEL_FORMAT, "version": MODEL_VERSION, "config": self.config.to_dict()})
         return directory
 
     @classmethod

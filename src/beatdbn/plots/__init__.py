@@ -21,11 +21,12 @@ Public API
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from beatdbn.utils.atomic import atomic_path
 
 __all__ = ["plot_filters", "plot_pretraining", "plot_learning_curves", "plot_confusion",
            "read_csv_rows", "new_figure", "save_figure"]
@@ -45,12 +46,10 @@ def save_figure(fig: Figure, path: str | Path, *, dpi: int = DPI) -> Path:
     """Write ``fig`` as a PNG to ``path`` (atomically, parents created); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        fig.savefig(tmp, dpi=dpi, format="png")
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, format="png")
     finally:
-        tmp.unlink(missing_ok=True)
         fig.clear()
     return path
 

@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +63,7 @@ import numpy as np
 
 from beatdbn.exceptions import ParameterError
 from beatdbn.labels import KEY_NAMES
+from beatdbn.utils.atomic import atomic_path
 
 __all__ = ["Piece", "render_piece", "write_corpus", "key_name", "piece_key", "INSTRUMENTS", "TEXTURES", "FORMATS"]
 
@@ -747,9 +747,8 @@ def _write_one(args) -> tuple[str, str, dict]:
     rel = f"audio/{index // 1000:03d}/piece-{seed}-{index:05d}.{fmt}"
     path = Path(out) / rel
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp." + fmt)
-    sf.write(tmp, piece.audio, sr, format=FORMATS[fmt])
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        sf.write(tmp, piece.audio, sr, format=FORMATS[fmt])
     info = {k: piece.info[k] for k in ("tempo", "meter", "n_beats", "texture", "duration")}
     return rel, piece.key, info
 
@@ -827,11 +826,9 @@ def write_corpus(out: str | Path, *, pieces: int, seed: int = 0, fmt: str = "fla
             progress(done)
     if workers > 1:
         pool.shutdown()
-    tmp = out / "labels.csv.tmp"
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+    with atomic_path(out / "labels.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["path", "key"])
         for rel, key, _ in rows:
             w.writerow([rel, key])
-    os.replace(tmp, out / "labels.csv")
     return out / "labels.csv"

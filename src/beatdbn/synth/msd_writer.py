@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -45,6 +44,7 @@ import numpy as np
 
 from beatdbn.exceptions import ParameterError
 from beatdbn.features.msd import ANALYSIS_ARRAYS, Track
+from beatdbn.utils.atomic import atomic_path
 
 __all__ = ["write_track", "write_aggregate", "SONG_TABLE_DTYPES", "ARRAY_SPECS"]
 
@@ -362,10 +362,9 @@ def _write(path, songs: list[tuple[dict, dict]], *, title: str) -> Path:
         if n_rows > np.iinfo(np.int32).max:
             raise ParameterError(f"{path}: {p} would have {n_rows} rows, more than an int32 idx_* column holds")
 
-    # a fresh name beside the target (same file system, so os.replace is atomic); h5py
-    # creates it exclusively, with the usual umask permissions
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    try:
+    # a fresh name beside the target (utils.atomic: same file system, renamed over it when complete, removed
+    # on failure); h5py creates it exclusively, with the usual umask permissions
+    with atomic_path(path) as tmp:
         with h5py.File(tmp, "x", track_order=False) as h5:
             _set_attrs(h5, {"CLASS": "GROUP", "FILTERS": _FILTERS, "PYTABLES_FORMAT_VERSION": "2.0",
                             "TITLE": title, "VERSION": "1.0"})  # fmt: skip
@@ -395,11 +394,6 @@ def _write(path, songs: list[tuple[dict, dict]], *, title: str) -> Path:
                                        compression="gzip", compression_opts=1, shuffle=True,
                                        track_times=False)  # fmt: skip
                 _set_attrs(ds, {"CLASS": "EARRAY", "EXTDIM": np.int32(0), "TITLE": atitle, "VERSION": "1.0"})
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 

@@ -9,21 +9,12 @@ is read back with ``weights_only=True``: a checkpoint never runs code.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from beatdbn.exceptions import DataError
 
-__all__ = ["save_atomic", "load_checkpoint"]
-
-
-def save_atomic(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to ``path`` through a temporary file and a rename: a kill never leaves half a file."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
+__all__ = ["load_checkpoint"]
 
 
 def load_checkpoint(path: str | Path, *, fmt: str, expect: dict, what: str) -> dict | None:
