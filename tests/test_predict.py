@@ -158,6 +158,17 @@ def test_predict_folder_writes_one_row_per_file(key_run, demo_corpus, tmp_path, 
     assert res.exit_code == 1 and ".csv or .jsonl" in res.output
 
 
+def test_parallel_predict_on_dask_gives_the_same_rows(key_run, demo_corpus, tmp_path):
+    files = _files(demo_corpus, 6)
+    serial = predict_files(key_run, files, top_k=0)
+    parallel = predict_files(key_run, files, top_k=0, workers=2)  # a local Dask cluster of 2 processes
+    assert [a["track_id"] for a in parallel] == [a["track_id"] for a in serial]
+    for a, b in zip(parallel, serial):
+        assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-6)
+    res = runner.invoke(app, ["predict", str(key_run), str(files[0]), "--scheduler", "bogus"])
+    assert res.exit_code == 1 and "--scheduler" in res.output and "Traceback" not in res.output
+
+
 def test_nan_probabilities_are_never_printed(key_run, demo_corpus, tmp_path):
     bad_run = tmp_path / "nan-run"
     shutil.copytree(key_run, bad_run)

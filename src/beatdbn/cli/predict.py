@@ -23,6 +23,7 @@ from beatdbn.cli.progress import progress_bar
 from beatdbn.evaluate.split import evaluate_split
 from beatdbn.exceptions import ParameterError
 from beatdbn.inference import iter_inputs, iter_predictions, load_run, row_writer, shipped_model
+from beatdbn.store.extract import check_scheduler
 
 __all__ = ["predict", "evaluate"]
 
@@ -86,7 +87,10 @@ def predict(
                                        help="Write one row per track to FILE.csv or FILE.jsonl: file, track_id, "
                                             "label, probability, error."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 when any input fails (default: only when all do)."),
-    workers: int = typer.Option(1, "--workers", "-w", help="Processes reading and analysing inputs in parallel."),
+    workers: int = typer.Option(1, "--workers", "-w", help="Processes reading and analysing inputs in parallel "
+                                                            "(a local Dask cluster when > 1)."),
+    scheduler: Optional[str] = typer.Option(None, help="'sync', 'local' (Dask, --workers processes) or an existing "
+                                                       "Dask scheduler's address, as for `beatdbn extract`."),
 ):
     """Classify tracks with a finished model (or the shipped key model): top-k labels with probabilities.
 
@@ -96,6 +100,8 @@ def predict(
     check_options(out_file=out, workers=workers)  # one line for an unwritable --out or --workers < 1
     if workers < 1:
         raise ParameterError(f"--workers {workers}: must be >= 1")
+    if scheduler is not None:
+        check_scheduler(scheduler)
     run, inputs = _run_and_inputs(paths, task)
     files = list(iter_inputs(inputs))
     if not files:
@@ -107,6 +113,7 @@ def predict(
         if as_json:
             typer.echo("[")
         for a in iter_predictions(run, files, top_k=top_k, over_time_steps=over_time, workers=workers,
+                                  scheduler=scheduler,
                                   progress=(lambda n: bar.update(job, completed=n)) if job is not None else None):
             if "error" in a:
                 n_failed += 1

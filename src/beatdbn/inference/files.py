@@ -17,7 +17,6 @@ probabilities are always finite.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -25,6 +24,7 @@ import numpy as np
 
 from beatdbn.exceptions import BeatdbnError, DataError, ParameterError
 from beatdbn.features.sources import read_features
+from beatdbn.inference.parallel import map_inputs
 from beatdbn.inference.posteriors import predict_features, step_posteriors
 from beatdbn.inference.runs import Run, as_run, representation_mismatch
 from beatdbn.inference.steps import step_beat_ranges, step_times
@@ -76,20 +76,16 @@ def _track_answer(run: Run, name: str, meta: dict, feats: np.ndarray) -> dict[st
     return answer
 
 
-def _reader(paths: Iterable[Path], workers: int) -> Iterator[tuple[str, Any]]:
-    if workers <= 1:
-        yield from (read_input(p) for p in paths)
-        return
-    with cf.ProcessPoolExecutor(max_workers=workers) as pool:  # decoding audio is CPU-bound: processes
-        yield from pool.map(read_input, paths, chunksize=1)
-
-
 def iter_predictions(run_dir: Run | str | Path, files: Iterable[str | Path], *, top_k: int = 3,
                      batch_size: int = 32, over_time_steps: bool = False, workers: int = 1, chunk: int = 64,
+                     scheduler: str | None = None,
                      progress: Callable[[int], None] | None = None) -> Iterator[dict[str, Any]]:
     """Answers for every track of every file, in input order, classified ``chunk`` files at a time.
 
-    ``progress(n_files_done)`` is called after each file is read.
+    Files are read (and audio analysed) in this process, or with ``workers > 1``
+    on a local Dask cluster, or on the Dask ``scheduler`` given (see
+    :func:`~beatdbn.inference.parallel.map_inputs`). ``progress(n_files_done)``
+    is called after each file is read.
     """
     if not isinstance(top_k, int) or top_k < 0:
         raise ParameterError(f"top_k={top_k!r}: must be an int >= 0 (0 lists every class)")
@@ -103,7 +99,8 @@ def iter_predictions(run_dir: Run | str | Path, files: Iterable[str | Path], *, 
     answers: list[dict[str, Any]] = []
     pending: list[tuple[int, np.ndarray, np.ndarray]] = []
     n_read = 0
-    for name, tracks in _reader((Path(f) for f in files), workers):
+    scheduler = scheduler or ("local" if workers > 1 else "sync")
+    for name, tracks in map_inputs(read_input, (Path(f) for f in files), scheduler=scheduler, workers=workers):
         n_read += 1
         if isinstance(tracks, str):
             answers.append({"file": name, "error": tracks})
@@ -141,7 +138,8 @@ def _finish(run: Run, answers: list[dict], pending: list, k: int, batch_size: in
 
 
 def predict_files(run_dir: Run | str | Path, files: Sequence[str | Path], *, top_k: int = 3, batch_size: int = 32,
-                  over_time_steps: bool = False, workers: int = 1) -> list[dict[str, Any]]:
+                  over_time_steps: bool = False, workers: int = 1, scheduler: str | None = None
+                  ) -> list[dict[str, Any]]:
     """Classify every track of every input file (the list form of :func:`iter_predictions`).
 
     Parameters
@@ -170,4 +168,4 @@ def predict_files(run_dir: Run | str | Path, files: Sequence[str | Path], *, top
     G {'G': 0.81, 'D': 0.07, 'C': 0.05}
     """
     return list(iter_predictions(run_dir, files, top_k=top_k, batch_size=batch_size,
-                                 over_time_steps=over_time_steps, workers=workers))
+                                 over_time_steps=over_time_steps, workers=workers, scheduler=scheduler))
