@@ -8,7 +8,9 @@ stderr and exit code 1.
 Global options (before the command: ``beatdbn --quiet reproduce ...``):
 ``--quiet`` silences progress; ``--progress-every SECONDS`` sets how often a
 plain progress line is printed off a terminal (default 30; also
-``BEATDBN_PROGRESS_EVERY``). See :mod:`beatdbn.cli.progress`.
+``BEATDBN_PROGRESS_EVERY``). See :mod:`beatdbn.cli.progress`. ``--threads N``
+sets torch's intra-op threads for the command (:mod:`beatdbn.utils.threads`:
+the process-wide thread policy lives here, at the entry, not in library code).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from rich.console import Console
 
 from beatdbn.cli.progress import configure as configure_progress
 from beatdbn.exceptions import BeatdbnError
+from beatdbn.utils.threads import apply_threads
 
 __all__ = ["app", "main", "command", "console", "err_console"]
 
@@ -41,11 +44,16 @@ def _global_options(
         30.0, "--progress-every", envvar="BEATDBN_PROGRESS_EVERY", metavar="SECONDS",
         help="Off a terminal (logs, CI, nohup): print a plain progress line this often; stages print a line "
              "when they finish."),
+    threads: int = typer.Option(
+        None, "--threads", min=1, envvar="BEATDBN_THREADS",
+        help="torch intra-op threads for this command (default: the CPUs this process may use). On a busy "
+             "machine, 1 is often fastest: the kernels are small."),
 ) -> None:
     """beatdbn: music classification with a pretrained convolutional network (Dieleman et al., ISMIR 2011)."""
     if not progress_every > 0:
         raise typer.BadParameter(f"{progress_every}: must be a number of seconds > 0", param_hint="--progress-every")
     configure_progress(quiet=quiet, every=progress_every)
+    apply_threads(threads)
 
 
 def command(*args, **kwargs):
