@@ -7,6 +7,7 @@ The browser tests skip, with the command to run, when Playwright or /usr/bin/chr
 from __future__ import annotations
 
 import concurrent.futures as cf
+import io
 import json
 import os
 import shutil
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 from typer.testing import CliRunner
 
 from beatdbn.cli import app as cli_app
@@ -94,6 +96,10 @@ def test_bad_uploads_get_one_line_and_leave_nothing(server, tmp_path):
     assert big.status_code == 413 and "MB" in big.json()["error"]
     two = _post(url, [("file", ("a.wav", b"RIFF", "audio/wav")), ("file", ("b.wav", b"RIFF", "audio/wav"))])
     assert two.status_code == 400 and "one file" in two.json()["error"]
+    silent = io.BytesIO()
+    sf.write(silent, np.zeros(22050 * 3, dtype=np.float32), 22050, format="WAV")
+    quiet = _post(url, {"file": ("silence.wav", silent.getvalue(), "audio/wav")})
+    assert quiet.status_code == 422 and "silence.wav" in quiet.json()["error"], quiet.text
     text = _post(url, {"file": ("notes.txt", b"hello", "text/plain")})
     assert text.status_code == 422 and "audio file" in text.json()["error"]
     assert httpx.get(url + "/api/models").status_code == 200  # still serving
@@ -191,6 +197,10 @@ def test_page_in_chromium(server, browser, song, shared_msd, tmp_path):
     empty.write_bytes(b"")
     page.set_input_files("#file", str(empty))
     page.wait_for_function("document.getElementById('error').textContent.includes('empty')", timeout=30_000)
+    big = tmp_path / "two-hours.wav"
+    big.write_bytes(b"\0" * (4 * 2**20))  # over this server's 3 MB cap
+    page.set_input_files("#file", str(big))
+    page.wait_for_function("document.getElementById('error').textContent.includes('MB')", timeout=30_000)
     page.evaluate("""() => { const dt = new DataTransfer();
         dt.items.add(new File(['a'], 'a.wav')); dt.items.add(new File(['b'], 'b.wav'));
         document.getElementById('drop').dispatchEvent(new DragEvent('drop', {dataTransfer: dt})); }""")
