@@ -1,4 +1,4 @@
-# beatdbn: make setup | make demo | make real | make test | make bench
+# beatdbn: make setup | make demo | make real | make test | make test-fast | make bench
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
@@ -10,7 +10,7 @@ REAL_MSD ?= ../shared/data/msd/subset-AA
 REAL_TAGTRAUM ?= ../shared/data/msd/additional/msd_tagtraum_cd1.cls
 REAL    ?= $(DEMO)/real
 
-.PHONY: setup demo real test bench clean model browser
+.PHONY: setup demo real test test-fast bench clean model browser
 
 setup: $(STAMP)
 
@@ -26,7 +26,7 @@ demo: setup
 	$(BIN)/beatdbn synth $(DEMO)/msd --tracks $(TRACKS) --artists 40
 	$(BIN)/beatdbn extract $(DEMO)/msd --out $(DEMO)/store
 	$(BIN)/beatdbn info $(DEMO)/store
-	$(BIN)/beatdbn reproduce $(DEMO)/store --out $(DEMO)/run --quick --artists 10 --per-artist 40 --per-genre 40 --per-key 60
+	$(BIN)/beatdbn reproduce $(DEMO)/store --out $(DEMO)/run --quick --artists 10 --per-artist 40 --per-genre 40 --per-key 60 --per-decade 60
 	@echo "report: $(DEMO)/run/report.html (Table 1: $(DEMO)/run/table.md)"
 
 # Table 1 on real MSD track files (default: the 319 files of ../shared/data/msd/subset-AA), tasks at the
@@ -42,8 +42,15 @@ browser:
 	  && apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null; } \
 	  || echo "no chromium: the browser test will skip (run: apt-get update && apt-get install -y chromium)"
 
+# the layer contracts (pyproject.toml, [tool.importlinter]) first: a cycle fails CI before any test runs
 test: setup browser
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q tests
+
+# the fast set alone (no end-to-end runs marked slow), for the edit-test loop
+test-fast: setup
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest -q -m "not slow" tests
 
 # the shipped audio key model (src/beatdbn/pretrained/key_audio): synthesize, extract, finetune, provenance
 model: setup
