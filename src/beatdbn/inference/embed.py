@@ -81,6 +81,9 @@ def embed(model: str | Path | Encoder, inputs: Iterable[str | Path], out: str | 
           progress: Callable[[int], None] | None = None, device: str | torch.device = "cpu") -> dict[str, Any]:
     """Write the embeddings of every track of ``inputs`` to ``out`` (``.parquet`` or ``.npz``).
 
+    ``progress(n)`` is called after each batch with the inputs done (tracks
+    embedded plus inputs skipped).
+
     Returns
     -------
     dict
@@ -109,14 +112,16 @@ def embed(model: str | Path | Encoder, inputs: Iterable[str | Path], out: str | 
                 n_steps += len(h)
             n_tracks += len(buf)
             buf.clear()
-            if progress is not None:
-                progress(n_tracks)
+            if progress is not None:  # inputs done: embedded tracks and skipped ones
+                progress(n_tracks + len(errors))
 
         for item in iter_tracks(inputs, errors, representation=encoder.representation):
             buf.append(item)
             if len(buf) >= batch_size:
                 flush()
         flush()
+        if progress is not None:
+            progress(n_tracks + len(errors))
         if not n_tracks:
             raise DataError("no track could be embedded" + (f": {errors[0]}" if errors else ": no input tracks"))
     return {"out": str(out), "tracks": n_tracks, "steps": n_steps, "n_features": encoder.n_features,
