@@ -78,3 +78,15 @@ def test_reproduce_refuses_tasks_of_another_store(demo_corpus, tmp_path):
     n = len((demo_corpus["tasks"] / "exclude.txt").read_text().split())
     assert r.exit_code == 1 and "track ids are not in the store" in r.output, r.output
     assert "another store" in r.output and n > 0
+
+
+def test_finetune_option_errors_are_one_clear_line(tmp_path):
+    """Before: '--lr nan' printed 'learning_rates=:' (the value eaten as markup), --snapshot past --epochs was
+    ignored, and only artist/genre/key were accepted."""
+    base = ["finetune", str(tmp_path), str(tmp_path), "--init", "random", "--out", str(tmp_path / "o")]
+    r = runner.invoke(app, [*base, "--task", "key", "--lr", "nan"])
+    assert r.exit_code == 1 and "learning_rates=[nan]" in r.output
+    r = runner.invoke(app, [*base, "--task", "key", "--epochs", "5", "--snapshot", "8"])
+    assert r.exit_code == 1 and "--snapshot 8: beyond the 5 epochs" in r.output
+    r = runner.invoke(app, [*base, "--task", "mood"])
+    assert r.exit_code == 1 and "unknown task 'mood'; choose from genre, artist, key, decade" in r.output

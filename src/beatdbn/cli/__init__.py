@@ -20,6 +20,7 @@ import logging
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from beatdbn.cli.progress import configure as configure_progress
 from beatdbn.exceptions import BeatdbnError
@@ -65,7 +66,8 @@ def command(*args, **kwargs):
             try:
                 return fn(*a, **kw)
             except BeatdbnError as exc:
-                err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+                # escaped: a value like [nan] in the message is text, not rich markup
+                err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
                 raise typer.Exit(1) from None
 
         return app.command(*args, **kwargs)(run)

@@ -13,6 +13,7 @@ from beatdbn.cli import command, console
 from beatdbn.cli.options import check_options
 from beatdbn.cli.progress import progress_bar
 from beatdbn.exceptions import ParameterError
+from beatdbn.tasks import registry
 from beatdbn.train.finetune import FinetuneConfig, finetune as run
 
 __all__ = ["finetune"]
@@ -26,7 +27,7 @@ def _fmt(a) -> str:
 def finetune(
     store: Path = typer.Argument(..., help="Feature store (from `beatdbn extract`)."),
     tasks: Path = typer.Argument(..., help="Tasks folder (from `beatdbn tasks`)."),
-    task: str = typer.Option(..., "--task", "-t", help="artist, genre or key."),
+    task: str = typer.Option(..., "--task", "-t", help="A task of the tasks folder: " + ", ".join(registry.task_names()) + "."),
     init: str = typer.Option(..., "--init", help="A DBN folder (from `beatdbn pretrain`) to start from, or 'random'."),
     out: Path = typer.Option(..., "--out", "-o", help="Run directory to write; a rerun resumes or returns the result."),
     recipe: str = typer.Option(
@@ -51,8 +52,7 @@ def finetune(
 ):
     """Finetune the conv MLP on a task over a learning-rate sweep; selects on valid, reports test."""
     check_options(device=device, out=out)  # one line for a bad --device or an unwritable --out
-    if task not in ("artist", "genre", "key"):
-        raise ParameterError(f"--task {task!r}: must be artist, genre or key")
+    registry.spec(task)  # an unknown task: one line naming the known ones
     kw = {"seed": seed, "precision": precision}
     for name, value in (("learning_rates", tuple(lr or ())), ("snapshot_epochs", tuple(snapshot or ())),
                         ("epochs", epochs), ("batch_size", batch_size), ("augment", augment),
@@ -61,6 +61,9 @@ def finetune(
             kw[name] = value
     config = FinetuneConfig.for_recipe(recipe, **kw)
     epochs = config.epochs
+    if snapshot and max(snapshot) > epochs:
+        raise ParameterError(f"--snapshot {max(snapshot)}: beyond the {epochs} epochs trained (--epochs); a snapshot "
+                             f"must be an epoch that is trained")
     if init == "random":
         mode, dbn_dir = "random", dbn
     else:
