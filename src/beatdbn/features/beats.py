@@ -95,6 +95,8 @@ def beat_grid(*, start: float, end: float, tempo: float | None) -> np.ndarray:
         At least one beat (``start``), even for an empty span.
     """
     period = 60.0 / tempo if tempo is not None and np.isfinite(tempo) and 0 < tempo <= MAX_TEMPO else FALLBACK_PERIOD
+    if not np.isfinite(period):  # a denormal tempo (5e-324 BPM) gives an infinite period
+        period = FALLBACK_PERIOD
     if not np.isfinite(start):
         start = 0.0
     if not np.isfinite(end) or end <= start:

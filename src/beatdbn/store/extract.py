@@ -118,13 +118,13 @@ def find_inputs(sources: Iterable, *, suffixes: Sequence[str] = INPUT_SUFFIXES, 
     sources that gave nothing (missing path, empty folder), ``notes`` the
     symlinks followed, loops cut and excluded files.
     """
-    files, problems, notes, seen = set(), [], [], set()
+    files, problems, notes = set(), [], []
     skip = Path(exclude).resolve() if exclude is not None else None
     n_excluded = 0
     for src in sources:
         p = Path(src)
         if p.is_dir():
-            found = [str(q.resolve()) for q in _walk(p, suffixes, notes, seen)]
+            found = [str(q.resolve()) for q in _walk(p, suffixes, notes, set())]  # each source searched whole
             if skip is not None:
                 kept = [q for q in found if not Path(q).is_relative_to(skip)]
                 n_excluded += len(found) - len(kept)
