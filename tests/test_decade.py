@@ -67,3 +67,11 @@ def test_tasks_command_builds_decade_from_the_store(demo_corpus, tmp_path):
     assert len(task.classes) >= 2 and all(c.endswith("0s") for c in task.classes)
     result = CliRunner().invoke(app, ["tasks", str(demo_corpus["store"]), "--out", str(out), "--per-decade", "0"])
     assert result.exit_code == 1 and "per_decade" in result.output
+
+
+def test_every_task_option_reaches_the_commands():
+    for command in ("tasks", "reproduce"):
+        result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0
+        for name in registry.all_options():
+            assert "--" + name.replace("_", "-") in result.output, (command, name)
