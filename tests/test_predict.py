@@ -158,6 +158,7 @@ def test_predict_folder_writes_one_row_per_file(key_run, demo_corpus, tmp_path, 
     assert res.exit_code == 1 and ".csv or .jsonl" in res.output
 
 
+@pytest.mark.slow  # a local Dask cluster starts (about 30 s on a busy 2-core machine)
 def test_parallel_predict_on_dask_gives_the_same_rows(key_run, demo_corpus, tmp_path):
     files = _files(demo_corpus, 6)
     serial = predict_files(key_run, files, top_k=0)
