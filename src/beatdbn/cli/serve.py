@@ -53,24 +53,21 @@ def serve(
                                                "upload files)."),
     port: str = typer.Option("8000", help="Port (0: any free port)."),
     max_mb: float = typer.Option(50.0, "--max-mb", help="Largest upload accepted, in MB."),
-    max_queue: int = typer.Option(4, "--max-queue", help="Uploads waiting for analysis at most; more get 'busy'."),
-    threads: int = typer.Option(1, "--threads", help="Torch threads of the analysis (one file is analysed at a "
-                                                      "time)."),
+    max_queue: int = typer.Option(4, "--max-queue", help="Uploads waiting for analysis at most; more get 'busy'. "
+                                                         "One file is analysed at a time (torch threads: the global "
+                                                         "`beatdbn --threads N serve`)."),
 ):
     """A local web page to try a song: top labels, the posterior over time, the beat-aligned features."""
     number = parse_port(port)
     if not max_mb > 0:
         raise ParameterError(f"--max-mb {max_mb}: must be > 0")
-    if max_queue < 1 or threads < 1:
-        raise ParameterError("--max-queue and --threads must be >= 1")
+    if max_queue < 1:
+        raise ParameterError(f"--max-queue {max_queue}: must be >= 1")
     try:
         import fastapi  # noqa: F401  optional dependency (beatdbn[serve]), checked here for a clear message
         import uvicorn  # optional dependency (beatdbn[serve])
     except ImportError:
         raise ParameterError("beatdbn serve needs FastAPI and uvicorn: pip install 'beatdbn[serve]'") from None
-    import torch  # heavy: only the server process sets its thread count
-
-    torch.set_num_threads(threads)
     loaded = [load_run(r) for r in runs] if runs else [shipped_model("key")]
     sock = bind(host, number)
     actual = sock.getsockname()[1]
