@@ -261,6 +261,20 @@ def test_4_a_fixed_file_is_retried_and_no_longer_skipped(tmp_path):
     assert json.loads((tmp_path / "s" / "report.json").read_text())["skipped_all_runs"] == []
 
 
+def test_4_a_permission_fix_is_retried(tmp_path):
+    """chmod moves only the status-change time; the input is tried again (junk here, so skipped again)."""
+    write_tracks(tmp_path / "in", 1)
+    junk = tmp_path / "in" / "junk.h5"
+    junk.write_bytes(b"unreadable")
+    os.chmod(junk, 0o000)
+    assert len(extract([tmp_path / "in"], tmp_path / "s", scheduler="sync").skipped) == 1
+    assert extract([tmp_path / "in"], tmp_path / "s", scheduler="sync").retried == 0
+    time.sleep(0.01)
+    os.chmod(junk, 0o644)
+    again = extract([tmp_path / "in"], tmp_path / "s", scheduler="sync")
+    assert again.retried == 1 and len(FeatureStore.open(tmp_path / "s").skipped) == 1
+
+
 def test_4_retry_skipped_retries_unchanged_inputs(tmp_path):
     write_tracks(tmp_path / "in", 2)
     (tmp_path / "in" / "junk.h5").write_bytes(b"not hdf5")

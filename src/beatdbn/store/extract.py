@@ -18,8 +18,9 @@ files already in the store.
 A file that cannot be read is skipped with a one-line reason and listed in
 the store's report; the rest of the run completes. A killed run leaves only
 whole shards, and a rerun processes just the inputs no committed shard holds,
-plus the skipped inputs whose size or modification time changed since (a
-fixed file; ``retry_skipped=True`` retries every skipped input).
+plus the skipped inputs whose size, modification time or status-change time
+changed since (a fixed file, a permission fix; ``retry_skipped=True`` retries
+every skipped input).
 
 One writer at a time: a run holds the store's lock (:class:`StoreLock`, an
 OS-level ``flock`` that dies with its process); a second run stops with one
@@ -142,12 +143,22 @@ def find_inputs(sources: Iterable, *, suffixes: Sequence[str] = INPUT_SUFFIXES, 
 
 
 def _stat(path: str) -> dict:
-    """Size and modification time of an input (recorded with a skip, so a changed file is retried)."""
+    """Size, modification and status-change time of an input (recorded with a skip, so a changed file is retried;
+    the status-change time moves on a permission fix too)."""
     try:
         st = os.stat(path)
-        return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+        return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns}
     except OSError:
         return {}
+
+
+def _changed(path: str, skip: dict) -> bool:
+    """True when ``path`` differs from what was recorded when it was skipped (never, for an unrecorded skip)."""
+    recorded = {k: skip[k] for k in ("size", "mtime_ns", "ctime_ns") if k in skip}
+    if not recorded:
+        return False
+    now = _stat(path)
+    return any(now.get(k) != v for k, v in recorded.items())
 
 
 def extract_shard(store: str, shard: int, files: list[str], labels: dict[str, dict] | None = None) -> dict:
@@ -209,8 +220,9 @@ def _subset(labels: dict[str, dict], chunk: list[str]) -> dict[str, dict]:
 def _done_inputs(store: Path, retry_skipped: bool) -> tuple[set[str], int]:
     """Inputs the committed shards hold, less the skipped ones to try again; and how many those are.
 
-    A skipped input is tried again when ``retry_skipped``, or when its size or
-    modification time differs from the ones recorded with the skip.
+    A skipped input is tried again when ``retry_skipped``, or when its size,
+    modification time or status-change time (a permission fix) differs from
+    the ones recorded with the skip.
     """
     latest: dict[str, dict | None] = {}
     for p in committed_shards(store).values():
@@ -221,8 +233,7 @@ def _done_inputs(store: Path, retry_skipped: bool) -> tuple[set[str], int]:
             latest[entry["path"]] = entry
     done, retry = set(), 0
     for src, skip in latest.items():
-        if skip is not None and (retry_skipped or ("size" in skip and _stat(src) != {
-                "size": skip["size"], "mtime_ns": skip.get("mtime_ns")})):
+        if skip is not None and (retry_skipped or _changed(src, skip)):
             retry += 1
             continue
         done.add(src)
