@@ -59,7 +59,7 @@ def _check_result(feats, beats):
     ShardData(shard=0).add({"track_id": "T"}, feats, beats)  # a store takes it
 
 
-@settings(max_examples=150, deadline=None, database=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, database=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(layouts())
 def test_alignment_is_finite_and_well_shaped_or_a_data_error(track):
     try:
@@ -69,7 +69,7 @@ def test_alignment_is_finite_and_well_shaped_or_a_data_error(track):
     _check_result(feats, beats)
 
 
-@settings(max_examples=40, deadline=None, database=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=25, deadline=None, database=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow,
                                                                 HealthCheck.function_scoped_fixture])
 @given(layout=layouts(), ragged=st.booleans())
 def test_msd_reader_is_finite_and_well_shaped_or_a_data_error(tmp_path, layout, ragged):
