@@ -26,7 +26,7 @@ def aa_store(tmp_path_factory):
 
 
 @pytest.mark.parametrize("labels", ["musicbrainz", "tagtraum"])
-def test_subset_aa_builds_all_three_tasks_at_auto_scale(aa_store, tmp_path, labels):
+def test_subset_aa_builds_every_task_at_auto_scale(aa_store, tmp_path, labels):
     if labels == "tagtraum" and not TAGTRAUM.exists():
         pytest.skip("the tagtraum file is not present")
     args = ["tasks", str(aa_store), "--out", str(tmp_path / "tasks"), "--scale", "auto"]
@@ -35,7 +35,8 @@ def test_subset_aa_builds_all_three_tasks_at_auto_scale(aa_store, tmp_path, labe
     assert r.exit_code == 0, r.output
     summary = json.loads((tmp_path / "tasks" / "tasks.json").read_text())
     assert summary["corpus"]["tracks"] == 319 and not summary["errors"], summary["errors"]
-    assert set(summary["tasks"]) == {"artist", "genre", "key"}
+    assert set(summary["tasks"]) == {"artist", "genre", "key", "decade"}  # real years: decade builds too
+    assert summary["corpus"]["decade"]["dated"] + summary["corpus"]["decade"]["undated"] == 319
     for name, info in summary["tasks"].items():
         assert info["scale_rule"] == "auto" and info["classes"] >= 2
         assert all(info["counts"][s] >= 1 for s in ("train", "valid", "test")), (name, info)
