@@ -330,6 +330,7 @@ def chroma_like(n, t, g):
     return x / x.amax(1, keepdim=True)
 
 
+@pytest.mark.slow
 def test_mean_hidden_activation_converges_to_the_sparsity_target():
     g = torch.Generator().manual_seed(0)
     data = [chroma_like(8, 64, g) for _ in range(20)]
@@ -363,6 +364,7 @@ def filter_match(learned, true):
     return cc.amax(dim=(0, 2))
 
 
+@pytest.mark.slow
 def test_gaussian_crbm_recovers_planted_filters():
     """Data = sum of 4 random unit-norm 6x6 filters placed at sparse random times (x4) + N(0, 1) noise.
 
@@ -387,6 +389,7 @@ def test_gaussian_crbm_recovers_planted_filters():
     assert float(match.min()) > 0.9, match
 
 
+@pytest.mark.slow
 def test_crbm_features_beat_random_weights_in_a_linear_probe():
     """3 classes of sequences holding the same 4 notes as an ascending, descending or zigzag figure.
 
@@ -434,6 +437,7 @@ def test_crbm_features_beat_random_weights_in_a_linear_probe():
     assert trained > untrained + 0.15, (trained, untrained)
 
 
+@pytest.mark.slow
 def test_paper_learning_rates_train_stably():
     g = torch.Generator().manual_seed(0)
     # layer 1a: binary, lr 0.005, 512-beat tracks

@@ -85,6 +85,7 @@ def read_metrics(path):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_both_initializations_learn_the_key_task(runs):
     for init, (run_dir, result, calls) in runs.items():
         assert result.model == f"convmlp_{init}" and result.task == "key"
@@ -253,6 +254,7 @@ def test_recipes_are_named_and_overrides_recorded():
             FinetuneConfig(**bad)
 
 
+@pytest.mark.slow
 def test_beatdbn_recipe_fits_short_tracks_the_paper_recipe_cannot(tmp_path):
     """Issue 12's failure in miniature: 36 short tracks (55 beats: one layer-4 step each) whose key is plain in
     the chroma. The paper's recipe (plain SGD, 2 updates an epoch) stays near chance on its own training set;

@@ -174,6 +174,7 @@ def _step_features(dbn: ConvDBN, features: list, labels: np.ndarray, every: int)
     return v.transpose(1, 2)[keep].numpy(), np.repeat(labels, keep.sum(1).numpy())
 
 
+@pytest.mark.slow
 def test_pretrained_layer1_separates_genres_better_than_random_weights(demo_corpus, tmp_path):
     """Linear probe on held-out tracks: each bar's pooled layer-1 probabilities -> the track's genre.
 

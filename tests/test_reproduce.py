@@ -27,6 +27,7 @@ TINY = ReproduceConfig(
 )
 
 
+@pytest.mark.slow
 def test_reproduce_runs_every_experiment_and_resumes(demo_corpus, tmp_path):
     out = tmp_path / "run"
     stages = []
@@ -68,6 +69,7 @@ def test_reproduce_refuses_other_settings_and_cli_reports(demo_corpus, tmp_path)
     assert result.exit_code == 0 and (empty / "report.html").exists()
 
 
+@pytest.mark.slow
 def test_reproduce_at_auto_scale_runs_the_tasks_it_can(tmp_path):
     from beatdbn.store.extract import extract
     from beatdbn.synth.corpus import generate_corpus
