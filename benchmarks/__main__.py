@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import importlib
 import json
 import pkgutil
@@ -14,9 +15,16 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks._common import Results
+from benchmarks._common import Results, cpu_info
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load():
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (OSError, AttributeError):
+        return None
 
 
 def main(argv=None) -> int:
@@ -52,8 +60,8 @@ def main(argv=None) -> int:
                       "" if f.ratio is None else f"{f.ratio:.2f}x")
     console.print(table)
     payload = {
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "python": sys.version.split()[0]},
+        "machine": {"platform": platform.platform(), **cpu_info(), "python": sys.version.split()[0],
+                    "load_average_end": _load()},
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "figures": results.as_json(),
         "failed": failed,

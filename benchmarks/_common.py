@@ -45,3 +45,33 @@ def best_of(fn, *, repeat: int = 3, number: int = 1) -> float:
             fn()
         best = min(best, (time.perf_counter() - t0) / number)
     return best
+
+
+def cpu_info() -> dict:
+    """The CPU, so that figures from machines of one kind can be told apart: ``lscpu``'s model name, the CPUs,
+    and whether AMX and AVX-512 BF16 (the bf16 paths' hardware) are present (from ``/proc/cpuinfo`` flags)."""
+    import os
+    import platform
+    import subprocess
+
+    model, flags = platform.processor() or "", set()
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        for line in out.splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "Model name":
+                model = value.strip()
+            elif key.strip() == "Flags":
+                flags = set(value.split())
+    except (OSError, subprocess.SubprocessError):
+        pass
+    if not flags:
+        try:
+            for line in open("/proc/cpuinfo"):
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+        except OSError:
+            pass
+    return {"processor": model, "cpus": os.cpu_count(), "amx": bool({"amx_bf16", "amx_tile"} & flags),
+            "avx512_bf16": "avx512_bf16" in flags}
