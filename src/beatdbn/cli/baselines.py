@@ -12,6 +12,7 @@ from beatdbn.cli import command, console
 from beatdbn.cli.options import check_options
 from beatdbn.cli.progress import progress_bar
 from beatdbn.exceptions import ParameterError
+from beatdbn.tasks import registry
 from beatdbn.store.reader import FeatureStore
 from beatdbn.tasks.build import load_task
 from beatdbn.train.baselines import PAPER_LEARNING_RATES, BaselineConfig, run_logreg, run_naive_bayes
@@ -26,7 +27,7 @@ MODELS = {"naive-bayes": "naive_bayes", "logreg": "logreg"}
 def baseline(
     store: Path = typer.Argument(..., help="A feature store folder."),
     tasks: Path = typer.Argument(..., help="The task folder written by `beatdbn tasks`."),
-    task: str = typer.Option(..., "--task", help="artist, genre or key."),
+    task: str = typer.Option(..., "--task", help="A task of the tasks folder: " + ", ".join(registry.task_names()) + "."),
     model: str = typer.Option(..., "--model", help="naive-bayes or logreg."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the result (a rerun resumes / skips finished work)."),
     lr: Optional[list[float]] = typer.Option(None, "--lr", help="Learning rate (repeatable); default: the paper's 5e-3 ... 5e-7."),
@@ -42,6 +43,7 @@ def baseline(
     check_options(device=device, out=out)  # one line for a bad --device or an unwritable --out
     from rich.table import Table
 
+    registry.spec(task)  # an unknown task: one line naming the known ones
     if model not in MODELS:
         raise ParameterError(f"--model {model!r}: must be one of {sorted(MODELS)}")
     config = BaselineConfig(window=window, stride=stride, learning_rates=tuple(lr) if lr else PAPER_LEARNING_RATES,

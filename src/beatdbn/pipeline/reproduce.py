@@ -2,7 +2,7 @@
 
 What flows where (``RUN_DIR`` layout, read by :mod:`beatdbn.evaluate.report`)::
 
-    STORE --prepare_tasks--> RUN_DIR/tasks/         artist, genre, key + exclude.txt (or a copy of --tasks DIR)
+    STORE --prepare_tasks--> RUN_DIR/tasks/         every registered task + exclude.txt (or a copy of --tasks DIR)
           --pretrain (once; every task's valid/test and duplicates excluded)--> RUN_DIR/dbn/
     for each task (splits loaded once):
           naive Bayes           --> RUN_DIR/experiments/<task>/naive_bayes/result.json
