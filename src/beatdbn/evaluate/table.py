@@ -283,8 +283,8 @@ class Table1:
                  scales: Mapping[str, str] | None = None, unbuilt: Mapping[str, str] | None = None,
                  protocols: Mapping[str, str] | None = None) -> None:
         for task in tasks:
-            if task not in TASKS:
-                raise ParameterError(f"tasks={tasks!r}: each must be one of {TASKS}")
+            if task not in registry.task_names():
+                raise ParameterError(f"tasks={tasks!r}: each must be one of {registry.task_names()}")
         self.tasks = tuple(tasks)
         self.scales = dict(scales or {})
         self.unbuilt = {t: str(v) for t, v in (unbuilt or {}).items() if t in self.tasks}
@@ -393,7 +393,7 @@ class Table1:
         info = _tasks_info(run_dir / "tasks" / "tasks.json")
         kwargs.setdefault("chance", info["chance"])
         if info["asked"]:
-            kwargs.setdefault("tasks", tuple(t for t in TASKS if t in info["asked"]))
+            kwargs.setdefault("tasks", tuple(t for t in registry.task_names() if t in info["asked"]))
         for key in ("scales", "unbuilt", "protocols"):
             kwargs.setdefault(key, info[key])
         if "recipes" not in kwargs:
@@ -444,7 +444,8 @@ class Table1:
     def _header(self, task: str, *, paper: bool = False) -> str:
         """Column title with the task's scale: ``'genre 3×3'`` (this run), ``'genre 20×250'`` (paper)."""
         scale = PAPER_SCALES[task] if paper else self.scales.get(task)
-        return f"{TASK_TITLES[task]} {scale}" if scale else TASK_TITLES[task]
+        title = registry.spec(task).title
+        return f"{title} {scale}" if scale else title
 
     def _paper_cell(self, key: tuple[str, str], task: str) -> Cell | None | str:
         """The paper's cell, or ``''`` for a row the paper does not have (the beatdbn recipe)."""
@@ -497,7 +498,7 @@ class Table1:
         if any(c is not None and c.note for row in self.cells.values() for c in row.values()):
             notes.append("\u2020: evaluated at another epoch than its block (see the notes).")
         nb = [f"{t} {format_accuracy(r.select().get('test_accuracy_sum_log'))}"
-              for (t, m), r in sorted(self.results.items(), key=lambda kv: TASKS.index(kv[0][0]))
+              for (t, m), r in sorted(self.results.items(), key=lambda kv: registry.task_names().index(kv[0][0]))
               if m == "naive_bayes" and r.runs
               and r.select().get("test_accuracy_sum_log") is not None]
         if nb:
