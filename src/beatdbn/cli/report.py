@@ -37,13 +37,19 @@ def reproduce(
                 "0: the paper's single pass."),
     seed: int = typer.Option(0, help="Seed of splits, weights, batch orders and samples."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
+    scheduler: str = typer.Option(
+        "sync", help="Where the sweep runs: 'sync' (this process), 'local' (a Dask LocalCluster, one single-thread "
+                     "worker per CPU) or a Dask scheduler address tcp://HOST:PORT (workers must see the same "
+                     "paths). Every experiment x learning rate is one job; the results are those of a serial run."),
+    workers: Optional[int] = typer.Option(None, help="--scheduler local: worker processes (default: one per CPU)."),
     task_config: TaskConfig = None,
 ):
     """Run the paper's experiments (tasks, pretraining, baselines, conv MLPs) and write Table 1 and a report.
 
     Every task the corpus can give is run; one it cannot give shows as a dash in Table 1, with the reason.
     """
-    check_options(device=device, out=out)  # one line for a bad --device or an unwritable --out
+    check_options(device=device, out=out, scheduler=scheduler,
+                  workers=workers)  # one line for a bad --device, --scheduler, --workers or an unwritable --out
     config = ReproduceConfig.make(quick=quick, seed=seed, tasks=task_config, recipe=recipe, genre_labels=genre_labels,
                                   pretrain_min_beats=pretrain_min_beats,
                                   duplicates=duplicates, tasks_dir=tasks_dir)
@@ -58,7 +64,8 @@ def reproduce(
             bar.update(current, description=p["stage"], completed=p["step"], total=max(p["total"], 1),
                        info=p["message"][:60])
 
-        record = run_reproduce(store, out, config=config, device=device, progress=advance)
+        record = run_reproduce(store, out, config=config, device=device, progress=advance, scheduler=scheduler,
+                               workers=workers)
     table = Table1.from_run(out)
     # the paper's columns need a wide terminal; off a terminal the Markdown table, whole
     print_table(console, table.to_rich(paper=console.width >= 140), table.to_markdown(paper=True).split("\n\n", 1)[0])

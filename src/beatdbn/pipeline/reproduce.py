@@ -58,6 +58,7 @@ from beatdbn.evaluate.table import Table1
 from beatdbn.exceptions import DataError, ParameterError
 from beatdbn.models.config import JsonConfig
 from beatdbn.models.dbn import ConvDBN, DBNConfig
+from beatdbn.pipeline.sweep import plan_jobs, run_jobs
 from beatdbn.store.reader import FeatureStore
 from beatdbn.tasks.build import check_tasks_in_store, load_task, prepare_tasks, write_tasks
 from beatdbn.train.baselines import run_logreg, run_naive_bayes
@@ -202,8 +203,14 @@ def reproduce(
     config: ReproduceConfig = ReproduceConfig(),
     device: str = "cpu",
     progress: Callable[[dict], None] | None = None,
+    scheduler: str = "sync",
+    workers: int | None = None,
 ) -> dict:
     """Run (or resume) the whole protocol into ``out``; returns the ``config.json`` content.
+
+    ``scheduler``: ``'sync'`` trains every experiment in this process; ``'local'`` (a Dask LocalCluster of
+    ``workers`` single-thread processes, default one per CPU) or a scheduler address runs every experiment x
+    learning rate as its own job (:mod:`beatdbn.pipeline.sweep`), with the same results.
 
     ``progress`` receives ``{"stage", "step", "total", "message", "work_done",
     "work_total"}``: ``stage`` names what runs now (``"tasks"``,
@@ -266,6 +273,27 @@ def reproduce(
     work_done += work[("pretrain", "")]
     dbn = ConvDBN.load(dbn_dir, device=device)
 
+    if scheduler != "sync":
+        jobs = plan_jobs(out, task_names, plan, config)
+        n_jobs = len(jobs)
+
+        def job_done(info: dict) -> None:
+            job = info["job"]
+            key = f"{job.task}/{job.model}"
+            timings[key] = timings.get(key, 0.0) + info["seconds"]
+            record["timings"] = timings
+            write_json(record_path, record)
+            job_done.count += 1
+            notify({"stage": "sweep", "step": job_done.count, "total": n_jobs, "message": f"{job.name} done",
+                    "work_done": work_done + job_done.count / max(n_jobs, 1) * (work_total - work_done),
+                    "work_total": work_total})
+
+        job_done.count = 0
+        notify({"stage": "sweep", "step": 0, "total": n_jobs, "message": f"{n_jobs} jobs on {scheduler}",
+                "work_done": work_done, "work_total": work_total})
+        run_jobs(jobs, str(fs.path), str(out), config, scheduler=scheduler, workers=workers, device=device,
+                 done=job_done)
+
     for name in task_names:
         splits = [load_split(fs, tasks[name], s) for s in ("train", "valid", "test")]
         for model, recipe in plan:
@@ -287,7 +315,10 @@ def reproduce(
                 init = "pretrained" if model.startswith("convmlp_pretrained") else "random"
                 run = lambda init=init, ft=config.finetune_for(recipe): run_convmlp(  # noqa: E731
                     *splits, task=name, init=init, dbn=dbn, out=exp_dir, config=ft, device=device, progress=step)
-            timed(stage, run)
+            if scheduler == "sync":
+                timed(stage, run)
+            else:  # trained by the jobs (their seconds are in the timings); this pass assembles the result
+                run()
             work_done += work[key]
 
     notify({"stage": "report", "step": 0, "total": 1, "message": "writing Table 1 and the report",
