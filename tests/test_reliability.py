@@ -135,6 +135,17 @@ def test_2_second_writer_stops_with_one_line_naming_the_holder(tmp_path):
     assert r.exit_code == 0, r.output
 
 
+def test_2_wait_blocks_until_the_holder_is_done(tmp_path):
+    import threading
+
+    write_tracks(tmp_path / "in", 2)
+    holder = StoreLock(tmp_path / "s").acquire()
+    threading.Timer(0.5, holder.release).start()
+    waited = []
+    report = extract([tmp_path / "in"], tmp_path / "s", scheduler="sync", wait=True, on_wait=waited.append)
+    assert waited == [os.getpid()] and report.tracks_total == 2
+
+
 def test_2_the_lock_dies_with_its_process(tmp_path):
     write_tracks(tmp_path / "in", 2)
     code = ("import sys, time; from beatdbn.store.lock import StoreLock; "
