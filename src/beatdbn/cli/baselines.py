@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from beatdbn.cli import command, console
+from beatdbn.cli.output import print_table
 from beatdbn.cli.options import check_options
 from beatdbn.cli.progress import progress_bar
 from beatdbn.exceptions import ParameterError
@@ -74,7 +75,7 @@ def baseline(
         rate = "-" if row["learning_rate"] is None else f"{row['learning_rate']:g}"
         table.add_row(rate, f"{row['valid_accuracy']:.1%}", f"{row['test_accuracy']:.1%}",
                       f"{row['valid_accuracy_sum_log']:.1%}", f"{row['test_accuracy_sum_log']:.1%}")
-    console.print(table)
+    print_table(console, table)
     best = result.select()
     chosen = "" if best["learning_rate"] is None else f" at learning rate {best['learning_rate']:g} (chosen on validation)"
     console.print(f"{result.model} on {task}: valid accuracy {best['valid_accuracy']:.1%}, "
