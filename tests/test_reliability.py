@@ -232,6 +232,23 @@ def test_3_full_disk_gives_one_line_and_a_consistent_store(tmp_path, monkeypatch
         _umount(disk)
 
 
+def test_3_full_disk_on_a_dask_cluster_gives_one_line(tmp_path, capfd):
+    """The local scheduler printed 169 lines of worker tracebacks; now one line, from the client."""
+    write_tracks(tmp_path / "in", 40)
+    disk = tmp_path / "disk"
+    _tmpfs(disk, "1200k")
+    try:
+        r = runner.invoke(app, ["extract", str(tmp_path / "in"), "--out", str(disk / "s"), "--workers", "1",
+                                "--shard-size", "4"])
+        line = one_line_error(r)
+        assert "no space left on device while writing" in line
+        _, err = capfd.readouterr()  # what the worker processes wrote
+        assert "Traceback" not in err and "ERROR" not in err, err[-2000:]
+        assert runner.invoke(app, ["check", str(disk / "s")]).exit_code == 0
+    finally:
+        _umount(disk)
+
+
 def test_3_no_space_while_writing_the_index_is_one_line(tmp_path, monkeypatch):
     import pyarrow.parquet as pq
 
