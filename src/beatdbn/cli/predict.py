@@ -23,7 +23,7 @@ from beatdbn.cli.progress import progress_bar
 from beatdbn.evaluate.split import evaluate_split
 from beatdbn.exceptions import ParameterError
 from beatdbn.inference import iter_inputs, iter_predictions, load_run, row_writer, shipped_model
-from beatdbn.store.extract import check_scheduler
+from beatdbn.utils.cluster import check_scheduler
 
 __all__ = ["predict", "evaluate"]
 

@@ -8,12 +8,10 @@ a time, so memory does not grow with the number of inputs.
 
 from __future__ import annotations
 
-import logging
 from collections import deque
 from typing import Any, Callable, Iterable, Iterator
 
-from beatdbn.exceptions import ParameterError
-from beatdbn.store.extract import check_scheduler
+from beatdbn.utils.cluster import check_scheduler, dask_client
 
 __all__ = ["map_inputs"]
 
@@ -31,28 +29,15 @@ def map_inputs(fn: Callable[[Any], Any], items: Iterable[Any], *, scheduler: str
     if scheduler == "sync":
         yield from map(fn, items)
         return
-    from dask.distributed import Client, LocalCluster  # heavy: only parallel runs import Dask
+    with dask_client(scheduler, max(1, workers)) as client:
+        yield from _windowed(client, fn, items, ahead or 4 * max(1, workers))
 
-    cluster = None
-    if scheduler == "local":
-        cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.ERROR)
-        client = Client(cluster)
-    else:
-        try:
-            client = Client(scheduler, timeout="10s")
-        except OSError as exc:
-            raise ParameterError(f"cannot reach the Dask scheduler at {scheduler!r} ({exc})") from None
-    window = ahead or 4 * max(1, workers)
-    try:
-        pending: deque = deque()
-        for item in items:
-            pending.append(client.submit(fn, item, pure=False))
-            if len(pending) >= window:
-                yield pending.popleft().result()
-        while pending:
+
+def _windowed(client, fn: Callable[[Any], Any], items: Iterable[Any], window: int) -> Iterator[Any]:
+    pending: deque = deque()
+    for item in items:
+        pending.append(client.submit(fn, item, pure=False))
+        if len(pending) >= window:
             yield pending.popleft().result()
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+    while pending:
+        yield pending.popleft().result()
