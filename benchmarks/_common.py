@@ -75,3 +75,21 @@ def cpu_info() -> dict:
             pass
     return {"processor": model, "cpus": os.cpu_count(), "amx": bool({"amx_bf16", "amx_tile"} & flags),
             "avx512_bf16": "avx512_bf16" in flags}
+
+
+class threads:
+    """``with threads(n):`` torch intra-op threads set to ``n`` for the block (a benchmark's choice), then restored."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __enter__(self):
+        import torch
+
+        self.before = torch.get_num_threads()
+        torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc):
+        import torch
+
+        torch.set_num_threads(self.before)

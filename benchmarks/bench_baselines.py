@@ -22,11 +22,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from benchmarks._common import best_of
+from benchmarks._common import best_of, threads as _threads
 from beatdbn.models.logreg import WindowedLogReg
 from beatdbn.models.naive_bayes import WindowedNaiveBayes
 from beatdbn.models.windows import Standardizer, make_windows
-from beatdbn.train.baselines import _single_thread, sgd_epoch
+from beatdbn.train.baselines import sgd_epoch
 
 WINDOW, STRIDE, BATCH, N_CLASSES = 32, 32, 100, 12
 
@@ -109,7 +109,7 @@ def run(results, quick: bool = False) -> None:
     order = torch.from_numpy(np.random.default_rng(1).permutation(n_win))
     threads = torch.get_num_threads()
     t_multi = best_of(lambda: sgd_epoch(model, opt, view, starts, y, order, batch_size=BATCH), repeat=2)
-    with _single_thread("cpu"):  # as run_logreg trains
+    with _threads(1):  # as `beatdbn --threads 1` trains
         t_fast = best_of(lambda: sgd_epoch(model, opt, view, starts, y, order, batch_size=BATCH), repeat=3)
     pairs = [(int(w.track[k]), int(w.starts[k] - w.offsets[w.track[k]])) for k in order[: min(n_win, 2000)].tolist()]
     t_loop = best_of(lambda: _loop_sgd(tracks, labels, pairs, 5e-5), repeat=2) * n_win / len(pairs)

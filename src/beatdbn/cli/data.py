@@ -11,7 +11,6 @@ from typing import Optional
 import typer
 
 from beatdbn.cli import command, console, err_console
-from beatdbn.cli import check as _check_command  # noqa: F401  (registers `beatdbn check`)
 from beatdbn.cli.options import check_out, check_scheduler, check_workers
 from beatdbn.cli.progress import progress_bar
 from beatdbn.exceptions import ParameterError

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 from beatdbn.exceptions import ParameterError
-from beatdbn.store.extract import check_scheduler as _check_scheduler
+from beatdbn.utils.cluster import check_scheduler as _check_scheduler
 
 __all__ = ["check_device", "check_workers", "check_scheduler", "check_out", "check_out_file", "check_options"]
 

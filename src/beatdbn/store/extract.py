@@ -55,6 +55,7 @@ from beatdbn.labels import folder_labels
 from beatdbn.store.lock import StoreLock, pid_alive
 from beatdbn.store.reader import FeatureStore, committed_shards, write_index, write_manifest
 from beatdbn.store.shard import ShardData, no_space_is_data_error, read_shard_table, write_shard
+from beatdbn.utils.cluster import check_scheduler, dask_client
 from beatdbn.utils.atomic import TMP_MARK, write_json
 
 __all__ = ["extract", "find_inputs", "ExtractReport", "extract_shard", "check_scheduler", "MSD_SUFFIXES",
@@ -274,32 +275,6 @@ def _clean_leftovers(store: Path) -> int:
     return len(stale)
 
 
-def check_scheduler(scheduler: str) -> None:
-    """Raise ParameterError unless ``scheduler`` is 'local', 'sync' or a Dask address."""
-    if scheduler in ("local", "sync"):
-        return
-    if scheduler.startswith(("tcp://", "tls://", "ucx://", "inproc://")):
-        return
-    host, _, port = scheduler.rpartition(":")
-    if host and port.isdigit():
-        return
-    raise ParameterError(f"--scheduler {scheduler!r}: expected 'local', 'sync' or an address like tcp://HOST:8786")
-
-
-def _client(scheduler: str, workers: int | None):
-    from dask.distributed import Client, LocalCluster  # heavy: only runs that use Dask import it
-
-    if scheduler == "local":
-        n = workers or max(1, min(os.cpu_count() or 1, 8))
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.ERROR)
-        return Client(cluster), cluster
-    try:
-        return Client(scheduler, timeout="10s"), None
-    except OSError as exc:
-        raise ParameterError(f"cannot reach the Dask scheduler at {scheduler!r} ({exc})") from None
-
-
 def extract(
     sources: Iterable,
     out,
@@ -411,18 +386,15 @@ def _extract_locked(store: Path, files: list[str], file_labels: dict, report: Ex
     elif jobs:
         from dask.distributed import as_completed  # heavy: only runs that use Dask import it
 
-        client, cluster = _client(scheduler, workers)
-        futures = []
-        try:
-            futures = [client.submit(extract_shard, str(store), shard, chunk, _subset(file_labels, chunk),
-                                     key=f"beatdbn-shard-{shard}", pure=False) for shard, chunk in jobs]
-            for future in as_completed(futures):
-                finished(future.result())
-        finally:
-            client.cancel(futures)  # after a failure: stop the shards still running before the workers go
-            if cluster is not None:
-                cluster.close()  # workers first, then the scheduler: no heartbeat errors
-            client.close()
+        with dask_client(scheduler, workers) as client:
+            futures = []
+            try:
+                futures = [client.submit(extract_shard, str(store), shard, chunk, _subset(file_labels, chunk),
+                                         key=f"beatdbn-shard-{shard}", pure=False) for shard, chunk in jobs]
+                for future in as_completed(futures):
+                    finished(future.result())
+            finally:
+                client.cancel(futures)  # after a failure: stop the shards still running before the workers go
 
     write_index(store)
     opened = FeatureStore.open(store)

@@ -64,6 +64,6 @@ def dask_client(scheduler: str, workers: int | None = None) -> Iterator:
     try:
         yield client
     finally:
-        client.close()
         if cluster is not None:
-            cluster.close()
+            cluster.close()  # workers first, then the scheduler: no heartbeat errors
+        client.close()
