@@ -2,37 +2,19 @@
 
 A light stand-in for ``beatdbn extract --scheduler sync --shard-size 2`` (no
 torch import, so several can start quickly): a BeatdbnError becomes one
-``error:`` line and exit code 1, as in the CLI. Each shard write sleeps 0.05 s;
-with ``HOLD_AFTER_FIRST_SHARD=PATH`` the writes after the first one wait
-until PATH exists (at most a minute), so a test can act while the run surely
-holds the store.
+``error:`` line and exit code 1, as in the CLI. Each shard write sleeps 0.05 s
+(:mod:`_slow_writer`, also for ``HOLD_AFTER_FIRST_SHARD``).
 """
 
-import os
 import sys
-import time
-from pathlib import Path
 
 import beatdbn.store.extract as extract_module
+from _slow_writer import install
 from beatdbn.exceptions import BeatdbnError
-
-hold = os.environ.get("HOLD_AFTER_FIRST_SHARD")
-_write_shard = extract_module.write_shard
-_written = []
-
-
-def slow_write_shard(store, data):
-    time.sleep(0.05)
-    if hold and _written:
-        deadline = time.time() + 60
-        while not Path(hold).exists() and time.time() < deadline:
-            time.sleep(0.02)
-    _write_shard(store, data)
-    _written.append(data.shard)
 
 
 if __name__ == "__main__":
-    extract_module.write_shard = slow_write_shard
+    install(0.05)
     src, store, *rest = sys.argv[1:]
     try:
         report = extract_module.extract(
