@@ -93,3 +93,18 @@ class threads:
         import torch
 
         torch.set_num_threads(self.before)
+
+
+def demo_store(n: int):
+    """A synthetic demo store of ``n`` tracks under ``.bench-data/store-<n>`` (built once, kept between runs)."""
+    from pathlib import Path
+
+    from beatdbn.store.extract import extract
+    from beatdbn.synth.corpus import generate_corpus
+
+    data = Path(__file__).resolve().parents[1] / ".bench-data"
+    store = data / f"store-{n}"
+    if not (store / "tracks.parquet").exists():
+        generate_corpus(data / f"msd-{n}", n, seed=0, n_artists=max(n // 50, 10), n_jobs=2)
+        extract([data / f"msd-{n}"], store, scheduler="local", workers=2)
+    return store

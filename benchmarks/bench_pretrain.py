@@ -17,6 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from benchmarks._common import demo_store
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / ".bench-data"
 
@@ -51,17 +53,6 @@ print(json.dumps({"peak_kb": peak, "start_kb": start, "how": how, "beats": s["n_
 """
 
 
-def _store(n: int) -> Path:
-    from beatdbn.store.extract import extract
-    from beatdbn.synth.corpus import generate_corpus
-
-    store = DATA / f"store-{n}"
-    if not (store / "tracks.parquet").exists():
-        generate_corpus(DATA / f"msd-{n}", n, seed=0, n_artists=max(n // 50, 10), n_jobs=2)
-        extract([DATA / f"msd-{n}"], store, scheduler="local", workers=2)
-    return store
-
-
 def _pass(store: Path, out: Path, batch_size: int) -> dict:
     import shutil
 
@@ -74,7 +65,7 @@ def _pass(store: Path, out: Path, batch_size: int) -> dict:
 def run(results, quick: bool = False) -> None:
     sizes = (500, 2000) if quick else (2000, 10000)
     for n in sizes:
-        store = _store(n)
+        store = demo_store(n)
         r = _pass(store, DATA / f"dbn-{n}", 1)
         loaded_mb = r["beats"] * 24 * 4 / 2**20
         peak_mb, start_mb = r["peak_kb"] / 1024, r["start_kb"] / 1024

@@ -17,21 +17,10 @@ from pathlib import Path
 
 import torch
 
-from benchmarks._common import threads
+from benchmarks._common import demo_store, threads
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / ".bench-data"
-
-
-def _store(n: int) -> Path:
-    from beatdbn.store.extract import extract
-    from beatdbn.synth.corpus import generate_corpus
-
-    store = DATA / f"store-{n}"
-    if not (store / "tracks.parquet").exists():
-        generate_corpus(DATA / f"msd-{n}", n, seed=0, n_artists=max(n // 50, 10), n_jobs=2)
-        extract([DATA / f"msd-{n}"], store, scheduler="local", workers=2)
-    return store
 
 
 def _config(quick: bool):
@@ -55,7 +44,7 @@ def _config(quick: bool):
 def run(results, quick: bool = False) -> None:
     from beatdbn.pipeline.reproduce import reproduce
 
-    store = _store(600 if quick else 2000)
+    store = demo_store(600 if quick else 2000)
     config = _config(quick)
     times = {}
     with threads(1):
