@@ -70,7 +70,6 @@ __all__ = ["Table1", "Cell", "TASKS", "MODELS", "ROWS", "RECIPE_MODELS", "PAPER_
 
 #: Columns: every registered task, in table order (the paper's genre, artist, key first).
 TASKS = registry.task_names()
-TASK_TITLES = {name: spec.title for name, spec in registry.specs().items()}
 #: The tasks the paper ran: the columns of its side of the table.
 PAPER_TASKS = tuple(name for name, spec in registry.specs().items() if spec.paper is not None)
 #: Model keys of :class:`ExperimentResult` and their names in the table.

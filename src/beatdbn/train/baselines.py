@@ -93,7 +93,7 @@ from beatdbn.train.provenance import run_versions
 from beatdbn.utils.atomic import save_torch, write_json
 
 __all__ = ["BaselineConfig", "PAPER_LEARNING_RATES", "prepare_windows", "run_naive_bayes", "run_logreg",
-           "sgd_epoch", "lr_dirname"]
+           "sgd_epoch"]
 
 PAPER_LEARNING_RATES = (5e-3, 5e-4, 5e-5, 5e-6, 5e-7)
 METRICS_COLUMNS = ("epoch", "learning_rate", "train_loss", "train_accuracy", "valid_accuracy", "seconds")
@@ -165,11 +165,6 @@ class BaselineConfig(JsonConfig):
     def lr_fields(self) -> dict[str, Any]:
         """The fields one learning rate's run depends on (all but the sweep and var_smoothing)."""
         return {k: getattr(self, k) for k in ("window", "stride", "epochs", "batch_size", "grad_norm", "seed")}
-
-
-def lr_dirname(lr: float) -> str:
-    """Folder of one learning rate's run: ``lr-5e-05`` (:func:`beatdbn.train.runner.lr_dir`)."""
-    return runner.lr_dir("", lr).name
 
 
 # ---------------------------------------------------------------------------
