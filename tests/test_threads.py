@@ -19,7 +19,9 @@ def test_apply_threads_and_the_cli_option(tmp_path):
             apply_threads(0)
         result = CliRunner().invoke(app, ["--threads", "1", "info", str(tmp_path / "missing")])
         assert torch.get_num_threads() == 1 and result.exit_code == 1  # the option ran; the store is missing
-        result = CliRunner().invoke(app, ["--threads", "0", "info", str(tmp_path)])
-        assert result.exit_code == 2 and "--threads" in result.output
+        for bad in ("0", "-1"):  # one line, exit 1, as every other bad option (issue 16)
+            result = CliRunner().invoke(app, ["--threads", bad, "info", str(tmp_path)])
+            lines = result.output.strip().splitlines()
+            assert result.exit_code == 1 and len(lines) == 1 and lines[0].startswith(f"error: --threads {bad}")
     finally:
         torch.set_num_threads(before)

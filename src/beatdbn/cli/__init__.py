@@ -46,15 +46,23 @@ def _global_options(
         help="Off a terminal (logs, CI, nohup): print a plain progress line this often; stages print a line "
              "when they finish."),
     threads: int = typer.Option(
-        None, "--threads", min=1, envvar="BEATDBN_THREADS",
+        None, "--threads", envvar="BEATDBN_THREADS",
         help="torch intra-op threads for this command (default: the CPUs this process may use). On a busy "
              "machine, 1 is often fastest: the kernels are small."),
 ) -> None:
     """beatdbn: music classification with a pretrained convolutional network (Dieleman et al., ISMIR 2011)."""
     if not progress_every > 0:
-        raise typer.BadParameter(f"{progress_every}: must be a number of seconds > 0", param_hint="--progress-every")
+        _fail(f"--progress-every {progress_every}: must be a number of seconds > 0")
+    if threads is not None and threads < 1:
+        _fail(f"--threads {threads}: expected 1 or more threads (or leave it out: the CPUs this process may use)")
     configure_progress(quiet=quiet, every=progress_every)
     apply_threads(threads)
+
+
+def _fail(message: str) -> None:
+    """A bad global option: one line on stderr, exit code 1 (as a command's errors)."""
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
 
 
 def command(*args, **kwargs):

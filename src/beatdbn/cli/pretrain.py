@@ -1,15 +1,25 @@
-"""Pretraining command: greedy layer-wise training of the convolutional DBN."""
+"""Pretraining command: greedy layer-wise training of the convolutional DBN.
+
+One process (the default), ``--workers N`` processes on this machine, or the
+ranks of a ``torchrun`` launch (``--distributed``): see
+:mod:`beatdbn.train.ranks` for how the ranks combine their updates and
+:mod:`beatdbn.train.launch` for how they start. Each rank computes with one
+intra-op thread per CPU it has (``cpus // workers``): at one track per
+update the kernels are small, and processes, not threads, use the cores.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from beatdbn.cli import command, console
-from beatdbn.cli.options import check_device, check_out
+from beatdbn.cli.options import check_device, check_out, check_workers
 from beatdbn.cli.progress import progress_bar
+from beatdbn.exceptions import ParameterError
 from beatdbn.store.reader import FeatureStore
 
 __all__ = ["pretrain"]
@@ -30,15 +40,48 @@ def pretrain(
     seed: int = typer.Option(0, help="Seed of the batch order, the initial weights and the hidden samples."),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:N or mps (checked first)."),
     plots: bool = typer.Option(True, help="Plot the filters and training statistics when done."),
+    workers: int = typer.Option(
+        1, help="Processes on this machine (one intra-op thread each when there are as many CPUs): every "
+                "process takes its own tracks, one CD-1 update each, and their updates are summed every "
+                "--sync-every steps. 1: the serial run."),
+    sync_every: int = typer.Option(
+        8, "--sync-every", help="With several processes or ranks: CD-1 steps each takes between two exchanges."),
+    distributed: bool = typer.Option(
+        False, "--distributed", help="Be one rank of a torchrun launch across machines: `torchrun --nnodes M "
+                                     "--nproc-per-node N --rdzv-endpoint HOST:PORT -m beatdbn pretrain STORE "
+                                     "--out DBN --distributed` (gloo on CPU, NCCL on CUDA). Every machine needs "
+                                     "the store; only rank 0 writes --out."),
 ):
     """Pretrain the convolutional DBN (layers 1a, 1b, then 3) on a store, streaming; a rerun resumes."""
     from beatdbn.models.dbn import DBNConfig  # heavy: imports torch, only for this command
     from beatdbn.train.pretrain import PretrainConfig, pretrain as run, read_exclusion, write_plots  # heavy: torch
 
+    from beatdbn.train.launch import join_launch, run_local  # heavy: torch.distributed
+    from beatdbn.utils.threads import apply_threads, available_cpus
+
     check_device(device)  # before anything is created: a bad device leaves no empty --out behind
-    check_out(out)
+    check_workers(workers)
+    if sync_every < 1:
+        raise ParameterError(f"--sync-every {sync_every}: expected 1 or more CD-1 steps")
+    if distributed and workers != 1:
+        raise ParameterError("--distributed with --workers: under torchrun, --nproc-per-node sets the processes "
+                             "of each machine")
+    ranks = None
+    if distributed:
+        ranks, device = join_launch(device, sync_every=sync_every)
+    if ranks is None or ranks.lead:
+        check_out(out)
     config = PretrainConfig(batch_size=batch_size, passes=passes, min_beats=min_beats, checkpoint_every=checkpoint_every, seed=seed)
     excluded = read_exclusion(exclude, known_ids=FeatureStore.open(store).track_ids) if exclude else None
+    kwargs = dict(store=str(store), out=str(out), exclude=excluded, config=config, dbn_config=DBNConfig(seed=seed),
+                  device=device)
+    local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", 1)) if distributed else workers  # on this machine
+    per_rank = max(1, available_cpus() // local_ranks)
+    if local_ranks > 1:
+        apply_threads(per_rank)  # this process's share of the CPUs (rank 0: as the workers it starts)
+    if ranks is not None and not ranks.lead:  # other ranks of a launch: no progress, no files
+        run(ranks=ranks, **kwargs)
+        return
     with progress_bar(console) as bar:
         job = bar.add_task("pretrain", total=None, rate="")
 
@@ -47,8 +90,11 @@ def pretrain(
                        description=f"pretrain {p['phase']} pass {p['pass'] + 1}",
                        rate=f"{p['beats_per_s']:,.0f} beats/s")
 
-        summary = run(store, out, exclude=excluded, config=config, dbn_config=DBNConfig(seed=seed),
-                      device=device, progress=advance)
+        if ranks is not None:
+            summary = run(ranks=ranks, progress=advance, **kwargs)
+        else:
+            summary = run_local(run, kwargs, lead_kwargs={"progress": advance}, workers=workers,
+                                sync_every=sync_every, threads=per_rank)
     for phase, info in summary["phases"].items():
         console.print(f"{phase}: {info['seconds']:.1f} s, {info['beats_per_s']:,.0f} beats/s")
     if plots:

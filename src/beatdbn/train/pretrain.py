@@ -74,6 +74,7 @@ from beatdbn.models.layout import PHASES
 from beatdbn.plots import plot_filters, plot_pretraining
 from beatdbn.store.reader import FeatureStore
 from beatdbn.train.checkpoint import load_checkpoint
+from beatdbn.train.ranks import Ranks, rank_seed
 from beatdbn.utils.atomic import save_torch, write_json
 
 __all__ = ["PretrainConfig", "pretrain", "batch_plan", "read_exclusion", "iter_stats", "write_plots", "PHASES", "STATS_COLUMNS"]
@@ -227,7 +228,8 @@ def pretrain(
     dbn_config: DBNConfig = DBNConfig(),
     device: str | torch.device = "cpu",
     progress: Callable[[dict], None] | None = None,
-) -> dict:
+    ranks: Ranks | None = None,
+) -> dict | None:
     """Pretrain a :class:`ConvDBN` on every track of ``store`` not in ``exclude``; resumes from ``out``.
 
     Parameters
@@ -246,59 +248,72 @@ def pretrain(
         "tracks_total", "beats_done", "beats_per_s"}`` (counts over the whole
         job: both phases and every pass). Called before the batch's
         checkpoint: an exception raised in it stops the run as a kill would.
+    ranks : Ranks, optional
+        This process's place in a run of several processes or machines
+        (:mod:`beatdbn.train.ranks`; :mod:`beatdbn.train.launch` starts them).
+        Rank 0 alone writes ``out`` and reports progress. Default: one process.
 
     Returns
     -------
-    dict
+    dict or None
         The summary also written to ``out/pretrain.json``: tracks, beats,
-        seconds and beats/s per phase, and ``"complete"``.
+        seconds and beats/s per phase, and ``"complete"`` (None on ranks
+        other than 0).
 
     Raises
     ------
     DataError
         No track left to train on, or a checkpoint made with other settings.
     """
+    ranks = ranks or Ranks.solo()
+    lead = ranks.lead
     fs = store if isinstance(store, FeatureStore) else FeatureStore.open(store)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     device = torch.device(device)
-    summary_path = out / "pretrain.json"
-    if summary_path.exists() and not (out / CHECKPOINT).exists():
-        summary = json.loads(summary_path.read_text())
-    else:
-        summary = None
-
     rows = fs.select_rows(exclude=exclude)
     if not len(rows):
         raise DataError(f"{fs.path}: no track left to pretrain on after the exclusion list")
     lengths = fs.metadata.column("n_beats").to_numpy()[rows]
     shards = fs.shard_of(rows)
     identity = {k: v for k, v in config.to_dict().items() if k != "checkpoint_every"}  # may change on resume
+    identity.update(ranks.identity())
     expect = {"pretrain_config": identity, "dbn_config": dbn_config.to_dict(),
               "tracks": _fingerprint(fs.metadata.column("track_id").to_numpy(zero_copy_only=False)[rows])}
+    ranks.agree(expect)
 
-    if summary is not None and summary.get("complete"):
-        if {k: summary.get(k) for k in expect} != expect:
-            raise DataError(f"{out}: holds a DBN pretrained with other settings or on other tracks; "
-                            f"use a new --out")
+    done = state = None
+    if lead:
+        out.mkdir(parents=True, exist_ok=True)
+        summary_path = out / "pretrain.json"
+        if summary_path.exists() and not (out / CHECKPOINT).exists():
+            done = json.loads(summary_path.read_text())
+            if done.get("complete") and {k: done.get(k) for k in expect} != expect:
+                raise DataError(f"{out}: holds a DBN pretrained with other settings or on other tracks; "
+                                f"use a new --out")
+            done = done if done.get("complete") else None
+        if done is None:
+            state = load_checkpoint(out / CHECKPOINT, fmt=CHECKPOINT_FORMAT, expect=expect, what="pretraining")
+    done, state = ranks.broadcast((done, state))
+    if done is not None:
         log.info("%s: already pretrained", out)
-        return summary
+        return done if lead else None
     dbn = ConvDBN(dbn_config, device=device)
-    gen = torch.Generator(device=device).manual_seed(config.seed)
-    state = load_checkpoint(out / CHECKPOINT, fmt=CHECKPOINT_FORMAT, expect=expect, what="pretraining")
+    gen = torch.Generator(device=device).manual_seed(
+        config.seed if ranks.world == 1 else rank_seed(config.seed, ranks.rank))
     position = (0, 0, 0)  # where to resume: phase index, pass, batches done in that pass
     elapsed = {name: 0.0 for name in PHASES}
     if state is not None:
         dbn.load_state_dict(state["model"])
-        gen.set_state(state["generator"])
+        gen.set_state(state["generator"] if ranks.world == 1 else state["generators"][ranks.rank])
         position = tuple(state["position"])
         elapsed = dict(state["elapsed"])
-        log.info("%s: resuming at phase %s, pass %d, batch %d", out, *position)
-    stats = _StatsLog(out / "pretrain.csv", state["stats_rows"] if state else 0)
+        if lead:
+            log.info("%s: resuming at phase %s, pass %d, batch %d", out, *position)
+    stats = _StatsLog(out / "pretrain.csv", state["stats_rows"] if state else 0) if lead else None
 
     n_tracks, n_beats = len(rows), int(lengths.sum())
     passes = config.passes_for(n_beats)
-    if passes > config.passes:
+    if passes > config.passes and lead:
         log.warning("%s: %d passes per layer over this small corpus (%d beats) to reach min_beats=%d",
                     out, passes, n_beats, config.min_beats)
     total = n_tracks * passes * len(PHASES)
@@ -306,13 +321,31 @@ def pretrain(
     t_start = time.perf_counter()
 
     def checkpoint(phase_i: int, pass_: int, batch_i: int) -> None:
+        generators = ranks.gather(gen.get_state())  # a collective: every rank takes part
+        if not lead:
+            return
         stats.flush()
-        save_torch({"format": CHECKPOINT_FORMAT, "expect": expect, "model": dbn.state_dict(),
-                     "generator": gen.get_state(), "position": [phase_i, pass_, batch_i],
-                     "stats_rows": stats.n_rows, "elapsed": elapsed}, out / CHECKPOINT)
+        where = {"generator": generators[0]} if ranks.world == 1 else {"generators": generators}
+        save_torch({"format": CHECKPOINT_FORMAT, "expect": expect, "model": dbn.state_dict(), **where,
+                    "position": [phase_i, pass_, batch_i], "stats_rows": stats.n_rows, "elapsed": elapsed},
+                   out / CHECKPOINT)
+
+    def step(stages, pos: np.ndarray) -> dict[str, dict]:
+        x, xl = padded_batch(fs.read_features(rows[pos]), device=device)
+        try:
+            return {s: dbn.partial_fit(s, x, lengths=xl, generator=gen) for s in stages}
+        except ParameterError as exc:
+            if "non-finite" not in str(exc):
+                raise
+            ids = fs.metadata.column("track_id").to_numpy(zero_copy_only=False)[rows[pos]]
+            bad = [t for t, f in zip(ids, fs.read_features(rows[pos])) if not np.isfinite(f).all()]
+            who = (f"track {bad[0]} holds non-finite features (run `beatdbn check {fs.path}`)" if bad
+                   else f"batch of track(s) {', '.join(map(str, ids[:5]))}")
+            raise DataError(f"{phase} pass {pass_ + 1}, {who}: {exc}") from None
 
     try:
         for phase_i, (phase, stages) in enumerate(PHASES.items()):
+            layers = [dbn.layer(s) for s in stages]
             for pass_ in range(passes):
                 plan = batch_plan(shards, lengths, config.batch_size, _plan_seed(config.seed, phase, pass_))
                 skip = position[2] if (phase_i, pass_) == position[:2] else 0
@@ -322,39 +355,38 @@ def pretrain(
                 stage_beats = int(sum(lengths[b].sum() for b in plan[:skip]))
                 done_tracks += stage_tracks
                 done_beats += stage_beats
-                for batch_i in range(skip, len(plan)):
+                for start in range(skip, len(plan), ranks.round_size):
                     t0 = time.perf_counter()
-                    pos = plan[batch_i]
-                    x, xl = padded_batch(fs.read_features(rows[pos]), device=device)
-                    try:
-                        results = {s: dbn.partial_fit(s, x, lengths=xl, generator=gen) for s in stages}
-                    except ParameterError as exc:
-                        if "non-finite" not in str(exc):
-                            raise
-                        ids = fs.metadata.column("track_id").to_numpy(zero_copy_only=False)[rows[pos]]
-                        bad = [t for t, f in zip(ids, fs.read_features(rows[pos])) if not np.isfinite(f).all()]
-                        who = (f"track {bad[0]} holds non-finite features (run `beatdbn check {fs.path}`)" if bad
-                               else f"batch of track(s) {', '.join(map(str, ids[:5]))}")
-                        raise DataError(f"{phase} pass {pass_ + 1}, {who}: {exc}") from None
-                    dt = time.perf_counter() - t0
-                    elapsed[phase] += dt
-                    stage_tracks += len(pos)
-                    stage_beats += int(xl.sum())
-                    done_tracks += len(pos)
-                    done_beats += int(xl.sum())
-                    for s, r in results.items():
-                        stats.add({"stage": s, "pass": pass_, "batch": batch_i, "tracks": stage_tracks,
-                                   "beats": stage_beats, "seconds": round(elapsed[phase], 4), **r})
-                    if progress is not None:
-                        progress({"phase": phase, "pass": pass_, "tracks_done": done_tracks, "tracks_total": total,
-                                  "beats_done": done_beats, "beats_total": n_beats * passes * len(PHASES),
-                                  "beats_per_s": stage_beats / max(elapsed[phase], 1e-9)})
-                    last = batch_i + 1 == len(plan)
-                    if last or (batch_i + 1) % config.checkpoint_every == 0:
-                        nxt = (phase_i, pass_ + 1, 0) if last else (phase_i, pass_, batch_i + 1)
-                        checkpoint(*nxt)
+                    begun = ranks.begin(layers)
+                    costs = [float(lengths[b].sum()) for b in plan[start:start + ranks.round_size]]
+                    local = {b: step(stages, plan[b]) for b in ranks.mine(start, costs)}
+                    results = ranks.exchange(layers, begun, local, stages, start, len(plan))
+                    elapsed[phase] += time.perf_counter() - t0
+                    end = start + len(results)
+                    if lead:
+                        for batch_i in sorted(results):
+                            pos = plan[batch_i]
+                            beats = int(lengths[pos].sum())
+                            stage_tracks += len(pos)
+                            stage_beats += beats
+                            done_tracks += len(pos)
+                            done_beats += beats
+                            for s, r in results[batch_i].items():
+                                stats.add({"stage": s, "pass": pass_, "batch": batch_i, "tracks": stage_tracks,
+                                           "beats": stage_beats, "seconds": round(elapsed[phase], 4), **r})
+                            if progress is not None:
+                                progress({"phase": phase, "pass": pass_, "tracks_done": done_tracks,
+                                          "tracks_total": total, "beats_done": done_beats,
+                                          "beats_total": n_beats * passes * len(PHASES),
+                                          "beats_per_s": stage_beats / max(elapsed[phase], 1e-9)})
+                    last = end == len(plan)
+                    if last or end // config.checkpoint_every > start // config.checkpoint_every:
+                        checkpoint(*((phase_i, pass_ + 1, 0) if last else (phase_i, pass_, end)))
     finally:
-        stats.close()
+        if stats is not None:
+            stats.close()
+    if not lead:
+        return None
     dbn.save(out)
     summary = _summary(out, n_tracks, n_beats, passes, expect, elapsed, complete=True)
     (out / CHECKPOINT).unlink(missing_ok=True)
