@@ -1,6 +1,7 @@
 """The CUDA paths (``device='cuda'``): pretraining, finetuning, bf16 autocast, the baselines, CPU agreement.
 
-Every test here needs a CUDA device and skips without one, saying so (``pytest -rs`` shows the reason).
+Every test here but the last needs a CUDA device and skips without one, saying so (``pytest -rs`` shows the
+reason); the last guards, on any machine, what made CPU and CUDA disagree (Goh's rank target and sort ties).
 ``scripts/gpu_check.sh`` runs them, with the other CUDA tests, on a machine with a GPU.
 """
 
@@ -17,6 +18,7 @@ from beatdbn.data.splits import SplitData
 from beatdbn.labels import KEY_NAMES
 from beatdbn.models.convmlp import ConvMLP, MLPConfig
 from beatdbn.models.crbm import ConvRBM, CRBMConfig
+from beatdbn.models.crbm_kernels import goh_rank_target
 from beatdbn.models.dbn import ConvDBN, DBNConfig
 from beatdbn.store.extract import extract
 from beatdbn.store.reader import FeatureStore
@@ -27,7 +29,7 @@ from beatdbn.train.finetune import FinetuneConfig, run_convmlp
 from beatdbn.train.precision import bf16_supported
 from beatdbn.train.pretrain import CHECKPOINT, PretrainConfig, iter_stats, pretrain
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
                                 reason="needs CUDA: torch.cuda.is_available() is False on this machine")
 
 SMALL = DBNConfig(n_maps_1a=8, n_maps_1b=8, n_maps_3=6)
@@ -69,6 +71,7 @@ def _key_splits(seed: int = 0):
 
 # -- pretraining ------------------------------------------------------------------------------------------------------
 
+@needs_cuda
 def test_pretrain_on_cuda_and_its_dbn_loads_on_cpu(store, tmp_path):
     out = tmp_path / "dbn"
     summary = pretrain(store, out, config=PretrainConfig(batch_size=4), dbn_config=SMALL, device="cuda")
@@ -88,6 +91,7 @@ def test_pretrain_on_cuda_and_its_dbn_loads_on_cpu(store, tmp_path):
     torch.testing.assert_close(gpu_out.cpu(), cpu_out, rtol=1e-2, atol=5e-3)  # cuDNN may use TF32 here
 
 
+@needs_cuda
 def test_pretrain_on_cuda_resumes_after_a_kill(store, tmp_path, monkeypatch):
     monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)  # no atomics in the weight gradients
     config = PretrainConfig(batch_size=2, checkpoint_every=2)
@@ -118,6 +122,7 @@ def test_pretrain_on_cuda_resumes_after_a_kill(store, tmp_path, monkeypatch):
 
 # -- the CRBM kernels -----------------------------------------------------------------------------------------------
 
+@needs_cuda
 @pytest.mark.parametrize("kernel", ["gemm", "conv"])
 @pytest.mark.parametrize("kind", ["binary", "gaussian"])
 @pytest.mark.parametrize("sparsity", ["goh", "goh-rank"])
@@ -139,6 +144,7 @@ def test_both_cd_kernels_on_cuda_match_the_cpu(kernel, kind, sparsity):
     assert math.isclose(s_gpu["reconstruction_error"], s_cpu["reconstruction_error"], rel_tol=1e-3)
 
 
+@needs_cuda
 def test_sampled_cd_on_cuda_is_reproducible_from_the_generator():
     cfg = CRBMConfig(n_visible=12, n_hidden=16, width=8)
     v = torch.rand(3, 12, 70).cuda()
@@ -153,6 +159,7 @@ def test_sampled_cd_on_cuda_is_reproducible_from_the_generator():
 
 # -- finetuning and bf16 ------------------------------------------------------------------------------------------
 
+@needs_cuda
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_finetune_one_epoch_on_cuda(tmp_path, precision):
     train, valid, test = _key_splits()
@@ -171,6 +178,7 @@ def test_finetune_one_epoch_on_cuda(tmp_path, precision):
                 config=dataclasses.replace(config, augment="none"), device="cuda")
 
 
+@needs_cuda
 def test_bf16_autocast_on_cuda():
     assert bf16_supported("cuda")
     model = ConvMLP(MLPConfig(n_classes=5, n_maps_1a=MAPS, n_maps_1b=MAPS, n_maps_3=MAPS), device="cuda")
@@ -189,6 +197,7 @@ def test_bf16_autocast_on_cuda():
         assert p.grad is not None and p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all(), name
 
 
+@needs_cuda
 def test_convmlp_on_cuda_matches_the_cpu():
     cfg = MLPConfig(n_classes=4, n_maps_1a=MAPS, n_maps_1b=MAPS, n_maps_3=MAPS)
     cpu, gpu = ConvMLP(cfg), ConvMLP(cfg, device="cuda")
@@ -199,8 +208,29 @@ def test_convmlp_on_cuda_matches_the_cpu():
                                rtol=1e-2, atol=1e-2)
 
 
+@needs_cuda
 def test_logreg_baseline_on_cuda(tmp_path):
     train, valid, test = _key_splits(1)
     result = run_logreg(train, valid, test, task="key", out=tmp_path / "logreg", device="cuda",
                         config=BaselineConfig(learning_rates=(5e-4,), epochs=2))
     assert 0.0 <= result.select()["test_accuracy"] <= 1.0
+
+
+# -- on any machine ---------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_goh_rank_target_does_not_depend_on_the_order_of_positions(masked):
+    """Its second ranking is mostly ties (the first takes n_hidden values): how a sort ordered them decided the
+    target (CUDA's order differed from the CPU's); now the activation breaks them, so permuting positions permutes
+    the target and nothing else."""
+    g = torch.Generator().manual_seed(0)
+    h = torch.rand(5, 16, 83, generator=g)
+    hm = None
+    if masked:
+        hm = torch.ones(5, 1, 83)
+        hm[2, :, 40:] = hm[4, :, 10:] = 0
+    perm = torch.randperm(83, generator=g)
+    q = goh_rank_target(h, hm, 0.05)
+    q_perm = goh_rank_target(h[:, :, perm], None if hm is None else hm[:, :, perm], 0.05)
+    torch.testing.assert_close(q_perm, q[:, :, perm], rtol=0, atol=0)
+    assert abs(float(q.mean() if hm is None else (q * hm).sum() / (hm.sum() * 16)) - 0.05) < 0.01
