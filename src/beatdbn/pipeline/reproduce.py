@@ -19,6 +19,13 @@ records the configuration, versions, git commit, the wall time of every
 stage and the projected wall time of the full protocol at the paper's
 scale, extrapolated from this run's measured rates.
 
+**Where the sweep runs** (``scheduler``): by default on a CPU, a Dask LocalCluster of single-thread
+workers, one per CPU; or a running Dask scheduler's address; or ``'sync'``, this process (the default
+on a GPU). The cluster starts in the background once the tasks are built, while the DBN is pretrained,
+and this process runs jobs itself until it is up; every experiment x learning rate is one resumable job,
+and the experiment's result is assembled by one more (:mod:`beatdbn.pipeline.sweep`). The tasks, the
+pretraining and the report run in this process either way, and the results are the same.
+
 ``quick=True`` shrinks the sweeps and epochs for a smoke run (the table
 says which epochs it shows); the tasks and the DBN are the same.
 
@@ -58,7 +65,7 @@ from beatdbn.evaluate.table import Table1
 from beatdbn.exceptions import DataError, ParameterError
 from beatdbn.models.config import JsonConfig
 from beatdbn.models.dbn import ConvDBN, DBNConfig
-from beatdbn.pipeline.sweep import plan_jobs, run_jobs
+from beatdbn.pipeline.sweep import WORKER_IMPORTS, plan_jobs, run_jobs
 from beatdbn.store.reader import FeatureStore
 from beatdbn.tasks.build import check_tasks_in_store, load_task, prepare_tasks, write_tasks
 from beatdbn.train.baselines import run_logreg, run_naive_bayes
@@ -66,14 +73,15 @@ from beatdbn.train.finetune import run_convmlp
 from beatdbn.train.pretrain import pretrain, read_exclusion, write_plots
 from beatdbn.train.provenance import run_versions
 from beatdbn.utils.atomic import atomic_path, write_json
+from beatdbn.utils.cluster import BackgroundClient, check_scheduler
 from beatdbn.tasks import registry
 from beatdbn.tasks.registry import TaskConfig
 from beatdbn.train.baselines import BaselineConfig
 from beatdbn.train.finetune import FinetuneConfig, model_name, updates_per_epoch
 from beatdbn.train.pretrain import PretrainConfig
 
-__all__ = ["ReproduceConfig", "reproduce", "experiments", "projected_time", "EXPERIMENTS", "PAPER_SCALE",
-           "RECIPE_CHOICES"]
+__all__ = ["ReproduceConfig", "reproduce", "experiments", "projected_time", "default_scheduler", "EXPERIMENTS",
+           "PAPER_SCALE", "RECIPE_CHOICES"]
 
 #: Model names in Table 1 order (the paper's recipe).
 EXPERIMENTS = ("naive_bayes", "logreg", "convmlp_random", "convmlp_pretrained")
@@ -196,6 +204,13 @@ def _load() -> dict[str, Any]:
     return {"load_average": avg, "cpus": os.cpu_count()}
 
 
+def default_scheduler(device: str = "cpu") -> str:
+    """Where the sweep runs when not told: ``'local'`` (a Dask LocalCluster, one single-thread worker per CPU)
+    on a CPU; ``'sync'`` (this process) on a GPU, which one process keeps busy (several would each hold a
+    CUDA context on the same device)."""
+    return "local" if str(device) == "cpu" else "sync"
+
+
 def reproduce(
     store,
     out,
@@ -203,20 +218,25 @@ def reproduce(
     config: ReproduceConfig = ReproduceConfig(),
     device: str = "cpu",
     progress: Callable[[dict], None] | None = None,
-    scheduler: str = "sync",
+    scheduler: str | None = None,
     workers: int | None = None,
 ) -> dict:
     """Run (or resume) the whole protocol into ``out``; returns the ``config.json`` content.
 
     ``scheduler``: ``'sync'`` trains every experiment in this process; ``'local'`` (a Dask LocalCluster of
     ``workers`` single-thread processes, default one per CPU) or a scheduler address runs every experiment x
-    learning rate as its own job (:mod:`beatdbn.pipeline.sweep`), with the same results.
+    learning rate as its own job (:mod:`beatdbn.pipeline.sweep`), with the same results; None:
+    :func:`default_scheduler` (``'local'`` on a CPU). The cluster starts in the background once the tasks are
+    built, while the DBN is pretrained; the tasks and the pretraining run in this process either way, and
+    so does the report. ``config.json`` records the sweep's wall time under ``"sweep"``.
 
     ``progress`` receives ``{"stage", "step", "total", "message", "work_done",
     "work_total"}``: ``stage`` names what runs now (``"tasks"``,
     ``"pretrain"``, ``"<task>/<model>"``), ``step``/``total`` its own
     progress, ``work_*`` the whole run's in relative cost units (for an ETA).
     """
+    scheduler = default_scheduler(device) if scheduler is None else scheduler
+    check_scheduler(scheduler)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     fs = store if isinstance(store, FeatureStore) else FeatureStore.open(store)
@@ -266,71 +286,100 @@ def reproduce(
                                              "message": f"{p['phase']}: {p['beats_per_s']:,.0f} beats/s"})
 
     dbn_dir = out / "dbn"
-    timed("pretrain", lambda: pretrain(fs, dbn_dir, exclude=exclude, config=config.pretrain,
-                                       dbn_config=config.dbn, device=device, progress=on_pretrain))
-    if not (dbn_dir / "plots").exists():
-        timed("pretrain plots", lambda: write_plots(dbn_dir))
-    work_done += work[("pretrain", "")]
-    dbn = ConvDBN.load(dbn_dir, device=device)
+    cluster, jobs = None, []
+    if scheduler != "sync":  # started now: the workers start and import while the DBN is pretrained
+        jobs = plan_jobs(out, task_names, plan, config, cost=lambda t, m, r: work[(t, m)])
+        if jobs or not (dbn_dir / "plots").exists():
+            cluster = BackgroundClient(scheduler, workers, setup=WORKER_IMPORTS, saturation=1.0)
+    try:
+        timed("pretrain", lambda: pretrain(fs, dbn_dir, exclude=exclude, config=config.pretrain,
+                                           dbn_config=config.dbn, device=device, progress=on_pretrain))
+        work_done += work[("pretrain", "")]
+        assembled: set[tuple[str, str]] = set()
+        if cluster is None:
+            if not (dbn_dir / "plots").exists():
+                timed("pretrain plots", lambda: write_plots(dbn_dir))
+        else:
+            n_jobs = len(jobs)
+            side = [] if (dbn_dir / "plots").exists() else [("pretrain plots", write_plots, (dbn_dir,))]
+            count = [0]
 
-    if scheduler != "sync":
-        jobs = plan_jobs(out, task_names, plan, config)
-        n_jobs = len(jobs)
+            def job_done(info: dict) -> None:
+                if info["kind"] == "side":
+                    key = info["name"]
+                else:
+                    job = info.get("job")
+                    key = f"{job.task}/{job.model}" if job is not None else f"{info['task']}/{info['model']}"
+                timings[key] = timings.get(key, 0.0) + info["seconds"]
+                record["timings"] = timings
+                write_json(record_path, record)
+                if info["kind"] != "rate":
+                    return
+                count[0] += 1
+                notify({"stage": "sweep", "step": count[0], "total": n_jobs,
+                        "message": f"{info['job'].name} done",
+                        "work_done": work_done + count[0] / max(n_jobs, 1) * (work_total - work_done),
+                        "work_total": work_total})
 
-        def job_done(info: dict) -> None:
-            job = info["job"]
-            key = f"{job.task}/{job.model}"
-            timings[key] = timings.get(key, 0.0) + info["seconds"]
-            record["timings"] = timings
+            notify({"stage": "sweep", "step": 0, "total": n_jobs,
+                    "message": f"{n_jobs} jobs on {scheduler}", "work_done": work_done, "work_total": work_total})
+            swept = run_jobs(jobs, str(fs.path), str(out), config, cluster=cluster, device=device,
+                             experiments=plan, side=side, done=job_done)
+            workers_used = len(cluster.client().nthreads())
+            cluster.close()  # in the background, while the rest is assembled and the report written
+            assembled = swept["assembled"]
+            record["sweep"] = {"scheduler": scheduler, "workers": workers_used, "jobs": n_jobs,
+                               "jobs_here": swept["here"], "wall_seconds": swept["wall_seconds"]}
             write_json(record_path, record)
-            job_done.count += 1
-            notify({"stage": "sweep", "step": job_done.count, "total": n_jobs, "message": f"{job.name} done",
-                    "work_done": work_done + job_done.count / max(n_jobs, 1) * (work_total - work_done),
-                    "work_total": work_total})
 
-        job_done.count = 0
-        notify({"stage": "sweep", "step": 0, "total": n_jobs, "message": f"{n_jobs} jobs on {scheduler}",
-                "work_done": work_done, "work_total": work_total})
-        run_jobs(jobs, str(fs.path), str(out), config, scheduler=scheduler, workers=workers, device=device,
-                 done=job_done)
+        dbn = None
+        for name in task_names:
+            left = [(model, recipe) for model, recipe in plan if (name, model) not in assembled]
+            splits = [load_split(fs, tasks[name], s) for s in ("train", "valid", "test")] if left else []
+            if left and dbn is None:
+                dbn = ConvDBN.load(dbn_dir, device=device)
+            for model, recipe in plan:
+                stage = f"{name}/{model}"
+                exp_dir = out / "experiments" / name / model
+                key = (name, model)
+                if (model, recipe) not in left:  # assembled by its jobs
+                    work_done += work[key]
+                    continue
 
-    for name in task_names:
-        splits = [load_split(fs, tasks[name], s) for s in ("train", "valid", "test")]
-        for model, recipe in plan:
-            stage = f"{name}/{model}"
-            exp_dir = out / "experiments" / name / model
-            key = (name, model)
+                def step(info: dict, stage=stage, key=key) -> None:
+                    relay(stage, key, info)
 
-            def step(info: dict, stage=stage, key=key) -> None:
-                relay(stage, key, info)
+                relay(stage, key, {"step": 0, "total": 1, "message": "starting"})
+                if model == "naive_bayes":
+                    run = lambda: run_naive_bayes(*splits, task=name, out=exp_dir,  # noqa: E731
+                                                  config=config.baselines, progress=step)
+                elif model == "logreg":
+                    run = lambda: run_logreg(*splits, task=name, out=exp_dir, config=config.baselines,  # noqa: E731
+                                             progress=step, device=device)
+                else:
+                    init = "pretrained" if model.startswith("convmlp_pretrained") else "random"
+                    run = lambda init=init, ft=config.finetune_for(recipe): run_convmlp(  # noqa: E731
+                        *splits, task=name, init=init, dbn=dbn, out=exp_dir, config=ft, device=device,
+                        progress=step)
+                if scheduler == "sync":
+                    timed(stage, run)
+                else:  # trained by the jobs (their seconds are in the timings); assembled here
+                    run()
+                work_done += work[key]
 
-            relay(stage, key, {"step": 0, "total": 1, "message": "starting"})
-            if model == "naive_bayes":
-                run = lambda: run_naive_bayes(*splits, task=name, out=exp_dir, config=config.baselines,  # noqa: E731
-                                              progress=step)
-            elif model == "logreg":
-                run = lambda: run_logreg(*splits, task=name, out=exp_dir, config=config.baselines,  # noqa: E731
-                                         progress=step, device=device)
-            else:
-                init = "pretrained" if model.startswith("convmlp_pretrained") else "random"
-                run = lambda init=init, ft=config.finetune_for(recipe): run_convmlp(  # noqa: E731
-                    *splits, task=name, init=init, dbn=dbn, out=exp_dir, config=ft, device=device, progress=step)
-            if scheduler == "sync":
-                timed(stage, run)
-            else:  # trained by the jobs (their seconds are in the timings); this pass assembles the result
-                run()
-            work_done += work[key]
-
-    notify({"stage": "report", "step": 0, "total": 1, "message": "writing Table 1 and the report",
-            "work_done": work_total, "work_total": work_total})
-    record["machine"]["end"] = _load()
-    record["projected"] = projected_time(record["timings"], config, fs, n_pretrain, train_beats,
-                                         machine=record["machine"],
-                                         train_tracks={n: len(t.track_ids("train")) for n, t in tasks.items()})
-    write_json(record_path, record)
-    table = Table1.from_run(out)
-    table.write(out)
-    write_report(out)
+        notify({"stage": "report", "step": 0, "total": 1, "message": "writing Table 1 and the report",
+                "work_done": work_total, "work_total": work_total})
+        record["machine"]["end"] = _load()
+        record["projected"] = projected_time(record["timings"], config, fs, n_pretrain, train_beats,
+                                             machine=record["machine"],
+                                             train_tracks={n: len(t.track_ids("train")) for n, t in tasks.items()})
+        write_json(record_path, record)
+        table = Table1.from_run(out)
+        table.write(out)
+        write_report(out)
+    finally:
+        if cluster is not None:
+            cluster.join()
     return record
 
 

@@ -1,52 +1,79 @@
 """Table 1's experiments as independent jobs (every experiment x learning rate), on Dask.
 
-``reproduce --scheduler local|tcp://HOST:PORT`` hands the sweep to Dask once
-the tasks are built and the DBN is pretrained: every (task, model, learning
-rate) is its own job, naive Bayes one job per task. A job reads the splits
-from the store itself (workers must see the run folder and the store at the
-same paths), trains its one learning rate in a scratch folder of its own, and
-moves the finished ``lr-<v>/`` folder into the experiment's folder. Nothing
-two jobs write is shared, so a lost worker costs only its job, and a rerun
-skips every finished learning rate (an unfinished one resumes from its
-checkpoint). The serial pass of :func:`~beatdbn.pipeline.reproduce.reproduce`
-then finds every rate trained and only assembles each experiment's result,
-selection, model and plots: the numbers are those of a serial run with the
-same seeds (each job is seeded by the configuration alone; tested with one
-thread per process).
+``reproduce --scheduler local|tcp://HOST:PORT`` (``local``, a LocalCluster of one single-thread worker per
+CPU, is the default on a CPU) hands the sweep to Dask: every (task, model, learning rate) is its own job,
+naive Bayes one job per task, and once an experiment's rates are trained one more job assembles its
+result (the very call the serial path makes: selection, ``model/``, plots, ``result.json``). The DBN's
+plots are drawn by a job too. Workers must see the run folder and the store at the same paths.
+
+**Each job is resumable and writes only its own files.** A rate trains in a scratch folder of its own,
+``.job-lr-<v>/`` in the experiment's folder, held under an exclusive lock (``.job-lr-<v>.lock``,
+released by the OS when a process dies), and its finished ``lr-<v>/`` folder is moved into place at the
+end. Nothing two jobs write is shared, so a lost worker costs only its job: Dask reruns it on another
+worker, where it resumes from the scratch folder's checkpoint; a killed ``reproduce`` resumes the same
+way, and a rerun skips every finished rate. A job that fails does not stop the others: the sweep waits
+for them, then raises the first error.
+
+**Identical results.** Each job is seeded by the configuration alone and calls the trainers exactly as
+the serial path does, so the numbers are those of a serial run with the same seeds (tested with one
+thread per process, :mod:`tests.test_sweep`).
+
+**Where the time went, and what is done about it** (bench_reproduce, ``--quick``, 2 cores): starting two
+workers and importing torch and beatdbn in each cost ~8 s, and each job reloaded the store, its task's
+splits and the DBN (0.3-0.8 s); the serial pass re-assembled every experiment afterwards (~7 s) and
+closing the cluster took ~4 s. Now the cluster starts in the background while the tasks are built and
+the DBN is pretrained (:class:`~beatdbn.utils.cluster.BackgroundClient`), every worker is set up once
+(one torch thread, the imports, ``gc.freeze``), a worker keeps the store, splits and DBN it loaded
+(keyed by path and modification time), the assembly runs in the jobs, the cluster closes in the
+background while the report is written, and the jobs run longest first (by their estimated cost) so that
+the workers finish together. Each job's phases (loading, training, moving) are in its info.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
+import fcntl
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Sequence
 
 from beatdbn.data.splits import load_split
+from beatdbn.exceptions import BeatdbnError
 from beatdbn.metrics.results import RESULT_FILE
 from beatdbn.models.dbn import ConvDBN
-from beatdbn.store.reader import FeatureStore
+from beatdbn.store.reader import INDEX_FILE, FeatureStore
 from beatdbn.tasks.build import load_task
 from beatdbn.tasks.selection import SPLITS
 from beatdbn.train import runner
 from beatdbn.train.baselines import run_logreg, run_naive_bayes
 from beatdbn.train.finetune import run_convmlp
-from beatdbn.utils.cluster import dask_client
 
-__all__ = ["Job", "plan_jobs", "run_job", "run_jobs"]
+__all__ = ["Job", "plan_jobs", "run_job", "assemble", "run_jobs", "WORKER_IMPORTS"]
+
+#: What every worker imports once (:func:`~beatdbn.utils.cluster.worker_setup`; a LocalCluster's fork server
+#: once for all): this module pulls in torch, the trainers, scikit-learn and matplotlib; torch._dynamo is
+#: imported by the first torch optimizer (3.4 s on 2 cores, paid in each worker's first job before).
+WORKER_IMPORTS = ("beatdbn.pipeline.sweep", "torch._dynamo")
 
 
 @dataclass(frozen=True)
 class Job:
-    """One unit of the sweep: an experiment's learning rate (``lr`` None: naive Bayes, which has none)."""
+    """One unit of the sweep: an experiment's learning rate (``lr`` None: naive Bayes, which has none).
+
+    ``cost`` (not compared) orders the jobs, longest first; any unit.
+    """
 
     task: str
     model: str
     recipe: str | None
     lr: float | None
+    cost: float = field(default=1.0, compare=False)
 
     @property
     def name(self) -> str:
@@ -74,60 +101,317 @@ def _done(out: Path, job: Job, config) -> bool:
     return (lr_dir / f"epoch-{config.finetune_for(job.recipe).epochs}" / "model.pt").exists()
 
 
-def plan_jobs(out: str | Path, task_names, experiments, config) -> list[Job]:
-    """The jobs still to run, in Table 1 order: ``experiments`` is ``[(model, recipe), ...]``."""
+def plan_jobs(out: str | Path, task_names, experiments, config,
+              cost: Callable[[str, str, str | None], float] | None = None) -> list[Job]:
+    """The jobs still to run, in Table 1 order: ``experiments`` is ``[(model, recipe), ...]``;
+    ``cost(task, model, recipe)``: an experiment's estimated cost, shared among its rates (``Job.cost``)."""
     out = Path(out)
-    jobs = [Job(t, m, r, lr) for t in task_names for m, r in experiments for lr in _rates(m, r, config)]
+    jobs = []
+    for t in task_names:
+        for m, r in experiments:
+            rates = _rates(m, r, config)
+            each = 1.0 if cost is None else cost(t, m, r) / len(rates)
+            jobs.extend(Job(t, m, r, lr, each) for lr in rates)
     return [j for j in jobs if not _done(out, j, config)]
 
 
-def run_job(job: Job, store: str, out: str, config, device: str = "cpu") -> dict[str, Any]:
-    """Run one job (in a Dask worker or in this process); returns ``{"job", "seconds"}``."""
-    t0 = time.perf_counter()
-    out_path = Path(out)
-    fs = FeatureStore.open(store)
-    task = load_task(out_path / "tasks", job.task)
-    splits = [load_split(fs, task, s) for s in SPLITS]
-    exp = out_path / "experiments" / job.task / job.model
-    if job.lr is None:
-        run_naive_bayes(*splits, task=job.task, out=exp, config=config.baselines)
-        return {"job": job, "seconds": time.perf_counter() - t0}
-    scratch = exp / f".job-lr-{job.lr:g}-{os.getpid()}"
-    final = runner.lr_dir(exp, job.lr)
-    shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir(parents=True)
-    if final.exists():  # an unfinished rate of an earlier run: resume it from its checkpoint
-        os.replace(final, runner.lr_dir(scratch, job.lr))
+# ---------------------------------------------------------------------------
+# what a worker keeps between jobs
+
+
+_CACHES: dict[str, tuple[int, OrderedDict]] = {"store": (1, OrderedDict()), "dbn": (1, OrderedDict()),
+                                                "splits": (2, OrderedDict())}
+
+
+def _stamp(*paths: Path) -> tuple:
+    """Path, modification time and size of each file (None when missing): a changed file is a new key."""
+    out = []
+    for p in paths:
+        try:
+            st = os.stat(p)
+            out.append((str(p), st.st_mtime_ns, st.st_size))
+        except OSError:
+            out.append((str(p), None, None))
+    return tuple(out)
+
+
+def _cached(kind: str, key: tuple, load: Callable[[], Any]) -> Any:
+    """``load()``, kept in this process under ``key`` (the last few of each ``kind``: a worker runs many jobs of
+    the same task and DBN; the serial path too shares one load among an experiment's rates)."""
+    size, cache = _CACHES[kind]
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key]
+    value = load()
+    cache[key] = value
+    while len(cache) > size:
+        cache.popitem(last=False)
+    return value
+
+
+def _store(store: str) -> FeatureStore:
+    p = Path(store).resolve()
+    return _cached("store", _stamp(p, p / INDEX_FILE, p / "shards"), lambda: FeatureStore.open(p))
+
+
+def _splits(store: str, out: Path, task_name: str) -> list:
+    fs = _store(store)
+    d = out / "tasks" / task_name
+    key = (str(fs.path), _stamp(Path(fs.path) / INDEX_FILE, Path(fs.path) / "shards"),
+           _stamp(d / "classes.txt", *(d / f"{s}.tsv" for s in SPLITS)))
+    return _cached("splits", key, lambda: [load_split(fs, load_task(out / "tasks", task_name), s) for s in SPLITS])
+
+
+def _dbn(out: Path, device: str) -> ConvDBN:
+    d = (out / "dbn").resolve()
+    return _cached("dbn", (str(device), _stamp(d / "model.pt", d / "config.json")),
+                   lambda: ConvDBN.load(d, device=device))
+
+
+_NO_PLOTS: contextvars.ContextVar[bool] = contextvars.ContextVar("beatdbn_sweep_no_plots", default=False)
+
+
+@contextlib.contextmanager
+def _without_plots() -> Iterator[None]:
+    """No learning curves or confusion matrix drawn by :func:`run_convmlp` in this thread for the block.
+
+    A rate job's ``run_convmlp`` call assembles a one-rate result in its scratch folder, which is thrown away
+    (its assembly job draws the experiment's plots): 2 of the 3 figures drawn per conv MLP rate, most of a
+    job's time at ``--quick`` sizes. Stopgap until ``run_convmlp`` takes a ``plots=False``: finetune's plot
+    helper is wrapped once per process, and the wrapper skips drawing only where this context variable is set
+    (per thread, so a multi-thread worker's other jobs still draw theirs); if the helper is not found,
+    the figures are drawn and thrown away as before.
+    """
+    from beatdbn.train import finetune
+
+    draw = getattr(finetune, "_write_plots", None)
+    if draw is not None and not getattr(draw, "_beatdbn_sweep", False):
+        def wrapped(*args: Any, **kwargs: Any) -> list:
+            return [] if _NO_PLOTS.get() else draw(*args, **kwargs)
+
+        wrapped._beatdbn_sweep = True  # type: ignore[attr-defined]
+        finetune._write_plots = wrapped
+    token = _NO_PLOTS.set(True)
     try:
+        yield
+    finally:
+        _NO_PLOTS.reset(token)
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (waits for a live holder; a dead one's lock is released by the OS)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+# ---------------------------------------------------------------------------
+# the jobs
+
+
+def run_job(job: Job, store: str, out: str, config, device: str = "cpu") -> dict[str, Any]:
+    """Run one job (in a Dask worker or in this process); returns ``{"job", "kind", "seconds", "phases",
+    "cpu_seconds", "pid"}`` (``phases``: seconds loading the splits and DBN, training, moving the result into
+    place; ``cpu_seconds``: this process's CPU time, which a busy machine does not inflate)."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    out_path = Path(out)
+    splits = _splits(store, out_path, job.task)
+    phases = {"load": time.perf_counter() - t0}
+    exp = out_path / "experiments" / job.task / job.model
+
+    def info() -> dict[str, Any]:
+        return {"job": job, "kind": "rate", "seconds": time.perf_counter() - t0, "phases": phases,
+                "cpu_seconds": time.process_time() - c0, "pid": os.getpid()}
+
+    if job.lr is None:
+        t1 = time.perf_counter()
+        run_naive_bayes(*splits, task=job.task, out=exp, config=config.baselines)
+        phases["train"] = time.perf_counter() - t1
+        return info()
+    scratch = exp / f".job-lr-{job.lr:g}"
+    final = runner.lr_dir(exp, job.lr)
+    with _exclusive(exp / f".job-lr-{job.lr:g}.lock"):
+        if _done(out_path, job, config):  # another process ran it while this one waited for the lock
+            shutil.rmtree(scratch, ignore_errors=True)
+            (exp / f".job-lr-{job.lr:g}.lock").unlink(missing_ok=True)
+            return info()
+        mine = runner.lr_dir(scratch, job.lr)
+        if final.exists():  # an unfinished rate of a serial run: resume it from its checkpoint
+            shutil.rmtree(mine, ignore_errors=True)
+            scratch.mkdir(parents=True, exist_ok=True)
+            os.replace(final, mine)
+        scratch.mkdir(parents=True, exist_ok=True)  # kept from a killed job: resumed from its checkpoint
+        t1 = time.perf_counter()
         if job.model == "logreg":
             run_logreg(*splits, task=job.task, out=scratch, device=device,
                        config=dataclasses.replace(config.baselines, learning_rates=(job.lr,)))
         else:
             ft = config.finetune_for(job.recipe)
             init = "pretrained" if job.model.startswith("convmlp_pretrained") else "random"
-            dbn = ConvDBN.load(out_path / "dbn", device=device)
-            run_convmlp(*splits, task=job.task, init=init, dbn=dbn, out=scratch, device=device,
-                        config=dataclasses.replace(ft, learning_rates=(job.lr,)))
-        os.replace(runner.lr_dir(scratch, job.lr), final)
-    finally:
+            dbn, seconds = _timed(lambda: _dbn(out_path, device))
+            phases["load"] += seconds
+            t1 = time.perf_counter()
+            with _without_plots():
+                run_convmlp(*splits, task=job.task, init=init, dbn=dbn, out=scratch, device=device,
+                            config=dataclasses.replace(ft, learning_rates=(job.lr,)))
+        t2 = time.perf_counter()
+        phases["train"] = t2 - t1
+        os.replace(mine, final)
         shutil.rmtree(scratch, ignore_errors=True)
-    return {"job": job, "seconds": time.perf_counter() - t0}
+        (exp / f".job-lr-{job.lr:g}.lock").unlink(missing_ok=True)
+        phases["move"] = time.perf_counter() - t2
+    return info()
 
 
-def run_jobs(jobs: list[Job], store: str, out: str, config, *, scheduler: str, workers: int | None = None,
-             device: str = "cpu", done: Callable[[dict], None] | None = None) -> list[dict]:
-    """Run ``jobs`` on Dask (``scheduler``: 'local' or an address); ``done(info)`` after each finishes."""
-    results = []
-    if not jobs:
-        return results
-    from dask.distributed import as_completed  # heavy: only runs on Dask import it
+def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    t0 = time.perf_counter()
+    value = fn()
+    return value, time.perf_counter() - t0
 
-    with dask_client(scheduler, workers) as client:
-        futures = [client.submit(run_job, j, store, out, config, device, pure=False, key=f"job-{i}-{j.task}-{j.model}")
-                   for i, j in enumerate(jobs)]
-        for future in as_completed(futures):
-            info = future.result()
-            results.append(info)
-            if done is not None:
-                done(info)
-    return results
+
+def assemble(task: str, model: str, recipe: str | None, store: str, out: str, config, device: str = "cpu",
+             *trained: Any) -> dict[str, Any]:
+    """Assemble one experiment whose rates are all trained (``trained``: their jobs' infos, for Dask's
+    ordering): the call the serial path makes, which finds every rate done and writes the selection,
+    ``model/``, the plots and ``result.json``. Returns ``{"task", "model", "kind", "seconds", "phases"}``."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    out_path = Path(out)
+    splits = _splits(store, out_path, task)
+    exp = out_path / "experiments" / task / model
+    load = time.perf_counter() - t0
+    if model == "naive_bayes":
+        run_naive_bayes(*splits, task=task, out=exp, config=config.baselines)
+    elif model == "logreg":
+        run_logreg(*splits, task=task, out=exp, config=config.baselines, device=device)
+    else:
+        init = "pretrained" if model.startswith("convmlp_pretrained") else "random"
+        dbn, seconds = _timed(lambda: _dbn(out_path, device))
+        load += seconds
+        run_convmlp(*splits, task=task, init=init, dbn=dbn, out=exp, config=config.finetune_for(recipe),
+                    device=device)
+    total = time.perf_counter() - t0
+    return {"task": task, "model": model, "kind": "assemble", "seconds": total,
+            "phases": {"load": load, "assemble": total - load}, "cpu_seconds": time.process_time() - c0,
+            "pid": os.getpid()}
+
+
+def _side(name: str, fn: Callable, args: tuple) -> dict[str, Any]:
+    t0, c0 = time.perf_counter(), time.process_time()
+    fn(*args)
+    return {"name": name, "kind": "side", "seconds": time.perf_counter() - t0,
+            "cpu_seconds": time.process_time() - c0, "pid": os.getpid()}
+
+
+def run_jobs(jobs: Sequence[Job], store: str, out: str, config, *, client=None, cluster=None,
+             scheduler: str = "local", workers: int | None = None, device: str = "cpu",
+             experiments: Sequence[tuple[str, str | None]] = (), side: Sequence[tuple[str, Callable, tuple]] = (),
+             done: Callable[[dict], None] | None = None) -> dict[str, Any]:
+    """Run ``jobs`` on Dask, longest first (``Job.cost``); returns what ran.
+
+    Where: ``client``, a Dask client; or ``cluster``, a
+    :class:`~beatdbn.utils.cluster.BackgroundClient` still starting, in which case this process runs the
+    side jobs and then the longest jobs itself until the cluster is up (its start, ~10 s of imports on 2
+    busy cores, is then not time lost); without either a cluster is opened on ``scheduler`` ('local' or an
+    address) for the call. ``experiments`` (``[(model, recipe), ...]``): once the jobs of one of these
+    experiments are done, an assembly job (:func:`assemble`) writes its result; an experiment none of whose
+    rates is among ``jobs`` is left to the caller. ``side``: ``(name, fn, args)`` run first, beside the jobs
+    (the DBN's plots). ``done(info)`` after each job.
+
+    Returns ``{"infos": [...], "assembled": {(task, model), ...}, "wall_seconds", "here": jobs run in this
+    process}``.
+
+    Raises
+    ------
+    Exception
+        The first job's error (a BeatdbnError names the job), once every other job has finished.
+    """
+    t0 = time.perf_counter()
+    result: dict[str, Any] = {"infos": [], "assembled": set(), "wall_seconds": 0.0, "here": 0}
+    if not jobs and not side:
+        return result
+    order = sorted(range(len(jobs)), key=lambda i: (-jobs[i].cost, i))  # longest first; Table order on ties
+    side = list(side)
+    errors: list[tuple[str, BaseException]] = []
+
+    def finished(info: dict) -> None:
+        result["infos"].append(info)
+        if info["kind"] == "assemble" or (info["kind"] == "rate" and info["job"].model == "naive_bayes"):
+            job = info.get("job")
+            result["assembled"].add((job.task, job.model) if job is not None else (info["task"], info["model"]))
+        if done is not None:
+            done(info)
+
+    touched = {(jobs[i].task, jobs[i].model) for i in order}
+    failed: set[tuple[str, str]] = set()
+    if cluster is not None:  # work here while the cluster starts
+        while (side or order) and not cluster.ready():
+            if side:
+                name, fn, args = side.pop(0)
+                try:
+                    finished(_side(name, fn, args))
+                except Exception as exc:  # noqa: BLE001 - raised once the other jobs are done
+                    errors.append((name, exc))
+            else:
+                job = jobs[order.pop(0)]
+                try:
+                    finished(run_job(job, store, out, config, device))
+                except Exception as exc:  # noqa: BLE001 - raised once the other jobs are done
+                    errors.append((job.name, exc))
+                    failed.add((job.task, job.model))
+            result["here"] += 1
+        client = cluster.client()
+    with contextlib.ExitStack() as stack:
+        if client is None:
+            from beatdbn.utils.cluster import dask_client
+
+            client = stack.enter_context(dask_client(scheduler, workers, setup=WORKER_IMPORTS, saturation=1.0))
+        from dask.distributed import as_completed  # heavy: only runs on Dask import it
+
+        n = len(order) + len(side)
+        names, waits_on = {}, {}
+        futures = []
+        for k, (name, fn, args) in enumerate(side):
+            f = client.submit(_side, name, fn, args, pure=False, key=f"side-{k}-{name.replace(' ', '-')}",
+                              priority=n + 1)
+            names[f.key] = name
+            futures.append(f)
+        by_experiment: dict[tuple[str, str], list] = {key: [] for key in touched}
+        for rank, i in enumerate(order):
+            j = jobs[i]
+            f = client.submit(run_job, j, store, out, config, device, pure=False, priority=n - rank,
+                              key=f"job-{i}-{j.task}-{j.model}-{j.lr}")
+            names[f.key] = j.name
+            futures.append(f)
+            by_experiment[(j.task, j.model)].append(f)
+        recipes = dict(experiments)
+        for (task, model), deps in by_experiment.items():
+            if model == "naive_bayes" or model not in recipes or (task, model) in failed:
+                continue  # naive Bayes' one job is its whole experiment; a failed rate leaves it unassembled
+            f = client.submit(assemble, task, model, recipes[model], store, out, config, device, *deps, pure=False,
+                              priority=0, key=f"assemble-{task}-{model}")
+            names[f.key] = f"{task}/{model} (assembly)"
+            waits_on[f.key] = deps
+            futures.append(f)
+        for future in as_completed(futures, loop=client.loop):
+            if future.status != "finished":
+                if not any(d.status != "finished" for d in waits_on.get(future.key, ())):
+                    errors.append((names[future.key], future.exception()))  # not one whose job failed
+                continue
+            finished(future.result())
+    result["wall_seconds"] = time.perf_counter() - t0
+    if errors:
+        name, exc = errors[0]
+        more = f" ({len(errors) - 1} other jobs failed too)" if len(errors) > 1 else ""
+        if isinstance(exc, BeatdbnError):
+            try:
+                named = type(exc)(f"{name}: {exc}{more}")
+            except TypeError:  # an error type with other arguments: raised as it is
+                raise exc from None
+            raise named from exc
+        raise exc
+    return result
