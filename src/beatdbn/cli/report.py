@@ -37,10 +37,11 @@ def reproduce(
                 "0: the paper's single pass."),
     seed: int = typer.Option(0, help="Seed of splits, weights, batch orders and samples."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
-    scheduler: str = typer.Option(
-        "sync", help="Where the sweep runs: 'sync' (this process), 'local' (a Dask LocalCluster, one single-thread "
-                     "worker per CPU) or a Dask scheduler address tcp://HOST:PORT (workers must see the same "
-                     "paths). Every experiment x learning rate is one job; the results are those of a serial run."),
+    scheduler: Optional[str] = typer.Option(
+        None, help="Where the sweep runs: 'local' (a Dask LocalCluster, one single-thread worker per CPU; the "
+                   "default on a CPU), 'sync' (this process; the default with --device cuda) or a Dask scheduler "
+                   "address tcp://HOST:PORT (workers must see the same paths). Every experiment x learning rate "
+                   "is one job, resumable; the results are those of a serial run."),
     workers: Optional[int] = typer.Option(None, help="--scheduler local: worker processes (default: one per CPU)."),
     task_config: TaskConfig = None,
 ):
