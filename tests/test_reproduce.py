@@ -31,7 +31,8 @@ TINY = ReproduceConfig(
 def test_reproduce_runs_every_experiment_and_resumes(demo_corpus, tmp_path):
     out = tmp_path / "run"
     stages = []
-    record = reproduce(demo_corpus["store"], out, config=TINY, progress=lambda p: stages.append(p["stage"]))
+    record = reproduce(demo_corpus["store"], out, config=TINY, progress=lambda p: stages.append(p["stage"]),
+                       scheduler="sync")
     for task in ("artist", "genre", "key", "decade"):  # decade: the registry's fourth task, not in the paper
         for model in EXPERIMENTS:
             result = ExperimentResult.load(out / "experiments" / task / model)
@@ -52,7 +53,7 @@ def test_reproduce_runs_every_experiment_and_resumes(demo_corpus, tmp_path):
     assert record["projected"]["total_seconds"] > 0
     # a rerun resumes: nothing is retrained (the trainers return their result.json)
     before = {p: p.stat().st_mtime_ns for p in (out / "experiments").rglob("result.json")}
-    reproduce(demo_corpus["store"], out, config=TINY)
+    reproduce(demo_corpus["store"], out, config=TINY, scheduler="sync")
     after = {p: p.stat().st_mtime_ns for p in (out / "experiments").rglob("result.json")}
     assert before == after
 
@@ -84,7 +85,7 @@ def test_reproduce_at_auto_scale_runs_the_tasks_it_can(tmp_path):
                                                                       snapshot_epochs=(1, 2)),
         baselines=BaselineConfig(learning_rates=(5e-4,), epochs=2), quick=True, genre_labels=str(labels))
     out = tmp_path / "run"
-    record = reproduce(tmp_path / "store", out, config=config)
+    record = reproduce(tmp_path / "store", out, config=config, scheduler="sync")
     tasks = json.loads((out / "tasks" / "tasks.json").read_text())
     assert set(tasks["tasks"]) == {"artist", "key"} and "genre" in tasks["errors"]
     assert tasks["tasks"]["artist"]["scale"] == "3\u00d78" and tasks["tasks"]["key"]["scale"] == "12\u00d74"
@@ -103,6 +104,13 @@ def test_reproduce_at_auto_scale_runs_the_tasks_it_can(tmp_path):
     # the paper's pass: ~4.6e8 beats at this run's measured pretraining rate
     assert proj["pretrain_seconds"] == pytest.approx(4.6e8 / proj["measured_rates"]["pretrain_beats_per_s"])
     assert record["config"]["recipes"] == ["paper"] and record["machine"]["start"]["cpus"] >= 1
+
+
+def test_the_sweep_runs_on_a_local_dask_cluster_unless_on_a_gpu():
+    from beatdbn.pipeline.reproduce import default_scheduler
+
+    assert default_scheduler("cpu") == "local" and default_scheduler("cuda") == "sync"
+    assert default_scheduler("cuda:1") == "sync"
 
 
 def test_recipes_choose_the_conv_mlp_experiments():
