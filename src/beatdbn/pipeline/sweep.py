@@ -18,15 +18,21 @@ for them, then raises the first error.
 the serial path does, so the numbers are those of a serial run with the same seeds (tested with one
 thread per process, :mod:`tests.test_sweep`).
 
-**Where the time went, and what is done about it** (bench_reproduce, ``--quick``, 2 cores): starting two
-workers and importing torch and beatdbn in each cost ~8 s, and each job reloaded the store, its task's
-splits and the DBN (0.3-0.8 s); the serial pass re-assembled every experiment afterwards (~7 s) and
-closing the cluster took ~4 s. Now the cluster starts in the background while the tasks are built and
-the DBN is pretrained (:class:`~beatdbn.utils.cluster.BackgroundClient`), every worker is set up once
-(one torch thread, the imports, ``gc.freeze``), a worker keeps the store, splits and DBN it loaded
-(keyed by path and modification time), the assembly runs in the jobs, the cluster closes in the
-background while the report is written, and the jobs run longest first (by their estimated cost) so that
-the workers finish together. Each job's phases (loading, training, moving) are in its info.
+**Where the time went, and what is done about it** (bench_reproduce, ``--quick``, 2 busy cores; CPU
+seconds per job, which the other work on the machine inflates less than wall time): each worker spent ~8 s
+importing torch and beatdbn and 3.4 s more in its first optimizer (torch._dynamo); each job reloaded the
+store, its task's splits and the DBN (0.3-0.9 s); a conv MLP rate job drew a learning-curve and a
+confusion plot for a one-rate result that was thrown away (with the first figure's set-up, most of a
+``--quick`` job); the serial pass re-assembled every experiment afterwards (~7 s); closing the cluster
+took ~4 s. Now: the cluster starts in the background while the DBN is pretrained
+(:class:`~beatdbn.utils.cluster.BackgroundClient`) and this process runs the DBN's plots and the longest
+jobs itself until it is up; a LocalCluster's workers fork from one process that imported everything
+once; every worker has one torch thread; a worker keeps the store, splits and DBN it loaded (keyed by
+path and modification time); rate jobs draw no plots; experiments are assembled by jobs; jobs run longest
+first (by their estimated cost), so that the workers finish together; the cluster closes in the
+background while the report is written. Each job's info has its wall and CPU seconds by phase (loading,
+training, moving the result into place). What remains is one import of torch and beatdbn (~10 s CPU)
+for the workers, about the whole sweep at ``--quick`` sizes: on 2 cores Dask gains with the work, not there.
 """
 
 from __future__ import annotations
