@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
+from beatdbn.utils.threads import passive_wait
+
+passive_wait()  # as the CLI entry does, before torch loads: the figures are what `beatdbn` users get
+
+import argparse  # noqa: E402
 import os
 import importlib
 import json

@@ -108,3 +108,29 @@ def demo_store(n: int):
         generate_corpus(data / f"msd-{n}", n, seed=0, n_artists=max(n // 50, 10), n_jobs=2)
         extract([data / f"msd-{n}"], store, scheduler="local", workers=2)
     return store
+
+
+class busy:
+    """``with busy():`` one CPU-bound process runs beside the block (the under-load figures), killed after it."""
+
+    def __enter__(self):
+        import subprocess
+        import sys
+
+        self.proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        time.sleep(0.5)  # running before the measurement starts
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def load_average() -> float | None:
+    """The 1-minute load average (None where the OS has none): read into every figure measured alongside."""
+    import os
+
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):
+        return None

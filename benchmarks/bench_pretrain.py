@@ -1,33 +1,51 @@
-"""Streaming pretraining from a store: peak memory and end-to-end throughput of one pass.
+"""Streaming pretraining from a store: memory, throughput at one track per update on 1 and N processes,
+under load, and the projected full-MSD pass.
 
 A synthetic demo store of 10,000 tracks (2,000 with ``--quick``) is built once
-under ``.bench-data/`` (kept between runs). One pretraining pass (layers 1a+1b,
-then 3, the paper's 100/100/100 maps, one track per CD-1 step) runs in a fresh subprocess; its peak
-resident memory (``ru_maxrss``) is compared with the size of the store's
-features loaded as float32: streaming must keep the peak far below it, and
-about the same for a store 5x smaller. Throughput is beats per second of each
-phase over the whole pass, reading included, for the smaller store also at
-32 tracks a step (fewer, larger updates: the arithmetic's best case).
+under ``.bench-data/`` (kept between runs). Every pass (layers 1a+1b, then 3,
+the paper's 100/100/100 maps) runs in a fresh subprocess with the CLI's
+thread policy (``OMP_WAIT_POLICY=PASSIVE``), reading included:
+
+* **memory**: the pass's own peak resident memory, against the store's
+  features loaded as float32 (streaming must keep it far below, and about the
+  same for a store 5x smaller);
+* **processes**: one track per CD-1 update on N = the CPUs processes of one
+  thread each (``pretrain --workers N``, :mod:`beatdbn.train.ranks`), against
+  one process of one thread and one process of N threads (the default of
+  ``--workers 1``), and 32 tracks a step (fewer, larger updates: the
+  arithmetic's best case);
+* **under load**: the same passes with one CPU-bound process beside them,
+  against the idle figure of the same configuration (aim: >= 0.4x; a fair
+  share on 2 cores is 0.5x for one process of 2 threads, 0.67x for 2
+  single-thread processes);
+* **projection**: one pass over the whole MSD (4.6e8 beats through layer 1,
+  then layer 3) at the measured rates.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks._common import demo_store
+from benchmarks._common import busy, demo_store, load_average
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / ".bench-data"
+MSD_BEATS = 4.6e8  # the paper's pretraining pass: about 920,000 tracks
 
 # The pass's own peak: after the imports, the kernel's high-water mark is reset (``/proc/self/clear_refs``
 # "5", Linux >= 4.0), so VmHWM afterwards is the peak *of the pass*, not of importing torch; where the reset
 # is refused, a thread samples VmRSS every 10 ms instead.
 _CHILD = """
 import json, sys, threading, time, torch
+from beatdbn.train.launch import run_local
 from beatdbn.train.pretrain import PretrainConfig, pretrain
+
+args = json.loads(sys.argv[1])
+torch.set_num_threads(args["threads"])
 
 def status(key):
     for line in open("/proc/self/status"):
@@ -47,23 +65,51 @@ except OSError:
             sampled.append(max(sampled[-1], status("VmRSS")))
             time.sleep(0.01)
     threading.Thread(target=sample, daemon=True).start()
-s = pretrain(sys.argv[1], sys.argv[2], config=PretrainConfig(batch_size=int(sys.argv[3])))
-peak = status("VmHWM") if sampled is None else max(sampled[-1], status("VmRSS"))
-print(json.dumps({"peak_kb": peak, "start_kb": start, "how": how, "beats": s["n_beats"], "phases": s["phases"]}))
+if __name__ == "__main__":
+    s = run_local(pretrain, dict(store=args["store"], out=args["out"],
+                                 config=PretrainConfig(batch_size=args["batch_size"])),
+                  workers=args["workers"], sync_every=args["sync_every"], threads=args["threads"])
+    peak = status("VmHWM") if sampled is None else max(sampled[-1], status("VmRSS"))
+    print(json.dumps({"peak_kb": peak, "start_kb": start, "how": how, "beats": s["n_beats"], "phases": s["phases"]}))
 """
 
 
-def _pass(store: Path, out: Path, batch_size: int) -> dict:
+def _pass(store: Path, out: Path, batch_size: int = 1, *, workers: int = 1, threads: int = 1,
+          sync_every: int = 8) -> dict:
     import shutil
+    import tempfile
 
     shutil.rmtree(out, ignore_errors=True)
-    proc = subprocess.run([sys.executable, "-c", _CHILD, str(store), str(out), str(batch_size)], capture_output=True, text=True,
-                          check=True)
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:  # spawned workers re-import __main__
+        f.write(_CHILD)
+    args = {"store": str(store), "out": str(out), "batch_size": batch_size, "workers": workers, "threads": threads,
+            "sync_every": sync_every}
+    env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+    env.pop("OMP_NUM_THREADS", None)
+    try:
+        proc = subprocess.run([sys.executable, f.name, json.dumps(args)], capture_output=True, text=True, check=True,
+                              env=env, cwd=ROOT)
+    finally:
+        os.unlink(f.name)
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    r["rates"] = {phase: info["beats_per_s"] for phase, info in r["phases"].items()}
+    return r
+
+
+def _cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _hours(rates: dict) -> float:
+    return sum(MSD_BEATS / r for r in rates.values()) / 3600
 
 
 def run(results, quick: bool = False) -> None:
     sizes = (500, 2000) if quick else (2000, 10000)
+    n_cpu = _cpus()
     for n in sizes:
         store = demo_store(n)
         r = _pass(store, DATA / f"dbn-{n}", 1)
@@ -75,9 +121,42 @@ def run(results, quick: bool = False) -> None:
                          f"{start_mb:.0f} MB resident at its start (interpreter + torch); ratio < 1 is better")
         if n != sizes[0]:
             continue
-        r32 = _pass(store, DATA / f"dbn-{n}-b32", 32)  # the same pass, 32 tracks per update
-        for phase, info in r["phases"].items():
-            results.add(f"pretrain pass over {n:,} tracks, 1 track a step: {phase} ({'+'.join(info['stages'])})",
-                        info["beats_per_s"], "beats/s", baseline="32 tracks a step",
-                        baseline_value=r32["phases"][phase]["beats_per_s"],
-                        note="streamed from the store, reading included")
+        one = r  # 1 process x 1 thread
+        load = {"one": load_average()}
+        r32 = _pass(store, DATA / f"dbn-{n}-b32", 32)
+        wide = _pass(store, DATA / f"dbn-{n}-t{n_cpu}", 1, threads=n_cpu)  # --workers 1, default threads
+        many = _pass(store, DATA / f"dbn-{n}-w{n_cpu}", 1, workers=n_cpu)  # --workers N, 1 thread each
+        load["idle"] = load_average()
+        with busy():
+            wide_busy = _pass(store, DATA / f"dbn-{n}-t{n_cpu}-busy", 1, threads=n_cpu)
+            many_busy = _pass(store, DATA / f"dbn-{n}-w{n_cpu}-busy", 1, workers=n_cpu)
+            load["busy"] = load_average()
+        where = f"{n:,} demo tracks, streamed from the store, reading included"
+        for phase, info in one["phases"].items():
+            stages = "+".join(info["stages"])
+            results.add(f"pretrain 1 track a step, 1 process x 1 thread: {phase} ({stages})", one["rates"][phase],
+                        "beats/s", baseline="32 tracks a step", baseline_value=r32["rates"][phase],
+                        note=f"{where}; load average {load['one']}")
+            results.add(f"pretrain 1 track a step, {n_cpu} processes x 1 thread (--workers {n_cpu}): {phase}",
+                        many["rates"][phase], "beats/s", baseline="1 process x 1 thread",
+                        baseline_value=one["rates"][phase],
+                        note=f"{where}; updates summed every 8 steps; load average {load['idle']}")
+            results.add(f"pretrain 1 track a step, 1 process x {n_cpu} threads (--workers 1): {phase}",
+                        wide["rates"][phase], "beats/s", baseline="1 process x 1 thread",
+                        baseline_value=one["rates"][phase], note=where)
+            for name, idle, loaded in ((f"--workers {n_cpu}", many, many_busy), ("--workers 1", wide, wide_busy)):
+                results.add(f"pretrain under load, {name}: {phase}", loaded["rates"][phase], "beats/s",
+                            baseline="the same, idle", baseline_value=idle["rates"][phase],
+                            note=f"one CPU-bound process beside it; load average {load['busy']} "
+                                 f"(idle run: {load['idle']}); aim >= 0.4x")
+        for name, r_ in (("1 process x 1 thread", one), (f"1 process x {n_cpu} threads", wide),
+                         (f"{n_cpu} processes x 1 thread", many)):
+            results.add(f"projected full-MSD pretraining pass (4.6e8 beats), {name}", _hours(r_["rates"]), "h",
+                        baseline="1 process x 1 thread", baseline_value=_hours(one["rates"]),
+                        ratio=_hours(one["rates"]) / _hours(r_["rates"]),
+                        note=f"layer 1 then layer 3 at the rates above ({n:,}-track demo store); aim < 1 h; "
+                             f"ratio > 1 is faster")
+        print(f"pretrain 1 track/step on {n:,} tracks: " + ", ".join(
+            f"{name} {r_['rates']['layer1']:,.0f}/{r_['rates']['layer3']:,.0f} beats/s"
+            for name, r_ in (("1x1", one), (f"1x{n_cpu}", wide), (f"{n_cpu}x1", many),
+                             (f"1x{n_cpu} busy", wide_busy), (f"{n_cpu}x1 busy", many_busy))) + f"; load {load}")

@@ -15,8 +15,12 @@ the process-wide thread policy lives here, at the entry, not in library code).
 
 from __future__ import annotations
 
-import functools
-import logging
+from beatdbn.utils.threads import apply_threads, passive_wait
+
+passive_wait()  # first: OpenMP reads its wait policy when torch loads it (see beatdbn.utils.threads)
+
+import functools  # noqa: E402
+import logging  # noqa: E402
 
 import typer
 from rich.console import Console
@@ -24,7 +28,6 @@ from rich.markup import escape
 
 from beatdbn.cli.progress import configure as configure_progress
 from beatdbn.exceptions import BeatdbnError
-from beatdbn.utils.threads import apply_threads
 
 __all__ = ["app", "main", "command", "console", "err_console"]
 
