@@ -31,6 +31,7 @@ import sys
 from pathlib import Path
 
 from benchmarks._common import busy, demo_store, load_average
+from beatdbn.train.ranks import SYNC_EVERY
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / ".bench-data"
@@ -67,7 +68,7 @@ except OSError:
     threading.Thread(target=sample, daemon=True).start()
 if __name__ == "__main__":
     s = run_local(pretrain, dict(store=args["store"], out=args["out"],
-                                 config=PretrainConfig(batch_size=args["batch_size"])),
+                                 config=PretrainConfig(batch_size=args["batch_size"], min_beats=args["min_beats"])),
                   workers=args["workers"], sync_every=args["sync_every"], threads=args["threads"])
     peak = status("VmHWM") if sampled is None else max(sampled[-1], status("VmRSS"))
     print(json.dumps({"peak_kb": peak, "start_kb": start, "how": how, "beats": s["n_beats"], "phases": s["phases"]}))
@@ -75,7 +76,7 @@ if __name__ == "__main__":
 
 
 def _pass(store: Path, out: Path, batch_size: int = 1, *, workers: int = 1, threads: int = 1,
-          sync_every: int = 8) -> dict:
+          sync_every: int = SYNC_EVERY, min_beats: int = 0) -> dict:
     import shutil
     import tempfile
 
@@ -83,7 +84,7 @@ def _pass(store: Path, out: Path, batch_size: int = 1, *, workers: int = 1, thre
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:  # spawned workers re-import __main__
         f.write(_CHILD)
     args = {"store": str(store), "out": str(out), "batch_size": batch_size, "workers": workers, "threads": threads,
-            "sync_every": sync_every}
+            "sync_every": sync_every, "min_beats": min_beats}
     env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
     env.pop("OMP_NUM_THREADS", None)
     try:
@@ -140,7 +141,7 @@ def run(results, quick: bool = False) -> None:
             results.add(f"pretrain 1 track a step, {n_cpu} processes x 1 thread (--workers {n_cpu}): {phase}",
                         many["rates"][phase], "beats/s", baseline="1 process x 1 thread",
                         baseline_value=one["rates"][phase],
-                        note=f"{where}; updates summed every 8 steps; load average {load['idle']}")
+                        note=f"{where}; parameters averaged every {SYNC_EVERY} steps; load average {load['idle']}")
             results.add(f"pretrain 1 track a step, 1 process x {n_cpu} threads (--workers 1): {phase}",
                         wide["rates"][phase], "beats/s", baseline="1 process x 1 thread",
                         baseline_value=one["rates"][phase], note=where)

@@ -38,6 +38,7 @@ from beatdbn.train.finetune import run_convmlp
 from beatdbn.train.finetune_config import FinetuneConfig
 from beatdbn.train.launch import run_local
 from beatdbn.train.pretrain import PretrainConfig, pretrain, read_exclusion
+from beatdbn.train.ranks import SYNC_EVERY
 
 
 def _features(dbn: ConvDBN, split) -> np.ndarray:
@@ -71,14 +72,15 @@ def main() -> None:
     ap.add_argument("--tasks", nargs="+", default=["key", "genre"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--workers", nargs="+", type=int, default=[1, 2])
-    ap.add_argument("--sync-every", type=int, default=8)
+    ap.add_argument("--sync-every", type=int, default=SYNC_EVERY)
     ap.add_argument("--min-beats", type=int, default=0)
+    ap.add_argument("--combine", default="mean", choices=("mean", "sum"))
     ap.add_argument("--no-finetune", action="store_true")
     args = ap.parse_args()
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    log = out / "results.jsonl"
+    log = out / f"results-{args.combine}{args.sync_every}.jsonl"  # the one-process rows are shared by name
     done = {(r["seed"], r["workers"], r["task"], r["metric"]): r for r in map(json.loads, log.read_text().splitlines())} \
         if log.exists() else {}
     fs = FeatureStore.open(args.store)
@@ -95,12 +97,13 @@ def main() -> None:
 
     for seed in args.seeds:
         for workers in args.workers:
-            dbn_dir = out / f"dbn-s{seed}-w{workers}"
+            tag = f"s{seed}-w{workers}" + ("" if workers == 1 else f"-{args.combine}{args.sync_every}")
+            dbn_dir = out / f"dbn-{tag}"
             t0 = time.perf_counter()
             summary = run_local(pretrain, dict(store=args.store, out=str(dbn_dir), exclude=exclude,
                                                config=PretrainConfig(seed=seed, min_beats=args.min_beats),
                                                dbn_config=DBNConfig(seed=seed)),
-                                workers=workers, sync_every=args.sync_every)
+                                workers=workers, sync_every=args.sync_every, combine=args.combine)
             pre_s = time.perf_counter() - t0
             dbn = ConvDBN.load(dbn_dir)
             for task in args.tasks:
@@ -113,7 +116,7 @@ def main() -> None:
                 config = FinetuneConfig.for_recipe("beatdbn", quick=True, seed=seed, learning_rates=(lr0,))
                 t1 = time.perf_counter()
                 result = run_convmlp(splits[task]["train"], splits[task]["valid"], splits[task]["test"], task=task,
-                                     init="pretrained", dbn=dbn, out=out / f"ft-s{seed}-w{workers}-{task}",
+                                     init="pretrained", dbn=dbn, out=out / f"ft-{tag}-{task}",
                                      config=config)
                 record(seed=seed, workers=workers, task=task, metric="finetuned",
                        value=float(result.select()["test_accuracy"]), finetune_s=round(time.perf_counter() - t1, 1))

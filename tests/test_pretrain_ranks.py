@@ -83,24 +83,24 @@ def test_two_workers_train_every_track_once_per_pass(store, two, tmp_path):
     two_dir, two = two, json.loads((two / "pretrain.json").read_text())
     assert two["pretrain_config"]["workers"] == 2 and "workers" not in one["pretrain_config"]
     dbn = ConvDBN.load(two_dir)
-    # every track's update is kept (summed, not averaged): as many updates as the serial run
+    # every track makes one CD-1 update (counted on every rank's copy): as many as the serial run
     assert int(dbn.layer1a.n_updates) == int(ConvDBN.load(tmp_path / "one").layer1a.n_updates) == 24
     assert int(dbn.layer3.n_updates) == 24
     rows = list(iter_stats(two_dir))
     assert [r["batch"] for r in rows if r["stage"] == "1a"] == list(range(24))  # rank 0 writes all, in plan order
     assert rows[-1]["tracks"] == 24 and all(np.isfinite(r["reconstruction_error"]) for r in rows)
-    # one pass of summed updates learns about as much as one serial pass (monitoring statistics)
-    last = lambda rows, s: [r["reconstruction_error"] for r in rows if r["stage"] == s][-6:]  # noqa: E731
-    serial = list(iter_stats(tmp_path / "one"))
-    for s in ("1a", "1b", "3"):
-        assert np.mean(last(rows, s)) < 1.5 * np.mean(last(serial, s)), s
+    # averaged rounds still learn: the binary layers reconstruct better at the end of the pass than at its
+    # start (the Gaussian layer 1b, at the paper's rate 1e-4, barely moves in 24 tracks, in one process too)
+    errors = lambda rows, s: [r["reconstruction_error"] for r in rows if r["stage"] == s]  # noqa: E731
+    for s in ("1a", "3"):
+        assert np.mean(errors(rows, s)[-6:]) < 0.9 * np.mean(errors(rows, s)[:6]), s
 
 
 def test_the_exchange_sums_every_ranks_change_and_ranks_that_disagree_stop(store, tmp_path):
     """Two ranks of gloo on localhost (one pair of processes for both checks):
 
-    * after a round, parameters = start + the sum of both ranks' changes, momentum = the mean, and each
-      batch's statistics reach every rank;
+    * after a round, parameters = start + the sum of both ranks' changes (``combine='sum'``) or their mean
+      (the default), momentum = the mean, update counts the sum, and each batch's statistics reach every rank;
     * ranks whose settings differ (here: the seed) stop, naming the difference, before writing anything.
     """
     from torch import multiprocessing as mp
@@ -115,7 +115,8 @@ def test_the_exchange_sums_every_ranks_change_and_ranks_that_disagree_stop(store
         p.join(300)
     got = [q.get() for _ in range(2)]
     assert all(p.exitcode == 0 for p in procs), got
-    for rank, (weight, velocity, updates, stats, msg) in got:
+    for rank, (weight, velocity, updates, stats, msg, averaged) in got:
+        assert torch.allclose(torch.tensor(averaged), torch.full((2, 3), 1.3 + 0.15))  # + mean(0.1, 0.2)
         assert torch.allclose(torch.tensor(weight), torch.full((2, 3), 1.0 + 0.1 + 0.2))
         assert torch.allclose(torch.tensor(velocity), torch.full((2, 3), 1.5))
         assert updates == 3  # 1 + 2 updates
@@ -141,7 +142,7 @@ def _rank_checks(rank: int, port: int, store: str, out: str, q) -> None:
     layer.weight = nn.Parameter(torch.ones(2, 3), requires_grad=False)
     layer.register_buffer("weight_velocity", torch.zeros(2, 3))
     layer.register_buffer("n_updates", torch.zeros((), dtype=torch.int64))
-    ranks = Ranks(rank, 2, sync_every=1)
+    ranks = Ranks(rank, 2, sync_every=1, combine="sum")
     start = ranks.begin([layer])
     layer.weight.add_(0.1 * (rank + 1))  # rank 0 moves 0.1, rank 1 moves 0.2
     layer.weight_velocity.fill_(1.0 + rank)  # mean: 1.5
@@ -149,6 +150,12 @@ def _rank_checks(rank: int, port: int, store: str, out: str, q) -> None:
     stat = {"reconstruction_error": 0.25 * (rank + 1), "mean_hidden": 0.0, "free_energy_data": 0.0,
             "free_energy_recon": 0.0, "n_positions": 7}
     out_stats = ranks.exchange([layer], start, {rank: {"1a": stat}}, ("1a",), 0, 2)
+    mean = Ranks(rank, 2, sync_every=1)  # the default rule: the mean of the changes
+    start = mean.begin([layer])
+    layer.weight.add_(0.1 * (rank + 1))
+    mean.exchange([layer], start, {rank: {"1a": stat}}, ("1a",), 0, 2)
+    averaged = layer.weight.tolist()
+    layer.weight.sub_(0.15)  # back to the summed value for the checks below
     try:
         pretrain(store, out, config=PretrainConfig(seed=rank), dbn_config=SMALL, ranks=Ranks(rank, 2, sync_every=2))
         msg = "no error"
@@ -156,7 +163,7 @@ def _rank_checks(rank: int, port: int, store: str, out: str, q) -> None:
         msg = str(exc)
     # plain values: the queue would pass tensors as file descriptors of this process, which ends now
     q.put((rank, (layer.weight.tolist(), layer.weight_velocity.tolist(), int(layer.n_updates),
-                  {b: out_stats[b]["1a"]["reconstruction_error"] for b in out_stats}, msg)))
+                  {b: out_stats[b]["1a"]["reconstruction_error"] for b in out_stats}, msg, averaged)))
     dist.destroy_process_group()
 
 
@@ -215,7 +222,8 @@ def test_cli_workers_and_bad_values(store, cli_two, tmp_path):
     assert ConvDBN.load(cli_two).layer1a.n_updates == 24
     for args, text in ((["--workers", "0"], "--workers 0"), (["--workers", "-1"], "--workers -1"),
                        (["--sync-every", "0"], "--sync-every 0"), (["--distributed"], "RANK and WORLD_SIZE"),
-                       (["--distributed", "--workers", "2"], "--nproc-per-node")):
+                       (["--distributed", "--workers", "2"], "--nproc-per-node"),
+                       (["--workers", "2", "--combine", "median"], "combine='median'")):
         env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}
         r = runner.invoke(app, ["pretrain", str(store), "--out", str(tmp_path / "bad"), *args], env=env)
         lines = r.output.strip().splitlines()

@@ -21,6 +21,7 @@ from beatdbn.cli.options import check_device, check_out, check_workers
 from beatdbn.cli.progress import progress_bar
 from beatdbn.exceptions import ParameterError
 from beatdbn.store.reader import FeatureStore
+from beatdbn.train.ranks import SYNC_EVERY
 
 __all__ = ["pretrain"]
 
@@ -42,10 +43,13 @@ def pretrain(
     plots: bool = typer.Option(True, help="Plot the filters and training statistics when done."),
     workers: int = typer.Option(
         1, help="Processes on this machine (one intra-op thread each when there are as many CPUs): every "
-                "process takes its own tracks, one CD-1 update each, and their updates are summed every "
+                "process takes its own tracks, one CD-1 update each, and their parameters are combined every "
                 "--sync-every steps. 1: the serial run."),
     sync_every: int = typer.Option(
-        8, "--sync-every", help="With several processes or ranks: CD-1 steps each takes between two exchanges."),
+        SYNC_EVERY, "--sync-every", help="With several processes or ranks: CD-1 steps each takes between two exchanges."),
+    combine: str = typer.Option(
+        "mean", help="How the ranks' changes are combined every --sync-every steps: mean (parameter averaging, "
+                     "stable for any number) or sum (every update kept; diverged with 4 ranks)."),
     distributed: bool = typer.Option(
         False, "--distributed", help="Be one rank of a torchrun launch across machines: `torchrun --nnodes M "
                                      "--nproc-per-node N --rdzv-endpoint HOST:PORT -m beatdbn pretrain STORE "
@@ -68,7 +72,7 @@ def pretrain(
                              "of each machine")
     ranks = None
     if distributed:
-        ranks, device = join_launch(device, sync_every=sync_every)
+        ranks, device = join_launch(device, sync_every=sync_every, combine=combine)
     if ranks is None or ranks.lead:
         check_out(out)
     config = PretrainConfig(batch_size=batch_size, passes=passes, min_beats=min_beats, checkpoint_every=checkpoint_every, seed=seed)
@@ -94,7 +98,7 @@ def pretrain(
             summary = run(ranks=ranks, progress=advance, **kwargs)
         else:
             summary = run_local(run, kwargs, lead_kwargs={"progress": advance}, workers=workers,
-                                sync_every=sync_every, threads=per_rank)
+                                sync_every=sync_every, combine=combine, threads=per_rank)
     for phase, info in summary["phases"].items():
         console.print(f"{phase}: {info['seconds']:.1f} s, {info['beats_per_s']:,.0f} beats/s")
     if plots:

@@ -37,7 +37,7 @@ __all__ = ["run_local", "join_launch", "in_launch"]
 TIMEOUT = timedelta(minutes=30)
 
 
-def _worker(rank: int, world: int, port: int, sync_every: int, threads: int, target: Callable,
+def _worker(rank: int, world: int, port: int, sync_every: int, combine: str, threads: int, target: Callable,
             kwargs: dict, errors: Any) -> None:
     """A spawned rank: its own thread policy, the process group, then ``target`` (nothing returned)."""
     import torch.distributed as dist
@@ -47,7 +47,7 @@ def _worker(rank: int, world: int, port: int, sync_every: int, threads: int, tar
         store = dist.TCPStore("127.0.0.1", port, is_master=False, timeout=TIMEOUT)
         store.set(f"ready/{rank}", "1")  # rank 0 waits for these, watching for workers that died instead
         dist.init_process_group("gloo", store=store, rank=rank, world_size=world, timeout=TIMEOUT)
-        target(ranks=Ranks(rank, world, sync_every=sync_every), **kwargs)
+        target(ranks=Ranks(rank, world, sync_every=sync_every, combine=combine), **kwargs)
     except BeatdbnError as exc:
         errors.put((rank, str(exc)))
         raise SystemExit(1) from None
@@ -59,7 +59,7 @@ def _worker(rank: int, world: int, port: int, sync_every: int, threads: int, tar
             dist.destroy_process_group()
 
 
-def run_local(target: Callable[..., Any], kwargs: dict, *, workers: int, sync_every: int,
+def run_local(target: Callable[..., Any], kwargs: dict, *, workers: int, sync_every: int, combine: str = "mean",
               threads: int = 1, lead_kwargs: dict | None = None) -> Any:
     """``target(ranks=..., **kwargs)`` on ``workers`` ranks of this machine; rank 0's result.
 
@@ -78,6 +78,7 @@ def run_local(target: Callable[..., Any], kwargs: dict, *, workers: int, sync_ev
         raise ParameterError(f"--workers {workers}: must be 1 or more")
     if not (isinstance(sync_every, int) and sync_every >= 1):
         raise ParameterError(f"--sync-every {sync_every}: must be 1 or more")
+    Ranks(0, 1, combine=combine)  # checks the rule before any process starts
     lead_kwargs = {**kwargs, **(lead_kwargs or {})}
     if workers == 1:
         return target(ranks=Ranks.solo(), **lead_kwargs)
@@ -89,7 +90,7 @@ def run_local(target: Callable[..., Any], kwargs: dict, *, workers: int, sync_ev
     store = dist.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False, timeout=TIMEOUT)
     port = store.port
     procs = [ctx.Process(target=_worker, daemon=True, name=f"beatdbn-rank-{rank}",
-                         args=(rank, workers, port, sync_every, threads, target, kwargs, errors))
+                         args=(rank, workers, port, sync_every, combine, threads, target, kwargs, errors))
              for rank in range(1, workers)]
     for p in procs:
         p.start()
@@ -112,7 +113,7 @@ def run_local(target: Callable[..., Any], kwargs: dict, *, workers: int, sync_ev
                 raise worker_error() or DataError("a pretraining worker stopped before it started")
             time.sleep(0.1)
         dist.init_process_group("gloo", store=store, rank=0, world_size=workers, timeout=TIMEOUT)
-        return target(ranks=Ranks(0, workers, sync_every=sync_every), **lead_kwargs)
+        return target(ranks=Ranks(0, workers, sync_every=sync_every, combine=combine), **lead_kwargs)
     except BeatdbnError:
         raise
     except RuntimeError as exc:  # a peer's connection closed: a worker failed; its message says why
@@ -135,7 +136,7 @@ def in_launch() -> bool:
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
-def join_launch(device: str, *, sync_every: int) -> tuple[Ranks, str]:
+def join_launch(device: str, *, sync_every: int, combine: str = "mean") -> tuple[Ranks, str]:
     """Join the process group of a ``torchrun`` launch; (the ranks, this rank's device).
 
     Raises
@@ -158,4 +159,4 @@ def join_launch(device: str, *, sync_every: int) -> tuple[Ranks, str]:
         backend = "gloo"
     if not dist.is_initialized():
         dist.init_process_group(backend, init_method="env://", timeout=TIMEOUT)
-    return Ranks.from_process_group(sync_every=sync_every), device
+    return Ranks.from_process_group(sync_every=sync_every, combine=combine), device

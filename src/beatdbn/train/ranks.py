@@ -4,36 +4,50 @@ What flows where (``W`` ranks, ``K = sync_every``)::
 
     the batch plan: the same on every rank (a pure function of the store, the
     exclusion list and the seed), cut into rounds of W x K batches
-      --rank r takes the round's batches r, r + W, r + 2W, ...-->
-    K CD-1 steps on its own copy of the stage's parameters, each on one track,
-    with its own hidden-sample generator (seeded by the seed and the rank)
-      --exchange: ONE all_reduce (sum) of one flat vector-->
-          [each parameter's change since the round began | momentum buffers |
-           update counts | the round's monitoring statistics, one slot per batch]
-    every rank: parameter = its value when the round began + the SUM of every
-    rank's change; momentum = the mean; rank 0 writes every batch's statistics
-    in plan order (pretrain.csv reads as a serial run's)
+      --dealt longest first to the rank with the least work (Ranks.mine)-->
+    K CD-1 steps on each rank's own copy of the stage's parameters, each on
+    one track, with its own hidden-sample generator (seeded by seed and rank)
+      --exchange: ONE all_reduce (sum) of one flat float32 vector-->
+          [each parameter's change since the round began | momentum buffers
+           (only with momentum) | update counts | the round's monitoring
+           statistics, one slot per batch]
+    every rank: parameter = its value when the round began + the MEAN of the
+    ranks' changes (``combine='mean'``, the default; ``'sum'`` adds them);
+    rank 0 writes every batch's statistics in plan order (pretrain.csv reads
+    as a serial run's)
 
-**Why sums of local changes, and not Hogwild or averaged batches.** The
-paper's recipe is one update per track: averaging bigger batches made
-features that finetuned to chance (``train/pretrain.py``), so averaging the
-ranks' parameters (local SGD's usual rule) would throw away W-1 of every W
-updates. Summing the ranks' changes keeps every track's update, as if the
-W x K steps had been applied one after another, to first order in the
-learning rate; the steps of a round only see each other after the round
-(staleness < W x K tracks, as Hogwild's is < W). We chose this over
-Hogwild-style updates to shared memory (PyTorch's Hogwild example) because
-it gives, at the same speed (both are one single-thread process per core;
-the exchange costs well under 1% of a round, see ``benchmarks/bench_pretrain.py``):
+**Why parameter averaging every K tracks, and not summed changes or
+Hogwild.** Measured on the demo store (600 tracks, paper layer sizes):
 
-* determinism: the result is a function of the seed and W, K alone; Hogwild's
-  depends on the scheduler's interleaving of unlocked writes;
-* exact resume: checkpoints fall between rounds, where every rank holds the
-  same parameters and its generator's state is saved;
-* one code path for one machine (``beatdbn pretrain --workers N``: N-1
-  processes spawned beside this one, gloo over localhost) and many
-  (``torchrun ... -m beatdbn pretrain --distributed``: gloo on CPU, NCCL on
-  GPU), where shared memory does not exist.
+* *Summing* the ranks' changes keeps every track's update, as if the W x K
+  steps had been applied one after another (to first order). It trained
+  with 2 ranks, but with 4 the Gaussian layer (1b) diverged in the first
+  pass ("CD-1 produced non-finite values"): where every track pulls the same
+  way (the visible biases early on), each rank's K steps already go most of
+  the distance, and W of them overshoot W-fold, like the summed batches that
+  diverged in one process (``train/pretrain.py``).
+* The *mean* (local SGD) is stable for any W: after one pass, 4 ranks
+  (K = 8) ended at mean reconstruction errors of 0.102 / 0.993 / 0.0002
+  (layers 1a / 1b / 3, last 50 steps) against one process's 0.084 / 0.960 /
+  0.0007. Each round
+  moves the parameters as far as one rank's K steps, so W ranks make a pass
+  count as 1/W as many serial updates: ample on the MSD (920,000 tracks),
+  and the quality guard (``scripts/quality_guard.py``) measures what it costs
+  on small corpora. ``--combine sum`` remains for W = 2.
+* *Hogwild* (unlocked updates to shared memory, PyTorch's Hogwild example)
+  would need no exchange, but its result depends on the scheduler's
+  interleaving (no determinism, no exact resume), it exists on one machine
+  only, and at W tracks in flight it is the summed rule with K = 1.
+
+What the rounds give: determinism (the result is a function of the seed, W,
+K and the rule); exact resume (checkpoints fall between rounds, where every
+rank holds the same parameters, with every rank's generator state); and
+one code path for one machine (``beatdbn pretrain --workers N``: N-1
+processes spawned beside this one, gloo over localhost) and many
+(``torchrun ... -m beatdbn pretrain --distributed``: gloo on CPU, NCCL on
+GPU), where shared memory does not exist. The exchange is one all_reduce a
+round; K amortizes its latency (``benchmarks/bench_pretrain.py``,
+``scripts/pretrain_scaling.py`` measure the rates).
 
 A single process (:meth:`Ranks.solo`) is the special case W = K = 1 and
 runs the unchanged serial loop: its results equal those of earlier versions.
@@ -48,7 +62,13 @@ import torch
 
 from beatdbn.exceptions import DataError, ParameterError
 
-__all__ = ["Ranks", "STAT_KEYS", "rank_seed"]
+__all__ = ["Ranks", "STAT_KEYS", "COMBINE", "SYNC_EVERY", "rank_seed"]
+
+#: CD-1 steps each rank takes between two exchanges, by default (``pretrain --sync-every``).
+SYNC_EVERY = 32
+
+#: How the ranks' parameter changes of a round are combined: their mean (local SGD; the default) or their sum.
+COMBINE = ("mean", "sum")
 
 #: The monitoring statistics of one CD-1 step that travel in the exchange (see ConvRBM.partial_fit).
 STAT_KEYS = ("reconstruction_error", "mean_hidden", "free_energy_data", "free_energy_recon", "n_positions")
@@ -73,13 +93,17 @@ class Ranks:
         The group to exchange in (None: the default group).
     """
 
-    def __init__(self, rank: int = 0, world: int = 1, *, sync_every: int = 1, group: Any = None) -> None:
+    def __init__(self, rank: int = 0, world: int = 1, *, sync_every: int = 1, combine: str = "mean",
+                 group: Any = None) -> None:
         if not (isinstance(world, int) and world >= 1 and 0 <= rank < world):
             raise ParameterError(f"rank {rank} of {world}: need 0 <= rank < world, world >= 1")
         if not (isinstance(sync_every, int) and sync_every >= 1):
             raise ParameterError(f"sync_every={sync_every!r}: must be an int >= 1")
+        if combine not in COMBINE:
+            raise ParameterError(f"combine={combine!r}: must be one of {COMBINE}")
         self.rank, self.world, self.group = rank, world, group
         self.sync_every = sync_every if world > 1 else 1
+        self.combine = combine
 
     @classmethod
     def solo(cls) -> "Ranks":
@@ -87,13 +111,14 @@ class Ranks:
         return cls()
 
     @classmethod
-    def from_process_group(cls, *, sync_every: int, group: Any = None) -> "Ranks":
+    def from_process_group(cls, *, sync_every: int, combine: str = "mean", group: Any = None) -> "Ranks":
         """The ranks of the initialized default process group (``torchrun``, or :mod:`beatdbn.train.launch`)."""
         import torch.distributed as dist
 
         if not dist.is_initialized():
             raise ParameterError("torch.distributed is not initialized: launch with torchrun, or use --workers N")
-        return cls(dist.get_rank(group), dist.get_world_size(group), sync_every=sync_every, group=group)
+        return cls(dist.get_rank(group), dist.get_world_size(group), sync_every=sync_every, combine=combine,
+                   group=group)
 
     @property
     def lead(self) -> bool:
@@ -106,7 +131,8 @@ class Ranks:
 
     def identity(self) -> dict:
         """What a run's settings must record beyond the pretraining config (empty for one process)."""
-        return {} if self.world == 1 else {"workers": self.world, "sync_every": self.sync_every}
+        return {} if self.world == 1 else {"workers": self.world, "sync_every": self.sync_every,
+                                           "combine": self.combine}
 
     def mine(self, start: int, costs: Sequence[float]) -> list[int]:
         """Positions in the plan of this rank's batches in the round that begins at ``start``.
@@ -167,12 +193,14 @@ class Ranks:
 
     # -- the exchange (every round) ----------------------------------------------------------------
 
-    @staticmethod
-    def _tensors(layers: Iterable[torch.nn.Module]) -> list[tuple[str, torch.Tensor]]:
+    def _tensors(self, layers: Iterable[torch.nn.Module]) -> list[tuple[str, torch.Tensor]]:
+        """(rule, tensor): parameters by ``combine``; momentum buffers averaged; update counts summed."""
         out = []
         for layer in layers:
-            out += [("sum", p) for p in layer.parameters()]
-            out += [("mean" if name.endswith("velocity") else "sum", b) for name, b in layer.named_buffers()]
+            moving = bool(getattr(getattr(layer, "config", None), "momentum", 1))  # without momentum they stay 0
+            out += [(self.combine, p) for p in layer.parameters()]
+            out += [("mean" if name.endswith("velocity") else "sum", b) for name, b in layer.named_buffers()
+                    if moving or not name.endswith("velocity")]
         return out
 
     def begin(self, layers: Iterable[torch.nn.Module]) -> list[torch.Tensor] | None:
@@ -201,15 +229,14 @@ class Ranks:
             for j, s in enumerate(stages):
                 stats[b - start, j] = torch.tensor([float(per_stage[s][k]) for k in STAT_KEYS])
         # one float32 vector: changes within a round are small, and n_positions < 2**24 per batch is exact
-        parts = [(t - t0).reshape(-1).float() if how == "sum" else t.reshape(-1).float()
-                 for (how, t), t0 in zip(tensors, start_state)]
+        parts = [(t - t0).reshape(-1).float() for (_, t), t0 in zip(tensors, start_state)]  # changes
         flat = torch.cat(parts + [stats.reshape(-1).to(like.device)])
         dist.all_reduce(flat, op=dist.ReduceOp.SUM, group=self.group)
         offset = 0
         for (how, t), t0 in zip(tensors, start_state):
             part = flat[offset:offset + t.numel()].view(t.shape)
             offset += t.numel()
-            t.copy_(t0 + part.to(t.dtype) if how == "sum" else (part / self.world).to(t.dtype))
+            t.copy_(t0 + (part if how == "sum" else part / self.world).to(t.dtype))
         stats = flat[offset:].view(n_round, len(stages), len(STAT_KEYS)).cpu()
         return {start + i: {s: {k: (int(v) if k == "n_positions" else float(v))
                                 for k, v in zip(STAT_KEYS, stats[i, j].tolist())}
