@@ -11,13 +11,13 @@ thread policy (``OMP_WAIT_POLICY=PASSIVE``), reading included:
   same for a store 5x smaller);
 * **processes**: one track per CD-1 update on N = the CPUs processes of one
   thread each (``pretrain --workers N``, :mod:`beatdbn.train.ranks`), against
-  one process of one thread and one process of N threads (the default of
-  ``--workers 1``), and 32 tracks a step (fewer, larger updates: the
-  arithmetic's best case);
-* **under load**: the same passes with one CPU-bound process beside them,
-  against the idle figure of the same configuration (aim: >= 0.4x; a fair
-  share on 2 cores is 0.5x for one process of 2 threads, 0.67x for 2
-  single-thread processes);
+  one process of one thread (``pretrain``'s default), one process of N
+  threads (``beatdbn --threads N pretrain``), and 32 tracks a step (fewer,
+  larger updates: the arithmetic's best case);
+* **under load**: the same three with one CPU-bound process beside them,
+  against the idle figure of the same configuration (aim: >= 0.4x; on 2
+  cores a fair share is 1x for one single-thread process, 0.67x for 2, 0.5x
+  for one process of 2 threads);
 * **projection**: one pass over the whole MSD (4.6e8 beats through layer 1,
   then layer 3) at the measured rates.
 """
@@ -122,31 +122,33 @@ def run(results, quick: bool = False) -> None:
                          f"{start_mb:.0f} MB resident at its start (interpreter + torch); ratio < 1 is better")
         if n != sizes[0]:
             continue
-        one = r  # 1 process x 1 thread
+        one = r  # 1 process x 1 thread: `pretrain` (--workers 1; one thread at one track a step)
         load = {"one": load_average()}
         r32 = _pass(store, DATA / f"dbn-{n}-b32", 32)
-        wide = _pass(store, DATA / f"dbn-{n}-t{n_cpu}", 1, threads=n_cpu)  # --workers 1, default threads
-        many = _pass(store, DATA / f"dbn-{n}-w{n_cpu}", 1, workers=n_cpu)  # --workers N, 1 thread each
+        wide = _pass(store, DATA / f"dbn-{n}-t{n_cpu}", 1, threads=n_cpu)  # `beatdbn --threads N pretrain`
+        many = _pass(store, DATA / f"dbn-{n}-w{n_cpu}", 1, workers=n_cpu)  # `pretrain --workers N`
         load["idle"] = load_average()
         with busy():
-            wide_busy = _pass(store, DATA / f"dbn-{n}-t{n_cpu}-busy", 1, threads=n_cpu)
-            many_busy = _pass(store, DATA / f"dbn-{n}-w{n_cpu}-busy", 1, workers=n_cpu)
+            loaded = {"one": _pass(store, DATA / f"dbn-{n}-busy-1", 1),
+                      "many": _pass(store, DATA / f"dbn-{n}-busy-w{n_cpu}", 1, workers=n_cpu),
+                      "wide": _pass(store, DATA / f"dbn-{n}-busy-t{n_cpu}", 1, threads=n_cpu)}
             load["busy"] = load_average()
         where = f"{n:,} demo tracks, streamed from the store, reading included"
         for phase, info in one["phases"].items():
             stages = "+".join(info["stages"])
-            results.add(f"pretrain 1 track a step, 1 process x 1 thread: {phase} ({stages})", one["rates"][phase],
-                        "beats/s", baseline="32 tracks a step", baseline_value=r32["rates"][phase],
+            results.add(f"pretrain 1 track a step, 1 process x 1 thread (--workers 1): {phase} ({stages})",
+                        one["rates"][phase], "beats/s", baseline="32 tracks a step", baseline_value=r32["rates"][phase],
                         note=f"{where}; load average {load['one']}")
             results.add(f"pretrain 1 track a step, {n_cpu} processes x 1 thread (--workers {n_cpu}): {phase}",
                         many["rates"][phase], "beats/s", baseline="1 process x 1 thread",
                         baseline_value=one["rates"][phase],
                         note=f"{where}; parameters averaged every {SYNC_EVERY} steps; load average {load['idle']}")
-            results.add(f"pretrain 1 track a step, 1 process x {n_cpu} threads (--workers 1): {phase}",
+            results.add(f"pretrain 1 track a step, 1 process x {n_cpu} threads (--threads {n_cpu}): {phase}",
                         wide["rates"][phase], "beats/s", baseline="1 process x 1 thread",
                         baseline_value=one["rates"][phase], note=where)
-            for name, idle, loaded in ((f"--workers {n_cpu}", many, many_busy), ("--workers 1", wide, wide_busy)):
-                results.add(f"pretrain under load, {name}: {phase}", loaded["rates"][phase], "beats/s",
+            for key, name, idle in (("one", "--workers 1", one), ("many", f"--workers {n_cpu}", many),
+                                    ("wide", f"--threads {n_cpu} --workers 1", wide)):
+                results.add(f"pretrain under load, {name}: {phase}", loaded[key]["rates"][phase], "beats/s",
                             baseline="the same, idle", baseline_value=idle["rates"][phase],
                             note=f"one CPU-bound process beside it; load average {load['busy']} "
                                  f"(idle run: {load['idle']}); aim >= 0.4x")
@@ -160,4 +162,5 @@ def run(results, quick: bool = False) -> None:
         print(f"pretrain 1 track/step on {n:,} tracks: " + ", ".join(
             f"{name} {r_['rates']['layer1']:,.0f}/{r_['rates']['layer3']:,.0f} beats/s"
             for name, r_ in (("1x1", one), (f"1x{n_cpu}", wide), (f"{n_cpu}x1", many),
-                             (f"1x{n_cpu} busy", wide_busy), (f"{n_cpu}x1 busy", many_busy))) + f"; load {load}")
+                             ("1x1 busy", loaded["one"]), (f"{n_cpu}x1 busy", loaded["many"]),
+                             (f"1x{n_cpu} busy", loaded["wide"]))) + f"; load {load}")

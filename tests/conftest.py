@@ -13,6 +13,17 @@ SHARED_AUDIO = SHARED / "data" / "audio"
 RICK = SHARED_MSD / "TRAXLZU12903D05F94.h5"
 
 
+@pytest.fixture(autouse=True)
+def _keep_torch_threads():
+    """CLI commands run in-process set the process's thread policy (as `beatdbn` does): restore it after each test."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != before:
+        torch.set_num_threads(before)
+
+
 @pytest.fixture
 def shared_msd() -> Path:
     """The folder of ten real MSD track files; skips the test when absent."""

@@ -29,7 +29,7 @@ from rich.markup import escape
 from beatdbn.cli.progress import configure as configure_progress
 from beatdbn.exceptions import BeatdbnError
 
-__all__ = ["app", "main", "command", "console", "err_console"]
+__all__ = ["app", "main", "command", "console", "err_console", "threads_given"]
 
 app = typer.Typer(
     help="beatdbn: music classification with a pretrained convolutional network (Dieleman et al., ISMIR 2011).",
@@ -60,6 +60,15 @@ def _global_options(
         _fail(f"--threads {threads}: expected 1 or more threads (or leave it out: the CPUs this process may use)")
     configure_progress(quiet=quiet, every=progress_every)
     apply_threads(threads)
+    _state["threads"] = threads
+
+
+_state: dict = {"threads": None}
+
+
+def threads_given() -> int | None:
+    """``--threads N`` when the user gave it (commands with a policy of their own keep to it then)."""
+    return _state["threads"]
 
 
 def _fail(message: str) -> None:

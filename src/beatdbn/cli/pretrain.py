@@ -3,9 +3,10 @@
 One process (the default), ``--workers N`` processes on this machine, or the
 ranks of a ``torchrun`` launch (``--distributed``): see
 :mod:`beatdbn.train.ranks` for how the ranks combine their updates and
-:mod:`beatdbn.train.launch` for how they start. Each rank computes with one
-intra-op thread per CPU it has (``cpus // workers``): at one track per
-update the kernels are small, and processes, not threads, use the cores.
+:mod:`beatdbn.train.launch` for how they start. At one track per update the
+kernels are small: each rank computes with one intra-op thread, and
+processes, not threads, use the cores (``--batch-size`` above 1: the CPUs
+shared among this machine's ranks; ``beatdbn --threads N`` overrides).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Optional
 
 import typer
 
-from beatdbn.cli import command, console
+from beatdbn.cli import command, console, threads_given
 from beatdbn.cli.options import check_device, check_out, check_workers
 from beatdbn.cli.progress import progress_bar
 from beatdbn.exceptions import ParameterError
@@ -80,9 +81,10 @@ def pretrain(
     kwargs = dict(store=str(store), out=str(out), exclude=excluded, config=config, dbn_config=DBNConfig(seed=seed),
                   device=device)
     local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", 1)) if distributed else workers  # on this machine
-    per_rank = max(1, available_cpus() // local_ranks)
-    if local_ranks > 1:
-        apply_threads(per_rank)  # this process's share of the CPUs (rank 0: as the workers it starts)
+    # one thread per rank at one track per update (tiny kernels: 2 threads ran at 0.82x of one on an idle
+    # 2-core machine); larger batches get this machine's CPUs shared among its ranks; --threads N overrides
+    per_rank = threads_given() or (1 if batch_size == 1 else max(1, available_cpus() // local_ranks))
+    apply_threads(per_rank)  # this process's share (rank 0: as the workers it starts)
     if ranks is not None and not ranks.lead:  # other ranks of a launch: no progress, no files
         run(ranks=ranks, **kwargs)
         return
