@@ -77,6 +77,13 @@ def two(store, tmp_path_factory) -> Path:
     return out
 
 
+def test_capped_sum_is_the_sum_for_two_ranks_and_at_most_twice_the_mean_beyond():
+    assert [Ranks(0, w).gain for w in (1, 2, 4, 16)] == [1.0, 2.0, 2.0, 2.0]  # the default rule
+    assert Ranks(0, 4, combine="sum").gain == 4.0 and Ranks(0, 4, combine="mean").gain == 1.0
+    with pytest.raises(ParameterError, match="combine"):
+        Ranks(0, 2, combine="median")
+
+
 def test_two_workers_train_every_track_once_per_pass(store, two, tmp_path):
     one = _run(store, tmp_path / "one", 1)
     assert not _same(tmp_path / "one", two)
@@ -89,7 +96,7 @@ def test_two_workers_train_every_track_once_per_pass(store, two, tmp_path):
     rows = list(iter_stats(two_dir))
     assert [r["batch"] for r in rows if r["stage"] == "1a"] == list(range(24))  # rank 0 writes all, in plan order
     assert rows[-1]["tracks"] == 24 and all(np.isfinite(r["reconstruction_error"]) for r in rows)
-    # averaged rounds still learn: the binary layers reconstruct better at the end of the pass than at its
+    # the ranks' rounds learn: the binary layers reconstruct better at the end of the pass than at its
     # start (the Gaussian layer 1b, at the paper's rate 1e-4, barely moves in 24 tracks, in one process too)
     errors = lambda rows, s: [r["reconstruction_error"] for r in rows if r["stage"] == s]  # noqa: E731
     for s in ("1a", "3"):
@@ -100,7 +107,7 @@ def test_the_exchange_sums_every_ranks_change_and_ranks_that_disagree_stop(store
     """Two ranks of gloo on localhost (one pair of processes for both checks):
 
     * after a round, parameters = start + the sum of both ranks' changes (``combine='sum'``) or their mean
-      (the default), momentum = the mean, update counts the sum, and each batch's statistics reach every rank;
+      (``'mean'``), momentum = the mean, update counts the sum, and each batch's statistics reach every rank;
     * ranks whose settings differ (here: the seed) stop, naming the difference, before writing anything.
     """
     from torch import multiprocessing as mp
@@ -150,7 +157,7 @@ def _rank_checks(rank: int, port: int, store: str, out: str, q) -> None:
     stat = {"reconstruction_error": 0.25 * (rank + 1), "mean_hidden": 0.0, "free_energy_data": 0.0,
             "free_energy_recon": 0.0, "n_positions": 7}
     out_stats = ranks.exchange([layer], start, {rank: {"1a": stat}}, ("1a",), 0, 2)
-    mean = Ranks(rank, 2, sync_every=1)  # the default rule: the mean of the changes
+    mean = Ranks(rank, 2, sync_every=1, combine="mean")  # parameter averaging
     start = mean.begin([layer])
     layer.weight.add_(0.1 * (rank + 1))
     mean.exchange([layer], start, {rank: {"1a": stat}}, ("1a",), 0, 2)

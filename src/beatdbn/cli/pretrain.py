@@ -49,8 +49,9 @@ def pretrain(
     sync_every: int = typer.Option(
         SYNC_EVERY, "--sync-every", help="With several processes or ranks: CD-1 steps each takes between two exchanges."),
     combine: str = typer.Option(
-        "mean", help="How the ranks' changes are combined every --sync-every steps: mean (parameter averaging, "
-                     "stable for any number) or sum (every update kept; diverged with 4 ranks)."),
+        "capped-sum", help="How the ranks' parameter changes are combined every --sync-every steps: capped-sum "
+                           "(their mean x min(ranks, 2): the sum for 2 ranks), mean (parameter averaging) or sum "
+                           "(diverged with 4 ranks). See beatdbn.train.ranks."),
     distributed: bool = typer.Option(
         False, "--distributed", help="Be one rank of a torchrun launch across machines: `torchrun --nnodes M "
                                      "--nproc-per-node N --rdzv-endpoint HOST:PORT -m beatdbn pretrain STORE "

@@ -59,7 +59,7 @@ def _worker(rank: int, world: int, port: int, sync_every: int, combine: str, thr
             dist.destroy_process_group()
 
 
-def run_local(target: Callable[..., Any], kwargs: dict, *, workers: int, sync_every: int, combine: str = "mean",
+def run_local(target: Callable[..., Any], kwargs: dict, *, workers: int, sync_every: int, combine: str = "capped-sum",
               threads: int = 1, lead_kwargs: dict | None = None) -> Any:
     """``target(ranks=..., **kwargs)`` on ``workers`` ranks of this machine; rank 0's result.
 
@@ -136,7 +136,7 @@ def in_launch() -> bool:
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
-def join_launch(device: str, *, sync_every: int, combine: str = "mean") -> tuple[Ranks, str]:
+def join_launch(device: str, *, sync_every: int, combine: str = "capped-sum") -> tuple[Ranks, str]:
     """Join the process group of a ``torchrun`` launch; (the ranks, this rank's device).
 
     Raises

@@ -11,33 +11,38 @@ What flows where (``W`` ranks, ``K = sync_every``)::
           [each parameter's change since the round began | momentum buffers
            (only with momentum) | update counts | the round's monitoring
            statistics, one slot per batch]
-    every rank: parameter = its value when the round began + the MEAN of the
-    ranks' changes (``combine='mean'``, the default; ``'sum'`` adds them);
-    rank 0 writes every batch's statistics in plan order (pretrain.csv reads
-    as a serial run's)
+    every rank: parameter = its value when the round began + g x the MEAN
+    of the ranks' changes, g = min(W, 2) (``combine='capped-sum'``, the
+    default: the sum for 2 ranks); rank 0 writes every batch's statistics in
+    plan order (pretrain.csv reads as a serial run's)
 
-**Why parameter averaging every K tracks, and not summed changes or
-Hogwild.** Measured on the demo store (600 tracks, paper layer sizes):
+**Why a capped sum of local changes, and not the sum, the mean or Hogwild.**
+Measured with the paper's layer sizes (commands in the issue 16 note):
 
-* *Summing* the ranks' changes keeps every track's update, as if the W x K
-  steps had been applied one after another (to first order). It trained
-  with 2 ranks, but with 4 the Gaussian layer (1b) diverged in the first
-  pass ("CD-1 produced non-finite values"): where every track pulls the same
-  way (the visible biases early on), each rank's K steps already go most of
-  the distance, and W of them overshoot W-fold, like the summed batches that
-  diverged in one process (``train/pretrain.py``).
-* The *mean* (local SGD) is stable for any W: after one pass, 4 ranks
-  (K = 8) ended at mean reconstruction errors of 0.102 / 0.993 / 0.0002
-  (layers 1a / 1b / 3, last 50 steps) against one process's 0.084 / 0.960 /
-  0.0007. Each round
-  moves the parameters as far as one rank's K steps, so W ranks make a pass
-  count as 1/W as many serial updates: ample on the MSD (920,000 tracks),
-  and the quality guard (``scripts/quality_guard.py``) measures what it costs
-  on small corpora. ``--combine sum`` remains for W = 2.
+* The *sum* keeps every track's update, as if the W x K steps had been
+  applied one after another (to first order). With 2 ranks it matched or
+  beat one process: on the demo store (2,000 tracks; 3 seeds, K = 32) the
+  linear probe on layer-4 features read 0.949 +- 0.016 (key) and 0.462 +-
+  0.045 (genre) against one process's 0.866 +- 0.076 and 0.296 +- 0.116.
+  With 4 ranks it broke down: at K = 8 the Gaussian layer (1b) diverged in
+  the first pass ("CD-1 produced non-finite values"), at K = 32 layer 1a
+  ended at a reconstruction error of 0.29 against one process's 0.08.
+  Where every track pulls the same way (the biases early on), each rank's K
+  steps already go most of the distance, and W of them overshoot W-fold,
+  like the summed batches that diverged in one process (``train/pretrain.py``).
+* The *mean* (local SGD) is stable for any W, but each round moves the
+  parameters only as far as one rank's K steps, so a pass counts as 1/W as
+  many serial updates: with 2 ranks the probe fell to 0.778 +- 0.074 (key)
+  and 0.158 +- 0.036 (genre).
+* The *capped sum* is the sum up to two ranks' worth and the mean times 2
+  beyond: a step at most twice a rank's, which a CRBM takes stably (the
+  paper's rates "a few times larger" train, ``models/crbm.py``). With 4
+  ranks it ended the pass at 0.094 / 0.989 / 0.0004 (layers 1a / 1b / 3,
+  last 50 steps) against one process's 0.084 / 0.960 / 0.0007.
 * *Hogwild* (unlocked updates to shared memory, PyTorch's Hogwild example)
-  would need no exchange, but its result depends on the scheduler's
-  interleaving (no determinism, no exact resume), it exists on one machine
-  only, and at W tracks in flight it is the summed rule with K = 1.
+  needs no exchange, but its result depends on the scheduler's interleaving
+  (no determinism, no exact resume), it exists on one machine only, and
+  with W tracks in flight it is the sum with K = 1.
 
 What the rounds give: determinism (the result is a function of the seed, W,
 K and the rule); exact resume (checkpoints fall between rounds, where every
@@ -67,8 +72,12 @@ __all__ = ["Ranks", "STAT_KEYS", "COMBINE", "SYNC_EVERY", "rank_seed"]
 #: CD-1 steps each rank takes between two exchanges, by default (``pretrain --sync-every``).
 SYNC_EVERY = 32
 
-#: How the ranks' parameter changes of a round are combined: their mean (local SGD; the default) or their sum.
-COMBINE = ("mean", "sum")
+#: How the ranks' parameter changes of a round are combined: ``capped-sum`` (the default) adds them up to two
+#: ranks' worth (mean x min(W, 2): the sum for 2 ranks), ``mean`` averages them (local SGD), ``sum`` adds them.
+COMBINE = ("capped-sum", "mean", "sum")
+
+#: The largest factor over the mean that ``capped-sum`` applies.
+CAP = 2
 
 #: The monitoring statistics of one CD-1 step that travel in the exchange (see ConvRBM.partial_fit).
 STAT_KEYS = ("reconstruction_error", "mean_hidden", "free_energy_data", "free_energy_recon", "n_positions")
@@ -93,7 +102,7 @@ class Ranks:
         The group to exchange in (None: the default group).
     """
 
-    def __init__(self, rank: int = 0, world: int = 1, *, sync_every: int = 1, combine: str = "mean",
+    def __init__(self, rank: int = 0, world: int = 1, *, sync_every: int = 1, combine: str = "capped-sum",
                  group: Any = None) -> None:
         if not (isinstance(world, int) and world >= 1 and 0 <= rank < world):
             raise ParameterError(f"rank {rank} of {world}: need 0 <= rank < world, world >= 1")
@@ -111,7 +120,7 @@ class Ranks:
         return cls()
 
     @classmethod
-    def from_process_group(cls, *, sync_every: int, combine: str = "mean", group: Any = None) -> "Ranks":
+    def from_process_group(cls, *, sync_every: int, combine: str = "capped-sum", group: Any = None) -> "Ranks":
         """The ranks of the initialized default process group (``torchrun``, or :mod:`beatdbn.train.launch`)."""
         import torch.distributed as dist
 
@@ -193,13 +202,19 @@ class Ranks:
 
     # -- the exchange (every round) ----------------------------------------------------------------
 
-    def _tensors(self, layers: Iterable[torch.nn.Module]) -> list[tuple[str, torch.Tensor]]:
-        """(rule, tensor): parameters by ``combine``; momentum buffers averaged; update counts summed."""
+    @property
+    def gain(self) -> float:
+        """The factor on the mean of the ranks' parameter changes: 1 (mean), W (sum) or min(W, CAP) (capped-sum)."""
+        return {"mean": 1.0, "sum": float(self.world), "capped-sum": float(min(self.world, CAP))}[self.combine]
+
+    def _tensors(self, layers: Iterable[torch.nn.Module]) -> list[tuple[float, torch.Tensor]]:
+        """(factor on the mean change, tensor): parameters by ``combine``; momentum buffers averaged; update
+        counts summed."""
         out = []
         for layer in layers:
             moving = bool(getattr(getattr(layer, "config", None), "momentum", 1))  # without momentum they stay 0
-            out += [(self.combine, p) for p in layer.parameters()]
-            out += [("mean" if name.endswith("velocity") else "sum", b) for name, b in layer.named_buffers()
+            out += [(self.gain, p) for p in layer.parameters()]
+            out += [(1.0 if name.endswith("velocity") else float(self.world), b) for name, b in layer.named_buffers()
                     if moving or not name.endswith("velocity")]
         return out
 
@@ -236,7 +251,7 @@ class Ranks:
         for (how, t), t0 in zip(tensors, start_state):
             part = flat[offset:offset + t.numel()].view(t.shape)
             offset += t.numel()
-            t.copy_(t0 + (part if how == "sum" else part / self.world).to(t.dtype))
+            t.copy_(t0 + (part * (how / self.world)).to(t.dtype))  # the mean change times its factor
         stats = flat[offset:].view(n_round, len(stages), len(STAT_KEYS)).cpu()
         return {start + i: {s: {k: (int(v) if k == "n_positions" else float(v))
                                 for k, v in zip(STAT_KEYS, stats[i, j].tolist())}
