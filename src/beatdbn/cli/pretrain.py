@@ -23,6 +23,7 @@ from beatdbn.cli.progress import progress_bar
 from beatdbn.exceptions import ParameterError
 from beatdbn.store.reader import FeatureStore
 from beatdbn.train.ranks import SYNC_EVERY
+from beatdbn.utils.threads import apply_threads, available_cpus
 
 __all__ = ["pretrain"]
 
@@ -63,7 +64,6 @@ def pretrain(
     from beatdbn.train.pretrain import PretrainConfig, pretrain as run, read_exclusion, write_plots  # heavy: torch
 
     from beatdbn.train.launch import join_launch, run_local  # heavy: torch.distributed
-    from beatdbn.utils.threads import apply_threads, available_cpus
 
     check_device(device)  # before anything is created: a bad device leaves no empty --out behind
     check_workers(workers)

@@ -56,9 +56,10 @@ from beatdbn.models.dbn import ConvDBN
 from beatdbn.store.reader import INDEX_FILE, FeatureStore
 from beatdbn.tasks.build import load_task
 from beatdbn.tasks.selection import SPLITS
-from beatdbn.train import runner
+from beatdbn.train import finetune, runner
 from beatdbn.train.baselines import run_logreg, run_naive_bayes
 from beatdbn.train.finetune import run_convmlp
+from beatdbn.utils.cluster import dask_client
 
 __all__ = ["Job", "plan_jobs", "run_job", "assemble", "run_jobs", "WORKER_IMPORTS"]
 
@@ -188,8 +189,6 @@ def _without_plots() -> Iterator[None]:
     (per thread, so a multi-thread worker's other jobs still draw theirs); if the helper is not found,
     the figures are drawn and thrown away as before.
     """
-    from beatdbn.train import finetune
-
     draw = getattr(finetune, "_write_plots", None)
     if draw is not None and not getattr(draw, "_beatdbn_sweep", False):
         def wrapped(*args: Any, **kwargs: Any) -> list:
@@ -373,8 +372,6 @@ def run_jobs(jobs: Sequence[Job], store: str, out: str, config, *, client=None, 
         client = cluster.client()
     with contextlib.ExitStack() as stack:
         if client is None:
-            from beatdbn.utils.cluster import dask_client
-
             client = stack.enter_context(dask_client(scheduler, workers, setup=WORKER_IMPORTS, saturation=1.0))
         from dask.distributed import as_completed  # heavy: only runs on Dask import it
 
