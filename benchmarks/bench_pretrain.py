@@ -32,6 +32,7 @@ from pathlib import Path
 
 from benchmarks._common import busy, demo_store, load_average
 from beatdbn.train.ranks import SYNC_EVERY
+from beatdbn.utils.threads import available_cpus
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / ".bench-data"
@@ -97,20 +98,13 @@ def _pass(store: Path, out: Path, batch_size: int = 1, *, workers: int = 1, thre
     return r
 
 
-def _cpus() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
-
-
 def _hours(rates: dict) -> float:
     return sum(MSD_BEATS / r for r in rates.values()) / 3600
 
 
 def run(results, quick: bool = False) -> None:
     sizes = (500, 2000) if quick else (2000, 10000)
-    n_cpu = _cpus()
+    n_cpu = available_cpus()
     for n in sizes:
         store = demo_store(n)
         r = _pass(store, DATA / f"dbn-{n}", 1)

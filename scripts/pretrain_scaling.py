@@ -18,8 +18,9 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.bench_pretrain import MSD_BEATS, _cpus, _pass  # noqa: E402
+from benchmarks.bench_pretrain import MSD_BEATS, _pass  # noqa: E402
 from beatdbn.train.ranks import SYNC_EVERY  # noqa: E402
+from beatdbn.utils.threads import available_cpus  # noqa: E402
 
 
 def main() -> None:
@@ -32,7 +33,7 @@ def main() -> None:
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        configs = [(w, 1) for w in args.workers] + [(1, _cpus())]
+        configs = [(w, 1) for w in args.workers] + [(1, available_cpus())]
         for workers, threads in configs:
             r = _pass(Path(args.store), Path(tmp) / f"w{workers}t{threads}", 1, workers=workers, threads=threads,
                       sync_every=args.sync_every, min_beats=args.min_beats)
@@ -49,7 +50,7 @@ def main() -> None:
         print(f"{row['workers']:>14} x {row['threads']:<3} {r['layer1']:>15,.0f} {r['layer3']:>15,.0f} "
               f"{speed:>8.2f}x {hours:>7.2f} h")
     if args.out:
-        Path(args.out).write_text(json.dumps({"cpus": _cpus(), "rows": rows}, indent=2))
+        Path(args.out).write_text(json.dumps({"cpus": available_cpus(), "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":
