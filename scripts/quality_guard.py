@@ -38,7 +38,7 @@ from beatdbn.train.finetune import run_convmlp
 from beatdbn.train.finetune_config import FinetuneConfig
 from beatdbn.train.launch import run_local
 from beatdbn.train.pretrain import PretrainConfig, pretrain, read_exclusion
-from beatdbn.train.ranks import COMBINE, SYNC_EVERY
+from beatdbn.train.ranks import COMBINE, DEFAULT_COMBINE, SYNC_EVERY
 
 
 def _features(dbn: ConvDBN, split) -> np.ndarray:
@@ -74,7 +74,7 @@ def main() -> None:
     ap.add_argument("--workers", nargs="+", type=int, default=[1, 2])
     ap.add_argument("--sync-every", type=int, default=SYNC_EVERY)
     ap.add_argument("--min-beats", type=int, default=0)
-    ap.add_argument("--combine", default="capped-sum", choices=COMBINE)
+    ap.add_argument("--combine", default=DEFAULT_COMBINE, choices=COMBINE)
     ap.add_argument("--no-finetune", action="store_true")
     args = ap.parse_args()
 

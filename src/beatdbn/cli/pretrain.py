@@ -22,7 +22,7 @@ from beatdbn.cli.options import check_device, check_out, check_workers
 from beatdbn.cli.progress import progress_bar
 from beatdbn.exceptions import ParameterError
 from beatdbn.store.reader import FeatureStore
-from beatdbn.train.ranks import SYNC_EVERY
+from beatdbn.train.ranks import DEFAULT_COMBINE, SYNC_EVERY
 from beatdbn.utils.threads import apply_threads, available_cpus
 
 __all__ = ["pretrain"]
@@ -50,7 +50,7 @@ def pretrain(
     sync_every: int = typer.Option(
         SYNC_EVERY, "--sync-every", help="With several processes or ranks: CD-1 steps each takes between two exchanges."),
     combine: str = typer.Option(
-        "capped-sum", help="How the ranks' parameter changes are combined every --sync-every steps: capped-sum "
+        DEFAULT_COMBINE, help="How the ranks' parameter changes are combined every --sync-every steps: capped-sum "
                            "(their mean x min(ranks, 2): the sum for 2 ranks), mean (parameter averaging) or sum "
                            "(diverged with 4 ranks). See beatdbn.train.ranks."),
     distributed: bool = typer.Option(

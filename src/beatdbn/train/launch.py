@@ -29,7 +29,7 @@ from typing import Any, Callable
 import torch
 
 from beatdbn.exceptions import BeatdbnError, DataError, ParameterError
-from beatdbn.train.ranks import Ranks
+from beatdbn.train.ranks import DEFAULT_COMBINE, Ranks
 
 __all__ = ["run_local", "join_launch", "in_launch"]
 
@@ -59,7 +59,8 @@ def _worker(rank: int, world: int, port: int, sync_every: int, combine: str, thr
             dist.destroy_process_group()
 
 
-def run_local(target: Callable[..., Any], kwargs: dict, *, workers: int, sync_every: int, combine: str = "capped-sum",
+def run_local(target: Callable[..., Any], kwargs: dict, *, workers: int, sync_every: int,
+              combine: str = DEFAULT_COMBINE,
               threads: int = 1, lead_kwargs: dict | None = None) -> Any:
     """``target(ranks=..., **kwargs)`` on ``workers`` ranks of this machine; rank 0's result.
 
@@ -136,7 +137,7 @@ def in_launch() -> bool:
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
-def join_launch(device: str, *, sync_every: int, combine: str = "capped-sum") -> tuple[Ranks, str]:
+def join_launch(device: str, *, sync_every: int, combine: str = DEFAULT_COMBINE) -> tuple[Ranks, str]:
     """Join the process group of a ``torchrun`` launch; (the ranks, this rank's device).
 
     Raises

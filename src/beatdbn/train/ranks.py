@@ -67,7 +67,7 @@ import torch
 
 from beatdbn.exceptions import DataError, ParameterError
 
-__all__ = ["Ranks", "STAT_KEYS", "COMBINE", "SYNC_EVERY", "rank_seed"]
+__all__ = ["Ranks", "STAT_KEYS", "COMBINE", "DEFAULT_COMBINE", "SYNC_EVERY", "rank_seed"]
 
 #: CD-1 steps each rank takes between two exchanges, by default (``pretrain --sync-every``).
 SYNC_EVERY = 32
@@ -75,6 +75,9 @@ SYNC_EVERY = 32
 #: How the ranks' parameter changes of a round are combined: ``capped-sum`` (the default) adds them up to two
 #: ranks' worth (mean x min(W, 2): the sum for 2 ranks), ``mean`` averages them (local SGD), ``sum`` adds them.
 COMBINE = ("capped-sum", "mean", "sum")
+
+#: The default rule (``pretrain --combine``).
+DEFAULT_COMBINE = COMBINE[0]
 
 #: The largest factor over the mean that ``capped-sum`` applies.
 CAP = 2
@@ -102,7 +105,7 @@ class Ranks:
         The group to exchange in (None: the default group).
     """
 
-    def __init__(self, rank: int = 0, world: int = 1, *, sync_every: int = 1, combine: str = "capped-sum",
+    def __init__(self, rank: int = 0, world: int = 1, *, sync_every: int = 1, combine: str = DEFAULT_COMBINE,
                  group: Any = None) -> None:
         if not (isinstance(world, int) and world >= 1 and 0 <= rank < world):
             raise ParameterError(f"rank {rank} of {world}: need 0 <= rank < world, world >= 1")
@@ -120,7 +123,7 @@ class Ranks:
         return cls()
 
     @classmethod
-    def from_process_group(cls, *, sync_every: int, combine: str = "capped-sum", group: Any = None) -> "Ranks":
+    def from_process_group(cls, *, sync_every: int, combine: str = DEFAULT_COMBINE, group: Any = None) -> "Ranks":
         """The ranks of the initialized default process group (``torchrun``, or :mod:`beatdbn.train.launch`)."""
         import torch.distributed as dist
 
