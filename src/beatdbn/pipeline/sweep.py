@@ -38,7 +38,6 @@ for the workers, about the whole sweep at ``--quick`` sizes: on 2 cores Dask gai
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import dataclasses
 import fcntl
 import os
@@ -56,7 +55,7 @@ from beatdbn.models.dbn import ConvDBN
 from beatdbn.store.reader import INDEX_FILE, FeatureStore
 from beatdbn.tasks.build import load_task
 from beatdbn.tasks.selection import SPLITS
-from beatdbn.train import finetune, runner
+from beatdbn.train import runner
 from beatdbn.train.baselines import run_logreg, run_naive_bayes
 from beatdbn.train.finetune import run_convmlp
 from beatdbn.utils.cluster import dask_client
@@ -175,34 +174,6 @@ def _dbn(out: Path, device: str) -> ConvDBN:
                    lambda: ConvDBN.load(d, device=device))
 
 
-_NO_PLOTS: contextvars.ContextVar[bool] = contextvars.ContextVar("beatdbn_sweep_no_plots", default=False)
-
-
-@contextlib.contextmanager
-def _without_plots() -> Iterator[None]:
-    """No learning curves or confusion matrix drawn by :func:`run_convmlp` in this thread for the block.
-
-    A rate job's ``run_convmlp`` call assembles a one-rate result in its scratch folder, which is thrown away
-    (its assembly job draws the experiment's plots): 2 of the 3 figures drawn per conv MLP rate, most of a
-    job's time at ``--quick`` sizes. Stopgap until ``run_convmlp`` takes a ``plots=False``: finetune's plot
-    helper is wrapped once per process, and the wrapper skips drawing only where this context variable is set
-    (per thread, so a multi-thread worker's other jobs still draw theirs); if the helper is not found,
-    the figures are drawn and thrown away as before.
-    """
-    draw = getattr(finetune, "_write_plots", None)
-    if draw is not None and not getattr(draw, "_beatdbn_sweep", False):
-        def wrapped(*args: Any, **kwargs: Any) -> list:
-            return [] if _NO_PLOTS.get() else draw(*args, **kwargs)
-
-        wrapped._beatdbn_sweep = True  # type: ignore[attr-defined]
-        finetune._write_plots = wrapped
-    token = _NO_PLOTS.set(True)
-    try:
-        yield
-    finally:
-        _NO_PLOTS.reset(token)
-
-
 @contextlib.contextmanager
 def _exclusive(path: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``path`` (waits for a live holder; a dead one's lock is released by the OS)."""
@@ -261,9 +232,9 @@ def run_job(job: Job, store: str, out: str, config, device: str = "cpu") -> dict
             dbn, seconds = _timed(lambda: _dbn(out_path, device))
             phases["load"] += seconds
             t1 = time.perf_counter()
-            with _without_plots():
-                run_convmlp(*splits, task=job.task, init=init, dbn=dbn, out=scratch, device=device,
-                            config=dataclasses.replace(ft, learning_rates=(job.lr,)))
+            # the one-rate result in the scratch folder is thrown away: its experiment's assembly draws the plots
+            run_convmlp(*splits, task=job.task, init=init, dbn=dbn, out=scratch, device=device, plots=False,
+                        config=dataclasses.replace(ft, learning_rates=(job.lr,)))
         t2 = time.perf_counter()
         phases["train"] = t2 - t1
         os.replace(mine, final)

@@ -317,6 +317,7 @@ def run_convmlp(
     device: str | torch.device = "cpu",
     progress: Callable[[dict], None] | None = None,
     model_template: MLPConfig | None = None,
+    plots: bool = True,
 ) -> ExperimentResult:
     """Finetune the conv MLP on one task over every learning rate; resumes from ``out``.
 
@@ -343,6 +344,10 @@ def run_convmlp(
         "valid_accuracy"}``.
     model_template : MLPConfig, optional
         Layout of a plain random model (no DBN); paper sizes by default.
+    plots : bool
+        Draw the learning curves and the selected model's confusion matrix
+        into ``out`` (the sweep's one-rate jobs, whose folders are merged,
+        skip them).
 
     Returns
     -------
@@ -440,8 +445,8 @@ def run_convmlp(
                     "init": init, "random_init": random_kind, "device": str(device),
                     "versions": run_versions(), "wall_seconds_this_call": time.perf_counter() - t_start,
                     "settings": settings, "representation": train.representation}
-    plots = _write_plots(out, curves, selected, classes, f"{name} on {task}", result.chance)
-    result.extra["plots"] = [p.name for p in plots]
+    drawn = _write_plots(out, curves, selected, classes, f"{name} on {task}", result.chance) if plots else []
+    result.extra["plots"] = [p.name for p in drawn]
     result.save(out)
     return result
 
