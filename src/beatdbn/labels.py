@@ -35,7 +35,7 @@ from typing import Iterable, Sequence
 
 from beatdbn.exceptions import DataError, ParameterError
 
-__all__ = ["GENRES", "KEY_NAMES", "KEY_NAMES_24", "LABEL_FIELDS", "normalize_tag", "genre_from_mbtags", "read_tagtraum",
+__all__ = ["GENRES", "KEY_NAMES", "KEY_NAMES_24", "NO_KEY", "LABEL_FIELDS", "normalize_tag", "genre_from_mbtags", "read_tagtraum",
            "parse_key", "read_label_csv", "folder_labels"]
 
 #: The 20 MusicBrainz genre tags of the paper, in its order.
@@ -46,6 +46,8 @@ GENRES = (
 KEY_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 #: The 24 major/minor keys (``--key-classes 24``), named as mir_eval writes keys: "C major" ... "B minor".
 KEY_NAMES_24 = tuple(f"{k} major" for k in KEY_NAMES) + tuple(f"{k} minor" for k in KEY_NAMES)
+#: The class of a key model that answers "this has no key" (speech, noise, drums, a lone tone, silence).
+NO_KEY = "no key"
 
 
 def normalize_tag(tag: str) -> str:

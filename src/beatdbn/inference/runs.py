@@ -72,6 +72,10 @@ class Run:
         ``PROVENANCE.json`` of the model folder, or {}.
     kind : str
         ``"convmlp"``, or the baseline's model name (``logreg``, ``naive_bayes``).
+    calibration : dict
+        ``calibration.json`` of the model folder, or {}: ``"temperature"`` (track posteriors are
+        reported as ``softmax(log(p) / T)``), ``"tonal_threshold"`` (a key model answers "no key"
+        when ``P(no key)`` reaches it), ``"ece"`` and the held-out figures behind them.
     """
 
     path: Path
@@ -83,6 +87,18 @@ class Run:
     representation: str | None = None
     provenance: dict = field(default_factory=dict)
     kind: str = "convmlp"
+    calibration: dict = field(default_factory=dict)
+
+    @property
+    def temperature(self) -> float:
+        """Temperature applied to track posteriors (1.0: none)."""
+        return float(self.calibration.get("temperature", 1.0))
+
+    @property
+    def tonal_threshold(self) -> float | None:
+        """``P(no key)`` at or above which a key model answers "no key" (None: the model has no such class)."""
+        t = self.calibration.get("tonal_threshold")
+        return None if t is None else float(t)
 
     @property
     def has_steps(self) -> bool:
