@@ -224,3 +224,41 @@ def test_transposition_average_is_exactly_equivariant():
                                   atol=1e-4)  # without averaging the net is not equivariant
     with pytest.raises(ParameterError, match="transpose_keys"):
         MLPConfig(n_classes=3, transpose_keys=(0, 1, 2))
+
+
+def test_transposition_table_24_keys_and_no_key_equivariance():
+    """A 24-key + "no key" model is exactly transposition-equivariant, mode kept, "no key" unmoved; the
+    batched 12-rotation pass equals averaging 12 separate passes."""
+    import numpy as np
+
+    from beatdbn.labels import KEY_NAMES_24, NO_KEY
+    from beatdbn.models.convmlp import ConvMLP, MLPConfig, rotate_chroma, transposition_table
+    from beatdbn.train.augment import key_class_map
+
+    classes = list(KEY_NAMES_24) + [NO_KEY]
+    codes = key_class_map(classes)
+    table = transposition_table(codes)
+    assert table[2, KEY_NAMES_24.index("C major")] == KEY_NAMES_24.index("D major")
+    assert table[3, KEY_NAMES_24.index("A minor")] == KEY_NAMES_24.index("C minor")
+    assert table[7, 24] == 24
+    with pytest.raises(ParameterError):
+        transposition_table([0, 1, 2])  # a key whose transpositions are missing
+    cfg = MLPConfig(n_classes=25, classes=tuple(classes), task="key", transpose_keys=tuple(codes))
+    model = ConvMLP(cfg)
+    g = torch.Generator().manual_seed(0)
+    for p in model.parameters():
+        p.data.normal_(0, 0.3, generator=g)
+    x = torch.rand(2, 24, 90, generator=g)
+    lengths = torch.tensor([90, 60])
+    p0 = model.predict_proba(x, lengths)
+    p3 = model.predict_proba(rotate_chroma(x, 3), lengths)
+    assert torch.allclose(p3[:, table[3]], p0, atol=1e-5)
+    assert torch.allclose(p0.sum(1), torch.ones(2), atol=1e-5)
+    # the batched pass against 12 separate passes of the plain network
+    plain = ConvMLP(MLPConfig(n_classes=25, classes=tuple(classes), task="key"))
+    plain.load_state_dict(model.state_dict())
+    manual = sum(plain.predict_proba(rotate_chroma(x, k), lengths)[:, table[k]] for k in range(12)) / 12
+    assert torch.allclose(manual, p0, atol=1e-5)
+    with torch.no_grad():
+        steps, l4 = model.step_proba(x, lengths)
+    assert np.allclose(steps.sum(2).numpy() / l4[:, None].numpy(), p0.numpy(), atol=1e-5)

@@ -22,7 +22,7 @@ import torch
 
 from beatdbn.data.splits import bucketed_order, padded_batch
 from beatdbn.inference.runs import Run, as_run, check_tracks
-from beatdbn.models.convmlp import ConvMLP, rotate_chroma
+from beatdbn.models.convmlp import ConvMLP
 
 __all__ = ["split_posteriors", "step_posteriors", "step_probabilities", "predict_features"]
 
@@ -47,26 +47,9 @@ def split_posteriors(model: ConvMLP, features: Sequence[np.ndarray], *, batch_si
 
 
 def step_probabilities(model: ConvMLP, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-step posteriors ``(batch, n_classes, T4)`` (0 past a track's end) and the valid steps of each track."""
-    keys_cfg = model.config.transpose_keys
-    if not keys_cfg:
-        logits, l4 = model(x, lengths)
-        return _masked_softmax(logits, l4), l4
-    keys = torch.tensor(keys_cfg, device=x.device)
-    class_of_key = torch.empty_like(keys)
-    class_of_key[keys] = torch.arange(12, device=x.device)
-    total, l4 = None, None
-    for k in range(12):  # the 12 transpositions, as ConvMLP.predict_proba averages them
-        logits, l4 = model(rotate_chroma(x, k), lengths)
-        p = _masked_softmax(logits, l4)[:, class_of_key[(keys + k) % 12]]
-        total = p if total is None else total + p
-    return total / 12, l4
-
-
-def _masked_softmax(logits: torch.Tensor, l4: torch.Tensor) -> torch.Tensor:
-    p = torch.softmax(logits.float(), dim=1)
-    valid = torch.arange(p.shape[2], device=p.device)[None, :] < l4[:, None]
-    return p * valid[:, None, :].to(p.dtype)
+    """Per-step posteriors ``(batch, n_classes, T4)`` (0 past a track's end) and the valid steps of each track
+    (:meth:`ConvMLP.step_proba`: with the transposition average of a key model)."""
+    return model.step_proba(x, lengths)
 
 
 def step_posteriors(model: ConvMLP, features: Sequence[np.ndarray], *, batch_size: int = 32,

@@ -120,17 +120,23 @@ class MLPConfig(Layout, JsonConfig):
     task: str = ""  # task the model was trained for ('artist', 'genre', 'key', ...), informative
     init: str = "random"  # 'pretrained' | 'random_like' | 'random': how the weights started
     seed: int = 0  # initial weights
-    transpose_keys: tuple[int, ...] = ()  # key (0 = C .. 11 = B) of each class: average posteriors over transpositions
+    # key code of each class, to average posteriors over the 12 transpositions (empty: none): 0-11 a tonic
+    # (C .. B) or a major key, 12-23 the minor key of tonic code-12, -1 a class no transposition moves ("no key")
+    transpose_keys: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         self.check_layout()
         if isinstance(self.classes, list):
             object.__setattr__(self, "classes", tuple(self.classes))
         object.__setattr__(self, "transpose_keys", tuple(self.transpose_keys))
-        if self.transpose_keys and (sorted(self.transpose_keys) != list(range(12)) or self.n_classes != 12
-                                    or self.n_chroma != 12):
-            raise ParameterError(f"MLPConfig.transpose_keys={list(self.transpose_keys)!r}: needs 12 classes that are "
-                                 f"the 12 keys (a permutation of 0..11) and 12 chroma channels")
+        if self.transpose_keys:
+            try:
+                transposition_table(self.transpose_keys)
+            except ParameterError as exc:
+                raise ParameterError(f"MLPConfig.transpose_keys: {exc}") from None
+            if len(self.transpose_keys) != self.n_classes or self.n_chroma != 12:
+                raise ParameterError(f"MLPConfig.transpose_keys={list(self.transpose_keys)!r}: needs one key code per "
+                                     f"class ({self.n_classes}) and 12 chroma channels")
         if not (isinstance(self.n_classes, int) and not isinstance(self.n_classes, bool) and self.n_classes >= 1):
             raise ParameterError(f"MLPConfig.n_classes={self.n_classes!r}: must be an int >= 1")
         if not all(isinstance(c, str) for c in self.classes):
@@ -197,6 +203,48 @@ def rotate_chroma(x: torch.Tensor, shifts: torch.Tensor | int) -> torch.Tensor:
     return torch.cat((chroma, x[:, 12:]), dim=1)
 
 
+def transposition_table(codes: Sequence[int]) -> torch.Tensor:
+    """Where each class goes under each transposition: ``table[k, i]`` is the class of class ``i``'s key moved up
+    ``k`` semitones.
+
+    Parameters
+    ----------
+    codes : sequence of int [shape=(n_classes,)]
+        Key code of each class (:attr:`MLPConfig.transpose_keys`): 0-11 a tonic or major key, 12-23 the minor
+        key of tonic ``code - 12``, -1 a class that no transposition moves (e.g. "no key"). Every key class
+        must have its 11 transpositions among the classes.
+
+    Returns
+    -------
+    torch.Tensor [shape=(12, n_classes)], int64
+
+    Raises
+    ------
+    ParameterError
+        A code out of range, a repeated code, or a key whose transpositions are not all classes.
+
+    Examples
+    --------
+    >>> t = transposition_table([0, 2, 1] + list(range(3, 12)) + [-1])  # 12 tonics (D before C#) and "no key"
+    >>> t[2, 0].item(), t[1, 0].item(), t[5, 12].item()   # C up 2 -> D (class 1), C up 1 -> C# (class 2)
+    (1, 2, 12)
+    """
+    codes = [int(c) for c in codes]
+    keys = [c for c in codes if c != -1]
+    if any(not -1 <= c < 24 for c in codes) or len(set(keys)) != len(keys):
+        raise ParameterError(f"key codes {codes!r}: must be distinct codes 0-23 (or -1 for a class without a key)")
+    index = {c: i for i, c in enumerate(codes) if c != -1}
+    table = torch.empty((12, len(codes)), dtype=torch.int64)
+    for i, c in enumerate(codes):
+        for k in range(12):
+            moved = c if c == -1 else 12 * (c // 12) + (c % 12 + k) % 12
+            if c != -1 and moved not in index:
+                raise ParameterError(f"key codes {codes!r}: code {c} moved up {k} semitones ({moved}) is no class; "
+                                     f"give every transposition of each key")
+            table[k, i] = i if c == -1 else index[moved]
+    return table
+
+
 def track_posteriors(logits: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Mean of the per-step softmax posteriors over each track's valid steps.
 
@@ -220,6 +268,17 @@ def track_posteriors(logits: torch.Tensor, lengths: torch.Tensor) -> torch.Tenso
     p = torch.softmax(logits.float(), dim=1)
     m = valid_mask(lengths.to(p.device), p.shape[2]).to(p.dtype)[:, None, :]  # (B, 1, T4)
     return (p * m).sum(dim=2) / m.sum(dim=2).clamp_min(1.0)
+
+
+def _masked_softmax(logits: torch.Tensor, l4: torch.Tensor) -> torch.Tensor:
+    """Softmax over classes of ``(B, C, T4)`` logits, 0 at steps past each track's end."""
+    p = torch.softmax(logits.float(), dim=1)
+    return p * valid_mask(l4.to(p.device), p.shape[2]).to(p.dtype)[:, None, :]
+
+
+#: Beats (batch x length) one forward pass of the transposition average may hold; past it the 12
+#: rotations run in chunks, so a long track costs passes, not memory.
+_ROTATION_BEATS = 1 << 19
 
 
 class ConvMLP(nn.Module):
@@ -395,38 +454,54 @@ class ConvMLP(nn.Module):
         lengths : torch.Tensor [shape=(batch,)]
             Valid layer-4 steps (``((n - 7) // 4 - 7) // 4``, at least 1).
         """
-        x, lengths = self._prepare(x, lengths)
+        return self._logits(*self._prepare(x, lengths))
+
+    def _logits(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward` of prepared input."""
         logits = self.output(self._layer4(x))  # (B, n_3, T4) -> (B, C, T4)
         l4 = output_length(lengths, self.config)
         if bool((l4 < logits.shape[2]).any()):
             logits = logits.masked_fill(~valid_mask(l4, logits.shape[2])[:, None, :], 0.0)
         return logits, l4
 
-    def predict_proba(self, x: Any, lengths: Any = None) -> torch.Tensor:
-        """Track posteriors ``(batch, n_classes)``: the mean of the valid steps' softmax (see :func:`track_posteriors`).
+    def step_proba(self, x: Any, lengths: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-step posteriors ``(batch, n_classes, T4)`` (0 past a track's end) and the valid steps of each track.
 
         With ``config.transpose_keys`` (a key model trained with transposition
-        augmentation) the posterior is averaged over the 12 transpositions of
-        the input: the chroma rotated by ``k`` semitones is classified, and its
-        posterior over keys is shifted back by ``k``. The prediction is then
-        exactly transposition-equivariant: transposing a track transposes its
-        predicted key.
+        augmentation) each step's posterior is averaged over the 12
+        transpositions of the input: the chroma rotated by ``k`` semitones is
+        classified and its posterior moved back by ``k``
+        (:func:`transposition_table`). The 12 rotations go through the network
+        as one batch (in a few chunks for very long inputs), so the answer is
+        exactly transposition-equivariant at the cost of one larger forward pass.
         """
         if not self.config.transpose_keys:
             logits, l4 = self.forward(x, lengths)
-            return track_posteriors(logits, l4)
-        x = torch.as_tensor(x)
-        keys = torch.tensor(self.config.transpose_keys, device=x.device)
-        class_of_key = torch.empty_like(keys)
-        class_of_key[keys] = torch.arange(12, device=x.device)
-        total = None
-        for k in range(12):  # 12 passes of the batch rather than a 12x larger batch: memory stays that of one
-            logits, l4 = self.forward(rotate_chroma(x, k), lengths)
-            p = track_posteriors(logits, l4)  # over the rotated track's classes
-            back = class_of_key[(keys + k) % 12]  # original class i <-> rotated class of key (key_i + k)
-            p = p[:, back]
-            total = p if total is None else total + p
-        return total / 12
+            return _masked_softmax(logits, l4), l4
+        x, lengths = self._prepare(x, lengths)
+        table = transposition_table(self.config.transpose_keys).to(x.device)  # (12, C)
+        b = x.shape[0]
+        per_pass = max(1, min(12, _ROTATION_BEATS // max(1, b * x.shape[2])))  # rotations in one forward pass
+        total, l4 = None, None
+        for k0 in range(0, 12, per_pass):
+            ks = torch.arange(k0, min(12, k0 + per_pass), device=x.device)
+            xr = rotate_chroma(x.repeat(len(ks), 1, 1), ks.repeat_interleave(b))  # (R*B, 24, T)
+            logits, l4r = self._logits(xr, lengths.repeat(len(ks)))
+            p = _masked_softmax(logits, l4r).reshape(len(ks), b, -1, logits.shape[2])  # (R, B, C, T4)
+            # original class i of rotation k is the rotated track's class table[k, i]
+            idx = table[ks][:, None, :, None].expand(-1, b, -1, p.shape[3])
+            p = torch.gather(p, 2, idx).sum(dim=0)
+            total, l4 = (p if total is None else total + p), l4r[:b]
+        return total / 12, l4
+
+    def predict_proba(self, x: Any, lengths: Any = None) -> torch.Tensor:
+        """Track posteriors ``(batch, n_classes)``: the mean of the valid steps' posteriors (:meth:`step_proba`).
+
+        With ``config.transpose_keys`` the prediction is exactly
+        transposition-equivariant: transposing a track transposes its predicted key.
+        """
+        p, l4 = self.step_proba(x, lengths)
+        return p.sum(dim=2) / l4.to(p.dtype).clamp_min(1.0)[:, None]
 
     @staticmethod
     def loss(logits: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -149,7 +149,6 @@ import torch
 from beatdbn.data.splits import SplitData, check_splits, load_split, padded_batch, splits_fingerprint
 from beatdbn.exceptions import DataError, ParameterError
 from beatdbn.inference.posteriors import split_posteriors
-from beatdbn.labels import KEY_NAMES
 from beatdbn.metrics.results import ExperimentResult
 from beatdbn.metrics.scores import accuracy, chance_level, confusion_matrix, per_class_accuracy
 from beatdbn.models.convmlp import ConvMLP, MLPConfig, track_posteriors
@@ -158,7 +157,7 @@ from beatdbn.plots import plot_confusion, plot_learning_curves
 from beatdbn.store.reader import FeatureStore
 from beatdbn.tasks.build import load_task
 from beatdbn.train import runner
-from beatdbn.train.augment import key_class_map, transpose_batch
+from beatdbn.train.augment import is_key_task, key_class_map, transpose_batch
 from beatdbn.train.finetune_config import (BEATDBN_RECIPE, INIT_CHOICES, RECIPES, FinetuneConfig, model_name,
                                            updates_per_epoch)
 from beatdbn.train.model_init import initial_model
@@ -373,7 +372,7 @@ def run_convmlp(
     classes = check_splits(train, valid, test)
     augment = config.augment
     if augment == "auto":
-        augment = "transpose" if sorted(classes) == sorted(KEY_NAMES) else "none"
+        augment = "transpose" if is_key_task(classes) else "none"
     key_of_class = torch.from_numpy(key_class_map(classes)) if augment == "transpose" else None
     name = model_name(init, config.recipe)
     settings = runner.settings_of(task=task, model=name, config=config.to_dict(),
