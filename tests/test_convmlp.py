@@ -261,4 +261,4 @@ def test_transposition_table_24_keys_and_no_key_equivariance():
     assert torch.allclose(manual, p0, atol=1e-5)
     with torch.no_grad():
         steps, l4 = model.step_proba(x, lengths)
-    assert np.allclose(steps.sum(2).numpy() / l4[:, None].numpy(), p0.numpy(), atol=1e-5)
+    assert np.allclose(steps.sum(2).numpy() / l4[:, None].numpy(), p0.detach().numpy(), atol=1e-5)
