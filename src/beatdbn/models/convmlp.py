@@ -99,6 +99,7 @@ from beatdbn.models.dbn import ConvDBN
 from beatdbn.models.layout import LAYERS, Layout, layer4, output_length, prepare_input
 from beatdbn.models.masks import valid_mask
 from beatdbn.utils.atomic import save_torch, write_json
+from beatdbn.utils.moments import exact_moments
 
 __all__ = ["MLPConfig", "ConvMLP", "track_posteriors", "rotate_chroma", "INITS", "MODEL_FORMAT", "MODEL_VERSION"]
 
@@ -396,12 +397,14 @@ class ConvMLP(nn.Module):
         with torch.no_grad():
             for name, rbm in cls._layers_of(dbn).items():
                 layer = getattr(model, name)
-                w = rbm.weight.detach().double().cpu()
-                mean, std = w.mean(), w.std(unbiased=False)
-                z = torch.randn(w.shape, generator=_generator(seed, name), dtype=torch.float64)
-                z = (z - z.mean()) / z.std(unbiased=False).clamp_min(1e-12)  # exact sample mean/variance
+                # statistics summed exactly (exact_moments), not by a threaded reduction: the start must not
+                # depend on the thread count of the process that draws it
+                mean, std = exact_moments(rbm.weight)
+                z = torch.randn(rbm.weight.shape, generator=_generator(seed, name), dtype=torch.float64)
+                z_mean, z_std = exact_moments(z)
+                z = (z - z_mean) / max(z_std, 1e-12)  # exact sample mean/variance
                 layer.weight.copy_(mean + std * z)
-                layer.bias.fill_(float(rbm.hidden_bias.double().mean()))
+                layer.bias.fill_(exact_moments(rbm.hidden_bias)[0])
         return model
 
     # -- input --------------------------------------------------------------------
