@@ -75,3 +75,66 @@ def test_checkpoints_carry_their_format_and_settings(tmp_path):
     with pytest.raises(DataError, match="not a beatdbn demo checkpoint"):
         runner.load_checkpoint(path, fmt="other/1", expect={}, what="demo")
     assert runner.lr_dir(tmp_path, 5e-5).name == "lr-5e-05"
+
+
+def test_a_second_run_into_a_held_folder_fails_at_once_naming_it_and_the_holder(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    with runner.run_lock(out):
+        with pytest.raises(DataError, match=rf"^{out}: another beatdbn run is writing this run folder "
+                                            rf"\(pid {os.getpid()}\); wait for it to finish, or use another --out$"):
+            with runner.run_lock(out):
+                pass
+    with runner.run_lock(out):  # released on leaving the block
+        pass
+    # held by another process: named by its pid; released by the OS when that process dies
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from beatdbn.train import runner\n"
+                               "with runner.run_lock(sys.argv[1]):\n print('held', flush=True); time.sleep(60)",
+                               str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        t0 = time.monotonic()
+        with pytest.raises(DataError, match=rf"\(pid {holder.pid}\)"):
+            with runner.run_lock(out):
+                pass
+        assert time.monotonic() - t0 < 2  # at once, not after waiting
+    finally:
+        holder.kill()
+        holder.wait()
+    with runner.run_lock(out):
+        pass
+
+
+def test_cli_finetune_and_baseline_refuse_a_folder_another_run_holds(tmp_path):
+    from typer.testing import CliRunner
+
+    from beatdbn.cli import app
+
+    out = tmp_path / "run"
+    cli = CliRunner()
+    with runner.run_lock(out):
+        for args in (["finetune", str(tmp_path / "store"), str(tmp_path / "tasks"), "--task", "key",
+                      "--init", "random", "--out", str(out)],
+                     ["baseline", str(tmp_path / "store"), str(tmp_path / "tasks"), "--task", "key",
+                      "--model", "naive-bayes", "--out", str(out)]):
+            r = cli.invoke(app, args)
+            assert r.exit_code == 1, r.output
+            assert "another beatdbn run is writing this run folder" in r.output and str(out) in r.output.replace("\n", "")
+            assert "Traceback" not in r.output
+    assert not (out / "config.json").exists()  # nothing was written into the held folder
+
+
+def test_a_finished_folder_of_other_settings_is_refused_saying_how_to_proceed(tmp_path):
+    settings = runner.settings_of(task="key", model="convmlp_random", config={"seed": 0, "learning_rates": [0.1]},
+                                  splits="abc")
+    finished_run(tmp_path / "run", settings)
+    other = {**settings, "config": {"seed": 1, "learning_rates": [0.1]}}
+    with runner.run_lock(tmp_path / "run"):  # the lock does not hide it: the settings are checked inside it
+        with pytest.raises(DataError, match=r"result\.json: a finished logreg run on 'key' made with other settings "
+                                            r"\(config: seed was 0, now 1\); use a new --out, or delete .*result\.json "
+                                            r"to redo it"):
+            runner.finished(tmp_path / "run", other)

@@ -16,6 +16,7 @@ from beatdbn.exceptions import ParameterError
 from beatdbn.tasks import registry
 from beatdbn.store.reader import FeatureStore
 from beatdbn.tasks.build import load_task
+from beatdbn.train import runner
 from beatdbn.train.baselines import PAPER_LEARNING_RATES, BaselineConfig, run_logreg, run_naive_bayes
 from beatdbn.data.splits import load_split
 
@@ -49,23 +50,24 @@ def baseline(
         raise ParameterError(f"--model {model!r}: must be one of {sorted(MODELS)}")
     config = BaselineConfig(window=window, stride=stride, learning_rates=tuple(lr) if lr else PAPER_LEARNING_RATES,
                             epochs=epochs, batch_size=batch_size, grad_norm=grad_norm, seed=seed)
-    fs = FeatureStore.open(store)
-    t = load_task(tasks, task)
-    splits = [load_split(fs, t, s) for s in ("train", "valid", "test")]
+    with runner.run_lock(out):  # a second run into --out fails at once, naming the holder
+        fs = FeatureStore.open(store)
+        t = load_task(tasks, task)
+        splits = [load_split(fs, t, s) for s in ("train", "valid", "test")]
 
-    with progress_bar(console) as bar:
-        job = bar.add_task(f"{task} {model}", total=None, rate="")
-        t0 = time.perf_counter()
+        with progress_bar(console) as bar:
+            job = bar.add_task(f"{task} {model}", total=None, rate="")
+            t0 = time.perf_counter()
 
-        def progress(info: dict) -> None:
-            dt = max(time.perf_counter() - t0, 1e-9)
-            bar.update(job, total=info["total"], completed=info["step"],
-                       rate=f"{info['message']} ({info['step'] / dt:.1f}/s)")
+            def progress(info: dict) -> None:
+                dt = max(time.perf_counter() - t0, 1e-9)
+                bar.update(job, total=info["total"], completed=info["step"],
+                           rate=f"{info['message']} ({info['step'] / dt:.1f}/s)")
 
-        if model == "naive-bayes":
-            result = run_naive_bayes(*splits, task=task, out=out, config=config, progress=progress)
-        else:
-            result = run_logreg(*splits, task=task, out=out, config=config, progress=progress, device=device)
+            if model == "naive-bayes":
+                result = run_naive_bayes(*splits, task=task, out=out, config=config, progress=progress)
+            else:
+                result = run_logreg(*splits, task=task, out=out, config=config, progress=progress, device=device)
 
     table = Table(title=f"{result.model} on {task} ({len(splits[0])} / {len(splits[1])} / {len(splits[2])} tracks, "
                         f"chance {result.chance:.1%})")

@@ -14,6 +14,7 @@ from beatdbn.cli.options import check_options
 from beatdbn.cli.progress import progress_bar
 from beatdbn.exceptions import ParameterError
 from beatdbn.tasks import registry
+from beatdbn.train import runner
 from beatdbn.train.finetune import FinetuneConfig, finetune as run
 
 __all__ = ["finetune"]
@@ -70,7 +71,7 @@ def finetune(
         if dbn is not None:
             raise ParameterError("--dbn is for --init random; with --init DBN_DIR the weights come from DBN_DIR")
         mode, dbn_dir = "pretrained", Path(init)
-    with progress_bar(console) as bar:
+    with runner.run_lock(out), progress_bar(console) as bar:  # a second run into --out fails at once
         job = bar.add_task(f"finetune {task}", total=len(config.learning_rates) * epochs, rate="")
 
         def advance(p: dict) -> None:

@@ -14,26 +14,32 @@ same settings is returned (after checking that its model loads); one made
 with other settings raises :class:`~beatdbn.exceptions.DataError`. Checkpoints
 go through :func:`save_checkpoint` / :func:`load_checkpoint` (a format name
 and the settings they were made with; never unpickling code).
+
+:func:`run_lock` holds ``RUN_DIR/.lock`` while a command writes the folder (the store's lock,
+:class:`~beatdbn.store.lock.StoreLock`: an OS lock that dies with its process): a second run into the
+same folder fails at once, naming the folder and the holder's pid, instead of both writing it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import logging
 import math
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from beatdbn.exceptions import DataError
 from beatdbn.metrics.results import RESULT_FILE, ExperimentResult
+from beatdbn.store.lock import StoreLock
 from beatdbn.train.checkpoint import load_checkpoint
 from beatdbn.train.provenance import run_versions
 from beatdbn.utils.atomic import save_torch, write_json, write_text
 
 __all__ = ["lr_dir", "jsonable", "settings_of", "finished", "write_record", "write_metrics", "read_metrics",
-           "save_checkpoint", "load_checkpoint", "MODEL_DIR"]
+           "save_checkpoint", "load_checkpoint", "run_lock", "MODEL_DIR"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +49,31 @@ MODEL_DIR = "model"
 def lr_dir(out: str | Path, lr: float) -> Path:
     """Folder of one learning rate's run: ``RUN_DIR/lr-5e-05``."""
     return Path(out) / f"lr-{lr:g}"
+
+
+@contextlib.contextmanager
+def run_lock(out: str | Path) -> Iterator[Path]:
+    """Hold the run folder ``out`` (created if needed) for this process while the block writes it.
+
+    The lock is ``RUN_DIR/.lock``, taken with the store's lock
+    (:class:`~beatdbn.store.lock.StoreLock`, ``flock``: released by the OS
+    when the process dies, so a killed run never leaves it held).
+
+    Raises
+    ------
+    DataError
+        Another process holds the folder (the message names the folder and its pid), or the folder's
+        file system has no locks.
+    """
+    out = Path(out)
+
+    def busy(pid: int | None) -> None:  # called instead of waiting: a second run fails at once
+        who = f"pid {pid}" if pid else "pid unknown"
+        raise DataError(f"{out}: another beatdbn run is writing this run folder ({who}); wait for it to finish, "
+                        f"or use another --out")
+
+    with StoreLock(out, wait=True, on_wait=busy):
+        yield out
 
 
 def jsonable(value: Any) -> Any:
