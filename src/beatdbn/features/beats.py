@@ -44,6 +44,11 @@ Edge rules (each tested in ``tests/test_beats.py``):
   segments are more than ``MAX_BAD_FRACTION`` unusable raises
   :class:`~beatdbn.exceptions.DataError` (the input is skipped with that
   reason). The result is always finite.
+* **Cost bound**: a track with more than :data:`MAX_BEATS` beats or
+  :data:`MAX_SEGMENTS` segments, or whose fallback grid would have more than
+  ``MAX_BEATS`` beats, raises :class:`~beatdbn.exceptions.DataError` before
+  anything of that size is built (the MSD reader checks the same limits on
+  the file's shapes, before reading the arrays).
 
 Examples
 --------
@@ -63,7 +68,7 @@ import scipy.sparse
 from beatdbn.exceptions import DataError, ParameterError
 
 __all__ = ["align", "beat_grid", "align_track", "FALLBACK_PERIOD", "CHROMA_LIMIT", "TIMBRE_LIMIT", "TIME_LIMIT",
-           "MAX_BAD_FRACTION"]
+           "MAX_BAD_FRACTION", "MAX_BEATS", "MAX_SEGMENTS"]
 
 #: Beat period (seconds) of the fallback grid when the tempo is unusable.
 FALLBACK_PERIOD = 0.5
@@ -77,9 +82,15 @@ TIME_LIMIT = 86400.0
 MAX_TEMPO = 1000.0
 #: More unusable segments than this fraction make a track unreadable (skipped with the reason).
 MAX_BAD_FRACTION = 0.5
+#: Most beats one track may have: two hours at 320 BPM (librosa's fastest tempo), 38,400, with room.
+#: The MSD's longest tracks (about 50 minutes) stay far below; the audio front-end analyses 2 h at most.
+MAX_BEATS = 40_000
+#: Most segments one track may have: two hours at 27 a second, the most the audio front-end cuts
+#: (an onset every other 23 ms frame plus a beat at 320 BPM); the MSD averages about 4 a second.
+MAX_SEGMENTS = 200_000
 
 
-def beat_grid(*, start: float, end: float, tempo: float | None) -> np.ndarray:
+def beat_grid(*, start: float, end: float, tempo: float | None, max_beats: int = MAX_BEATS) -> np.ndarray:
     """Beat times for a track without beats: a regular grid at ``tempo``.
 
     Parameters
@@ -88,11 +99,18 @@ def beat_grid(*, start: float, end: float, tempo: float | None) -> np.ndarray:
         First grid point and the end of the track (seconds).
     tempo : float or None
         Beats per minute; missing, non-positive, non-finite or above ``MAX_TEMPO`` gives a 0.5 s grid.
+    max_beats : int
+        Most beats the grid may have (:data:`MAX_BEATS`).
 
     Returns
     -------
     np.ndarray [shape=(n,)]
         At least one beat (``start``), even for an empty span.
+
+    Raises
+    ------
+    DataError
+        The grid would have more than ``max_beats`` beats (checked before it is built).
     """
     period = 60.0 / tempo if tempo is not None and np.isfinite(tempo) and 0 < tempo <= MAX_TEMPO else FALLBACK_PERIOD
     if not np.isfinite(period):  # a denormal tempo (5e-324 BPM) gives an infinite period
@@ -101,7 +119,11 @@ def beat_grid(*, start: float, end: float, tempo: float | None) -> np.ndarray:
         start = 0.0
     if not np.isfinite(end) or end <= start:
         return np.array([start])
-    n = max(1, int(np.ceil((end - start) / period - 1e-9)))
+    span = (end - start) / period - 1e-9
+    if span > max_beats:  # checked before the grid exists
+        raise DataError(f"a beat grid from {start:g} s to {end:g} s every {period:g} s would have {span:,.0f} beats; "
+                        f"beatdbn reads at most {max_beats:,} (MAX_BEATS) per track")
+    n = max(1, int(np.ceil(span)))
     return start + period * np.arange(n)
 
 
@@ -245,6 +267,10 @@ def align_track(track) -> tuple[np.ndarray, np.ndarray]:
         The track has no usable segment; the message names the file.
     """
     name = track.source or track.track_id
+    n_seg, n_beats = np.size(track.segments_start), np.size(track.beats_start)
+    if n_seg > MAX_SEGMENTS or n_beats > MAX_BEATS:
+        raise DataError(f"{name}: {n_beats:,} beats and {n_seg:,} segments; beatdbn reads at most "
+                        f"{MAX_BEATS:,} beats (MAX_BEATS) and {MAX_SEGMENTS:,} segments (MAX_SEGMENTS) per track")
     seg_t = np.asarray(track.segments_start, dtype=np.float64).ravel()
     beats = np.asarray(track.beats_start, dtype=np.float64).ravel()
     beats = np.sort(beats[np.abs(beats) <= TIME_LIMIT])  # drops NaN and inf too
@@ -273,7 +299,10 @@ def align_track(track) -> tuple[np.ndarray, np.ndarray]:
         finite = seg_t[np.isfinite(seg_t)]
         start = float(finite.min()) if len(finite) else 0.0
         end = duration if duration is not None else (float(finite.max()) if len(finite) else start)
-        beats = beat_grid(start=start, end=end, tempo=track.tempo)
+        try:
+            beats = beat_grid(start=start, end=end, tempo=track.tempo)
+        except DataError as exc:
+            raise DataError(f"{name}: no beats, and {exc}") from None
     try:
         feats = align(seg_t, seg, beats, duration=duration)
     except DataError as exc:

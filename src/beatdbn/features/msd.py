@@ -31,8 +31,10 @@ import h5py
 import numpy as np
 
 from beatdbn.exceptions import DataError
+from beatdbn.features.beats import MAX_BEATS, MAX_SEGMENTS
+from beatdbn.features.h5safe import open_untrusted
 
-__all__ = ["Track", "read_track", "iter_tracks", "count_tracks", "ANALYSIS_ARRAYS"]
+__all__ = ["Track", "read_track", "iter_tracks", "count_tracks", "ANALYSIS_ARRAYS", "MAX_SONGS", "MAX_TAGS"]
 
 #: Per-segment and per-beat arrays beatdbn needs, under ``/analysis``.
 ANALYSIS_ARRAYS = (
@@ -42,6 +44,18 @@ ANALYSIS_ARRAYS = (
     "segments_loudness_max",
     "beats_start",
 )
+#: Trailing shape of each array (the rest are one number per segment or beat).
+ARRAY_WIDTHS = {"segments_pitches": (12,), "segments_timbre": (12,)}
+#: Most rows one song may have in each array, checked from the file's shapes before anything is read.
+ARRAY_LIMITS = {name: MAX_BEATS if name == "beats_start" else MAX_SEGMENTS for name in ANALYSIS_ARRAYS}
+#: Most songs one file may hold (the MSD summary file has 1,000,000).
+MAX_SONGS = 1_000_000
+#: Most MusicBrainz tags of one song's artist (the MSD's most tagged artists have a few dozen).
+MAX_TAGS = 10_000
+#: Most bytes of the columns beatdbn reads from one row of a song table (the MSD's: about 2,200).
+MAX_ROW_BYTES = 1 << 16
+#: Rows of a song table read at once.
+TABLE_BLOCK = 1024
 _SONG_TABLES = ("metadata/songs", "analysis/songs", "musicbrainz/songs")
 _METADATA_FIELDS = {
     "metadata/songs": ("song_id", "artist_id", "artist_name", "title"),
@@ -117,24 +131,17 @@ def _text(value) -> str:
 
 
 def _open(path) -> h5py.File:
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise DataError(f"{path}: no such file")
-    if os.path.isdir(path):
-        raise DataError(f"{path}: is a directory, not an MSD .h5 file")
-    try:
-        return h5py.File(path, "r")
-    except OSError as exc:
-        reason = str(exc).split("(")[0].strip() or type(exc).__name__
-        raise DataError(f"{path}: not a readable HDF5 file ({reason}); is it an MSD track file?") from None
+    """The file, opened by :func:`~beatdbn.features.h5safe.open_untrusted` (nothing outside it is read)."""
+    return open_untrusted(path)
 
 
 def _get(h5: h5py.File, name: str):
-    """``h5[name]`` or None, with one lookup (h5py lookups are not free)."""
+    """``h5[name]`` if it is a dataset, else None (one lookup: h5py lookups are not free)."""
     try:
-        return h5[name]
-    except KeyError:
+        obj = h5[name]
+    except (KeyError, TypeError, ValueError):
         return None
+    return obj if isinstance(obj, h5py.Dataset) else None
 
 
 def _need(h5: h5py.File, name: str, path: str):
@@ -144,72 +151,127 @@ def _need(h5: h5py.File, name: str, path: str):
     return obj
 
 
+def _rows(dataset: h5py.Dataset) -> int:
+    """Length of a dataset's first axis (0 for a scalar or empty dataspace)."""
+    shape = dataset.shape
+    return int(shape[0]) if shape else 0
+
+
 class _SongFile:
-    """The song tables of one open file, and slicing of its arrays per song."""
+    """The song tables of one open file, and slicing of its arrays per song.
+
+    Nothing is read before its size is known: the tables are read
+    :data:`TABLE_BLOCK` rows at a time and only the columns beatdbn uses, and
+    an array's slice for one song is checked against :data:`ARRAY_LIMITS`
+    (from its shape, or its ``idx_`` bounds) before it is read.
+    """
 
     def __init__(self, h5: h5py.File, path: str, analysis: bool):
         self.h5, self.path, self.analysis = h5, path, analysis
-        try:
-            self.tables = {name: _need(h5, name, path)[()] for name in _SONG_TABLES}
-        except (OSError, KeyError, ValueError) as exc:
-            raise DataError(f"{path}: unreadable song table ({exc})") from None
-        counts = {len(t) for t in self.tables.values()}
+        self.tables = {name: _need(h5, name, path) for name in _SONG_TABLES}
+        for name, table in self.tables.items():
+            if table.ndim != 1 or table.dtype.names is None:
+                raise DataError(f"{path}: /{name} has shape {table.shape} and type {table.dtype}; "
+                                "expected a table of songs (is this an MSD file?)")
+        counts = {_rows(t) for t in self.tables.values()}
         if len(counts) != 1:
             raise DataError(f"{path}: song tables disagree on the number of songs ({sorted(counts)})")
         self.n = counts.pop()
-        for table, names in _METADATA_FIELDS.items():
-            missing = [n for n in names if n not in (self.tables[table].dtype.names or ())]
-            if missing:
-                raise DataError(f"{path}: /{table} has no field {missing[0]!r}; is this an MSD file?")
+        if self.n > MAX_SONGS:
+            raise DataError(f"{path}: {self.n:,} songs; beatdbn reads at most {MAX_SONGS:,} from one file "
+                            "(the MSD summary file's size)")
         self.arrays = {}
         if analysis:
             for name in ANALYSIS_ARRAYS:
-                self.arrays[name] = _need(h5, f"analysis/{name}", path)
+                self.arrays[name] = self._array(f"analysis/{name}")
+        self.mbtags = _get(h5, "musicbrainz/artist_mbtags")
+        self.mbtags_count = _get(h5, "musicbrainz/artist_mbtags_count") if self.mbtags is not None else None
+        for tags, kinds in ((self.mbtags, "SUO"), (self.mbtags_count, "iu")):
+            if tags is not None and (tags.ndim != 1 or tags.dtype.kind not in kinds
+                                     or tags.dtype.itemsize > MAX_ROW_BYTES):
+                raise DataError(f"{path}: {tags.name} has shape {tags.shape} and type {tags.dtype}; "
+                                "expected one MusicBrainz tag (or count) per row")
+        self.fields = {table: list(names) for table, names in _METADATA_FIELDS.items()}
+        if self.n > 1:
+            self.fields["analysis/songs"] += [f"idx_{name}" for name in self.arrays]
+            if self.mbtags is not None:
+                self.fields["musicbrainz/songs"].append("idx_artist_mbtags")
+        for table, names in self.fields.items():
+            have = self.tables[table].dtype.names
+            missing = [n for n in names if n not in have]
+            if missing:
+                raise DataError(f"{path}: /{table} has no field {missing[0]!r}; is this an MSD file?")
+            row_bytes = sum(self.tables[table].dtype.fields[n][0].itemsize for n in names)
+            if row_bytes > MAX_ROW_BYTES:
+                raise DataError(f"{path}: /{table} has {row_bytes:,}-byte rows; at most {MAX_ROW_BYTES:,} expected")
+        self._block: dict[str, tuple[int, np.ndarray]] = {}
 
-    def _slice(self, dataset: h5py.Dataset, table: str, idx_field: str, i: int) -> np.ndarray:
-        """Song ``i``'s rows of a concatenated array."""
+    def _array(self, name: str) -> h5py.Dataset:
+        """The dataset ``name``, its type and shape checked (no data read)."""
+        dataset = _need(self.h5, name, self.path)
+        base = name.rsplit("/", 1)[-1]
+        width = ARRAY_WIDTHS.get(base, ())
+        if dataset.dtype.kind not in "iuf" or dataset.ndim != 1 + len(width) or dataset.shape[1:] != width:
+            expected = "(n, " + ", ".join(map(str, width)) + ")" if width else "(n,)"
+            raise DataError(f"{self.path}: /{name} has shape {dataset.shape} and type {dataset.dtype}, "
+                            f"expected numbers of shape {expected}")
+        return dataset
+
+    def _row(self, table: str, i: int) -> np.ndarray:
+        """Row ``i`` (and ``i + 1``, for the ``idx_`` bounds) of a table's used columns, read a block at a time."""
+        start, block = self._block.get(table, (-1, None))
+        if block is None or not start <= i < start + len(block) - (1 if i + 1 < self.n else 0):
+            start = i - i % TABLE_BLOCK
+            stop = min(self.n, start + TABLE_BLOCK + 1)
+            block = self.tables[table].fields(self.fields[table])[start:stop]
+            self._block[table] = (start, block)
+        return block[i - start : i - start + 2]
+
+    def _slice(self, dataset: h5py.Dataset, table: str, idx_field: str, i: int, limit: int) -> np.ndarray:
+        """Song ``i``'s rows of a concatenated array, refused past ``limit`` rows before they are read."""
+        total = _rows(dataset)
         if self.n == 1:
-            return dataset[()]
-        idx = self.tables[table][idx_field]
-        start = int(idx[i])
-        stop = int(idx[i + 1]) if i + 1 < self.n else dataset.shape[0]
+            start, stop = 0, total
+        else:
+            rows = self._row(table, i)[idx_field]
+            start = int(rows[0])
+            stop = int(rows[1]) if i + 1 < self.n else total
+            if not 0 <= start <= stop <= total:
+                raise DataError(f"{self.path}: song {i} of /{table} says its {dataset.name} rows are "
+                                f"{start}..{stop}, outside the array's {total}")
+        if stop - start > limit:
+            raise DataError(f"{self.path}: {dataset.name} has {stop - start:,} rows for one song; beatdbn reads at "
+                            f"most {limit:,} (see beatdbn.features.beats.MAX_BEATS and MAX_SEGMENTS)")
         return dataset[start:stop]
 
     def _mbtags(self, i: int) -> tuple[tuple[str, ...], tuple[int, ...]]:
-        tags_ds = _get(self.h5, "musicbrainz/artist_mbtags")
-        if tags_ds is None:
+        if self.mbtags is None:
             return (), ()
-        tags = self._slice(tags_ds, "musicbrainz/songs", "idx_artist_mbtags", i)
-        counts_ds = _get(self.h5, "musicbrainz/artist_mbtags_count")
-        if counts_ds is not None:
-            counts = self._slice(counts_ds, "musicbrainz/songs", "idx_artist_mbtags", i)
+        tags = self._slice(self.mbtags, "musicbrainz/songs", "idx_artist_mbtags", i, MAX_TAGS)
+        if self.mbtags_count is not None:
+            counts = self._slice(self.mbtags_count, "musicbrainz/songs", "idx_artist_mbtags", i, MAX_TAGS)
         else:
             counts = np.ones(len(tags), dtype=np.int64)
         if len(counts) != len(tags):
             raise DataError(f"{self.path}: {len(tags)} MusicBrainz tags but {len(counts)} tag counts")
-        return tuple(_text(t) for t in tags), tuple(int(c) for c in counts)
+        return tuple(_text(t) for t in np.ravel(tags)), tuple(int(c) for c in np.ravel(counts))
 
     def track(self, i: int) -> Track:
-        meta = self.tables["metadata/songs"][i]
-        ana = self.tables["analysis/songs"][i]
-        mb = self.tables["musicbrainz/songs"][i]
+        meta = self._row("metadata/songs", i)[0]
+        ana = self._row("analysis/songs", i)[0]
+        mb = self._row("musicbrainz/songs", i)[0]
         arrays = {}
         for name in ANALYSIS_ARRAYS:
             if name in self.arrays:
                 try:
-                    arr = self._slice(self.arrays[name], "analysis/songs", f"idx_{name}", i)
+                    arr = self._slice(self.arrays[name], "analysis/songs", f"idx_{name}", i, ARRAY_LIMITS[name])
                 except (OSError, ValueError) as exc:
                     raise DataError(f"{self.path}: cannot read /analysis/{name} ({exc})") from None
                 arrays[name] = np.asarray(arr, dtype=np.float64)
             else:
-                width = (0, 12) if name in ("segments_pitches", "segments_timbre") else (0,)
-                arrays[name] = np.zeros(width)
+                arrays[name] = np.zeros((0,) + ARRAY_WIDTHS.get(name, ()))
         if self.analysis:
             n_seg = len(arrays["segments_start"])
-            for name in ("segments_pitches", "segments_timbre"):
-                a = arrays[name]
-                if a.ndim != 2 or a.shape[1] != 12:
-                    raise DataError(f"{self.path}: /analysis/{name} has shape {a.shape}, expected (n, 12)")
             for name in ("segments_pitches", "segments_timbre", "segments_loudness_max"):
                 if len(arrays[name]) != n_seg:
                     raise DataError(
@@ -288,6 +350,6 @@ def count_tracks(path) -> int:
     """How many songs a file holds (rows of ``/analysis/songs``)."""
     h5 = _open(path)
     try:
-        return int(_need(h5, "analysis/songs", os.fspath(path)).shape[0])
+        return _rows(_need(h5, "analysis/songs", os.fspath(path)))
     finally:
         h5.close()

@@ -1,0 +1,296 @@
+"""Untrusted input files (issue 24): HDF5 that reaches outside itself, oversized tracks, too-short audio.
+
+Every attack file is built here, from a valid synthetic MSD track file. Each
+test first shows the attack is real (plain ``h5py`` reads the planted secret
+through it), then that beatdbn's readers refuse it with one ``DataError``
+line and that the secret appears in no output: not in the message, not in a
+``predict`` answer, not in an ``extract`` store.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import tracemalloc
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from beatdbn.exceptions import DataError
+from beatdbn.features.beats import MAX_BEATS, MAX_SEGMENTS, align_track, beat_grid
+from beatdbn.features.h5safe import open_untrusted
+from beatdbn.features.msd import iter_tracks, read_track
+from beatdbn.features.sources import read_features
+from beatdbn.synth.corpus import make_track
+from beatdbn.synth.msd_writer import write_track
+
+SECRET = b"TOPSECRET-root:x:0:0:root:/root:/bin/bash"
+SECRET_VALUE = 4242.125  # a planted number, for attacks on float arrays
+
+
+def _secret_file(folder: Path) -> Path:
+    path = folder / "passwd"
+    if not path.exists():
+        path.write_bytes(SECRET * 4000)  # 164 kB: more than any dataset below needs
+    return path
+
+
+def _secret_msd(folder: Path) -> Path:
+    """A valid MSD track file in another place, whose title and timbre are the secret."""
+    path = folder / "elsewhere.h5"
+    if not path.exists():
+        write_track(path, make_track(track_id="TRSECRET00000000", n_beats=8, seed=5))
+        with h5py.File(path, "r+") as h5:
+            songs = h5["metadata/songs"][()]
+            songs["title"] = SECRET
+            h5["metadata/songs"][...] = songs
+            h5["analysis/segments_timbre"][...] = SECRET_VALUE
+    return path
+
+
+def _good(folder: Path, name: str = "upload.h5") -> Path:
+    return write_track(folder / name, make_track(track_id="TRHONEST00000001", n_beats=8, seed=1))
+
+
+def _replace(h5: h5py.File, name: str, **kwargs) -> None:
+    """Re-create dataset ``name`` with the same type and shape and the given creation options (no data)."""
+    old = h5[name]
+    dtype, shape = old.dtype, old.shape
+    del h5[name]
+    h5.create_dataset(name, shape=shape, dtype=dtype, **kwargs)
+
+
+# -- the attacks ------------------------------------------------------------------------------------------
+
+def attack_external_storage(folder: Path, name: str = "metadata/songs") -> Path:
+    """``name``'s bytes read from the secret file (H5Pset_external), the /etc/passwd trick of issue 24."""
+    path, secret = _good(folder), _secret_file(folder)
+    with h5py.File(path, "r+") as h5:
+        nbytes = h5[name].dtype.itemsize * int(np.prod(h5[name].shape))
+        _replace(h5, name, external=[(str(secret), 0, nbytes)])
+    return path
+
+
+def attack_external_link(folder: Path, name: str = "metadata") -> Path:
+    """Group (or dataset) ``name`` is an external link into another file."""
+    path, other = _good(folder), _secret_msd(folder)
+    with h5py.File(path, "r+") as h5:
+        del h5[name]
+        h5[name] = h5py.ExternalLink(str(other), "/" + name)
+    return path
+
+
+def attack_virtual_dataset(folder: Path, name: str = "analysis/segments_timbre") -> Path:
+    """``name`` is a virtual dataset mapped from the other file's dataset."""
+    path, other = _good(folder), _secret_msd(folder)
+    with h5py.File(other, "r") as src:
+        shape, dtype = src[name].shape, src[name].dtype
+    with h5py.File(path, "r+") as h5:
+        del h5[name]
+        layout = h5py.VirtualLayout(shape=shape, dtype=dtype)
+        layout[...] = h5py.VirtualSource(str(other), name, shape=shape)
+        h5.create_virtual_dataset(name, layout)
+    return path
+
+
+def attack_soft_link_through_external(folder: Path) -> Path:
+    """A soft link whose target path crosses an external link."""
+    path, other = _good(folder), _secret_msd(folder)
+    with h5py.File(path, "r+") as h5:
+        h5["outside"] = h5py.ExternalLink(str(other), "/")
+        del h5["metadata/songs"]
+        h5["metadata/songs"] = h5py.SoftLink("/outside/metadata/songs")
+    return path
+
+
+def attack_plugin_filter(folder: Path) -> Path:
+    """A dataset compressed with filter 32004 (LZ4), which HDF5 would look for as a plugin."""
+    path = _good(folder)
+    with h5py.File(path, "r+") as h5:
+        data = h5["analysis/beats_start"][()]
+        del h5["analysis/beats_start"]
+        h5.create_dataset("analysis/beats_start", data=data, chunks=True, compression=32004,
+                          allow_unknown_filter=True)
+    return path
+
+
+def _with_user_block(src: Path, dst: Path, head: bytes) -> Path:
+    """A copy of ``src`` behind a 512-byte user block starting with ``head``."""
+    with h5py.File(src, "r") as a, h5py.File(dst, "w", userblock_size=512) as b:
+        for name in a:
+            a.copy(a[name], b, name=name)
+    with open(dst, "r+b") as fh:
+        fh.write(head[:512])
+    return dst
+
+
+def attack_user_block(folder: Path) -> Path:
+    """A file that is a WAV header and an MSD file at once (the HDF5 data behind a 512-byte user block)."""
+    return _with_user_block(_good(folder, "plain.h5"), folder / "upload.h5", b"RIFF\x24\x00\x00\x00WAVEfmt " + SECRET)
+
+
+ATTACKS = {
+    "external storage": (attack_external_storage, "external storage"),
+    "external link": (attack_external_link, "external link"),
+    "virtual dataset": (attack_virtual_dataset, "virtual dataset"),
+    "soft link through an external link": (attack_soft_link_through_external, "external link"),
+    "plugin filter": (attack_plugin_filter, "filter 32004"),
+    "user block": (attack_user_block, "user block of 512 bytes"),
+}
+
+
+def _leaks_through_plain_h5py(path: Path) -> bool:
+    """Whether plain h5py (what beatdbn used before) reads the planted secret through the file."""
+    with h5py.File(path, "r") as h5:
+        title = h5["metadata/songs"][()]["title"][0]
+        timbre = h5["analysis/segments_timbre"][()]
+    return SECRET in title or bool((timbre == SECRET_VALUE).any())
+
+
+@pytest.mark.parametrize("attack", sorted(ATTACKS))
+def test_every_attack_is_refused_in_one_line_and_leaks_nothing(tmp_path, attack):
+    build, reason = ATTACKS[attack]
+    path = build(tmp_path)
+    if attack not in ("plugin filter", "user block"):  # the attack is real: h5py alone reads the secret
+        assert _leaks_through_plain_h5py(path), attack
+    for read in (lambda: list(read_features(path)), lambda: read_track(path), lambda: open_untrusted(path)):
+        with pytest.raises(DataError) as info:
+            read()
+        message = str(info.value)
+        assert message.startswith(f"{path}: refused: ") and reason in message and "\n" not in message
+        assert SECRET.decode() not in message and "TOPSECRET" not in message
+
+
+@pytest.mark.parametrize("name", ["analysis/beats_start", "analysis/segments_timbre", "musicbrainz/artist_mbtags"])
+def test_external_storage_is_refused_on_any_dataset_before_data_is_read(tmp_path, name):
+    path = attack_external_storage(tmp_path, name)
+    with pytest.raises(DataError, match=f"/{name} uses external storage"):
+        read_track(path)
+
+
+def test_external_links_to_a_dataset_and_to_a_missing_file_are_refused(tmp_path):
+    path = attack_external_link(tmp_path, "analysis/beats_start")
+    with pytest.raises(DataError, match="/analysis/beats_start is an external link"):
+        read_track(path)
+    with h5py.File(path, "r+") as h5:  # dangling: the file it names does not exist
+        del h5["analysis/beats_start"]
+        h5["analysis/beats_start"] = h5py.ExternalLink(str(tmp_path / "absent.h5"), "/x")
+    with pytest.raises(DataError, match="external link"):
+        read_track(path)
+
+
+def test_honest_structures_still_read(tmp_path):
+    """Soft links inside the file, compact and chunked-compressed layouts, extra groups: all read as before."""
+    path = _good(tmp_path)
+    before = read_track(path)
+    with h5py.File(path, "r+") as h5:
+        h5.move("analysis/beats_start", "stash/beats")
+        h5["analysis/beats_start"] = h5py.SoftLink("/stash/beats")
+        data = h5["analysis/segments_timbre"][()]
+        del h5["analysis/segments_timbre"]
+        h5.create_dataset("analysis/segments_timbre", data=data, chunks=True, compression="gzip", shuffle=True,
+                          fletcher32=True)
+        h5.create_group("extra/deeper").create_dataset("note", data=np.arange(3))
+    after = read_track(path)
+    assert (after.title, after.track_id) == (before.title, before.track_id)
+    np.testing.assert_array_equal(after.beats_start, before.beats_start)
+    np.testing.assert_array_equal(after.segments_timbre, before.segments_timbre)
+
+
+def test_too_many_links_is_refused(tmp_path):
+    path = _good(tmp_path)
+    with open_untrusted(path) as h5:  # 27 links: fine by default
+        assert "analysis/songs" in h5
+    with pytest.raises(DataError, match="more than 10 links"):
+        open_untrusted(path, max_links=10)
+
+
+def test_attacks_reach_no_predict_answer_and_no_store(tmp_path):
+    from beatdbn.cli import app
+    from beatdbn.store.extract import extract
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    files = []
+    for i, attack in enumerate(sorted(ATTACKS)):
+        sub = tmp_path / f"a{i}"
+        sub.mkdir()
+        files.append(folder / f"attack{i}.h5")
+        files[-1].write_bytes(ATTACKS[attack][0](sub).read_bytes())
+    res = CliRunner().invoke(app, ["predict", "--task", "key", *map(str, files), "--json"])
+    assert "TOPSECRET" not in res.output and str(SECRET_VALUE) not in res.output
+    answers = json.loads(res.stdout)
+    assert len(answers) == len(files) and all("refused" in a["error"] for a in answers), answers
+    report = extract([folder], tmp_path / "store", scheduler="sync")
+    assert report.tracks_total == 0 and len(report.skipped) == len(files)
+    assert all("refused" in s["reason"] for s in report.skipped), report.skipped
+    for f in (tmp_path / "store").rglob("*"):
+        if f.is_file():
+            assert SECRET not in f.read_bytes(), f
+
+
+# -- the cost of one track (item 9) ---------------------------------------------------------------------
+
+def _huge_beats_file(folder: Path, n_beats: int) -> Path:
+    """A small file whose /analysis/beats_start has ``n_beats`` entries (chunked, compressed, mostly fill)."""
+    path = _good(folder, "huge.h5")
+    with h5py.File(path, "r+") as h5:
+        del h5["analysis/beats_start"]
+        ds = h5.create_dataset("analysis/beats_start", shape=(n_beats,), dtype="f8", chunks=(1 << 16,),
+                               compression="gzip", fillvalue=0.0)
+        ds[:4] = [0.5, 1.0, 1.5, 2.0]
+    return path
+
+
+def test_two_million_beats_are_refused_fast_without_a_big_allocation(tmp_path):
+    path = _huge_beats_file(tmp_path, 2_000_000)
+    assert path.stat().st_size < 1_000_000
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    with pytest.raises(DataError) as info:
+        list(read_features(path))
+    elapsed = time.perf_counter() - t0
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    message = str(info.value)
+    assert "2,000,000 rows for one song" in message and f"at most {MAX_BEATS:,}" in message and "\n" not in message
+    assert elapsed < 2.0 and peak < 5_000_000, (elapsed, peak)  # 2,000,000 float64 would be 16 MB
+
+
+def test_limits_hold_for_aggregate_slices_and_for_segments(tmp_path):
+    from beatdbn.synth.msd_writer import write_aggregate
+
+    tracks = [make_track(track_id=f"TRAGG{i:013d}", n_beats=20, seed=i) for i in range(3)]
+    path = write_aggregate(tmp_path / "agg.h5", tracks)
+    with h5py.File(path, "r+") as h5:  # song 1 claims rows far past the array
+        songs = h5["analysis/songs"][()]
+        songs["idx_beats_start"][2] = 10**9
+        h5["analysis/songs"][...] = songs
+    with pytest.raises(DataError, match=r"song 1 of /analysis/songs says its /analysis/beats_start rows"):
+        list(iter_tracks(path))
+    track = make_track(n_beats=8, seed=1)
+    big = track.__class__(**{**{k: getattr(track, k) for k in track.__dataclass_fields__},
+                             "segments_start": np.zeros(MAX_SEGMENTS + 1)})
+    with pytest.raises(DataError, match="MAX_SEGMENTS"):
+        align_track(big)
+
+
+def test_a_beat_grid_past_max_beats_is_refused_before_it_is_built():
+    assert len(beat_grid(start=0.0, end=7200.0, tempo=320.0)) == 38_400  # 2 h at librosa's fastest tempo
+    with pytest.raises(DataError, match="MAX_BEATS"):
+        beat_grid(start=0.0, end=86_400.0, tempo=1000.0)  # a day at 1000 BPM: 1.44 million beats
+
+
+def test_a_track_without_beats_and_a_day_long_duration_is_refused(tmp_path):
+    path = _good(tmp_path)
+    with h5py.File(path, "r+") as h5:
+        del h5["analysis/beats_start"]
+        h5.create_dataset("analysis/beats_start", data=np.zeros(0))
+        songs = h5["analysis/songs"][()]
+        songs["duration"], songs["tempo"] = 86_000.0, 900.0
+        h5["analysis/songs"][...] = songs
+    with pytest.raises(DataError, match=r"upload\.h5: no beats, and a beat grid .* \(MAX_BEATS\)"):
+        list(read_features(path))
