@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
+import re
 
 import numpy as np
 import pytest
@@ -217,10 +219,15 @@ def test_bad_inputs_give_clear_errors_or_defined_results(tmp_path, c_major_wav):
     with pytest.raises(DataError, match="no such file"):
         audio_features(tmp_path / "missing.wav")
 
-    short = tmp_path / "short.wav"  # 0.5 s: a defined result (the 0.5 s fallback grid at worst)
-    sf.write(short, song(0, MAJOR, 120.0, 0.5), SR)
+    for seconds in (0.5, 0.2, 1 / SR):  # issue 24: no confident label from a clip, nor from one sample
+        clip = tmp_path / f"clip-{seconds:.3g}.wav"
+        sf.write(clip, song(0, MAJOR, 120.0, seconds) if seconds > 0.1 else np.full(1, 0.5, np.float32), SR)
+        with pytest.raises(DataError, match=rf"{re.escape(clip.name)}: too short \(.* at least 1 s$"):
+            next(read_features(clip))
+    short = tmp_path / "short.wav"  # 1 s, the minimum: a defined result (the 0.5 s fallback grid at worst)
+    sf.write(short, song(0, MAJOR, 120.0, 1.0), SR)
     meta, feats, beats = next(read_features(short))
-    assert 1 <= len(feats) <= 3 and np.isfinite(feats).all() and abs(meta["duration"] - 0.5) < 0.01
+    assert 1 <= len(feats) <= 4 and np.isfinite(feats).all() and abs(meta["duration"] - 1.0) < 0.01
     flat = tmp_path / "hum.wav"  # a steady tone: no onsets, no beats -> one segment on the grid
     sf.write(flat, (0.2 * np.sin(2 * np.pi * 220 * np.arange(2 * SR) / SR)).astype(np.float32), SR)
     _, feats, beats = next(read_features(flat))
@@ -414,3 +421,25 @@ def test_keys_named_in_titles(real_store):
     ranked = sorted(scores, key=scores.get, reverse=True)
     assert ranked.index((6, 0)) >= 5 and scores[(7, 0)] - scores[(6, 0)] > 0.3
     assert estimate_key(real_store["sorohanro_-_solo-trumpet-06"].chroma)[0] == (5, 1)
+
+
+def test_decoder_notes_stay_off_the_terminal_unless_verbose(tmp_path, capfd, caplog):
+    """issue 24: mpg123's "Note: Illegal Audio-MPEG-Header ... Trying to resync" reached the user's terminal."""
+    good = tmp_path / "song.mp3"
+    try:
+        sf.write(good, song(0, MAJOR, 120.0, 4.0), SR, format="MP3")
+    except (sf.LibsndfileError, ValueError, TypeError):
+        pytest.skip("this libsndfile writes no MP3")
+    data = bytearray(good.read_bytes())
+    rng = np.random.default_rng(0)
+    for k in range(2000, len(data), 3000):  # damaged frames: the decoder resyncs, and says so
+        data[k : k + 200] = rng.integers(0, 256, 200, dtype=np.uint8).tobytes()
+    bad = tmp_path / "damaged.mp3"
+    bad.write_bytes(bytes(data))
+    capfd.readouterr()
+    quiet = sum(len(b) for b in decode_blocks(bad))
+    err = capfd.readouterr().err
+    assert quiet > SR and "Note:" not in err and "mpg123" not in err
+    caplog.set_level(logging.DEBUG, logger="beatdbn.features.audio_decode")  # verbose: the notes pass
+    assert sum(len(b) for b in decode_blocks(bad)) == quiet
+    assert "Note:" in capfd.readouterr().err

@@ -34,13 +34,16 @@ baselines standardize timbre per track.
 and a few whole-track temporaries of the log-mel's size: a 30-minute file
 peaked at about 280 MB above the interpreter's own (measured). Tempo
 estimation runs in chunks, so its tempogram never holds the whole track.
-Files longer than ``max_duration`` (2 h) are analysed up to that point
-(logged).
+**Length bounds.** Files longer than ``max_duration`` (2 h) are decoded and
+analysed up to that point only (cropped, with a warning logged): decoding
+stops there, so a longer file costs no more than a 2-hour one. Recordings
+shorter than ``min_duration`` (:data:`MIN_DURATION`, 1 s) raise
+:class:`~beatdbn.exceptions.DataError` ("too short", naming the minimum).
 
 **Defined results for odd input.** A file whose peak is at or below
 ``silence_db`` (-100 dBFS), or that holds no samples, raises
 :class:`~beatdbn.exceptions.DataError` ("silent"). A file the beat tracker
-finds no beat in (very short, or no pulse) gets the MSD path's fallback: a
+finds no beat in (short, or no pulse) gets the MSD path's fallback: a
 0.5 s beat grid over the track (:func:`beatdbn.features.beats.beat_grid`).
 So does a file where the tracker loses the pulse: fewer beats than
 ``MIN_BEAT_COVERAGE`` (half) of those its estimated tempo implies over the
@@ -71,12 +74,14 @@ import numpy as np
 from beatdbn.exceptions import DataError, ParameterError
 
 __all__ = ["AudioConfig", "AudioAnalysis", "analyze_audio", "audio_features", "segment_features", "DEFAULT_CONFIG",
-           "MIN_BEAT_COVERAGE"]
+           "MIN_BEAT_COVERAGE", "MIN_DURATION"]
 
 log = logging.getLogger(__name__)
 
 #: Fewer tracked beats than this fraction of those the tempo implies: use a beat grid at the tempo instead.
 MIN_BEAT_COVERAGE = 0.5
+#: Shortest recording analysed (seconds): two beats at 120 BPM; a shorter clip has no rhythm or key to speak of.
+MIN_DURATION = 1.0
 
 
 @dataclass(frozen=True)
@@ -93,7 +98,8 @@ class AudioConfig:
     tuning: float = 0.0  # chroma tuning offset, fractions of a semitone bin (0 = A440)
     split_at_beats: bool = True  # cut segments at beats too, so a beat never averages across one
     silence_db: float = -100.0  # peak level (dBFS) at or below which a file is silent
-    max_duration: float | None = 2 * 3600.0  # seconds analysed at most (None: all)
+    max_duration: float | None = 2 * 3600.0  # seconds analysed at most (None: all); longer files are cropped
+    min_duration: float = MIN_DURATION  # shorter recordings are refused as too short (DataError)
     block_frames: int = 1024  # frames computed per block (memory ~ block_frames x chroma_n_fft)
     block_samples: int = 1 << 18  # input samples decoded per block
     resample_quality: str = "HQ"  # soxr quality when the file's rate differs from sr
@@ -107,6 +113,8 @@ class AudioConfig:
             "block_samples": self.block_samples >= 1,
             "top_db": self.top_db > 0,
             "max_duration": self.max_duration is None or self.max_duration > 0,
+            "min_duration": 0 <= self.min_duration and (self.max_duration is None
+                                                        or self.min_duration <= self.max_duration),
         }
         for name, ok in checks.items():
             if not ok:
@@ -379,6 +387,9 @@ def analyze_audio(
         stream.feed(block)
     if stream.n_samples == 0:
         raise DataError(f"{name}: no audio samples (an empty file)")
+    if stream.n_samples < config.min_duration * config.sr:
+        raise DataError(f"{name}: too short ({stream.n_samples / config.sr:.3g} s); beatdbn analyses recordings "
+                        f"of at least {config.min_duration:g} s")
     peak_db = 20 * np.log10(stream.peak) if stream.peak > 0 else -np.inf
     if peak_db <= config.silence_db:
         raise DataError(f"{name}: silent (peak {peak_db:.0f} dBFS); nothing to analyse")

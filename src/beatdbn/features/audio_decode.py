@@ -12,6 +12,16 @@ audio, a corrupt header, a format it does not read) raises
 :class:`~beatdbn.exceptions.DataError`; a truncated stream decodes as far as
 it goes.
 
+**Decoder notes.** libsndfile's decoders (mpg123 above all: "Note: Illegal
+Audio-MPEG-Header ... Trying to resync...") write to the process's standard
+error themselves, below Python. While a file is opened or read, file
+descriptor 2 is pointed at a temporary file (:func:`decoder_notes`); what the
+decoders wrote is then logged at DEBUG level on this module's logger
+(``beatdbn.features.audio_decode``), so it reaches the terminal only when that
+logger is set to DEBUG (verbose), in which case standard error is left alone.
+Anything else written to standard error meanwhile (another thread's output)
+is passed on to it unchanged.
+
 Examples
 --------
 >>> import numpy as np, soundfile as sf, tempfile, os
@@ -24,8 +34,13 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import os
+import sys
+import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -34,7 +49,9 @@ import numpy as np
 
 from beatdbn.exceptions import DataError, ParameterError
 
-__all__ = ["AUDIO_SUFFIXES", "AudioInfo", "audio_info", "decode_blocks", "file_id"]
+__all__ = ["AUDIO_SUFFIXES", "AudioInfo", "audio_info", "decode_blocks", "file_id", "decoder_notes"]
+
+log = logging.getLogger(__name__)
 
 #: File suffixes searched for as audio when a folder is extracted (all read by libsndfile).
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf")
@@ -57,6 +74,78 @@ class AudioInfo:
         return self.frames / self.samplerate if self.samplerate else 0.0
 
 
+# one redirection of fd 2 shared by every thread decoding at the time: (depth, saved fd, capture file)
+_NOTES_LOCK = threading.Lock()
+_notes = {"depth": 0, "saved": -1, "capture": None}
+#: How a decoder's own line starts (mpg123's notes and errors, libsndfile's and libvorbis's messages).
+_NOTE_PREFIXES = ("Note:", "Warning:", "Error:", "[", "mpg123", "libsndfile", "Vorbis")
+
+
+def _release_notes(path: str) -> None:
+    """Undo the redirection when the last user leaves; log the decoders' lines, pass the rest on."""
+    with _NOTES_LOCK:
+        _notes["depth"] -= 1
+        if _notes["depth"]:
+            return
+        saved, capture = _notes["saved"], _notes["capture"]
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        _notes.update(saved=-1, capture=None)
+    capture.seek(0)
+    text = capture.read(1 << 16).decode("utf-8", "replace")
+    capture.close()
+    other = []
+    for line in text.splitlines():
+        if line.strip().startswith(_NOTE_PREFIXES):
+            log.debug("%s: decoder: %s", path, line.strip())
+        elif line.strip():
+            other.append(line)
+    if other:
+        with contextlib.suppress(Exception):
+            sys.stderr.write("\n".join(other) + "\n")
+            sys.stderr.flush()
+
+
+@contextlib.contextmanager
+def decoder_notes(path: str):
+    """Keep what audio decoders write to fd 2 off the terminal (logged at DEBUG instead).
+
+    Does nothing when this module's logger is enabled for DEBUG (verbose), or
+    when fd 2 cannot be redirected.
+    """
+    if log.isEnabledFor(logging.DEBUG) or not _redirect():
+        yield
+        return
+    try:
+        yield
+    finally:
+        _release_notes(path)
+
+
+def _redirect() -> bool:
+    """Point fd 2 at the shared capture file (or join the redirection in place); False if it cannot be."""
+    with _NOTES_LOCK:
+        if _notes["depth"] == 0:
+            try:
+                with contextlib.suppress(Exception):
+                    sys.stderr.flush()
+                capture = tempfile.TemporaryFile()
+                saved = os.dup(2)
+            except OSError:
+                return False
+            try:
+                os.dup2(capture.fileno(), 2)
+            except OSError:
+                os.close(saved)
+                capture.close()
+                return False
+            _notes.update(saved=saved, capture=capture)
+        _notes["depth"] += 1
+        return True
+
+
 def _open(path: str):
     import soundfile as sf
 
@@ -65,7 +154,8 @@ def _open(path: str):
     if os.path.isdir(path):
         raise DataError(f"{path}: is a directory, not an audio file")
     try:
-        return sf.SoundFile(path)
+        with decoder_notes(path):
+            return sf.SoundFile(path)
     except (sf.SoundFileError, RuntimeError, ValueError, TypeError) as exc:
         # libsndfile's message ("Error opening '...': <reason>") repeats the path; keep the reason
         reason = str(exc).split(": ", 1)[-1] if str(exc).startswith("Error opening") else str(exc)
@@ -136,7 +226,8 @@ def decode_blocks(
         while limit is None or read < limit:
             n = block_samples if limit is None else min(block_samples, limit - read)
             try:
-                block = f.read(n, dtype="float32", always_2d=True)
+                with decoder_notes(path):
+                    block = f.read(n, dtype="float32", always_2d=True)
             except (RuntimeError, ValueError) as exc:  # a stream that breaks mid-way ends there
                 if read == 0:
                     raise DataError(f"{path}: decoding failed ({exc})") from None

@@ -110,8 +110,10 @@ def _tags(path: str) -> dict:
     """Title, artist and genre from the file's own tags (Vorbis comments, RIFF INFO, ...), when present."""
     import soundfile as sf
 
+    from beatdbn.features.audio_decode import decoder_notes
+
     try:
-        with sf.SoundFile(path) as f:
+        with decoder_notes(path), sf.SoundFile(path) as f:
             tags = f.copy_metadata()
     except Exception:  # tags are a nicety; the decoder reports real problems
         return {}
