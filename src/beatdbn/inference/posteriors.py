@@ -22,6 +22,7 @@ import torch
 
 from beatdbn.data.splits import bucketed_order, padded_batch
 from beatdbn.inference.runs import Run, as_run, check_tracks
+from beatdbn.metrics.calibration import apply_temperature
 from beatdbn.models.convmlp import ConvMLP
 
 __all__ = ["split_posteriors", "step_posteriors", "step_probabilities", "predict_features"]
@@ -77,6 +78,9 @@ def step_posteriors(model: ConvMLP, features: Sequence[np.ndarray], *, batch_siz
 def predict_features(run: Run | str, features: Sequence[np.ndarray], *, batch_size: int = 32) -> np.ndarray:
     """Track posteriors ``(n_tracks, n_classes)`` for ``(n_beats, 24)`` feature arrays, with any run's model.
 
+    With a calibrated run (``calibration.json`` beside the model: :attr:`Run.temperature`) the posteriors
+    are rescaled by its temperature, so a probability shown is one (per-step posteriors are not).
+
     Raises
     ------
     ParameterError
@@ -88,5 +92,7 @@ def predict_features(run: Run | str, features: Sequence[np.ndarray], *, batch_si
         return np.zeros((0, run.n_classes))
     feats = [np.asarray(f, dtype=np.float32) for f in features]
     if run.has_steps:
-        return split_posteriors(run.model, feats, batch_size=batch_size)
-    return np.asarray(run.model.predict_proba(feats), dtype=np.float64)
+        post = split_posteriors(run.model, feats, batch_size=batch_size)
+    else:
+        post = np.asarray(run.model.predict_proba(feats), dtype=np.float64)
+    return apply_temperature(post, run.temperature)  # calibrated (run.calibration); T = 1 leaves it as it is

@@ -182,9 +182,10 @@ def load_run(run_dir: str | Path, *, device: str | torch.device = "cpu") -> Run:
     provenance = _read_json(model_dir / "PROVENANCE.json", "provenance")
     run_cfg = _read_json(path / "config.json", "run configuration") if path.is_dir() and model_dir != path else {}
     representation = provenance.get("representation") or run_cfg.get("representation")
+    calibration = _read_json(model_dir / "calibration.json", "calibration")
     cfg = model.config
     return Run(path, model, label_names(cfg.class_names, cfg.task), cfg.task, selected, result,
-               representation=representation, provenance=provenance, kind="convmlp")
+               representation=representation, provenance=provenance, kind="convmlp", calibration=calibration)
 
 
 def _load_baseline_run(path: Path, name: str, device) -> Run:

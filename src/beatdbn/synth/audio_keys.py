@@ -65,7 +65,7 @@ from beatdbn.exceptions import ParameterError
 from beatdbn.labels import KEY_NAMES
 from beatdbn.utils.atomic import atomic_path
 
-__all__ = ["Piece", "render_piece", "write_corpus", "key_name", "piece_key", "INSTRUMENTS", "TEXTURES", "FORMATS"]
+__all__ = ["Piece", "render_piece", "piece_score", "write_corpus", "key_name", "piece_key", "INSTRUMENTS", "TEXTURES", "FORMATS"]
 
 log = logging.getLogger(__name__)
 
@@ -632,6 +632,48 @@ def _room(rng, y: np.ndarray, sr: int) -> np.ndarray:
     return y
 
 
+def _draw_score(rng: np.random.Generator, tonic: int, mode: int, n_beats: int | None, tempo: float | None,
+                texture: str | None, beat_range: tuple[int, int]) -> tuple[_Score, dict]:
+    """Length, tempo, texture, metre and the composed score of one piece (the draws before any sound)."""
+    if n_beats is None:
+        lo, hi = beat_range
+        if not (4 <= lo <= hi <= 2000):
+            raise ParameterError(f"beat_range={beat_range!r}: must be (lo, hi) with 4 <= lo <= hi <= 2000")
+        n_beats = int(round(np.exp(rng.uniform(np.log(lo), np.log(hi)))))
+    if tempo is None:
+        tempo = float(rng.uniform(60, 170))
+    if texture is None:
+        texture = str(rng.choice(TEXTURES, p=[0.25, 0.33, 0.17, 0.15, 0.10]))
+    meter = int(rng.choice([4, 3, 2], p=[0.6, 0.3, 0.1]))
+    score, info = _compose(rng, tonic, mode, n_beats, meter, texture)
+    info.update(tempo=tempo, meter=meter, n_beats=n_beats, texture=texture)
+    return score, info
+
+
+def piece_score(index: int, seed: int, *, beat_range: tuple[int, int] = (20, 200)) -> tuple[dict, dict]:
+    """The notes of piece ``index`` of the corpus of ``seed`` (the piece :func:`write_corpus` renders).
+
+    Returns
+    -------
+    parts : dict
+        Part name (``"melody"``, ``"chord"``, ``"bass"``) -> ``(n_notes, 4)`` float array of onset
+        (beats), duration (beats), MIDI pitch, velocity (0-1).
+    info : dict
+        ``tonic``, ``mode``, ``key``, ``tempo``, ``meter``, ``n_beats``, ``texture``, ``final_beats``, ...
+
+    Examples
+    --------
+    >>> parts, info = piece_score(0, seed=5)
+    >>> set(parts) <= {"bass", "chord", "melody"}, info["key"] == key_name(*piece_key(0, 5))
+    (True, True)
+    """
+    tonic, mode = piece_key(index, seed)
+    rng = np.random.default_rng([int(seed), int(index)])
+    score, info = _draw_score(rng, tonic, mode, None, None, None, beat_range)
+    parts = {p: np.array(n, dtype=np.float64).reshape(-1, 4) for p, n in score.parts.items()}
+    return parts, {**info, "tonic": tonic, "mode": mode, "key": key_name(tonic, mode)}
+
+
 def render_piece(*, tonic: int, mode: int, seed: int | np.random.Generator | list = 0, n_beats: int | None = None,
                  tempo: float | None = None, texture: str | None = None, sr: int = 22050,
                  percussion: bool | None = None, beat_range: tuple[int, int] = (20, 200)) -> Piece:
@@ -689,17 +731,8 @@ def render_piece(*, tonic: int, mode: int, seed: int | np.random.Generator | lis
         raise ParameterError(f"sr={sr!r}: must be at least 8000 Hz")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     tonic, mode = int(tonic), int(mode)
-    if n_beats is None:
-        lo, hi = beat_range
-        if not (4 <= lo <= hi <= 2000):
-            raise ParameterError(f"beat_range={beat_range!r}: must be (lo, hi) with 4 <= lo <= hi <= 2000")
-        n_beats = int(round(np.exp(rng.uniform(np.log(lo), np.log(hi)))))
-    if tempo is None:
-        tempo = float(rng.uniform(60, 170))
-    if texture is None:
-        texture = str(rng.choice(TEXTURES, p=[0.25, 0.33, 0.17, 0.15, 0.10]))
-    meter = int(rng.choice([4, 3, 2], p=[0.6, 0.3, 0.1]))
-    score, info = _compose(rng, tonic, mode, n_beats, meter, texture)
+    score, info = _draw_score(rng, tonic, mode, n_beats, tempo, texture, beat_range)
+    tempo, meter, texture = info["tempo"], info["meter"], info["texture"]
     sec_per_beat = 60.0 / tempo
     cents = float(rng.uniform(-30, 30))
     a4 = 440.0 * 2 ** (cents / 1200)
@@ -729,7 +762,7 @@ def render_piece(*, tonic: int, mode: int, seed: int | np.random.Generator | lis
         y += rng.uniform(0.1, 0.35) * np.max(np.abs(y)) * _percussion(
             rng, int(info["final_beats"]) - 1, meter, sec_per_beat, sr, n_samples)
     y = _room(rng, y, sr)
-    info.update(tempo=tempo, meter=meter, n_beats=n_beats, texture=texture, tuning_cents=cents,
+    info.update(tuning_cents=cents,
                 instruments={p: kinds[p] for p in score.parts if p in kinds}, percussion=bool(percussion),
                 duration=n_samples / sr)
     return Piece(y.astype(np.float32), sr, tonic, mode, key_name(tonic, mode), info)
