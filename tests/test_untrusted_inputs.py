@@ -294,3 +294,117 @@ def test_a_track_without_beats_and_a_day_long_duration_is_refused(tmp_path):
         h5["analysis/songs"][...] = songs
     with pytest.raises(DataError, match=r"upload\.h5: no beats, and a beat grid .* \(MAX_BEATS\)"):
         list(read_features(path))
+
+
+# -- property: honest and hostile structures mixed ----------------------------------------------------------
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import HealthCheck, event, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+DATASETS = ["metadata/songs", "analysis/songs", "musicbrainz/songs", "analysis/beats_start",
+            "analysis/segments_start", "analysis/segments_timbre", "analysis/segments_pitches",
+            "musicbrainz/artist_mbtags", "analysis/bars_start", "metadata/similar_artists"]
+GROUPS = ["metadata", "analysis", "musicbrainz"]
+HOSTILE = {"external storage", "external link", "virtual dataset", "soft link through an external link",
+           "plugin filter", "user block", "unused external link"}
+
+
+def _hard_dataset(h5: h5py.File, name: str) -> bool:
+    """``name`` is a dataset reached through hard links only (so changing it cannot touch another file)."""
+    parts = name.split("/")
+    for i in range(1, len(parts) + 1):
+        if not isinstance(h5.get("/".join(parts[:i]), getlink=True), h5py.HardLink):
+            return False
+    return isinstance(h5[name], h5py.Dataset)
+
+
+def _mutate(h5: h5py.File, kind: str, name: str, folder: Path, step: int) -> bool:
+    """Apply change number ``step`` to an open file; False when it does not apply to ``name``."""
+    if kind == "unused external link":
+        h5[f"extra{step}/{name.replace('/', '_')}"] = h5py.ExternalLink(str(_secret_msd(folder)), "/" + name)
+        return True
+    if kind == "extra group":
+        h5.require_group(f"extra{step}/{name.replace('/', '_')}").create_dataset("x", data=np.arange(4))
+        return True
+    if kind == "external link":
+        target = name.split("/")[0] if len(name) % 2 else name  # a group or a dataset, as the name's length says
+        if not isinstance(h5.get(target, getlink=True), h5py.HardLink):
+            return False
+        del h5[target]
+        h5[target] = h5py.ExternalLink(str(_secret_msd(folder)), "/" + target)
+        return True
+    if not _hard_dataset(h5, name):
+        return False
+    if kind == "external storage":
+        nbytes = h5[name].dtype.itemsize * int(np.prod(h5[name].shape))
+        _replace(h5, name, external=[(str(_secret_file(folder)), 0, nbytes)])
+    elif kind == "virtual dataset":
+        old = h5[name]
+        layout = h5py.VirtualLayout(shape=old.shape, dtype=old.dtype)
+        layout[...] = h5py.VirtualSource(str(_secret_msd(folder)), name, shape=old.shape)
+        del h5[name]
+        h5.create_virtual_dataset(name, layout)
+    elif kind == "soft link through an external link":
+        h5.require_group("outside_parent")
+        if "outside_parent/outside" not in h5:
+            h5["outside_parent/outside"] = h5py.ExternalLink(str(_secret_msd(folder)), "/")
+        del h5[name]
+        h5[name] = h5py.SoftLink(f"/outside_parent/outside/{name}")
+    elif kind in ("plugin filter", "rechunk"):
+        data = h5[name][()]
+        if not data.size:
+            return False
+        del h5[name]
+        options = dict(compression=32004, allow_unknown_filter=True) if kind == "plugin filter" else \
+            dict(compression="gzip", shuffle=True, fletcher32=True)
+        h5.create_dataset(name, data=data, chunks=True, **options)
+    elif kind == "soft alias":
+        stash = f"stash{step}/{name.replace('/', '_')}"
+        h5.move(name, stash)
+        h5[name] = h5py.SoftLink("/" + stash)
+    return True
+
+
+@st.composite
+def structures(draw):
+    kinds = sorted(HOSTILE - {"user block"}) + 3 * ["extra group", "rechunk", "soft alias"]  # about half honest
+    changes = draw(st.lists(st.tuples(st.sampled_from(kinds), st.sampled_from(DATASETS)), max_size=3))
+    return changes, draw(st.integers(0, 4)) == 0
+
+
+@settings(max_examples=40, deadline=None, database=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(structures())
+def test_mixed_structures_give_the_honest_track_or_a_refusal_and_never_the_secret(structure):
+    import tempfile
+
+    changes, user_block = structure
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        path = _good(folder)
+        honest = read_track(path)
+        applied, hostile_names = set(), set()
+        with h5py.File(path, "r+") as h5:
+            for step, (kind, name) in enumerate(changes):
+                if name in hostile_names:  # rechunking it would copy the secret in: no longer an attack
+                    continue
+                if _mutate(h5, kind, name, folder, step):
+                    applied.add(kind)
+                    if kind in HOSTILE:
+                        hostile_names.add(name)
+        if user_block:
+            path = _with_user_block(path, folder / "blocked.h5", b"#!/bin/sh\n" + SECRET)
+            applied.add("user block")
+        event("hostile" if applied & HOSTILE else "honest")
+        try:
+            out = list(read_features(path))
+        except DataError as exc:
+            message = str(exc)
+            assert "TOPSECRET" not in message and "\n" not in message
+            assert applied & HOSTILE and message.startswith(f"{path}: refused: "), (applied, message)
+            return
+        assert not applied & HOSTILE, applied
+        [(meta, feats, beats)] = out
+        assert "TOPSECRET" not in repr(meta) and not (feats == SECRET_VALUE).any()
+        assert meta["title"] == honest.title and len(beats) == len(feats) >= 1
