@@ -10,7 +10,7 @@ REAL_MSD ?= ../shared/data/msd/subset-AA
 REAL_TAGTRAUM ?= ../shared/data/msd/additional/msd_tagtraum_cd1.cls
 REAL    ?= $(DEMO)/real
 
-.PHONY: setup demo real test test-fast bench clean model browser
+.PHONY: setup demo real test test-fast bench clean model browser synth-tools
 
 setup: $(STAMP)
 
@@ -42,8 +42,15 @@ browser:
 	  && apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null; } \
 	  || echo "no chromium: the browser test will skip (run: apt-get update && apt-get install -y chromium)"
 
+# fluidsynth, a small GM soundfont and espeak-ng for the key corpus tests (tests/test_key_corpus.py); they skip without
+synth-tools:
+	@command -v fluidsynth >/dev/null 2>&1 && command -v espeak-ng >/dev/null 2>&1 && [ -f /usr/share/sounds/sf2/TimGM6mb.sf2 ] \
+	  || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && apt-get update -qq \
+	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fluidsynth timgm6mb-soundfont espeak-ng >/dev/null; } \
+	  || echo "no fluidsynth/espeak-ng: the key corpus render tests will skip"
+
 # the layer contracts (pyproject.toml, [tool.importlinter]) first: a cycle fails CI before any test runs
-test: setup browser
+test: setup browser synth-tools
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q tests
 
@@ -52,8 +59,15 @@ test-fast: setup
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -m "not slow" tests
 
-# the shipped audio key model (src/beatdbn/pretrained/key_audio): synthesize, extract, finetune, provenance
+# the shipped audio key model (src/beatdbn/pretrained/key_audio): 24 keys + "no key" (scripts/train_key_model.py).
+# Debian: FluidSynth, three GM soundfonts (never FluidR3: it is reserved for evaluation), espeak-ng for speech,
+# and free game soundtracks for pretraining on real recorded music.
+MODEL_DEBS := fluidsynth timgm6mb-soundfont musescore-general-soundfont-small csound-soundfont espeak-ng \
+              singularity-music hyperrogue-music
 model: setup
+	@dpkg -s $(MODEL_DEBS) >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -qq --no-install-recommends $(MODEL_DEBS) >/dev/null; }
+	$(BIN)/python -m pip install --quiet -e '.[model]'
 	OMP_NUM_THREADS=1 $(BIN)/python scripts/train_key_model.py
 
 bench: setup

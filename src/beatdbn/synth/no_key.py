@@ -204,18 +204,18 @@ def render_clip(kind: str, *, seed: int | Sequence[int] = 0, sr: int = 22050, se
         clicks = rng.integers(0, n, size=int(rng.integers(0, 6)))
         y[clicks] += rng.uniform(-20, 20, size=len(clicks))
         return (y / (np.max(np.abs(y)) + 1e-12) * 10 ** (rng.uniform(-80, -55) / 20)).astype(np.float32)
-    y = np.asarray(y, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)[: int(seconds * sr)]  # a last sentence or a release tail cut off
     if kind == "speech" and rng.random() < 0.4:
         y = y + 10 ** (rng.uniform(-50, -25) / 20) * _coloured_noise(rng, len(y), "pink")
     return (y / (np.max(np.abs(y)) + 1e-12) * 10 ** (rng.uniform(-12, -1) / 20)).astype(np.float32)
 
 
 def _write_one(args) -> tuple[str, str]:
-    out, index, seed, fmt, sr, fonts = args
+    out, index, seed, fmt, sr, fonts, seconds = args
     import soundfile as sf
 
     kind = KINDS[index % len(KINDS)]
-    y = render_clip(kind, seed=[int(seed), int(index)], sr=sr, soundfonts=fonts)
+    y = render_clip(kind, seed=[int(seed), int(index)], sr=sr, soundfonts=fonts, seconds=seconds)
     rel = f"audio/{index // 1000:03d}/nokey-{seed}-{index:05d}-{kind}.{fmt}"
     path = Path(out) / rel
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -226,8 +226,10 @@ def _write_one(args) -> tuple[str, str]:
 
 def write_no_key_corpus(out: str | Path, *, clips: int, seed: int = 0, fmt: str = "flac", sr: int = 22050,
                         workers: int = 1, soundfonts: Sequence[str | Path] = SOUNDFONTS,
-                        progress: Callable[[int], None] | None = None) -> Path:
+                        seconds: float | None = None, progress: Callable[[int], None] | None = None) -> Path:
     """Write ``clips`` clips without a key into ``out/audio/`` and ``out/labels.csv`` (``path``, ``kind``).
+
+    Each clip lasts ``seconds`` (None: drawn log-uniformly from 8-90 s).
 
     Clips already on disk are kept (a rerun resumes).
     """
@@ -239,7 +241,7 @@ def write_no_key_corpus(out: str | Path, *, clips: int, seed: int = 0, fmt: str 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rel = [f"audio/{i // 1000:03d}/nokey-{seed}-{i:05d}-{KINDS[i % len(KINDS)]}.{fmt}" for i in range(clips)]
-    todo = [(str(out), i, seed, fmt, sr, fonts) for i in range(clips) if not (out / rel[i]).exists()]
+    todo = [(str(out), i, seed, fmt, sr, fonts, seconds) for i in range(clips) if not (out / rel[i]).exists()]
     done = clips - len(todo)
     if progress:
         progress(done)
