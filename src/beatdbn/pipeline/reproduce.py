@@ -74,6 +74,7 @@ from beatdbn.train.pretrain import pretrain, read_exclusion, write_plots
 from beatdbn.train.provenance import run_versions
 from beatdbn.utils.atomic import atomic_path, write_json
 from beatdbn.utils.cluster import BackgroundClient, check_scheduler
+from beatdbn.utils.processes import Stopped, stop_on_signals
 from beatdbn.tasks import registry
 from beatdbn.tasks.registry import TaskConfig
 from beatdbn.train.baselines import BaselineConfig
@@ -285,101 +286,102 @@ def reproduce(
         relay("pretrain", ("pretrain", ""), {"step": p["tracks_done"], "total": p["tracks_total"],
                                              "message": f"{p['phase']}: {p['beats_per_s']:,.0f} beats/s"})
 
-    dbn_dir = out / "dbn"
-    cluster, jobs = None, []
-    if scheduler != "sync":  # started now: the workers start and import while the DBN is pretrained
-        jobs = plan_jobs(out, task_names, plan, config, cost=lambda t, m, r: work[(t, m)])
-        if jobs or not (dbn_dir / "plots").exists():
-            cluster = BackgroundClient(scheduler, workers, setup=WORKER_IMPORTS, saturation=1.0)
-    try:
-        timed("pretrain", lambda: pretrain(fs, dbn_dir, exclude=exclude, config=config.pretrain,
-                                           dbn_config=config.dbn, device=device, progress=on_pretrain))
-        work_done += work[("pretrain", "")]
-        assembled: set[tuple[str, str]] = set()
-        if cluster is None:
-            if not (dbn_dir / "plots").exists():
-                timed("pretrain plots", lambda: write_plots(dbn_dir))
-        else:
-            n_jobs = len(jobs)
-            side = [] if (dbn_dir / "plots").exists() else [("pretrain plots", write_plots, (dbn_dir,))]
-            count = [0]
+    with stop_on_signals():  # SIGTERM/SIGINT: the cluster's workers and fork server are stopped, none left
+        dbn_dir = out / "dbn"
+        cluster, jobs = None, []
+        if scheduler != "sync":  # started now: the workers start and import while the DBN is pretrained
+            jobs = plan_jobs(out, task_names, plan, config, cost=lambda t, m, r: work[(t, m)])
+            if jobs or not (dbn_dir / "plots").exists():
+                cluster = BackgroundClient(scheduler, workers, setup=WORKER_IMPORTS, saturation=1.0)
+        try:
+            timed("pretrain", lambda: pretrain(fs, dbn_dir, exclude=exclude, config=config.pretrain,
+                                               dbn_config=config.dbn, device=device, progress=on_pretrain))
+            work_done += work[("pretrain", "")]
+            assembled: set[tuple[str, str]] = set()
+            if cluster is None:
+                if not (dbn_dir / "plots").exists():
+                    timed("pretrain plots", lambda: write_plots(dbn_dir))
+            else:
+                n_jobs = len(jobs)
+                side = [] if (dbn_dir / "plots").exists() else [("pretrain plots", write_plots, (dbn_dir,))]
+                count = [0]
 
-            def job_done(info: dict) -> None:
-                if info["kind"] == "side":
-                    key = info["name"]
-                else:
-                    job = info.get("job")
-                    key = f"{job.task}/{job.model}" if job is not None else f"{info['task']}/{info['model']}"
-                timings[key] = timings.get(key, 0.0) + info["seconds"]
-                record["timings"] = timings
+                def job_done(info: dict) -> None:
+                    if info["kind"] == "side":
+                        key = info["name"]
+                    else:
+                        job = info.get("job")
+                        key = f"{job.task}/{job.model}" if job is not None else f"{info['task']}/{info['model']}"
+                    timings[key] = timings.get(key, 0.0) + info["seconds"]
+                    record["timings"] = timings
+                    write_json(record_path, record)
+                    if info["kind"] != "rate":
+                        return
+                    count[0] += 1
+                    notify({"stage": "sweep", "step": count[0], "total": n_jobs,
+                            "message": f"{info['job'].name} done",
+                            "work_done": work_done + count[0] / max(n_jobs, 1) * (work_total - work_done),
+                            "work_total": work_total})
+
+                notify({"stage": "sweep", "step": 0, "total": n_jobs,
+                        "message": f"{n_jobs} jobs on {scheduler}", "work_done": work_done, "work_total": work_total})
+                swept = run_jobs(jobs, str(fs.path), str(out), config, cluster=cluster, device=device,
+                                 experiments=plan, side=side, done=job_done)
+                workers_used = len(cluster.client().nthreads())
+                cluster.close()  # in the background, while the rest is assembled and the report written
+                assembled = swept["assembled"]
+                record["sweep"] = {"scheduler": scheduler, "workers": workers_used, "jobs": n_jobs,
+                                   "jobs_here": swept["here"], "wall_seconds": swept["wall_seconds"]}
                 write_json(record_path, record)
-                if info["kind"] != "rate":
-                    return
-                count[0] += 1
-                notify({"stage": "sweep", "step": count[0], "total": n_jobs,
-                        "message": f"{info['job'].name} done",
-                        "work_done": work_done + count[0] / max(n_jobs, 1) * (work_total - work_done),
-                        "work_total": work_total})
 
-            notify({"stage": "sweep", "step": 0, "total": n_jobs,
-                    "message": f"{n_jobs} jobs on {scheduler}", "work_done": work_done, "work_total": work_total})
-            swept = run_jobs(jobs, str(fs.path), str(out), config, cluster=cluster, device=device,
-                             experiments=plan, side=side, done=job_done)
-            workers_used = len(cluster.client().nthreads())
-            cluster.close()  # in the background, while the rest is assembled and the report written
-            assembled = swept["assembled"]
-            record["sweep"] = {"scheduler": scheduler, "workers": workers_used, "jobs": n_jobs,
-                               "jobs_here": swept["here"], "wall_seconds": swept["wall_seconds"]}
-            write_json(record_path, record)
+            dbn = None
+            for name in task_names:
+                left = [(model, recipe) for model, recipe in plan if (name, model) not in assembled]
+                splits = [load_split(fs, tasks[name], s) for s in ("train", "valid", "test")] if left else []
+                if left and dbn is None:
+                    dbn = ConvDBN.load(dbn_dir, device=device)
+                for model, recipe in plan:
+                    stage = f"{name}/{model}"
+                    exp_dir = out / "experiments" / name / model
+                    key = (name, model)
+                    if (model, recipe) not in left:  # assembled by its jobs
+                        work_done += work[key]
+                        continue
 
-        dbn = None
-        for name in task_names:
-            left = [(model, recipe) for model, recipe in plan if (name, model) not in assembled]
-            splits = [load_split(fs, tasks[name], s) for s in ("train", "valid", "test")] if left else []
-            if left and dbn is None:
-                dbn = ConvDBN.load(dbn_dir, device=device)
-            for model, recipe in plan:
-                stage = f"{name}/{model}"
-                exp_dir = out / "experiments" / name / model
-                key = (name, model)
-                if (model, recipe) not in left:  # assembled by its jobs
+                    def step(info: dict, stage=stage, key=key) -> None:
+                        relay(stage, key, info)
+
+                    relay(stage, key, {"step": 0, "total": 1, "message": "starting"})
+                    if model == "naive_bayes":
+                        run = lambda: run_naive_bayes(*splits, task=name, out=exp_dir,  # noqa: E731
+                                                      config=config.baselines, progress=step)
+                    elif model == "logreg":
+                        run = lambda: run_logreg(*splits, task=name, out=exp_dir, config=config.baselines,  # noqa: E731
+                                                 progress=step, device=device)
+                    else:
+                        init = "pretrained" if model.startswith("convmlp_pretrained") else "random"
+                        run = lambda init=init, ft=config.finetune_for(recipe): run_convmlp(  # noqa: E731
+                            *splits, task=name, init=init, dbn=dbn, out=exp_dir, config=ft, device=device,
+                            progress=step)
+                    if scheduler == "sync":
+                        timed(stage, run)
+                    else:  # trained by the jobs (their seconds are in the timings); assembled here
+                        run()
                     work_done += work[key]
-                    continue
 
-                def step(info: dict, stage=stage, key=key) -> None:
-                    relay(stage, key, info)
-
-                relay(stage, key, {"step": 0, "total": 1, "message": "starting"})
-                if model == "naive_bayes":
-                    run = lambda: run_naive_bayes(*splits, task=name, out=exp_dir,  # noqa: E731
-                                                  config=config.baselines, progress=step)
-                elif model == "logreg":
-                    run = lambda: run_logreg(*splits, task=name, out=exp_dir, config=config.baselines,  # noqa: E731
-                                             progress=step, device=device)
-                else:
-                    init = "pretrained" if model.startswith("convmlp_pretrained") else "random"
-                    run = lambda init=init, ft=config.finetune_for(recipe): run_convmlp(  # noqa: E731
-                        *splits, task=name, init=init, dbn=dbn, out=exp_dir, config=ft, device=device,
-                        progress=step)
-                if scheduler == "sync":
-                    timed(stage, run)
-                else:  # trained by the jobs (their seconds are in the timings); assembled here
-                    run()
-                work_done += work[key]
-
-        notify({"stage": "report", "step": 0, "total": 1, "message": "writing Table 1 and the report",
-                "work_done": work_total, "work_total": work_total})
-        record["machine"]["end"] = _load()
-        record["projected"] = projected_time(record["timings"], config, fs, n_pretrain, train_beats,
-                                             machine=record["machine"],
-                                             train_tracks={n: len(t.track_ids("train")) for n, t in tasks.items()})
-        write_json(record_path, record)
-        table = Table1.from_run(out)
-        table.write(out)
-        write_report(out)
-    finally:
-        if cluster is not None:
-            cluster.join()
+            notify({"stage": "report", "step": 0, "total": 1, "message": "writing Table 1 and the report",
+                    "work_done": work_total, "work_total": work_total})
+            record["machine"]["end"] = _load()
+            record["projected"] = projected_time(record["timings"], config, fs, n_pretrain, train_beats,
+                                                 machine=record["machine"],
+                                                 train_tracks={n: len(t.track_ids("train")) for n, t in tasks.items()})
+            write_json(record_path, record)
+            table = Table1.from_run(out)
+            table.write(out)
+            write_report(out)
+        finally:
+            if cluster is not None:
+                cluster.join()
     return record
 
 

@@ -16,7 +16,10 @@ for them, then raises the first error.
 
 **Identical results.** Each job is seeded by the configuration alone and calls the trainers exactly as
 the serial path does, so the numbers are those of a serial run with the same seeds (tested with one
-thread per process, :mod:`tests.test_sweep`).
+thread per process, :mod:`tests.test_sweep`). A job computes with one torch thread wherever it runs (a
+worker, or this process while the cluster starts), and a run's starting weights do not depend on the
+thread count (the random control's statistics are summed exactly), so a job rerun on another worker
+after a lost one resumes its own checkpoint.
 
 **Where the time went, and what is done about it** (bench_reproduce, ``--quick``, 2 busy cores; CPU
 seconds per job, which the other work on the machine inflates less than wall time): each worker spent ~8 s
@@ -276,6 +279,20 @@ def assemble(task: str, model: str, recipe: str | None, store: str, out: str, co
             "pid": os.getpid()}
 
 
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """One torch intra-op thread for the block, as every worker has (:func:`~beatdbn.utils.cluster.worker_setup`):
+    a job run in this process while the cluster starts computes exactly as on a worker."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _side(name: str, fn: Callable, args: tuple) -> dict[str, Any]:
     t0, c0 = time.perf_counter(), time.process_time()
     fn(*args)
@@ -335,7 +352,8 @@ def run_jobs(jobs: Sequence[Job], store: str, out: str, config, *, client=None, 
             else:
                 job = jobs[order.pop(0)]
                 try:
-                    finished(run_job(job, store, out, config, device))
+                    with _one_thread():  # as on a worker: where a job runs must not change its numbers
+                        finished(run_job(job, store, out, config, device))
                 except Exception as exc:  # noqa: BLE001 - raised once the other jobs are done
                     errors.append((job.name, exc))
                     failed.add((job.task, job.model))

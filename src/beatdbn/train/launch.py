@@ -6,7 +6,11 @@
   ``threads`` intra-op threads (set in the worker's own setup: the library
   never changes a process's threads). They meet over gloo on a free
   localhost port. When a worker fails, the others stop and its message is
-  raised here as one :class:`~beatdbn.exceptions.DataError`.
+  raised here as one :class:`~beatdbn.exceptions.DataError`. ``workers`` is
+  capped at the CPUs this process may use (one warning line). SIGTERM/SIGINT
+  stop every worker, also one still starting
+  (:func:`~beatdbn.utils.processes.stop_on_signals`), and a worker whose
+  parent is killed outright dies with it.
 * :func:`join_launch` (``torchrun --nnodes ... -m beatdbn pretrain --distributed``):
   reads the launcher's ``RANK``/``WORLD_SIZE``/``MASTER_ADDR``/``MASTER_PORT``
   and joins the process group (gloo on CPU, NCCL on CUDA; on CUDA each rank
@@ -30,6 +34,8 @@ import torch
 
 from beatdbn.exceptions import BeatdbnError, DataError, ParameterError
 from beatdbn.train.ranks import DEFAULT_COMBINE, Ranks
+from beatdbn.utils.processes import die_with_parent, stop_on_signals
+from beatdbn.utils.threads import cap_workers
 
 __all__ = ["run_local", "join_launch", "in_launch"]
 
@@ -42,6 +48,7 @@ def _worker(rank: int, world: int, port: int, sync_every: int, combine: str, thr
     """A spawned rank: its own thread policy, the process group, then ``target`` (nothing returned)."""
     import torch.distributed as dist
 
+    die_with_parent()  # rank 0 killed outright (kill -9): this worker goes too, not on as an orphan
     torch.set_num_threads(threads)  # the worker's setup: its process-wide policy
     try:
         store = dist.TCPStore("127.0.0.1", port, is_master=False, timeout=TIMEOUT)
@@ -81,8 +88,17 @@ def run_local(target: Callable[..., Any], kwargs: dict, *, workers: int, sync_ev
         raise ParameterError(f"--sync-every {sync_every}: must be 1 or more")
     Ranks(0, 1, combine=combine)  # checks the rule before any process starts
     lead_kwargs = {**kwargs, **(lead_kwargs or {})}
+    workers = cap_workers(workers)
     if workers == 1:
         return target(ranks=Ranks.solo(), **lead_kwargs)
+    with stop_on_signals():  # SIGTERM/SIGINT: the workers are stopped, none is left behind
+        return _run_ranks(target, kwargs, lead_kwargs, workers=workers, sync_every=sync_every, combine=combine,
+                          threads=threads)
+
+
+def _run_ranks(target: Callable[..., Any], kwargs: dict, lead_kwargs: dict, *, workers: int, sync_every: int,
+               combine: str, threads: int) -> Any:
+    """Spawn ranks 1..workers-1, run rank 0 here; the workers are stopped however this ends."""
     import torch.distributed as dist
     import torch.multiprocessing as mp
 
@@ -93,8 +109,6 @@ def run_local(target: Callable[..., Any], kwargs: dict, *, workers: int, sync_ev
     procs = [ctx.Process(target=_worker, daemon=True, name=f"beatdbn-rank-{rank}",
                          args=(rank, workers, port, sync_every, combine, threads, target, kwargs, errors))
              for rank in range(1, workers)]
-    for p in procs:
-        p.start()
 
     def worker_error() -> DataError | None:
         for p in procs:
@@ -107,7 +121,10 @@ def run_local(target: Callable[..., Any], kwargs: dict, *, workers: int, sync_ev
             return DataError(f"pretraining worker {dead[0].name} died (exit code {dead[0].exitcode})")
         return None
 
+    stopping = False
     try:
+        for p in procs:  # inside the try: a signal while they start stops the ones started
+            p.start()
         ready = [f"ready/{rank}" for rank in range(1, workers)]
         while not store.check(ready):  # a worker that dies while starting (import error, ...) stops the run
             if any(p.exitcode is not None for p in procs):
@@ -122,13 +139,21 @@ def run_local(target: Callable[..., Any], kwargs: dict, *, workers: int, sync_ev
         if err is not None:
             raise err from None
         raise
+    except BaseException:  # a signal (Stopped, KeyboardInterrupt): stop the workers now, not after waiting
+        stopping = True
+        raise
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
         for p in procs:
-            p.join(timeout=10)
-            if p.is_alive():
+            if stopping and p.pid is not None and p.is_alive():
                 p.terminate()
+        for p in procs:
+            if p.pid is None:
+                continue  # never started
+            p.join(timeout=1 if stopping else 10)
+            if p.is_alive():
+                p.kill() if stopping else p.terminate()
                 p.join()
 
 

@@ -21,9 +21,10 @@ import threading
 from typing import Any, Iterator, Sequence
 
 from beatdbn.exceptions import ParameterError
-from beatdbn.utils.threads import apply_threads, available_cpus
+from beatdbn.utils.processes import die_with_parent, stop_on_signals
+from beatdbn.utils.threads import apply_threads, available_cpus, cap_workers
 
-__all__ = ["check_scheduler", "dask_client", "default_workers", "worker_setup", "BackgroundClient"]
+__all__ = ["check_scheduler", "dask_client", "default_workers", "worker_setup", "quiet_dask", "BackgroundClient"]
 
 
 def check_scheduler(scheduler: str) -> None:
@@ -43,6 +44,15 @@ def default_workers() -> int:
     return max(1, min(available_cpus(), 8))
 
 
+def quiet_dask() -> bool:
+    """Keep Dask's INFO and WARNING lines (scheduler, nanny, worker start and stop) off the user's terminal,
+    unless beatdbn's own logger is verbose (INFO or DEBUG enabled); returns whether they are silenced."""
+    if logging.getLogger("beatdbn").isEnabledFor(logging.INFO):
+        return False
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    return True
+
+
 def worker_setup(threads: int = 1, imports: Sequence[str] = ()) -> int:
     """What a worker process does once, before its first task: ``threads`` torch intra-op threads (one per
     Dask thread: the process-wide policy is set here, at the worker's entry, not in library code), the
@@ -51,6 +61,7 @@ def worker_setup(threads: int = 1, imports: Sequence[str] = ()) -> int:
     import gc
     import importlib
 
+    die_with_parent()  # its parent (the fork server or nanny) killed outright: this worker goes too
     n = apply_threads(threads)
     for name in imports:
         importlib.import_module(name)
@@ -106,6 +117,12 @@ def dask_client(scheduler: str, workers: int | None = None, *, setup: Sequence[s
     check_scheduler(scheduler)
     if scheduler == "sync":
         raise ParameterError("scheduler 'sync' runs in this process: no Dask client")
+    with stop_on_signals():  # SIGTERM/SIGINT close the cluster; no worker or fork server is left behind
+        yield from _client(scheduler, workers, setup=setup, saturation=saturation)
+
+
+def _client(scheduler: str, workers: int | None, *, setup: Sequence[str] | None, saturation: float | None
+            ) -> Iterator:
     import dask
     from dask.distributed import Client, LocalCluster  # heavy: only runs that use Dask import it
 
@@ -115,11 +132,16 @@ def dask_client(scheduler: str, workers: int | None = None, *, setup: Sequence[s
         if setup is not None and "forkserver" in multiprocessing.get_all_start_methods():
             settings["distributed.worker.multiprocessing-method"] = "forkserver"
             _preload(["distributed", *setup])
+        quiet_dask()
         with dask.config.set(settings):
-            cluster = LocalCluster(n_workers=workers or default_workers(), threads_per_worker=1, processes=True,
-                                   dashboard_address=None, silence_logs=logging.ERROR)
+            # no dashboard, and the scheduler's HTTP server (always started) on a free port of localhost: never
+            # "Port 8787 is already in use", never listening beyond this machine
+            cluster = LocalCluster(n_workers=cap_workers(workers) or default_workers(), threads_per_worker=1,
+                                   processes=True, dashboard_address=None, silence_logs=logging.ERROR,
+                                   scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"})
         client = Client(cluster)
     else:
+        quiet_dask()
         try:
             client = Client(scheduler, timeout="10s")
         except OSError as exc:

@@ -17,13 +17,18 @@ on 2 cores). Two parts:
   threads for the whole command; the default is the CPUs this process may
   use. Commands that start several processes give each its share
   (``pretrain --workers N``: ``cpus // N``).
+* :func:`cap_workers`: worker processes are capped at the CPUs this process
+  may use (``--workers 100000`` starts as many as there are CPUs, and says so).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 
-__all__ = ["available_cpus", "apply_threads", "passive_wait"]
+__all__ = ["available_cpus", "apply_threads", "passive_wait", "cap_workers"]
+
+log = logging.getLogger(__name__)
 
 
 def passive_wait() -> bool:
@@ -64,3 +69,22 @@ def apply_threads(n: int | None) -> int:
         raise ValueError(f"--threads {n}: must be 1 or more")
     torch.set_num_threads(n)
     return n
+
+
+def cap_workers(workers: int | None, *, option: str = "--workers") -> int | None:
+    """``workers`` capped at :func:`available_cpus` (None stays None: the caller's default), with one
+    warning line when it is lowered.
+
+    Examples
+    --------
+    >>> cap_workers(1)
+    1
+    """
+    if workers is None:
+        return None
+    cpus = available_cpus()
+    if workers > cpus:
+        log.warning("%s %d: this process may use %d CPU%s; starting %d worker process%s", option, workers, cpus,
+                    "" if cpus == 1 else "s", cpus, "" if cpus == 1 else "es")
+        return cpus
+    return workers
