@@ -100,6 +100,7 @@ from beatdbn.models.layout import LAYERS, Layout, layer4, output_length, prepare
 from beatdbn.models.masks import valid_mask
 from beatdbn.utils.atomic import save_torch, write_json
 from beatdbn.utils.moments import exact_moments
+from beatdbn.utils.weights import load_weights
 
 __all__ = ["MLPConfig", "ConvMLP", "track_posteriors", "rotate_chroma", "INITS", "MODEL_FORMAT", "MODEL_VERSION"]
 
@@ -576,12 +577,8 @@ class ConvMLP(nn.Module):
             config = MLPConfig.from_dict(doc.get("config") or {})
         except (ParameterError, TypeError) as exc:
             raise DataError(f"{cfg_path}: invalid conv MLP config ({exc})") from None
-        try:
-            state = torch.load(pt_path, map_location=device, weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - every unreadable/unsafe file gets the same message
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-            raise DataError(f"{pt_path}: not a readable beatdbn model file ({type(exc).__name__}: {first}); "
-                            f"model files are plain state dicts loaded with weights_only=True") from None
+        state = load_weights(pt_path, map_location=device, what="beatdbn model file",
+                             fix="finetune again, or use a model folder written by beatdbn")  # never torch's advice
         model = cls(config, device=device)
         expect = {k: tuple(v.shape) for k, v in model.state_dict().items()}
         if not isinstance(state, dict):

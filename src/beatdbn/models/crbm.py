@@ -134,7 +134,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from beatdbn.exceptions import ParameterError
-from beatdbn.models.config import JsonConfig
+from beatdbn.models.config import JsonConfig, check_layer_size
 from beatdbn.models.crbm_kernels import bernoulli, cd1_conv, cd1_gemm
 from beatdbn.models.masks import hidden_mask, valid_mask
 
@@ -232,6 +232,7 @@ class CRBMConfig(JsonConfig):
         for name, value, ok, want in checks:
             if not ok:
                 raise ParameterError(f"CRBMConfig.{name}={value!r}: must be {want}")
+        check_layer_size("CRBMConfig", "n_hidden", n_hidden=self.n_hidden, n_visible=self.n_visible, width=self.width)
 
     @property
     def lr(self) -> float:

@@ -75,12 +75,13 @@ import torch
 from torch import nn
 
 from beatdbn.exceptions import ParameterError
-from beatdbn.models.config import JsonConfig
+from beatdbn.models.config import JsonConfig, check_layer_size
 from beatdbn.models.crbm import BernoulliCRBM, CRBMConfig, ConvRBM, GaussianCRBM
 from beatdbn.models.layout import (LAYERS, STAGES, Layout, layer2, layer4, layer_spec, normalize_timbre, output_length,
                                    pad_short_tracks, prepare_input)
 from beatdbn.models.masks import valid_mask
 from beatdbn.utils.atomic import save_torch, write_json
+from beatdbn.utils.weights import load_weights
 
 __all__ = ["DBNConfig", "ConvDBN", "STAGES", "LAYERS", "normalize_timbre", "pad_short_tracks", "output_length"]
 
@@ -105,6 +106,9 @@ class DBNConfig(Layout, JsonConfig):
 
     def __post_init__(self) -> None:
         self.check_layout()
+        for spec in LAYERS:  # before anything is allocated: 10**9 feature maps is one line, not a MemoryError
+            check_layer_size(type(self).__name__, spec.maps, n_hidden=getattr(self, spec.maps),
+                             n_visible=self.n_visible(spec), width=getattr(self, spec.width))
         if not isinstance(self.seed, int):
             raise ParameterError(f"DBNConfig.seed={self.seed!r}: must be an int")
         for stage in STAGES:  # the layer configs validate the rest (rates, sparsity, ...)
@@ -259,6 +263,7 @@ class ConvDBN(nn.Module):
         directory = Path(directory)
         config = DBNConfig.from_dict(json.loads((directory / "config.json").read_text()))
         model = cls(config, device=device)
-        state = torch.load(directory / "model.pt", map_location=device, weights_only=True)
+        state = load_weights(directory / "model.pt", map_location=device, what="beatdbn DBN file",
+                             fix="pretrain again, or use a DBN folder written by `beatdbn pretrain`")
         model.load_state_dict(state)
         return model

@@ -5,18 +5,26 @@ name in the target's folder (same file system, so the rename is atomic),
 renames it over the target when the block succeeds, and removes it when the
 block fails. The temporary name carries the writer's pid, so two processes
 never share one and a cleaner can tell whose leftover a file is.
+
+A full disk, a quota or a file-size limit (``ENOSPC``, ``EDQUOT``, ``EFBIG``;
+torch's "unexpected pos" from ``torch.save``) becomes one
+:class:`~beatdbn.exceptions.DataError` naming the file and the free space,
+not a traceback.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["atomic_path", "write_text", "write_json", "write_bytes", "save_torch", "TMP_MARK"]
+from beatdbn.exceptions import DataError
+
+__all__ = ["atomic_path", "write_text", "write_json", "write_bytes", "save_torch", "disk_full_error", "TMP_MARK"]
 
 TMP_MARK = ".tmp-"
 """Every temporary name contains this mark followed by the writer's pid."""
@@ -42,9 +50,32 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         if tmp.is_dir() and path.is_dir():
             shutil.rmtree(path)
         os.replace(tmp, path)
+    except OSError as exc:
+        _remove(tmp)
+        if exc.errno in _FULL:
+            raise disk_full_error(path, exc) from None
+        raise
     except BaseException:
         _remove(tmp)
         raise
+
+
+_FULL = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def disk_full_error(path: str | Path, exc: BaseException) -> DataError:
+    """One line for a write that failed for lack of room: the file, why, and the free space left."""
+    path = Path(path)
+    base = path.parent
+    while not base.exists() and base.parent != base:
+        base = base.parent
+    try:
+        free = f"{shutil.disk_usage(base).free / 2 ** 20:,.0f} MiB free"
+    except OSError:
+        free = "free space unknown"
+    why = {errno.EFBIG: "file-size limit reached (ulimit -f)"}.get(getattr(exc, "errno", None), "disk full")
+    return DataError(f"{path}: could not be written, {why} ({free} on {base}); free some space (or raise the "
+                     f"limit) and rerun: finished work is kept")
 
 
 def _remove(p: Path) -> None:
@@ -77,4 +108,13 @@ def save_torch(obj: Any, path: str | Path) -> None:
     import torch  # heavy optional import: only writers of .pt files pay for it
 
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as exc:  # torch's zip writer on a full disk: "unexpected pos", "file write failed"
+            cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else None
+            if cause is not None and cause.errno in _FULL:
+                raise disk_full_error(path, cause) from None
+            text = str(exc)
+            if "unexpected pos" in text or "write failed" in text or "No space left" in text:
+                raise disk_full_error(path, OSError(errno.ENOSPC, text)) from None
+            raise
