@@ -73,7 +73,8 @@ def disk_full_error(path: str | Path, exc: BaseException) -> DataError:
         free = f"{shutil.disk_usage(base).free / 2 ** 20:,.0f} MiB free"
     except OSError:
         free = "free space unknown"
-    why = {errno.EFBIG: "file-size limit reached (ulimit -f)"}.get(getattr(exc, "errno", None), "disk full")
+    why = {errno.EFBIG: "file-size limit reached (ulimit -f)",
+           None: "disk full or file-size limit reached (ulimit -f)"}.get(getattr(exc, "errno", None), "disk full")
     return DataError(f"{path}: could not be written, {why} ({free} on {base}); free some space (or raise the "
                      f"limit) and rerun: finished work is kept")
 
@@ -116,5 +117,5 @@ def save_torch(obj: Any, path: str | Path) -> None:
                 raise disk_full_error(path, cause) from None
             text = str(exc)
             if "unexpected pos" in text or "write failed" in text or "No space left" in text:
-                raise disk_full_error(path, OSError(errno.ENOSPC, text)) from None
+                raise disk_full_error(path, OSError(text)) from None  # which limit: torch does not say
             raise

@@ -34,8 +34,9 @@ def load_weights(path: str | Path, *, map_location: Any = "cpu", what: str = "be
         return torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise DataError(f"{path}: missing; {fix}") from None
-    except pickle.UnpicklingError:
-        why = "it holds Python objects besides tensors, which beatdbn never loads (they could run code)"
     except Exception as exc:  # noqa: BLE001 - torch's own text may advise weights_only=False: never shown
-        why = f"not a torch file, or damaged ({type(exc).__name__})"
+        if isinstance(exc, pickle.UnpicklingError) and "unsupported global" in str(exc).lower():
+            why = "it holds Python objects besides tensors, which beatdbn never loads (they could run code)"
+        else:
+            why = f"not a torch file, or damaged ({type(exc).__name__})"
     raise DataError(f"{path}: not a readable {what}: {why}; {fix}")
