@@ -10,6 +10,8 @@ line and that the secret appears in no output: not in the message, not in a
 from __future__ import annotations
 
 import json
+import os
+import re
 import time
 import tracemalloc
 from pathlib import Path
@@ -408,3 +410,66 @@ def test_mixed_structures_give_the_honest_track_or_a_refusal_and_never_the_secre
         [(meta, feats, beats)] = out
         assert "TOPSECRET" not in repr(meta) and not (feats == SECRET_VALUE).any()
         assert meta["title"] == honest.title and len(beats) == len(feats) >= 1
+
+
+# -- not a file at all ----------------------------------------------------------------------------------------
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+@pytest.mark.parametrize("name", ["pipe.h5", "pipe.wav"])
+def test_a_named_pipe_or_device_is_refused_not_waited_on(tmp_path, name):
+    """A FIFO (or /dev/zero) given as an input would block (or never end) the reader: refused at once."""
+    from beatdbn.inference.inputs import iter_inputs
+
+    fifo = tmp_path / name
+    os.mkfifo(fifo)
+    with pytest.raises(DataError, match=rf"{re.escape(name)}: not a regular file"):
+        list(read_features(fifo))
+    assert list(iter_inputs([tmp_path])) == []  # a folder search skips it
+    if Path("/dev/zero").exists():
+        with pytest.raises(DataError, match="/dev/zero: not a regular file"):
+            list(read_features("/dev/zero"))
+
+
+def test_a_float_type_with_exponent_bias_0_is_a_data_error(tmp_path):
+    """Found by scripts/fuzz_readers.py: h5py raised RuntimeError ("Unspecified error in H5Tget_ebias")."""
+    path = _good(tmp_path)
+    data = bytearray(path.read_bytes())
+    f64 = b"\x00\x00\x40\x00\x34\x0b\x00\x34\xff\x03\x00\x00"  # IEEE f64 properties: ..., exponent bias 1023
+    at = data.find(f64)
+    assert at > 0
+    data[at + 8 : at + 12] = bytes(4)  # exponent bias 0
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=r"upload\.h5: damaged MSD file \(RuntimeError: .*H5Tget_ebias"):
+        list(read_features(path))
+
+
+# -- a short fuzz (scripts/fuzz_readers.py is the long one) --------------------------------------------------
+
+@pytest.fixture(scope="module")
+def fuzz_seeds(tmp_path_factory) -> dict:
+    import soundfile as sf
+
+    folder = tmp_path_factory.mktemp("seeds")
+    msd = write_track(folder / "seed.h5", make_track(track_id="TRFUZZ0000000001", n_beats=16, seed=2)).read_bytes()
+    t = np.arange(int(1.5 * 22050)) / 22050
+    sf.write(folder / "seed.wav", (0.3 * np.sin(2 * np.pi * 440 * t) * (1 + (t % 0.5 < 0.05))).astype(np.float32),
+             22050)
+    return {".h5": msd, ".wav": (folder / "seed.wav").read_bytes()}
+
+
+@settings(max_examples=30, deadline=None, database=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(suffix=st.sampled_from([".h5", ".h5", ".wav"]), where=st.lists(st.floats(0, 1), min_size=1, max_size=6),
+       patch=st.lists(st.binary(min_size=1, max_size=8), min_size=6, max_size=6), cut=st.floats(0.05, 1.0))
+def test_mutated_files_give_a_track_or_one_data_error_line(tmp_path, fuzz_seeds, suffix, where, patch, cut):
+    data = bytearray(fuzz_seeds[suffix])
+    for pos, bytes_ in zip(where, patch):
+        at = int(pos * (len(data) - 1))
+        data[at : at + len(bytes_)] = bytes_
+    path = tmp_path / f"fuzzed{suffix}"
+    path.write_bytes(bytes(data[: max(1, int(cut * len(data)))]) if cut < 0.9 else bytes(data))
+    try:
+        for meta, feats, beats in read_features(path):
+            assert feats.shape[1] == 24 and len(feats) == len(beats) and np.isfinite(feats).all()
+    except DataError as exc:
+        assert "\n" not in str(exc) and str(exc).startswith(str(path))

@@ -153,6 +153,8 @@ def _open(path: str):
         raise DataError(f"{path}: no such file")
     if os.path.isdir(path):
         raise DataError(f"{path}: is a directory, not an audio file")
+    if not os.path.isfile(path):  # a FIFO would block the decoder, a device never end
+        raise DataError(f"{path}: not a regular file (a pipe, socket or device); give a file")
     try:
         with decoder_notes(path):
             return sf.SoundFile(path)
@@ -276,6 +278,8 @@ def file_id(path, *, prefix: str = "AU") -> str:
 def _is_hdf5(path) -> bool:
     """True when the file starts with the HDF5 signature (at 0, 512, 1024, ... as the spec allows)."""
     sig = b"\x89HDF\r\n\x1a\n"
+    if not os.path.isfile(path):  # opening a FIFO to sniff it would block
+        return False
     try:
         with open(path, "rb") as fh:
             head = fh.read(8)

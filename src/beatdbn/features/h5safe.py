@@ -184,6 +184,8 @@ def open_untrusted(path, *, max_links: int = MAX_LINKS) -> h5py.File:
         raise DataError(f"{path}: no such file")
     if os.path.isdir(path):
         raise DataError(f"{path}: is a directory, not an MSD .h5 file")
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: not a regular file (a pipe, socket or device); give a file")
     try:
         h5 = h5py.File(path, "r", driver="sec2", locking=False)
     except (OSError, RuntimeError, ValueError) as exc:

@@ -124,6 +124,15 @@ class Track:
         }
 
 
+# what h5py raises on a damaged file: OSError from the library, RuntimeError from some of its calls
+# (a float type whose exponent bias is 0: "Unspecified error in H5Tget_ebias", found by fuzzing), ...
+_H5_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError, OverflowError)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0]
+
+
 def _text(value) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
@@ -325,8 +334,8 @@ def iter_tracks(path, *, analysis: bool = True) -> Iterator[Track]:
             yield songs.track(i)
     except DataError:
         raise
-    except (OSError, KeyError, ValueError, TypeError) as exc:
-        raise DataError(f"{path}: damaged MSD file ({type(exc).__name__}: {exc})") from None
+    except _H5_ERRORS as exc:
+        raise DataError(f"{path}: damaged MSD file ({type(exc).__name__}: {_first_line(exc)})") from None
     finally:
         h5.close()
 
@@ -351,5 +360,7 @@ def count_tracks(path) -> int:
     h5 = _open(path)
     try:
         return _rows(_need(h5, "analysis/songs", os.fspath(path)))
+    except _H5_ERRORS as exc:
+        raise DataError(f"{os.fspath(path)}: damaged MSD file ({type(exc).__name__}: {_first_line(exc)})") from None
     finally:
         h5.close()

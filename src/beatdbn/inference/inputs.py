@@ -2,7 +2,8 @@
 
 Folders are walked in sorted order, symlinked sub-folders followed once (a
 link loop is not followed twice), and every file whose suffix is an input
-suffix (MSD ``.h5``/``.hdf5``, audio) is taken. A path that does not exist is
+suffix (MSD ``.h5``/``.hdf5``, audio) is taken if it is a regular file (not a
+pipe, socket or device, which would block or never end a reader). A path that does not exist is
 passed through, so that the caller reports it as a failed input.
 """
 
@@ -31,8 +32,13 @@ def _walk(folder: Path) -> Iterator[Path]:
         seen.add(real)
         dirs.sort()
         for name in sorted(files):
-            if name.lower().endswith(INPUT_SUFFIXES) and not name.startswith("."):
-                yield Path(root) / name
+            path = Path(root) / name
+            if not name.lower().endswith(INPUT_SUFFIXES) or name.startswith("."):
+                continue
+            # not a FIFO or device with an input's name (it would block or never end the reader); a dangling
+            # link is still passed on, to be reported as missing
+            if path.is_file() or not path.exists():
+                yield path
 
 
 def iter_inputs(paths: Iterable[str | Path]) -> Iterator[Path]:
