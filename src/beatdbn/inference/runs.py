@@ -32,11 +32,9 @@ import numpy as np
 import torch
 
 from beatdbn.exceptions import DataError, ParameterError
-from beatdbn.inference.baselines import load_baseline
 from beatdbn.labels import KEY_NAMES
 from beatdbn.metrics.results import ExperimentResult
 from beatdbn.models.convmlp import ConvMLP
-from beatdbn.models.window_model import FORMAT as WINDOW_MODEL_FORMAT
 
 __all__ = ["Run", "load_run", "label_names", "shipped_model", "shipped_model_dir", "representation_mismatch",
            "needed_model_kind", "SHIPPED_MODELS", "REPRESENTATION_NAMES"]
@@ -141,6 +139,7 @@ def _model_name(path: Path) -> str | None:
     cfg = _read_json(path / "config.json", "run configuration")
     if cfg.get("format") == "beatdbn-convmlp":  # a conv MLP model folder, not a run
         return None
+    from beatdbn.models.window_model import FORMAT as WINDOW_MODEL_FORMAT  # here: it loads scikit-learn
     if cfg.get("format") == WINDOW_MODEL_FORMAT:  # a baseline model folder
         return str(cfg.get("kind") or "baseline")
     name = cfg.get("model")
@@ -190,6 +189,7 @@ def load_run(run_dir: str | Path, *, device: str | torch.device = "cpu") -> Run:
 
 def _load_baseline_run(path: Path, name: str, device) -> Run:
     """A baseline run (windowed logistic regression, naive Bayes) through ``inference.baselines``."""
+    from beatdbn.inference.baselines import load_baseline  # here: naive Bayes loads scikit-learn
     model = load_baseline(path, device)
     run_cfg = _read_json(path / "config.json", "run configuration")
     result = ExperimentResult.load(path / "result.json") if (path / "result.json").is_file() else None
