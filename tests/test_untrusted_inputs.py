@@ -473,3 +473,18 @@ def test_mutated_files_give_a_track_or_one_data_error_line(tmp_path, fuzz_seeds,
             assert feats.shape[1] == 24 and len(feats) == len(beats) and np.isfinite(feats).all()
     except DataError as exc:
         assert "\n" not in str(exc) and str(exc).startswith(str(path))
+
+
+@pytest.mark.parametrize("driver", ["family", "split"])
+def test_files_spread_over_several_by_their_driver_do_not_open(tmp_path, driver):
+    """Opened with sec2 named explicitly: a family member or the metadata half of a split file is refused."""
+    if driver == "family":
+        with h5py.File(tmp_path / "fam%d.h5", "w", driver="family", memb_size=1 << 16) as h5:
+            h5["x"] = np.arange(20_000)
+        path = tmp_path / "fam0.h5"
+    else:
+        with h5py.File(tmp_path / "split.h5", "w", driver="split") as h5:
+            h5["x"] = np.arange(10)
+        path = tmp_path / "split.h5-m.h5"
+    with pytest.raises(DataError, match="not a readable HDF5 file"):
+        open_untrusted(path)
