@@ -77,7 +77,7 @@ def test_load_run_records_the_representation_and_dispatches_baselines(tmp_path, 
             return np.tile([0.25, 0.75], (len(features), 1))
 
     calls = []
-    monkeypatch.setattr("beatdbn.inference.runs.load_baseline", lambda path, device: calls.append((path, device)) or Fake())
+    monkeypatch.setattr("beatdbn.inference.baselines.load_baseline", lambda path, device: calls.append((path, device)) or Fake())
     run = load_run(tmp_path / "lr")
     assert calls and run.kind == "logreg" and run.labels == ["rock", "jazz"] and not run.has_steps
     assert predict_features(run, _tracks([60, 70])) == pytest.approx(np.tile([0.25, 0.75], (2, 1)))

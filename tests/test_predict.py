@@ -227,7 +227,7 @@ def test_predict_a_baseline_run(demo_corpus, tmp_path, monkeypatch):
             p[:, 7] = 0.5
             return p
 
-    monkeypatch.setattr("beatdbn.inference.runs.load_baseline", lambda path, device: NB())
+    monkeypatch.setattr("beatdbn.inference.baselines.load_baseline", lambda path, device: NB())
     res = runner.invoke(app, ["predict", str(run_dir), str(_files(demo_corpus, 1)[0]), "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)[0]["label"] == "G"
