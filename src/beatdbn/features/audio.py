@@ -162,13 +162,12 @@ class AudioAnalysis:
 
 @functools.lru_cache(maxsize=8)
 def _filters(sr: int, n_fft: int, chroma_n_fft: int, n_mels: int, tuning: float):
-    import librosa
-    import scipy.signal
+    from beatdbn.features.filters import chroma_filters, hann, mel_filters  # librosa's, without scipy.signal
 
-    mel = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels).astype(np.float32)  # (n_mels, 1 + n_fft/2)
-    chroma = librosa.filters.chroma(sr=sr, n_fft=chroma_n_fft, tuning=tuning).astype(np.float32)  # (12, ...)
-    win = scipy.signal.get_window("hann", n_fft, fftbins=True).astype(np.float32)
-    cwin = scipy.signal.get_window("hann", chroma_n_fft, fftbins=True).astype(np.float32)
+    mel = mel_filters(sr=sr, n_fft=n_fft, n_mels=n_mels)  # (n_mels, 1 + n_fft/2)
+    chroma = chroma_filters(sr=sr, n_fft=chroma_n_fft, tuning=tuning)  # (12, ...)
+    win = hann(n_fft).astype(np.float32)
+    cwin = hann(chroma_n_fft).astype(np.float32)
     return np.ascontiguousarray(mel.T), np.ascontiguousarray(chroma.T), win, cwin
 
 
