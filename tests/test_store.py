@@ -177,7 +177,10 @@ def test_msd_and_audio_inputs_in_one_store(tmp_path):
     t = np.arange(3 * 22050) / 22050
     y = 0.3 * np.sin(2 * np.pi * 330 * t) * (1 + (t % 0.5 < 0.05))
     sf.write(tmp_path / "in" / "tone.flac", y.astype(np.float32), 22050)
-    extract([tmp_path / "in"], tmp_path / "store", scheduler="sync")
+    with pytest.raises(DataError, match=r"mix MSD files \(2, .*audio files \(1, .*--allow-mixed"):
+        extract([tmp_path / "in"], tmp_path / "store", scheduler="sync")  # issue 24 item 8: refused by default
+    assert not (tmp_path / "store" / "shards").exists()
+    extract([tmp_path / "in"], tmp_path / "store", scheduler="sync", allow_mixed=True)
     store = beatdbn.FeatureStore.open(tmp_path / "store")
     reps = dict(zip(store.metadata.column("source").to_pylist(), store.metadata.column("representation").to_pylist()))
     assert len(store) == 3 and sorted(reps.values()) == ["audio", "echonest", "echonest"]

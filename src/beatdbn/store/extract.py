@@ -12,8 +12,30 @@ Flow::
 Labels for audio (artist, genre, key) come from ``labels`` (path -> dict, e.g.
 :func:`beatdbn.labels.read_label_csv`) and/or ``folder_label`` (the
 first folder below a source folder names it); the CSV wins where both give
-one. Labels are read when a file is extracted: a resumed run does not relabel
-files already in the store.
+one, and each file where they differ is named in ``ExtractReport.notes``.
+Label rows naming files that do not exist, or are not among the inputs, are
+counted and the first few named there too.
+
+**Changed labels are applied on a rerun.** A rerun given labels compares,
+for every audio track of its inputs already in the store, the labels given
+now with the metadata stored (``artist_name``/``artist_id``, ``genre``,
+``key``, ``mode``) and rewrites the differing shards' commit files (the
+metadata table only: features are not extracted again; the h5 file and its
+checksum are untouched). ``ExtractReport.relabelled`` counts the tracks.
+A label left out of the new file is not removed from the store (give the
+corrected value instead).
+
+**One representation per store.** A store holds MSD (Echo Nest) tracks or
+audio tracks, not both: the two share a layout, not a meaning. Inputs of
+the other kind than the store's (or a mix of both in one run) stop the run
+before anything is written, unless ``allow_mixed=True`` (``--allow-mixed``);
+``tasks``, ``finetune``, ``evaluate`` and ``embed`` refuse a mix in what
+they use.
+
+**Identity.** A new store gets a random id in ``store.json``; every shard
+carries it (:mod:`beatdbn.store.shard`). A store written before ids gets no
+id from ``extract`` (its report notes says so): ``beatdbn check --repair``
+stamps one.
 
 A file that cannot be read is skipped with a one-line reason and listed in
 the store's report; the rest of the run completes. A killed run leaves only
@@ -50,11 +72,12 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from beatdbn.exceptions import BeatdbnError, DataError, ParameterError
-from beatdbn.features.sources import INPUT_SUFFIXES, MSD_SUFFIXES, read_features
-from beatdbn.labels import folder_labels
+from beatdbn.features.sources import (INPUT_SUFFIXES, MSD_SUFFIXES, REPRESENTATION_AUDIO, REPRESENTATION_MSD,
+                                     _artist_id, is_msd_file, read_features)
+from beatdbn.labels import folder_labels, parse_key
 from beatdbn.store.lock import StoreLock, pid_alive
-from beatdbn.store.reader import FeatureStore, committed_shards, write_index, write_manifest
-from beatdbn.store.shard import ShardData, no_space_is_data_error, read_shard_table, write_shard
+from beatdbn.store.reader import FeatureStore, committed_shards, read_manifest, write_index, write_manifest
+from beatdbn.store.shard import ShardData, no_space_is_data_error, read_shard_table, write_commit, write_shard
 from beatdbn.utils.cluster import check_scheduler, dask_client
 from beatdbn.utils.atomic import TMP_MARK, write_json
 
@@ -80,6 +103,7 @@ class ExtractReport:
     seconds: float = 0.0
     labelled: int = 0  # inputs given labels (audio)
     retried: int = 0  # skipped inputs of earlier runs tried again (changed files, or --retry-skipped)
+    relabelled: int = 0  # tracks already in the store whose labels changed (metadata rewritten, features kept)
     notes: list[str] = field(default_factory=list)  # symlinked folders followed, loops, the store left out
 
     def as_dict(self) -> dict:
@@ -162,7 +186,8 @@ def _changed(path: str, skip: dict) -> bool:
     return any(now.get(k) != v for k, v in recorded.items())
 
 
-def extract_shard(store: str, shard: int, files: list[str], labels: dict[str, dict] | None = None) -> dict:
+def extract_shard(store: str, shard: int, files: list[str], labels: dict[str, dict] | None = None,
+                  store_id: str | None = None) -> dict:
     """Read, align and write one shard (runs on a Dask worker).
 
     ``labels`` maps input paths to their labels (audio). Returns the shard's
@@ -171,8 +196,8 @@ def extract_shard(store: str, shard: int, files: list[str], labels: dict[str, di
     ``{"shard", "error"}`` with the one-line reason (returned, not raised, so
     a Dask worker logs no traceback; :func:`extract` raises it).
     """
-    data = ShardData(shard=shard)
     labels = labels or {}
+    data = ShardData(shard=shard, store_id=store_id, labels=dict(labels))
     for path in files:
         data.sources.append(path)
         n_before = len(data.meta)
@@ -199,19 +224,103 @@ def extract_shard(store: str, shard: int, files: list[str], labels: dict[str, di
             "skipped": data.skipped}
 
 
+def _some(names: list[str], n: int = 3) -> str:
+    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
+
+
 def _merge_labels(files: list[str], sources: list, labels: dict[str, dict] | None,
-                  folder_label: str | None) -> dict[str, dict]:
-    """Each input's labels: folder names first, the label file's entries over them."""
+                  folder_label: str | None, notes: list[str] | None = None) -> dict[str, dict]:
+    """Each input's labels: folder names first, the label file's entries over them.
+
+    ``notes`` gets one line for label rows naming files that do not exist or
+    are not among the inputs, and one for files whose folder label the label
+    file overrides with another value (each with a count and the first few).
+    """
+    notes = [] if notes is None else notes
     merged: dict[str, dict] = {}
     if folder_label:
         roots = [Path(s).resolve() for s in sources if Path(s).is_dir()]
         merged = folder_labels(files, roots, field=folder_label)
+    inputs = set(files)
+    missing, elsewhere, overridden = [], [], []
     for path, entry in (labels or {}).items():
         key = str(Path(path).resolve())
+        if key not in inputs:
+            (elsewhere if Path(key).is_file() else missing).append(key)
+            continue
         if entry:
-            merged[key] = {**merged.get(key, {}), **entry}
+            old = merged.get(key, {})
+            overridden += [f"{key}: {f} {old[f]!r} (folder) -> {entry[f]!r} (label file)"
+                           for f in entry if f in old and old[f] != entry[f]]
+            merged[key] = {**old, **entry}
+    if missing:
+        notes.append(f"{len(missing)} label rows name files that do not exist: {_some(missing)}")
+    if elsewhere:
+        notes.append(f"{len(elsewhere)} label rows name files that are not among the inputs: {_some(elsewhere)}")
+    if overridden:
+        notes.append(f"the label file overrides {len(overridden)} folder labels: {_some(overridden)}")
     wanted = {f for f in files if Path(f).suffix.lower() not in MSD_SUFFIXES}  # MSD files carry their own
     return {p: e for p, e in merged.items() if p in wanted and e}
+
+
+def _label_columns(entry: dict) -> dict:
+    """The metadata columns the labels ``entry`` sets (as :func:`~beatdbn.features.sources.read_audio_features`)."""
+    cols: dict = {}
+    if entry.get("artist"):
+        cols.update(artist_name=entry["artist"], artist_id=_artist_id(entry["artist"]))
+    if entry.get("genre"):
+        cols["genre"] = entry["genre"]
+    if entry.get("key") is not None and entry.get("key") != "":
+        key, mode = parse_key(entry["key"])
+        if entry.get("mode") is not None and mode == -1:
+            mode = int(entry["mode"])
+        cols.update(key=key, mode=mode)
+    return cols
+
+
+def _relabel(store: Path, file_labels: dict[str, dict]) -> int:
+    """Apply changed labels to tracks already in the store (metadata only); the number of tracks changed."""
+    changed = 0
+    for pq_path in committed_shards(store).values():
+        table, info = read_shard_table(pq_path)
+        rows = table.to_pylist()
+        touched = 0
+        for row in rows:
+            entry = file_labels.get(row["source"])
+            if not entry or (row["representation"] or REPRESENTATION_MSD) != REPRESENTATION_AUDIO:
+                continue
+            cols = _label_columns(entry)
+            if any(row.get(k) != v for k, v in cols.items()):
+                row.update(cols)
+                touched += 1
+        if touched:
+            labels = dict(info.get("labels") or {})
+            labels.update({r["source"]: file_labels[r["source"]] for r in rows if r["source"] in file_labels})
+            write_commit(pq_path, type(table).from_pylist(rows, schema=table.schema), dict(info, labels=labels))
+            changed += touched
+    return changed
+
+
+def _check_one_representation(store: Path, files: list[str], allow_mixed: bool) -> None:
+    """Refuse inputs whose representation differs from each other's or from the store's (unless ``allow_mixed``)."""
+    if allow_mixed:
+        return
+    kinds: dict[str, list[str]] = {}
+    for f in files:
+        kinds.setdefault(REPRESENTATION_MSD if is_msd_file(f) else REPRESENTATION_AUDIO, []).append(f)
+    have = FeatureStore.open(store).representations() if committed_shards(store) else {}
+    if len(set(kinds) | set(have)) <= 1:
+        return
+    if len(kinds) > 1:
+        raise DataError(f"the inputs mix MSD files ({len(kinds[REPRESENTATION_MSD]):,}, e.g. "
+                        f"{kinds[REPRESENTATION_MSD][0]}) and audio files ({len(kinds[REPRESENTATION_AUDIO]):,}, e.g. "
+                        f"{kinds[REPRESENTATION_AUDIO][0]}); their features share a layout, not a meaning: extract "
+                        f"them into separate stores, or pass --allow-mixed")
+    new = next(iter(kinds))
+    old = next(k for k in have if k != new)
+    raise DataError(f"{store} holds {have[old]:,} {old} tracks and these {len(kinds[new]):,} inputs are "
+                    f"{'MSD files' if new == REPRESENTATION_MSD else 'audio files'} (e.g. {kinds[new][0]}); "
+                    f"extract them into another store, or pass --allow-mixed")
 
 
 def _subset(labels: dict[str, dict], chunk: list[str]) -> dict[str, dict]:
@@ -289,6 +398,7 @@ def extract(
     retry_skipped: bool = False,
     wait: bool = False,
     on_wait: Callable[[int | None], None] | None = None,
+    allow_mixed: bool = False,
 ) -> ExtractReport:
     """Extract every input into the store at ``out`` (created if needed).
 
@@ -322,12 +432,15 @@ def extract(
         Wait for another writer of the store instead of stopping.
     on_wait : callable, optional
         Called with the other writer's pid before waiting.
+    allow_mixed : bool
+        Let MSD files and audio files into one store (refused by default).
 
     Raises
     ------
     DataError
         No input file at all; another process writes the store (``wait``
-        False); no space left on the device; a damaged shard.
+        False); no space left on the device; a damaged shard; inputs of
+        another representation than the store's (without ``allow_mixed``).
     ParameterError
         A bad ``shard_size``, ``workers`` or ``scheduler``.
     """
@@ -344,21 +457,30 @@ def extract(
     if not files:
         where = ", ".join(p["path"] for p in problems) or "the given sources"
         raise DataError(f"{where}: no input files found")
-    file_labels = _merge_labels(files, sources, labels, folder_label)
+    file_labels = _merge_labels(files, sources, labels, folder_label, report.notes)
     report.labelled = len(file_labels)
     with StoreLock(store, wait=wait, on_wait=on_wait):
         _extract_locked(store, files, file_labels, report, shard_size=shard_size, scheduler=scheduler,
-                        workers=workers, on_progress=on_progress, on_start=on_start, retry_skipped=retry_skipped)
+                        workers=workers, on_progress=on_progress, on_start=on_start, retry_skipped=retry_skipped,
+                        allow_mixed=allow_mixed, relabel=labels is not None or folder_label is not None)
     report.seconds = time.perf_counter() - t0
     return report
 
 
 def _extract_locked(store: Path, files: list[str], file_labels: dict, report: ExtractReport, *, shard_size: int,
-                    scheduler: str, workers: int | None, on_progress, on_start, retry_skipped: bool) -> None:
+                    scheduler: str, workers: int | None, on_progress, on_start, retry_skipped: bool,
+                    allow_mixed: bool = False, relabel: bool = False) -> None:
     """The part of :func:`extract` that writes: runs holding the store's lock."""
     write_manifest(store)
+    store_id = read_manifest(store)["store_id"]
+    if store_id is None:
+        report.notes.append(f"{store} has no store id (written by an older beatdbn): shards copied in from another "
+                            f"store cannot be told apart; run `beatdbn check {store} --repair` to stamp one")
+    _check_one_representation(store, files, allow_mixed)
     if _clean_leftovers(store):
         log.info("removed leftovers of an interrupted run in %s", store)
+    if relabel and file_labels:
+        report.relabelled = _relabel(store, file_labels)
     done, report.retried = _done_inputs(store, retry_skipped)
     todo = [f for f in files if f not in done]
     report.already_done = len(files) - len(todo)
@@ -382,7 +504,7 @@ def _extract_locked(store: Path, files: list[str], file_labels: dict, report: Ex
 
     if scheduler == "sync" or len(jobs) <= 1:
         for shard, chunk in jobs:
-            finished(extract_shard(str(store), shard, chunk, _subset(file_labels, chunk)))
+            finished(extract_shard(str(store), shard, chunk, _subset(file_labels, chunk), store_id))
     elif jobs:
         from dask.distributed import as_completed  # heavy: only runs that use Dask import it
 
@@ -390,7 +512,8 @@ def _extract_locked(store: Path, files: list[str], file_labels: dict, report: Ex
             futures = []
             try:
                 futures = [client.submit(extract_shard, str(store), shard, chunk, _subset(file_labels, chunk),
-                                         key=f"beatdbn-shard-{shard}", pure=False) for shard, chunk in jobs]
+                                         store_id, key=f"beatdbn-shard-{shard}", pure=False)
+                           for shard, chunk in jobs]
                 for future in as_completed(futures):
                     finished(future.result())
             finally:

@@ -2,7 +2,8 @@
 
 A store is a folder::
 
-    STORE/store.json          format marker and the feature column names
+    STORE/store.json          format marker, the feature column names and the
+                              store's id (``store_id``, a UUID every shard carries)
     STORE/shards/shard-*.h5   ragged features + beat times (see ``shard.py``)
     STORE/shards/shard-*.parquet   per-shard metadata (the commit files)
     STORE/tracks.parquet      all shards' metadata in one table (an index;
@@ -21,35 +22,54 @@ Examples
 ((397, 24), 'Rick Astley')
 >>> for batch in store.iter_batches(256):                 # doctest: +SKIP
 ...     pass
+
+Every shard read is verified: its size and checksum against the ones its
+commit (or the index) recorded, its store id against the store's, its
+values finite (:func:`beatdbn.store.shard.read_shard_arrays`); a damaged,
+replaced or foreign shard gives one :class:`DataError` line naming it and
+``beatdbn check --repair``, never wrong or non-finite features.
+
+**Stores written before ids** (no ``store_id`` in ``store.json``) stay
+readable; only the identity check is skipped, and ``beatdbn check`` says so
+and offers ``--repair`` to stamp one. **A broken ``shards/`` folder** (a
+symlink loop, a link to nothing, a file) and **a garbage ``store.json``**
+give one line saying what is wrong and how to repair it; nothing is
+rewritten from them (the index is never replaced by an empty one).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import os
+import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
-import h5py
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from beatdbn.exceptions import DataError, ParameterError
-from beatdbn.store.shard import (METADATA_SCHEMA, SHARD_META_KEY, conform_metadata, no_space_is_data_error,
-                                 read_shard_table)
+from beatdbn.store.shard import (H5_SHARD_ATTR, H5_STORE_ATTR, METADATA_SCHEMA, SHARD_META_KEY, conform_metadata,
+                                 no_space_is_data_error, read_shard_arrays, read_shard_table)
 from beatdbn.utils.atomic import atomic_path, write_json
 
-__all__ = ["FeatureStore", "TrackRecord", "FEATURE_NAMES", "STORE_FORMAT"]
+__all__ = ["FeatureStore", "TrackRecord", "FEATURE_NAMES", "STORE_FORMAT", "read_manifest", "shards_problem",
+           "check_representations", "new_store_id", "MANIFEST"]
 
 STORE_FORMAT = "beatdbn-feature-store"
 FEATURE_NAMES = [f"chroma_{p}" for p in ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")] + [
     f"timbre_{i:02d}" for i in range(12)
 ]
 INDEX_FILE = "tracks.parquet"
+MANIFEST = "store.json"
+#: Fields of a shard's commit info the index keeps, so a read can verify the shard (and see it was replaced).
+_VERIFY_KEYS = ("h5_bytes", "h5_blake2b", "store_id")
 
 log = logging.getLogger(__name__)
 
@@ -82,17 +102,97 @@ class TrackRecord:
         return self.features[:, 12:]
 
 
-def write_manifest(path: Path) -> None:
-    """Create ``store.json`` (idempotent)."""
-    manifest = Path(path) / "store.json"
-    if not manifest.exists():
+def new_store_id() -> str:
+    """A fresh store id (a random UUID, hex)."""
+    return uuid.uuid4().hex
+
+
+def write_manifest(path: Path, *, store_id: str | None = None, replace: bool = False) -> None:
+    """Create ``store.json`` with a new store id (idempotent unless ``replace``: then ``store_id`` is written)."""
+    manifest = Path(path) / MANIFEST
+    if replace or not (manifest.exists() or manifest.is_symlink()):
         Path(path).mkdir(parents=True, exist_ok=True)
         with no_space_is_data_error(manifest):
-            write_json(manifest, {"format": STORE_FORMAT, "version": 1, "features": FEATURE_NAMES})
+            write_json(manifest, {"format": STORE_FORMAT, "version": 1, "features": FEATURE_NAMES,
+                                  "store_id": store_id or new_store_id()})
+
+
+def _looks_like_store(path: Path) -> bool:
+    """True when ``path`` holds what a store is made of (an index or a shards folder), whatever its manifest."""
+    return (path / INDEX_FILE).is_file() or os.path.lexists(path / "shards")
+
+
+def read_manifest(path) -> dict:
+    """The parsed ``store.json`` of the store at ``path`` (``store_id`` None for a store written before ids).
+
+    Raises
+    ------
+    DataError
+        No manifest (not a store); a manifest that is not a beatdbn one:
+        when the folder holds shards or an index, the message says so and
+        names ``beatdbn check STORE --repair``, which rewrites it.
+    """
+    path = Path(path)
+    manifest = path / MANIFEST
+    if not (manifest.exists() or manifest.is_symlink()):
+        raise DataError(f"{path}: not a beatdbn feature store (no store.json); create one with `beatdbn extract`")
+    try:
+        doc = json.loads(manifest.read_text(encoding="utf-8"))
+        problem = None if isinstance(doc, dict) and doc.get("format") == STORE_FORMAT else "not a beatdbn manifest"
+    except OSError as exc:
+        doc, problem = None, f"unreadable ({'a symlink loop' if exc.errno == errno.ELOOP else exc.strerror or exc})"
+    except ValueError:
+        doc, problem = None, "not JSON (garbage)"
+    if problem is None:
+        sid = doc.get("store_id")
+        if sid is not None and not (isinstance(sid, str) and len(sid) == 32 and all(c in "0123456789abcdef" for c in sid)):
+            problem = f"store_id {str(sid)[:40]!r} is not a store id"
+        else:
+            return dict(doc, store_id=sid)
+    if _looks_like_store(path):
+        raise DataError(f"{manifest}: {problem}, but {path} holds a feature store's shards/index; run "
+                        f"`beatdbn check {path} --repair` to rewrite store.json (the shards and index are kept)")
+    raise DataError(f"{manifest}: {problem}; not a beatdbn feature store manifest")
+
+
+def shards_problem(path) -> str | None:
+    """Why ``STORE/shards`` cannot be listed (a symlink loop, a link to nothing, not a folder), else None."""
+    shards = Path(path) / "shards"
+    if not os.path.lexists(shards):
+        return None
+    if shards.is_symlink():
+        try:
+            target = os.readlink(shards)
+            shards.resolve(strict=True)
+        except RuntimeError:
+            return f"{shards} is a symlink loop (-> {target})"
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return f"{shards} is a symlink loop (-> {target})"
+            return f"{shards} is a symlink to {target}, which does not exist"
+    try:
+        if not shards.is_dir():
+            return f"{shards} is not a folder"
+        os.listdir(shards)
+    except OSError as exc:
+        return f"{shards}: cannot be listed ({'a symlink loop' if exc.errno == errno.ELOOP else exc.strerror})"
+    return None
 
 
 def committed_shards(path: Path) -> dict[int, Path]:
-    """Shard number -> Parquet path, for every committed shard of a store."""
+    """Shard number -> Parquet path, for every committed shard of a store.
+
+    Raises
+    ------
+    DataError
+        ``STORE/shards`` is a symlink loop, a link to nothing or not a folder
+        (:func:`shards_problem`): the store's shards cannot be seen, which
+        must never read as "no shards".
+    """
+    problem = shards_problem(path)
+    if problem:
+        raise DataError(f"{problem}; the store's shards cannot be read. Point STORE/shards at the real shards "
+                        f"folder (or restore it), then run `beatdbn check {path}`")
     out = {}
     for p in (Path(path) / "shards").glob("shard-*.parquet"):
         try:
@@ -119,8 +219,9 @@ def current_skipped(infos: Iterable[dict]) -> list[dict]:
     return [e for e in latest.values() if e is not None]
 
 
-def _read_index(index: Path, shards: dict[int, Path]) -> tuple[pa.Table, list[dict]] | None:
-    """``tracks.parquet`` when it is readable and covers exactly ``shards``, else None."""
+def _read_index(index: Path, shards: dict[int, Path]) -> tuple[pa.Table, list[dict], dict[int, dict]] | None:
+    """``tracks.parquet`` (table, skipped, what it recorded of each shard) when it is readable and covers
+    exactly ``shards``, else None."""
     if not index.exists():
         return None
     try:
@@ -128,7 +229,8 @@ def _read_index(index: Path, shards: dict[int, Path]) -> tuple[pa.Table, list[di
         info = json.loads((table.schema.metadata or {}).get(SHARD_META_KEY, b"{}"))
         if info.get("shards") != list(shards):
             return None
-        return conform_metadata(table).replace_schema_metadata(None), info.get("skipped", [])
+        verify = {int(k): v for k, v in (info.get("verify") or {}).items()}
+        return conform_metadata(table).replace_schema_metadata(None), info.get("skipped", []), verify
     except (OSError, ValueError, TypeError, KeyError, pa.ArrowException) as exc:
         log.warning("%s: unreadable index (%s); rebuilt from the shards (`beatdbn check %s --repair` rewrites it)",
                     index, type(exc).__name__, index.parent)
@@ -136,10 +238,17 @@ def _read_index(index: Path, shards: dict[int, Path]) -> tuple[pa.Table, list[di
 
 
 def load_index(path: Path) -> tuple[pa.Table, list[dict]]:
-    """All shards' metadata in one table and the skipped inputs.
+    """All shards' metadata in one table and the skipped inputs (see :func:`load_index_verified`)."""
+    table, skipped, _ = load_index_verified(path)
+    return table, skipped
+
+
+def load_index_verified(path: Path, *, from_shards: bool = False) -> tuple[pa.Table, list[dict], dict[int, dict]]:
+    """All shards' metadata in one table, the skipped inputs, and each shard's size, checksum and store id.
 
     Uses ``tracks.parquet`` when it is readable and covers exactly the
-    committed shards, else concatenates the shards' own tables.
+    committed shards (unless ``from_shards``), else concatenates the shards'
+    own tables.
 
     Raises
     ------
@@ -148,24 +257,36 @@ def load_index(path: Path) -> tuple[pa.Table, list[dict]]:
         ``beatdbn check --repair``).
     """
     shards = committed_shards(path)
-    cached = _read_index(Path(path) / INDEX_FILE, shards)
+    cached = None if from_shards else _read_index(Path(path) / INDEX_FILE, shards)
     if cached is not None:
-        return cached
+        table, skipped, verify = cached
+        for n in set(shards) - set(verify):  # an index written before it recorded them: from the commit files
+            info = read_shard_table(shards[n])[1]
+            verify[n] = {k: info[k] for k in _VERIFY_KEYS if k in info}
+        return table, skipped, verify
     tables, infos = [], []
     for p in shards.values():
         table, info = read_shard_table(p)
         tables.append(table)
         infos.append(info)
     table = pa.concat_tables(tables) if tables else METADATA_SCHEMA.empty_table()
-    return table, current_skipped(infos)
+    verify = {n: {k: info[k] for k in _VERIFY_KEYS if k in info} for n, info in zip(shards, infos)}
+    return table, current_skipped(infos), verify
 
 
-def write_index(path: Path) -> pa.Table:
-    """Consolidate the shards' metadata into ``tracks.parquet`` (atomically)."""
+def write_index(path: Path, *, from_shards: bool = False) -> pa.Table:
+    """Consolidate the shards' metadata into ``tracks.parquet`` (atomically).
+
+    The index also records each shard's size, checksum and store id, so a
+    shard replaced after the index was written is seen (by reads and by
+    ``beatdbn check``). ``from_shards`` rebuilds it from the shards' own
+    commit files even when the current index covers them.
+    """
     shards = committed_shards(path)
-    table, skipped = load_index(path)
-    meta = {SHARD_META_KEY: json.dumps({"shards": list(shards), "skipped": skipped}).encode()}
     index = Path(path) / INDEX_FILE
+    table, skipped, verify = load_index_verified(path, from_shards=from_shards)
+    meta = {SHARD_META_KEY: json.dumps({"shards": list(shards), "skipped": skipped,
+                                        "verify": {str(k): v for k, v in verify.items()}}).encode()}
     with no_space_is_data_error(index), atomic_path(index) as tmp:
         pq.write_table(table.replace_schema_metadata(meta), tmp)
     return table
@@ -179,10 +300,13 @@ class FeatureStore:
     :meth:`iter_batches` streams many, one shard in memory at a time.
     """
 
-    def __init__(self, path: Path, table: pa.Table, skipped: list[dict], *, cache_shards: int = 8):
+    def __init__(self, path: Path, table: pa.Table, skipped: list[dict], *, cache_shards: int = 8,
+                 verify: dict[int, dict] | None = None, store_id: str | None = None):
         self.path = Path(path)
         self.metadata = table
         self.skipped = skipped
+        self.store_id = store_id  # None: a store written before ids (no identity check)
+        self._verify = dict(verify or {})
         ids = table.column("track_id").to_pylist()
         self._shard = table.column("shard").to_numpy()
         self._row = table.column("row").to_numpy()
@@ -205,23 +329,14 @@ class FeatureStore:
             ``path`` is not a beatdbn feature store.
         """
         path = Path(path)
-        cls.check_manifest(path)
-        table, skipped = load_index(path)
-        return cls(path, table, skipped)
+        manifest = read_manifest(path)
+        table, skipped, verify = load_index_verified(path)
+        return cls(path, table, skipped, verify=verify, store_id=manifest["store_id"])
 
     @staticmethod
     def check_manifest(path) -> None:
-        """Raise DataError unless ``path`` holds a beatdbn store manifest."""
-        path = Path(path)
-        manifest = path / "store.json"
-        if not manifest.exists():
-            raise DataError(f"{path}: not a beatdbn feature store (no store.json); create one with `beatdbn extract`")
-        try:
-            fmt = json.loads(manifest.read_text()).get("format")
-        except (OSError, ValueError, AttributeError):
-            fmt = None
-        if fmt != STORE_FORMAT:
-            raise DataError(f"{manifest}: not a beatdbn feature store manifest")
+        """Raise DataError unless ``path`` holds a beatdbn store manifest (see :func:`read_manifest`)."""
+        read_manifest(path)
 
     # -- container protocol --------------------------------------------------------------
     def __len__(self) -> int:
@@ -255,6 +370,19 @@ class FeatureStore:
         rows = np.fromiter(self._index.values(), dtype=np.int64, count=len(self._index))
         return int(self.metadata.column("n_beats").to_numpy()[rows].sum()) if len(rows) else 0
 
+    def representations(self, track_ids: Iterable[str] | None = None) -> dict[str, int]:
+        """How many of the (unique) tracks, or of ``track_ids``, have each representation ("echonest", "audio").
+
+        A track without one (a store older than the column) counts as "echonest".
+        """
+        rows = self.select_rows(track_ids) if track_ids is not None else self.select_rows()
+        kinds = self.metadata.column("representation").to_pylist() if len(self.metadata) else []
+        out: dict[str, int] = {}
+        for i in rows:
+            kind = kinds[int(i)] or "echonest"
+            out[kind] = out.get(kind, 0) + 1
+        return out
+
     def meta(self, track_id: str) -> dict:
         """The metadata row of one track, without reading its features."""
         return self.metadata.slice(self._index[track_id], 1).to_pylist()[0]
@@ -265,13 +393,27 @@ class FeatureStore:
             self._cache.move_to_end(shard)
             return self._cache[shard]
         h5_path = self.path / "shards" / f"shard-{shard:06d}.h5"
-        try:
-            with h5py.File(h5_path, "r") as h5:
-                data = (h5["features"][()], h5["beats"][()], h5["offsets"][()])
-        except (OSError, KeyError, ValueError) as exc:
-            reason = str(exc).split("(")[0].strip() or type(exc).__name__
+        if shard not in self._verify:  # a store opened from parts: what the commit recorded
+            try:
+                info = read_shard_table(h5_path.with_suffix(".parquet"))[1]
+            except DataError:
+                info = {}
+            self._verify[shard] = {k: info[k] for k in _VERIFY_KEYS if k in info}
+        expect = self._verify[shard]
+        arrays, reason = read_shard_arrays(h5_path, expect)
+        if arrays is not None:
+            # a shard stamped by `check --repair` carries the id in its commit only (bound to the h5 by the checksum)
+            have_id = arrays[3].get(H5_STORE_ATTR) or expect.get("store_id")
+            have_shard = arrays[3].get(H5_SHARD_ATTR)
+            if self.store_id is not None and have_id != self.store_id:
+                reason = (f"it belongs to another store (id {have_id})" if have_id else
+                          "it carries no store id: copied in from another store")
+            elif have_shard is not None and int(have_shard) != shard:
+                reason = f"it was written as shard {int(have_shard)} (copied or renamed)"
+        if reason is not None:
             raise DataError(f"{h5_path}: damaged shard ({reason}); run `beatdbn check {self.path} --repair`, "
-                            f"then `beatdbn extract` to redo its inputs") from None
+                            f"then `beatdbn extract` to redo its inputs")
+        data = arrays[:3]
         self._cache[shard] = data
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
@@ -383,3 +525,38 @@ class FeatureStore:
             "repeated_track_ids": self.n_repeated,
             "skipped": self.skipped,
         }
+
+
+#: How each representation is named in messages.
+_KIND_NAMES = {"echonest": "Echo Nest features (MSD .h5 files)", "audio": "audio analysed by beatdbn's front-end"}
+
+
+def check_representations(found: dict[str, int], *, expected: str | None = None, what: str = "the tracks") -> str:
+    """The one representation of ``found`` (counts, e.g. :meth:`FeatureStore.representations`).
+
+    Parameters
+    ----------
+    found : dict
+        Representation -> number of tracks.
+    expected : str, optional
+        The representation a model was trained on (e.g. a pretrained DBN's,
+        or a run's); tracks of another kind are refused.
+    what : str
+        What the tracks are, for the message ("the train split of key").
+
+    Raises
+    ------
+    DataError
+        ``found`` mixes representations, or holds another one than
+        ``expected``: the two share a layout, not a meaning, so a model must
+        see one kind only. The message gives the counts and the fix.
+    """
+    kinds = {k: v for k, v in found.items() if v}
+    listing = ", ".join(f"{v:,} {_KIND_NAMES.get(k, k)}" for k, v in sorted(kinds.items()))
+    if len(kinds) > 1:
+        raise DataError(f"{what} mix feature representations ({listing}); a model must see one kind only: extract "
+                        f"MSD files and audio into separate stores")
+    if expected and kinds and next(iter(kinds)) != expected:
+        raise DataError(f"{what} hold {listing}, but the model was trained on {_KIND_NAMES.get(expected, expected)}; "
+                        f"use a model trained on the same kind of features")
+    return next(iter(kinds), expected or "echonest")
