@@ -140,7 +140,7 @@ def read_exclusion(tasks_dir, known_ids=None) -> set[str]:
     if not path.exists():
         raise DataError(f"{path}: no exclusion list; build the tasks first with `beatdbn tasks STORE --out {tasks_dir}`")
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()  # a BOM must not hide the first id
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: unreadable exclusion list ({exc})") from None
     ids = {line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")}
