@@ -9,7 +9,9 @@ tags gives no genre; a tie for the highest count between two or more of the
 
 **Genre from tagtraum** (``--genre-labels FILE``): lines
 ``track_id<TAB>majority[<TAB>minority]``; the majority genre is used as it
-is, the minority one ignored.
+is, the minority one ignored. A track id given twice with different genres
+is an error naming both lines (never "the last one wins"); a file without
+any label line is an error saying so.
 
 **Key**: the Echo Nest ``key`` field, 0-11 for C..B (mode ignored: 12 keys as
 in the paper), named with :data:`KEY_NAMES`; with ``--key-classes 24`` the
@@ -24,6 +26,13 @@ first folder below the extracted folder (``genre/song.mp3``,
 B; ``♯``/``♭`` too) with an optional mode word ("minor", "min", "m", "major",
 "maj"), read by :func:`parse_key`; the mode is kept in the ``mode`` column
 (1 major, 0 minor, -1 not given), the task still has 12 classes.
+
+**Label files are read as UTF-8 with or without a byte-order mark**
+(``utf-8-sig``), so a BOM written by a spreadsheet never becomes part of
+the first track id or header. Two rows of one CSV naming the same file with
+different labels are an error naming both lines; a quoted field that runs
+past the end of its line (an unbalanced quote) is an error naming the file
+and the line, not the rest of the file.
 """
 
 from __future__ import annotations
@@ -88,16 +97,18 @@ def read_tagtraum(path, *, notes: list | None = None) -> dict[str, str]:
     Raises
     ------
     DataError
-        Missing file, or a line with a wrong column count, a track id that is
-        not an MSD id (``TR`` + 16 characters) or an empty genre: one line
-        naming the file and the line.
+        Missing file, no label line at all, a line with a wrong column count,
+        a track id that is not an MSD id (``TR`` + 16 characters) or an empty
+        genre, or one track given two genres: one line naming the file and
+        the line.
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = path.read_text(encoding="utf-8-sig", errors="replace")
     except OSError as exc:
         raise DataError(f"{path}: cannot read the genre label file ({exc.strerror or exc})") from None
-    labels = {}
+    labels: dict[str, str] = {}
+    first_line: dict[str, int] = {}
     blank = []
     for n, line in enumerate(text.splitlines(), 1):
         if line.startswith("#"):
@@ -113,7 +124,15 @@ def read_tagtraum(path, *, notes: list | None = None) -> dict[str, str]:
         if not (tid.startswith("TR") and len(tid) == 18) or not parts[1].strip():
             raise DataError(f"{path}:{n}: expected 'track_id<TAB>genre[<TAB>minority]' with an MSD track id "
                             f"(TR + 16 characters), got {line[:60]!r}")
-        labels[tid] = parts[1].strip()
+        genre = parts[1].strip()
+        if tid in labels and labels[tid] != genre:
+            raise DataError(f"{path}:{n}: track {tid} labelled {genre[:40]!r} here and {labels[tid][:40]!r} on line "
+                            f"{first_line[tid]}: conflicting genre labels; keep one line per track")
+        first_line.setdefault(tid, n)
+        labels[tid] = genre
+    if not labels:
+        raise DataError(f"{path}: no genre labels (the file is empty or holds only comments and blank lines); "
+                        f"expected lines 'track_id<TAB>genre[<TAB>minority]'")
     if blank and notes is not None:
         shown = ", ".join(map(str, blank[:5])) + (f" and {len(blank) - 5} more" if len(blank) > 5 else "")
         notes.append(f"{path}: {len(blank)} blank line(s) skipped (line {shown})")
@@ -170,7 +189,8 @@ def read_label_csv(path) -> dict[str, dict]:
     Raises
     ------
     DataError
-        Missing file, no ``path`` column, no label column, or a bad key (the
+        Missing file, no ``path`` column, no label column, a bad key, an
+        unbalanced quote, or two rows giving one file different labels (the
         message gives the file and line).
     """
     path = Path(path)
@@ -178,8 +198,9 @@ def read_label_csv(path) -> dict[str, dict]:
         text = path.read_text(encoding="utf-8-sig", errors="replace")
     except OSError as exc:
         raise DataError(f"{path}: cannot read the label file ({exc.strerror or exc})") from None
-    rows = csv.reader(text.splitlines())
-    header = [h.strip().lower() for h in next(rows, [])]
+    lines = text.splitlines()
+    rows = _csv_rows(path, lines)
+    header = [h.strip().lower() for h in next(rows, (1, []))[1]]
     if "path" not in header:
         raise DataError(f"{path}: no 'path' column in the header {header}; expected path plus any of "
                         f"{', '.join(LABEL_FIELDS)}")
@@ -189,7 +210,8 @@ def read_label_csv(path) -> dict[str, dict]:
     col = {name: header.index(name) for name in ("path", *fields)}
     base = path.resolve().parent
     labels: dict[str, dict] = {}
-    for n, row in enumerate(rows, 2):
+    line_of: dict[str, int] = {}
+    for n, row in rows:
         if not row or not any(cell.strip() for cell in row):
             continue
         cells = {name: (row[i].strip() if i < len(row) else "") for name, i in col.items()}
@@ -206,8 +228,47 @@ def read_label_csv(path) -> dict[str, dict]:
                     raise DataError(f"{path}:{n}: {exc}") from None
             else:
                 entry[name] = cells[name]
-        labels[str((base / cells["path"]).resolve())] = entry
+        try:
+            key = str((base / cells["path"]).resolve())
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise DataError(f"{path}:{n}: path {cells['path'][:60]!r} is not a usable file name ({exc})") from None
+        if key in labels and labels[key] != entry:
+            raise DataError(f"{path}:{n}: {cells['path'][:60]!r} also on line {line_of[key]} with other labels "
+                            f"({_show(labels[key])} there, {_show(entry)} here); keep one row per file")
+        line_of.setdefault(key, n)
+        labels[key] = entry
     return labels
+
+
+def _show(entry: dict) -> str:
+    return ", ".join(f"{k}={str(v)[:30]!r}" for k, v in entry.items()) or "no labels"
+
+
+def _csv_rows(path: Path, lines: list[str]):
+    """``(line number, cells)`` of each CSV row; a quoted field may not run past the end of its line.
+
+    Raises DataError naming the file and the line of an unbalanced quote (or any other CSV error), never
+    quoting the rest of the file.
+    """
+    reader = csv.reader(lines, strict=True)
+    done = 0
+    while True:
+        start = done + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            if reader.line_num > start:
+                raise DataError(f"{path}:{start}: unbalanced quote (a quoted field runs past the end of the line); "
+                                f"close the quote or remove it") from None
+            raise DataError(f"{path}:{reader.line_num or start}: not valid CSV ({str(exc)[:80]}); check the "
+                            f"quotes on that line") from None
+        if reader.line_num > start:
+            raise DataError(f"{path}:{start}: unbalanced quote (a quoted field runs past the end of the line); "
+                            f"close the quote or remove it")
+        done = reader.line_num
+        yield start, row
 
 
 def folder_labels(files: Iterable, roots: Iterable, *, field: str = "genre") -> dict[str, dict]:

@@ -55,11 +55,14 @@ def extract(
     folder_labels: Optional[str] = typer.Option(None, "--folder-labels", help="Label audio by the first folder below each source folder: genre, artist or key (SRC/rock/song.mp3 -> rock)."),
     retry_skipped: bool = typer.Option(False, "--retry-skipped", help="Try every input an earlier run skipped again (by default only those whose size or modification time changed)."),
     wait: bool = typer.Option(False, "--wait", help="Wait for another process writing the same store instead of stopping."),
+    allow_mixed: bool = typer.Option(False, "--allow-mixed", help="Let MSD files and audio files into one store (refused by default: their features share a layout, not a meaning)."),
 ):
     """Beat-align every input (MSD files or audio) into a sharded feature store; a rerun resumes.
 
     One writer at a time: a second extract on the same store stops with a line
-    naming the first one's pid (or waits, with --wait).
+    naming the first one's pid (or waits, with --wait). A rerun with corrected
+    --labels updates the labels of tracks already in the store (features are
+    not extracted again).
     """
 
     check_scheduler(scheduler)
@@ -99,7 +102,7 @@ def extract(
 
         report = run_extract(sources, out, shard_size=shard_size, scheduler=scheduler, workers=workers,
                              on_progress=step, on_start=start, labels=label_map, folder_label=folder_labels,
-                             retry_skipped=retry_skipped, wait=wait, on_wait=waiting)
+                             retry_skipped=retry_skipped, wait=wait, on_wait=waiting, allow_mixed=allow_mixed)
     for note in report.notes:
         console.print(note, highlight=False, soft_wrap=True)
     if report.retried:
@@ -112,6 +115,9 @@ def extract(
     )
     if label_map is not None or folder_labels:
         console.print(f"labels given for {report.labelled:,} of {report.inputs:,} inputs")
+        if report.relabelled:
+            console.print(f"labels changed for {report.relabelled:,} tracks already in the store: their metadata was "
+                          f"updated (features kept)", highlight=False)
     if report.tracks_total == 0:
         err_console.print("[red]error:[/red] nothing could be read; the store is empty")
         raise typer.Exit(1)

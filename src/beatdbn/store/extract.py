@@ -519,7 +519,7 @@ def _extract_locked(store: Path, files: list[str], file_labels: dict, report: Ex
             finally:
                 client.cancel(futures)  # after a failure: stop the shards still running before the workers go
 
-    write_index(store)
+    write_index(store, from_shards=bool(report.relabelled))  # relabelled commits: the index is rebuilt
     opened = FeatureStore.open(store)
     report.tracks_total, report.beats_total = len(opened), opened.n_beats
     summary = report.as_dict()

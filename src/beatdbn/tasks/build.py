@@ -217,7 +217,7 @@ def load_task(tasks_dir, name: str) -> Task:
     classes_file = d / "classes.txt"
     if not classes_file.exists():
         raise DataError(f"{classes_file}: missing class list")
-    classes = [c for c in classes_file.read_text(encoding="utf-8").splitlines() if c]
+    classes = [c for c in classes_file.read_text(encoding="utf-8-sig").splitlines() if c]  # a BOM is no class
     task = Task(name, classes, {})
     known = set(classes)
     for split in SPLITS:
@@ -225,7 +225,7 @@ def load_task(tasks_dir, name: str) -> Task:
         if not f.exists():
             raise DataError(f"{f}: missing {split} split of task {name!r}")
         pairs = []
-        for n, line in enumerate(f.read_text(encoding="utf-8").splitlines()[1:], 2):
+        for n, line in enumerate(f.read_text(encoding="utf-8-sig").splitlines()[1:], 2):
             parts = line.split("\t")
             if len(parts) != 2 or parts[1] not in known:
                 raise DataError(f"{f}:{n}: expected 'track_id<TAB>label' with a label from classes.txt, got {line!r}")

@@ -32,7 +32,7 @@ def read_duplicates(path) -> list[list[str]]:
     """
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        lines = path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
     except OSError as exc:
         raise DataError(f"{path}: cannot read the duplicates file ({exc.strerror or exc})") from None
     groups: list[list[str]] = []

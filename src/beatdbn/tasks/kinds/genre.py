@@ -2,7 +2,10 @@
 
 Labels: the 20 MusicBrainz genre tags (see :mod:`beatdbn.labels` for the
 rule), or the genres of a tagtraum file (``genre_labels``), or, for an audio
-corpus, the ``genre`` labels given at extraction (used as they are).
+corpus, the ``genre`` labels given at extraction (used as they are). A track
+given one genre at extraction (labels CSV, folder names) and another by the
+tagtraum file is an error naming the tracks (no silent choice); a tagtraum
+file none of whose track ids is in the store says so.
 ``per_genre`` (250) tracks each, drawn at random (seeded). ``genres`` picks
 classes: all (default), ``'top:N'`` (the N largest) or a list. With
 ``artist_filter`` every artist's tracks land in one split.
@@ -12,7 +15,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from beatdbn.exceptions import ParameterError
+from beatdbn.exceptions import DataError, ParameterError
 from beatdbn.labels import GENRES, genre_from_mbtags, normalize_tag
 from beatdbn.tasks.registry import PaperColumn, TaskConfig, TaskOption, TaskSpec
 from beatdbn.tasks.selection import Task, TaskScaleError, auto_balanced, balanced_task, try_auto
@@ -53,10 +56,26 @@ def _pick_genres(counts: Counter, classes: list[str], config: TaskConfig, source
     return [c for c in classes if c in wanted]
 
 
+def _refuse_conflicts(rows: dict, external: dict[str, str]) -> None:
+    """DataError naming the tracks whose genre given at extraction differs from the genre label file's."""
+    clash = [f"{t}: {g.strip()!r} (given at extraction) vs {external[t]!r} (genre label file)"
+             for t, g in zip(rows["track_id"], rows["genre"]) if g and g.strip() and t in external
+             and normalize_tag(g) != normalize_tag(external[t])]
+    if clash:
+        more = f" and {len(clash) - 3} more" if len(clash) > 3 else ""
+        raise DataError(f"genre labels conflict for {len(clash)} tracks: {'; '.join(clash[:3])}{more}; correct one "
+                        f"of them (a corrected labels CSV is applied by rerunning `beatdbn extract --labels`), "
+                        f"or leave out --genre-labels")
+
+
 def _genre_labels(rows: dict, tagtraum: dict[str, str] | None) -> tuple[dict[str, str], list[str], dict]:
     stats = {"ambiguous": 0, "untagged": 0}
     if tagtraum is not None:
         labels = {t: tagtraum[t] for t in rows["track_id"] if t in tagtraum}
+        _refuse_conflicts(rows, labels)
+        if not labels and tagtraum:
+            raise TaskScaleError(f"genre task: none of the {len(tagtraum):,} track ids of the genre label file is in "
+                                 f"the store (e.g. {next(iter(tagtraum))}); was it written for another corpus?")
         stats["untagged"] = len(rows["track_id"]) - len(labels)
         stats["label_ids_not_in_corpus"] = len(set(tagtraum) - set(rows["track_id"]))
         return labels, sorted(set(tagtraum.values())), stats
@@ -84,7 +103,9 @@ def build(rows: dict, config: TaskConfig, context: dict) -> Task:
     counts = Counter(labels.values())
     classes = _pick_genres(counts, classes, config, source)
     if len(classes) < 2:
-        raise TaskScaleError("genre task: fewer than two genres among the labelled tracks")
+        have = ", ".join(f"{c} ({counts.get(c, 0)})" for c in classes) or "none"
+        raise TaskScaleError(f"genre task: the {source} labels give {len(classes)} genre(s) among the "
+                             f"{len(labels):,} labelled tracks ({have}); two or more are needed")
     pick_all = parse_genres(config.genres)[0] != "all"
     auto, why = try_auto(lambda: auto_balanced("genre", counts, classes, config, pick_all,
                                                fewer_hint="; choose fewer genres with --genres top:N or a list"))
