@@ -7,10 +7,12 @@ The browser tests skip, with the command to run, when Playwright or /usr/bin/chr
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import io
 import json
 import os
 import shutil
+import socket
 import threading
 import time
 from pathlib import Path
@@ -28,8 +30,9 @@ fastapi = pytest.importorskip("fastapi", reason="pip install -e '.[serve,test]' 
 uvicorn = pytest.importorskip("uvicorn", reason="pip install -e '.[serve,test]' (FastAPI + uvicorn)")
 httpx = pytest.importorskip("httpx", reason="pip install -e '.[serve,test]'")
 
-from beatdbn.cli.serve import bind  # noqa: E402
+from beatdbn.cli.serve import bind, exposure_warning  # noqa: E402
 from beatdbn.serve import UploadLimits, create_app  # noqa: E402
+from beatdbn.serve.app import allowed_hosts, host_allowed  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 BROWSER_HELP = ("no headless browser: run `make test` as root (it installs Debian's chromium), or "
@@ -62,23 +65,40 @@ def msd_model(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def server(msd_model, tmp_path_factory):
-    """The app on a free loopback port in a background thread; yields (base url, upload temp root)."""
-    tmp_root = tmp_path_factory.mktemp("uploads")
-    runs = [shipped_model("key"), load_run(msd_model)]
-    app = create_app(runs, UploadLimits(max_bytes=3 * 2**20, max_queue=2, tmp_root=str(tmp_root)))
-    sock = bind("127.0.0.1", 0)
-    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+@contextlib.contextmanager
+def serving(runs, limits: UploadLimits, host: str = "127.0.0.1"):
+    """The app on a free port of ``host`` in a background thread, with the Host check as `beatdbn serve` sets it;
+    yields the port."""
+    sock = bind(host, 0)
+    port = sock.getsockname()[1]
+    app = create_app(runs, limits, host=host, port=port)
+    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, timeout_keep_alive=5))
     thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
     while not srv.started and time.monotonic() < deadline:
         time.sleep(0.05)
     assert srv.started
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}", tmp_root
-    srv.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield port
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def key_run():
+    return shipped_model("key")
+
+
+@pytest.fixture(scope="module")
+def server(key_run, msd_model, tmp_path_factory):
+    """The app on a free loopback port in a background thread; yields (base url, upload temp root)."""
+    tmp_root = tmp_path_factory.mktemp("uploads")
+    runs = [key_run, load_run(msd_model)]
+    limits = UploadLimits(max_bytes=3 * 2**20, max_queue=2, tmp_root=str(tmp_root), body_timeout=3.0)
+    with serving(runs, limits) as port:
+        yield f"http://127.0.0.1:{port}", tmp_root
 
 
 def _post(url: str, files) -> httpx.Response:
@@ -136,6 +156,114 @@ def test_port_errors_are_one_line(server):
     assert res.exit_code == 1 and "--port" in res.output and "Traceback" not in res.output
 
 
+def test_the_key_answer_and_plain_names(server, song):
+    url, tmp_root = server
+    res = _post(url, {"file": ("generated-song.wav", song.read_bytes(), "audio/wav")})
+    assert res.status_code == 200, res.text
+    track = res.json()["tracks"][0]
+    assert track["title"] == ""  # untagged: the page titles it by the file's name, not our copy's "upload"
+    key, genre = track["models"]
+    assert key["model"] == "Key: the shipped audio key model" and genre["model"] == "Genre: model in genre-echonest"
+    k = key["key"]
+    assert {"key", "key_ascii", "tonic", "mode", "camelot", "confidence", "tonal", "reason",
+            "alternatives"} <= set(k)
+    if k["tonal"]:
+        assert k["key"] == k["alternatives"][0]["key"] and 0 < k["confidence"] <= 1 and k["reason"] is None
+    else:
+        assert k["key"] is None and k["reason"].startswith("no tonal centre")
+    assert len(k["alternatives"]) == 5 and "key" not in genre  # top_k of the page; only key models
+    assert list(tmp_root.iterdir()) == []
+
+
+def test_host_header_must_name_the_bound_address(server):
+    url, _ = server
+    port = int(url.rsplit(":", 1)[1])
+    for host in ("evil.example", f"evil.example:{port}", f"127.0.0.1:{port + 1}", f"localhost.evil.example:{port}",
+                 f"127.0.0.2:{port}", "127.0.0.1:80x"):
+        res = httpx.get(url + "/api/models", headers={"Host": host})
+        assert res.status_code == 400, host
+        assert "not served here" in res.json()["error"] and len(res.text) < 300
+    res = httpx.post(url + "/api/analyse", headers={"Host": "rebound.example"}, files={"file": ("a.wav", b"RIFF")})
+    assert res.status_code == 400  # refused before routing: no upload is read
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}", f"LocalHost:{port}"):
+        assert httpx.get(url + "/api/models", headers={"Host": host}).status_code == 200, host
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:  # HTTP/1.0 without a Host header
+        raw.sendall(b"GET /api/models HTTP/1.0\r\n\r\n")
+        assert raw.recv(4096).split(b"\r\n")[0].endswith(b"400 Bad Request")
+
+
+def test_allowed_hosts():
+    loop = {"localhost", "127.0.0.1", "[::1]"}
+    assert allowed_hosts("127.0.0.1") == allowed_hosts("::1") == allowed_hosts("localhost") == loop
+    assert allowed_hosts("192.168.1.5") == {"192.168.1.5"}
+    assert allowed_hosts("fd00::5") == {"[fd00::5]"} and allowed_hosts("192.168.1.5", ["box.lan"]) >= {"box.lan"}
+    assert allowed_hosts("0.0.0.0") >= loop | {socket.gethostname().lower(), "0.0.0.0"}
+    names = allowed_hosts("127.0.0.1")
+    assert host_allowed("127.0.0.1:8000", names, 8000) and host_allowed("localhost", names, 80)
+    assert not host_allowed("localhost", names, 8000)  # no port in the header: port 80
+    assert not host_allowed("127.0.0.1:8001", names, 8000) and not host_allowed(None, names, 8000)
+    assert not host_allowed("[::1", names, None) and not host_allowed("[::1]x", names, None)
+
+
+def _stalled_upload(port: int) -> socket.socket:
+    """A connection that sends an upload's head and a few bytes of its body, then nothing."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=30)
+    raw.sendall(b"POST /api/analyse HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                b"Content-Type: multipart/form-data; boundary=xyz\r\nContent-Length: 100000\r\n\r\n"
+                b"--xyz\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\nRIFF" % port)
+    return raw
+
+
+def test_idle_uploads_do_not_block_the_server(server, song):
+    """Before: four uploads that stopped sending held every place of the queue, and everyone got 'busy'."""
+    url, tmp_root = server
+    port = int(url.rsplit(":", 1)[1])
+    idle = [_stalled_upload(port) for _ in range(4)]
+    try:
+        time.sleep(0.3)  # their heads are read and they wait for their bodies
+        t0 = time.monotonic()
+        res = _post(url, {"file": ("s.wav", song.read_bytes(), "audio/wav")})
+        assert res.status_code == 200, res.text
+        assert httpx.get(url + "/api/models").status_code == 200
+        for raw in idle:  # each stalled upload is answered at its deadline (3 s here), and costs no one else
+            status = raw.recv(4096).split(b"\r\n")[0]
+            assert b" 408 " in status, status
+        assert time.monotonic() - t0 < 30
+    finally:
+        for raw in idle:
+            raw.close()
+    assert list(tmp_root.iterdir()) == []
+
+
+def test_an_analysis_past_its_deadline_answers_504_and_frees_its_place(key_run, song, tmp_path):
+    data = song.read_bytes()
+    limits = UploadLimits(max_queue=1, tmp_root=str(tmp_path), analysis_timeout=0.05)
+    with serving([key_run], limits) as port:
+        url = f"http://127.0.0.1:{port}"
+        slow = _post(url, {"file": ("s.wav", data, "audio/wav")})
+        assert slow.status_code == 504 and "longer than 0.05 s" in slow.json()["error"]
+        busy = _post(url, {"file": ("s.wav", data, "audio/wav")})
+        assert busy.status_code == 503  # the worker still holds the one place
+        deadline = time.monotonic() + 60
+        while list(tmp_path.iterdir()) and time.monotonic() < deadline:  # the worker finishes the file
+            time.sleep(0.1)
+        time.sleep(0.2)
+        again = _post(url, {"file": ("s.wav", data, "audio/wav")})
+        assert again.status_code == 504  # its place was given back: not "busy" forever
+        while list(tmp_path.iterdir()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+
+def test_listening_beyond_this_computer_prints_a_warning(server):
+    assert exposure_warning("127.0.0.1") is None and exposure_warning("localhost") is None
+    assert exposure_warning("::1") is None
+    assert "every network" in exposure_warning("0.0.0.0") and "every network" in exposure_warning("::")
+    assert "192.168.1.5" in exposure_warning("192.168.1.5")
+    port = server[0].rsplit(":", 1)[1]
+    res = runner.invoke(cli_app, ["serve", "--host", "0.0.0.0", "--port", port])  # the port is taken: stops there
+    assert res.exit_code == 1 and "warning: --host 0.0.0.0" in res.output and "in use" in res.output
+
+
 @pytest.fixture(scope="module")
 def browser():
     try:
@@ -168,6 +296,10 @@ def test_page_in_chromium(server, browser, song, shared_msd, tmp_path):
     assert labels.count() == 5
     first = labels.first.text_content()
     assert any(first.startswith(k) for k in ("C", "D", "E", "F", "G", "A", "B")) and "%" in first
+    answer = page.locator(".model").first.locator(".key-answer").text_content()  # the key card
+    assert ("confidence" in answer and "%" in answer) or ("no key" in answer and "no tonal centre" in answer)
+    assert page.locator(".model h3").first.text_content() == "Key: the shipped audio key model"
+    assert page.text_content("h2").startswith("generated-song.wav")  # the file's name, not "upload"
     assert "Not applied" in page.locator(".model").nth(1).text_content()  # the Echo Nest model is named
     assert page.locator("canvas.heatmap").count() == 3  # posterior, chroma, timbre
     assert "tempo" in page.text_content(".facts") and "BPM" in page.text_content(".facts")

@@ -9,12 +9,12 @@ from typing import Optional
 
 import typer
 
-from beatdbn.cli import command, console
+from beatdbn.cli import command, console, err_console
 from beatdbn.exceptions import ParameterError
-from beatdbn.inference.runs import load_run, shipped_model
-from beatdbn.serve.app import UploadLimits, create_app
 
-__all__ = ["serve", "parse_port", "bind"]
+# beatdbn.inference and beatdbn.serve load torch (and FastAPI): imported inside `serve`, so that `--help` is fast
+
+__all__ = ["serve", "parse_port", "bind", "exposure_warning"]
 
 
 def parse_port(text: str) -> int:
@@ -44,6 +44,22 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def exposure_warning(host: str) -> str | None:
+    """A warning when ``host`` is not a loopback address (e.g. 0.0.0.0: every network), else None."""
+    import ipaddress
+
+    name = host.strip("[]")
+    try:
+        loopback = ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        loopback = name.lower().rstrip(".") == "localhost"
+    if loopback:
+        return None
+    where = "every network this computer is on" if name in ("0.0.0.0", "::") else f"the network of {host}"
+    return (f"warning: --host {host} listens on {where}: anyone who can reach it may upload files and use this "
+            f"computer's CPU, and nothing is encrypted. Use --host 127.0.0.1 (the default) unless you mean it.")
+
+
 @command()
 def serve(
     runs: Optional[list[Path]] = typer.Argument(None, metavar="[RUN_DIR ...]",
@@ -56,6 +72,11 @@ def serve(
     max_queue: int = typer.Option(4, "--max-queue", help="Uploads waiting for analysis at most; more get 'busy'. "
                                                          "One file is analysed at a time (torch threads: the global "
                                                          "`beatdbn --threads N serve`)."),
+    allow_host: Optional[list[str]] = typer.Option(
+        None, "--allow-host", metavar="NAME",
+        help="Also answer requests addressed to this host name (e.g. the machine's name on your network, or a "
+             "proxy's). Requests naming any other host get 400: a web page cannot reach the server through a "
+             "DNS name of its own."),
 ):
     """A local web page to try a song: top labels, the posterior over time, the beat-aligned features."""
     number = parse_port(port)
@@ -68,12 +89,22 @@ def serve(
         import uvicorn  # optional dependency (beatdbn[serve])
     except ImportError:
         raise ParameterError("beatdbn serve needs FastAPI and uvicorn: pip install 'beatdbn[serve]'") from None
+    from beatdbn.inference.runs import load_run, shipped_model  # lazy: torch (fast --help)
+    from beatdbn.serve.app import UploadLimits, create_app  # lazy: FastAPI, torch (fast --help)
+
+    warning = exposure_warning(host)
+    if warning:
+        err_console.print(warning, style="yellow", highlight=False, soft_wrap=True)
     loaded = [load_run(r) for r in runs] if runs else [shipped_model("key")]
     sock = bind(host, number)
     actual = sock.getsockname()[1]
-    app = create_app(loaded, UploadLimits(max_bytes=int(max_mb * 2**20), max_queue=max_queue))
+    app = create_app(loaded, UploadLimits(max_bytes=int(max_mb * 2**20), max_queue=max_queue), host=host,
+                     port=actual, allow_hosts=allow_host or ())
     shown = f"[{host}]" if ":" in host else host
     console.print(f"beatdbn serve: http://{shown}:{actual}/  ({', '.join(r.name for r in loaded)}; Ctrl-C stops)",
                   highlight=False, soft_wrap=True)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    # idle keep-alive connections are closed after 5 s; request heads are capped by h11 (16 KiB); a stalled
+    # upload body and a long analysis have their own deadlines in the app (UploadLimits)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, timeout_keep_alive=5,
+                                           h11_max_incomplete_event_size=16 * 1024))
     server.run(sockets=[sock])

@@ -2,7 +2,10 @@
 
 :func:`analyse_file` reads the file once and applies each run; a run whose
 representation differs from the track's is named with the reason instead of
-being applied. The result is strict JSON (no NaN).
+being applied. A key model's answer also holds ``"key"``: the key fields of
+:func:`~beatdbn.inference.key_answer.key_answer` (the spelled key or None for
+"no key", mode, Camelot code, confidence, tonal, reason, alternatives). The
+result is strict JSON (no NaN).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import numpy as np
 from beatdbn.exceptions import DataError
 from beatdbn.features.sources import read_features
 from beatdbn.inference.files import over_time
+from beatdbn.inference.key_answer import task_key_answer
 from beatdbn.inference.posteriors import predict_features, step_posteriors
 from beatdbn.inference.runs import Run, representation_mismatch
 from beatdbn.inference.steps import BEATS_PER_BAR
@@ -45,6 +49,9 @@ def _model_answer(run: Run, name: str, meta: dict, feats: np.ndarray, beats: np.
         return {**out, "error": "the model gave non-finite posteriors for this track"}
     order = np.argsort(-post, kind="stable")[:top_k]
     out["top"] = [{"label": run.labels[int(j)], "probability": float(post[j])} for j in order]
+    key = task_key_answer(run.task, run.labels, post, tonal_threshold=run.tonal_threshold, top_k=top_k)
+    if key is not None:
+        out["key"] = key
     if run.has_steps:
         out["over_time"] = over_time(run, step_posteriors(run.model, [feats])[0], len(feats), beats)
     return out
@@ -53,6 +60,9 @@ def _model_answer(run: Run, name: str, meta: dict, feats: np.ndarray, beats: np.
 def analyse_file(runs: Sequence[Run], path: str | Path, *, name: str | None = None, top_k: int = 5) -> dict[str, Any]:
     """``{"file", "tracks": [{"track_id", "title", "artist", "tempo", "duration", "representation",
     "n_beats", "beats", "chroma", "timbre", "beats_per_bar", "models": [...]}]}``.
+
+    Each model's entry: ``{"model", "task", "representation", "top": [{"label", "probability"}],
+    "over_time", ["key"]}``, or ``{..., "error"}`` when the model does not apply to the track.
 
     Raises
     ------

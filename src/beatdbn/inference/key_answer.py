@@ -40,7 +40,7 @@ import numpy as np
 from beatdbn.exceptions import ParameterError
 from beatdbn.labels import KEY_NAMES, NO_KEY
 
-__all__ = ["key_answer", "key_classes", "spell_key", "camelot_code", "ascii_key", "MAJOR_SPELLING",
+__all__ = ["key_answer", "task_key_answer", "key_classes", "spell_key", "camelot_code", "ascii_key", "MAJOR_SPELLING",
            "MINOR_SPELLING", "KEY_FIELDS"]
 
 #: Tonic names of the 12 major keys by pitch class (C = 0).
@@ -150,9 +150,11 @@ def key_answer(classes: Sequence[str], posterior, *, tonal_threshold: float | No
     -------
     dict
         ``key`` (None for "no key"), ``key_ascii``, ``tonic``, ``mode`` (None for a 12-tonic model),
-        ``camelot`` (None without a mode), ``confidence`` (the probability of the answer: of the key, or of
-        "no key"), ``tonal``, ``reason`` (why not tonal, else None), ``no_key_probability`` (None without the
-        class) and ``alternatives`` (``[{"key", "key_ascii", "camelot", "probability"}]``, keys only).
+        ``camelot`` (None without a mode), ``label`` (the model's class of the answer, as in its
+        ``probabilities``: the key's internal name, or "no key"), ``confidence`` (the probability of the
+        answer: of the key, or of "no key"), ``tonal``, ``reason`` (why not tonal, else None),
+        ``no_key_probability`` (None without the class) and ``alternatives``
+        (``[{"key", "key_ascii", "camelot", "probability"}]``, keys only).
 
     Raises
     ------
@@ -191,11 +193,19 @@ def key_answer(classes: Sequence[str], posterior, *, tonal_threshold: float | No
         else:
             reason = None
         if reason is not None:
-            return {"key": None, "key_ascii": None, "tonic": None, "mode": None, "camelot": None,
+            return {"label": NO_KEY, "key": None, "key_ascii": None, "tonic": None, "mode": None, "camelot": None,
                     "confidence": p_none, "tonal": False, "reason": reason, **answer}
     pc, mode = parsed[order[0]]
     key = spell_key(pc, mode)
     tonic = key.split(" ")[0]
-    return {"key": key, "key_ascii": ascii_key(key), "tonic": tonic, "mode": mode,
+    return {"label": str(classes[order[0]]), "key": key, "key_ascii": ascii_key(key), "tonic": tonic, "mode": mode,
             "camelot": camelot_code(pc, mode) if mode else None, "confidence": float(p[order[0]]), "tonal": True,
             "reason": None, **answer}
+
+
+def task_key_answer(task: str | None, classes: Sequence[str], posterior, *, tonal_threshold: float | None = None,
+                    top_k: int = 3) -> dict[str, Any] | None:
+    """:func:`key_answer` for a model of task ``"key"`` whose classes are keys; None for any other model."""
+    if task != "key" or key_classes(classes) is None:
+        return None
+    return key_answer(classes, posterior, tonal_threshold=tonal_threshold, top_k=top_k)

@@ -55,6 +55,20 @@ function heatmap({rows, nBeats, beatsPerBar, cells, paint, title, beats}) {
   return c;
 }
 
+// A key model's answer: the key, its mode and Camelot code, the confidence; or "no key" with the reason.
+function keyAnswer(k) {
+  const p = el("p", {class: "key-answer" + (k.tonal ? "" : " nokey")});
+  if (!k.tonal) {
+    p.append(el("strong", {class: "key"}, "no key"), el("span", {class: "reason"}, k.reason));
+    return p;
+  }
+  p.append(el("strong", {class: "key"}, k.key),
+    el("span", {class: "mode"}, k.mode ? k.mode : "mode not predicted by this model"),
+    el("span", {class: "camelot"}, k.camelot ? `Camelot ${k.camelot}` : "no Camelot code without a mode"),
+    el("span", {class: "confidence"}, `confidence ${(100 * k.confidence).toFixed(0)} %`));
+  return p;
+}
+
 function renderModel(m, track) {
   const box = el("section", {class: "model" + (m.error ? " mismatch" : "")});
   box.append(el("h3", {}, m.model));
@@ -62,8 +76,11 @@ function renderModel(m, track) {
     box.append(el("p", {class: "model-error"}, `Not applied: ${m.error}`));
     return box;
   }
+  if (m.key) box.append(keyAnswer(m.key));
+  const shown = m.key ? m.key.alternatives.map((a) => ({label: a.camelot ? `${a.key} (${a.camelot})` : a.key,
+    probability: a.probability})) : m.top;
   const ul = el("ul", {class: "labels"});
-  for (const {label, probability} of m.top) {
+  for (const {label, probability} of shown) {
     const li = el("li");
     li.append(el("span", {class: "label"}, label));
     const bar = el("span", {class: "bar"}); bar.style.width = `${(100 * probability).toFixed(1)}%`;
