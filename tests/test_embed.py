@@ -110,3 +110,137 @@ def test_cli_embed(dbn_dir, demo_corpus, tmp_path):
     assert res.exit_code == 0 and "600 tracks" in res.output
     res = runner.invoke(app, ["embed", str(tmp_path), str(folder), "--out", str(out)])
     assert res.exit_code == 1 and "Traceback" not in res.output
+
+
+# -- issue 24: items 7, 8 and 13 ------------------------------------------------------------------------------------
+
+def _small_store(tmp_path, n=6):
+    from beatdbn.store.extract import extract
+    from beatdbn.synth.corpus import make_track
+    from beatdbn.synth.msd_writer import write_track
+
+    (tmp_path / "msd").mkdir()
+    for i in range(n):
+        t = make_track(track_id=f"TREMBED{i:011d}", n_beats=30 + i, seed=i)
+        write_track(tmp_path / "msd" / f"{t.track_id}.h5", t)
+    extract([tmp_path / "msd"], tmp_path / "store", scheduler="sync", shard_size=3)
+    return tmp_path / "store"
+
+
+def _mark_audio(store, track_ids):
+    """Make ``track_ids`` audio tracks in their commit files (a store that mixes representations)."""
+    import pyarrow as pa
+
+    from beatdbn.store.reader import write_index
+    from beatdbn.store.shard import read_shard_table, write_commit
+
+    for p in sorted((store / "shards").glob("*.parquet")):
+        table, info = read_shard_table(p)
+        rows = table.to_pylist()
+        for r in rows:
+            if r["track_id"] in track_ids:
+                r["representation"] = "audio"
+        write_commit(p, pa.Table.from_pylist(rows, schema=table.schema), info)
+    write_index(store, from_shards=True)
+
+
+def test_a_damaged_shard_stops_embed_with_one_line_and_no_nan_file(dbn_dir, tmp_path):
+    import h5py
+
+    store = _small_store(tmp_path)
+    with h5py.File(store / "shards" / "shard-000001.h5", "r+") as h5:
+        h5["features"][0, :] = np.nan
+    with pytest.raises(DataError, match=r"shard-000001.h5: damaged shard .*check .* --repair"):
+        embed(dbn_dir, [store], tmp_path / "e.npz")
+    res = runner.invoke(app, ["embed", str(dbn_dir), str(store), "--out", str(tmp_path / "e.parquet")])
+    assert res.exit_code == 1 and "damaged shard" in res.output and "Traceback" not in res.output, res.output
+    assert not (tmp_path / "e.npz").exists() and not (tmp_path / "e.parquet").exists()
+
+
+def test_a_non_finite_embedding_is_refused_not_written(tmp_path, demo_corpus):
+    import torch
+
+    from beatdbn.inference.encoders import load_encoder
+
+    path = tmp_path / "dbn"
+    ConvDBN(DBNConfig(n_maps_1a=8, n_maps_1b=8, n_maps_3=8, seed=0)).save(path)
+    encoder = load_encoder(path)
+    with torch.no_grad():
+        next(encoder.model.parameters()).fill_(float("nan"))  # a broken model
+    files = sorted(demo_corpus["msd"].rglob("*.h5"))[:3]
+    with pytest.raises(DataError, match="no track could be embedded: .*non-finite layer-4 features"):
+        embed(encoder, files, tmp_path / "e.npz")
+    assert not (tmp_path / "e.npz").exists()
+
+
+def test_a_store_given_with_files_is_an_error_not_dropped(dbn_dir, demo_corpus, tmp_path):
+    files = sorted(demo_corpus["msd"].rglob("*.h5"))[:2]
+    with pytest.raises(ParameterError, match=r"is a feature store: embed it alone"):
+        embed(dbn_dir, [demo_corpus["store"], *files], tmp_path / "e.npz")
+    res = runner.invoke(app, ["embed", str(dbn_dir), str(demo_corpus["store"]), str(files[0]),
+                              "--out", str(tmp_path / "e.npz")])
+    assert res.exit_code == 1 and "embed it alone" in res.output and "Traceback" not in res.output
+    parent = tmp_path / "parent"
+    parent.mkdir()
+    shutil.copytree(demo_corpus["store"], parent / "store")
+    with pytest.raises(ParameterError, match=r"parent/store is a feature store"):
+        embed(dbn_dir, [parent], tmp_path / "e.npz")
+
+
+def test_a_store_mixing_representations_is_refused(dbn_dir, tmp_path):
+    store = _small_store(tmp_path)
+    _mark_audio(store, {"TREMBED00000000001"})
+    with pytest.raises(DataError, match=r"mix feature representations \(1 audio .*, 5 Echo Nest"):
+        embed(dbn_dir, [store], tmp_path / "e.npz")
+    assert not (tmp_path / "e.npz").exists()
+
+
+def test_a_store_of_another_representation_than_the_model_is_refused(tmp_path):
+    import json
+
+    from beatdbn.store.reader import FeatureStore, check_representations
+
+    store = _small_store(tmp_path)
+    fs = FeatureStore.open(store)
+    assert fs.representations() == {"echonest": 6} and check_representations(fs.representations()) == "echonest"
+    run = tmp_path / "run"
+    ConvMLP(MLPConfig(n_classes=2, classes=("a", "b"), task="key", seed=0, n_maps_1a=8, n_maps_1b=8,
+                      n_maps_3=8)).save(run / "model")
+    (run / "config.json").write_text(json.dumps({"task": "key", "model": "convmlp_random", "representation": "audio"}))
+    with pytest.raises(DataError, match=r"hold 6 Echo Nest features .* the model was trained on audio"):
+        embed(run, [store], tmp_path / "e.npz")
+
+
+def test_files_of_two_representations_in_one_run_are_refused(dbn_dir, demo_corpus, tmp_path):
+    import soundfile as sf
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for f in sorted(demo_corpus["msd"].rglob("*.h5"))[:2]:
+        shutil.copy(f, folder / f.name)
+    t = np.arange(2 * 22050) / 22050
+    sf.write(folder / "zz_tone.wav", (0.3 * np.sin(2 * np.pi * 330 * t)).astype(np.float32), 22050)
+    summary = embed(dbn_dir, [folder], tmp_path / "e.npz")
+    assert summary["tracks"] == 2 and summary["refused"] == 1
+    assert "zz_tone.wav: audio features, but earlier inputs of this run are echonest" in summary["errors"][0]
+    res = runner.invoke(app, ["embed", str(dbn_dir), str(folder), "--out", str(tmp_path / "c.npz")])
+    assert res.exit_code == 1 and "1 tracks refused" in res.output, res.output
+
+
+def test_evaluate_refuses_a_split_that_mixes_representations(demo_corpus, tmp_path):
+    import json
+
+    from beatdbn.evaluate.split import evaluate_split
+
+    store = tmp_path / "store"
+    shutil.copytree(demo_corpus["store"], store)
+    task = load_task(demo_corpus["tasks"], "key")
+    _mark_audio(store, {task.track_ids("test")[0]})
+    run = tmp_path / "run"
+    ConvMLP(MLPConfig(n_classes=len(task.classes), classes=tuple(task.classes), task="key", seed=0, n_maps_1a=8,
+                      n_maps_1b=8, n_maps_3=8)).save(run / "model")
+    (run / "config.json").write_text(json.dumps({"task": "key", "model": "convmlp_random",
+                                                 "representation": "echonest"}))
+    with pytest.raises(DataError, match=r"test tracks of task key .* mix feature representations \(1 audio"):
+        evaluate_split(run, store, demo_corpus["tasks"], "test")
+    assert evaluate_split(run, store, demo_corpus["tasks"], "valid")["n_tracks"] > 0  # one kind: evaluated

@@ -27,9 +27,13 @@ def embed(
     batch_size: int = typer.Option(16, help="Tracks encoded at a time (memory does not grow with the number of "
                                             "tracks)."),
 ):
-    """Write every track's layer-4 features: per step (with the beats each covers) and pooled (mean, max)."""
+    """Write every track's layer-4 features: per step (with the beats each covers) and pooled (mean, max).
+
+    A feature store is embedded alone (not with files); a store or a run mixing MSD and audio tracks, or tracks
+    of another kind than the model's, is refused (exit code 1); a damaged shard stops with one line.
+    """
     encoder = load_encoder(model)
-    if len(inputs) == 1 and (inputs[0] / "store.json").is_file():
+    if len(inputs) == 1 and (inputs[0] / "store.json").exists():
         total = len(FeatureStore.open(inputs[0]))
     else:
         total = sum(1 for _ in iter_inputs(inputs))
@@ -42,3 +46,7 @@ def embed(
     console.print(f"{summary['out']}: {summary['tracks']:,} tracks, {summary['steps']:,} steps, "
                   f"{summary['n_features']} features per step (mean and max pooled per track); "
                   f"{summary['failed']:,} inputs skipped", highlight=False, soft_wrap=True)
+    if summary["refused"]:
+        err_console.print(f"[red]error:[/red] {summary['refused']:,} tracks refused (another representation, or a "
+                          f"non-finite embedding); they are not in {summary['out']}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)

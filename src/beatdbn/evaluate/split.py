@@ -12,7 +12,7 @@ from beatdbn.inference.posteriors import predict_features
 from beatdbn.inference.runs import Run, as_run
 from beatdbn.metrics.scores import (KEY_SCORE_RULE, accuracy, chance_level, confusion_matrix, fifth_convention,
                                     per_class_accuracy, weighted_key_score)
-from beatdbn.store.reader import FeatureStore
+from beatdbn.store.reader import FeatureStore, check_representations
 from beatdbn.tasks.build import load_task
 
 __all__ = ["evaluate_split"]
@@ -43,8 +43,9 @@ def evaluate_split(run_dir: Run | str | Path, store, tasks_dir, split: str = "te
     Raises
     ------
     DataError
-        Task or split missing, a track missing from the store, or classes that
-        differ from the model's.
+        Task or split missing, a track missing from the store, classes that
+        differ from the model's, or a split whose tracks mix representations
+        (MSD and audio) or hold another one than the model was trained on.
     """
     run = as_run(run_dir)
     if not run.task:
@@ -58,6 +59,8 @@ def evaluate_split(run_dir: Run | str | Path, store, tasks_dir, split: str = "te
         raise DataError(f"{Path(tasks_dir) / run.task}: classes {task.classes[:5]}... differ from the model's "
                         f"{model_classes[:5]}...: were the tasks rebuilt since training?")
     data = load_split(fs, task, split)
+    check_representations(fs.representations(data.track_ids), expected=run.representation,
+                          what=f"the {split} tracks of task {run.task} in {fs.path}")
     post = predict_features(run, data.features, batch_size=batch_size)
     pred = post.argmax(axis=1)
     n = run.n_classes

@@ -14,6 +14,23 @@ Output (:mod:`beatdbn.inference.embed_writers`):
 * **NPZ** (``.npz``): ``track_id`` (n,), ``source`` (n,), ``n_beats`` (n,),
   ``mean`` and ``max`` (n, F), ``steps`` (S, F) for all steps of all tracks,
   ``step_track`` (S,) the row of each step's track, ``step_beats`` (S, 2).
+
+**Never a NaN embedding.** A store's shards are verified as they are read
+(checksum, store id, finite values): a damaged shard stops the run with one
+:class:`DataError` line naming it and ``beatdbn check --repair`` (no file is
+written). A track whose features or layer-4 output are not finite is never
+written; it is an error line and counts in ``"refused"``.
+
+**One representation.** A store given to a model that records its
+representation must hold only that kind; a store that mixes MSD and audio
+tracks is refused whatever the model (DataError, before anything is
+written). Among files, a track of another representation than the model's
+(or, for a model that records none, than the first track's) is refused
+(``"refused"``; the command exits 1).
+
+**A store is embedded alone.** ``embed MODEL STORE FILES...`` (or a folder
+holding a store) is a :class:`ParameterError`: a store's shards are not
+input files, and its tracks would otherwise be dropped silently.
 """
 
 from __future__ import annotations
@@ -25,34 +42,66 @@ import numpy as np
 import torch
 
 from beatdbn.data.splits import padded_batch
-from beatdbn.exceptions import DataError
+from beatdbn.exceptions import DataError, ParameterError
 from beatdbn.inference.embed_writers import embedding_writer
 from beatdbn.inference.encoders import Encoder, load_encoder
 from beatdbn.inference.files import read_input
 from beatdbn.inference.inputs import iter_inputs
 from beatdbn.inference.steps import step_beat_ranges
-from beatdbn.store.reader import FeatureStore
+from beatdbn.store.reader import FeatureStore, check_representations
 
 __all__ = ["embed", "iter_tracks", "encode_batch"]
 
 
-def iter_tracks(inputs: Iterable[str | Path], errors: list[str], *,
-                representation: str | None = None) -> Iterator[tuple[str, str, np.ndarray]]:
+def _is_store(path: Path) -> bool:
+    return (path / "store.json").is_file() or (path / "store.json").is_symlink()
+
+
+def _store_inside(folder: Path) -> Path | None:
+    """A feature store at or below ``folder`` (its shards are not inputs), if any."""
+    if not folder.is_dir():
+        return None
+    if _is_store(folder):
+        return folder
+    return next((m.parent for m in sorted(folder.rglob("store.json")) if (m.parent / "shards").exists()), None)
+
+
+def iter_tracks(inputs: Iterable[str | Path], errors: list[str], *, representation: str | None = None,
+                refused: list[str] | None = None) -> Iterator[tuple[str, str, np.ndarray]]:
     """``(track_id, source, features)`` of every track of the inputs (files, folders, or one feature store).
 
-    Failures are appended to ``errors`` (one line each) and skipped.
+    Unreadable inputs are appended to ``errors`` (one line each) and skipped;
+    tracks refused for their representation or non-finite features go to
+    ``errors`` and ``refused`` both.
+
+    Raises
+    ------
+    ParameterError
+        A feature store given with other inputs, or inside a folder given.
+    DataError
+        A store that mixes representations or holds another one than
+        ``representation``; a damaged shard.
     """
+    refused = [] if refused is None else refused
     inputs = [Path(p) for p in inputs]
-    if len(inputs) == 1 and (inputs[0] / "store.json").is_file():
+    if len(inputs) == 1 and _is_store(inputs[0]):
         store = FeatureStore.open(inputs[0])
+        check_representations(store.representations(), expected=representation, what=f"the tracks of {store.path}")
         for batch in store.iter_batches(64):
             for rec in batch:
-                have = rec.meta.get("representation") or "echonest"
-                if representation and have != representation:
-                    errors.append(f"{rec.track_id}: {have} features, the model was trained on {representation}")
-                    continue
-                yield rec.track_id, str(rec.meta.get("source", "")), np.asarray(rec.features, dtype=np.float32)
+                feats = np.asarray(rec.features, dtype=np.float32)
+                if len(feats) == 0 or not np.isfinite(feats).all():  # the reader verifies shards: a guard only
+                    raise DataError(f"{store.path}: track {rec.track_id} has non-finite features; run "
+                                    f"`beatdbn check {store.path} --repair`")
+                yield rec.track_id, str(rec.meta.get("source", "")), feats
         return
+    for p in inputs:
+        inner = _store_inside(p)
+        if inner is not None:
+            raise ParameterError(f"{inner} is a feature store: embed it alone (`beatdbn embed MODEL {inner}`), and "
+                                 f"files or folders without a store in a separate run; its tracks would otherwise "
+                                 f"be dropped")
+    want = representation
     for name, tracks in map(read_input, iter_inputs(inputs)):
         if isinstance(tracks, str):
             errors.append(tracks)
@@ -60,11 +109,14 @@ def iter_tracks(inputs: Iterable[str | Path], errors: list[str], *,
         for meta, feats, _ in tracks:
             tid = str(meta.get("track_id", ""))
             have = meta.get("representation")
-            if representation and have and have != representation:
-                errors.append(f"{name}: {have} features, the model was trained on {representation}")
+            if want and have and have != want:
+                why = "the model was trained on" if representation else "earlier inputs of this run are"
+                refused.append(f"{name}: {have} features, but {why} {want}; embed one representation per run")
+                errors.append(refused[-1])
             elif len(feats) == 0 or not np.all(np.isfinite(feats)):
                 errors.append(f"{name}: track {tid} has no beats or non-finite features")
             else:
+                want = want or have
                 yield tid, name, feats
 
 
@@ -87,18 +139,23 @@ def embed(model: str | Path | Encoder, inputs: Iterable[str | Path], out: str | 
     Returns
     -------
     dict
-        ``{"out", "tracks", "steps", "n_features", "failed", "errors"}`` (the
-        first 20 error lines).
+        ``{"out", "tracks", "steps", "n_features", "failed", "refused", "errors"}``
+        (the first 20 error lines; ``refused``: tracks left out for their
+        representation or a non-finite embedding, which the command reports
+        with exit code 1).
 
     Raises
     ------
     DataError
-        No track could be embedded, or the model is not a DBN or conv MLP.
+        No track could be embedded, the model is not a DBN or conv MLP, a
+        store mixes representations (or holds another than the model's), or
+        a shard is damaged.
     ParameterError
-        ``out`` has another suffix.
+        ``out`` has another suffix; a store given with other inputs.
     """
     encoder = model if isinstance(model, Encoder) else load_encoder(model, device=device)
     errors: list[str] = []
+    refused: list[str] = []
     n_tracks = n_steps = 0
     with embedding_writer(out, encoder.n_features) as write:
         buf: list[tuple[str, str, np.ndarray]] = []
@@ -108,14 +165,18 @@ def embed(model: str | Path | Encoder, inputs: Iterable[str | Path], out: str | 
             if not buf:
                 return
             for (tid, src, f), h in zip(buf, encode_batch(encoder, [f for _, _, f in buf])):
+                if not np.isfinite(h).all():  # never a NaN embedding
+                    refused.append(f"{src or tid}: track {tid}: the model gave non-finite layer-4 features")
+                    errors.append(refused[-1])
+                    continue
                 write(tid, src, len(f), step_beat_ranges(len(f), len(h), encoder.config), h)
                 n_steps += len(h)
-            n_tracks += len(buf)
+                n_tracks += 1
             buf.clear()
             if progress is not None:  # inputs done: embedded tracks and skipped ones
                 progress(n_tracks + len(errors))
 
-        for item in iter_tracks(inputs, errors, representation=encoder.representation):
+        for item in iter_tracks(inputs, errors, representation=encoder.representation, refused=refused):
             buf.append(item)
             if len(buf) >= batch_size:
                 flush()
@@ -125,4 +186,4 @@ def embed(model: str | Path | Encoder, inputs: Iterable[str | Path], out: str | 
         if not n_tracks:
             raise DataError("no track could be embedded" + (f": {errors[0]}" if errors else ": no input tracks"))
     return {"out": str(out), "tracks": n_tracks, "steps": n_steps, "n_features": encoder.n_features,
-            "failed": len(errors), "errors": errors[:20]}
+            "failed": len(errors), "refused": len(refused), "errors": errors[:20]}
