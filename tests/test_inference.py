@@ -14,6 +14,7 @@ from beatdbn.data.splits import padded_batch
 from beatdbn.exceptions import DataError, ParameterError
 from beatdbn.inference import (analyse_file, iter_inputs, load_run, predict_features, predict_files, row_writer,
                                split_posteriors, step_beat_ranges, step_posteriors)
+from beatdbn.inference.rows import csv_cell
 from beatdbn.inference.runs import Run
 from beatdbn.models.convmlp import ConvMLP, MLPConfig
 from beatdbn.models.dbn import DBNConfig, output_length
@@ -115,6 +116,36 @@ def test_rows_are_csv_or_jsonl_and_never_nan(tmp_path):
         with row_writer(tmp_path / "o.txt"):
             pass
     assert not (tmp_path / "o.txt").exists()
+
+
+def test_csv_rows_hold_the_key_fields_and_a_column_per_class(tmp_path):
+    answer = {"file": "=a.wav", "track_id": "AU1", "label": "A# major", "key": "B♭ major", "key_ascii": "Bb major",
+              "tonic": "B♭", "mode": "major", "camelot": "6B", "confidence": 0.8, "tonal": True, "reason": None,
+              "no_key_probability": 0.1, "alternatives": [
+                  {"key": "B♭ major", "key_ascii": "Bb major", "camelot": "6B", "probability": 0.8}],
+              "probabilities": {"A# major": 0.8, "no key": 0.1}}
+    classes = ["A# major", "G minor", "no key"]
+    with row_writer(tmp_path / "o.csv", classes=classes, key=True) as write:
+        write(answer)
+        write({"file": "-b.wav", "error": "-b.wav: unreadable"})
+    rows = list(csv.DictReader((tmp_path / "o.csv").open(encoding="utf-8")))
+    assert list(rows[0])[-4:] == ["p:A# major", "p:G minor", "p:no key", "error"]
+    assert rows[0]["file"] == "'=a.wav" and rows[0]["key"] == "B♭ major" and rows[0]["camelot"] == "6B"
+    assert rows[0]["p:A# major"] == "0.8" and rows[0]["p:G minor"] == ""
+    assert rows[0]["alternatives"] == "B♭ major (6B) 0.8000"
+    assert rows[1]["file"] == "'-b.wav" and rows[1]["error"] == "'-b.wav: unreadable" and rows[1]["key"] == ""
+    with pytest.raises(ParameterError, match="over time"):
+        with row_writer(tmp_path / "t.csv", over_time=True):
+            pass
+    assert not (tmp_path / "t.csv").exists()
+
+
+def test_csv_cells_are_neutralised_but_numbers_stay_numbers():
+    for text in ("=1+2", "+SUM(A1)", "-cmd", "@A1", "\tx", "\rx"):
+        assert csv_cell(text) == "'" + text
+    for value in (-0.5, 3, 0.25, "-0.5", "+3", "1e-5", "plain", "B♭ major"):
+        assert csv_cell(value) == value
+    assert csv_cell(None) == ""
 
 
 def test_non_finite_posteriors_become_errors(shared_msd, tmp_path):

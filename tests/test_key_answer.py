@@ -112,7 +112,8 @@ def test_twelve_tonic_models_give_the_tonic_without_mode_or_camelot():
     assert a["key"] == "B♭" and a["key_ascii"] == "Bb" and a["tonic"] == "B♭"
     assert a["mode"] is None and a["camelot"] is None and a["tonal"] and a["confidence"] == pytest.approx(0.9)
     assert [x["key"] for x in a["alternatives"]] == ["B♭", "C"] and a["alternatives"][0]["camelot"] is None
-    assert [spell_key(i) for i in range(12)] == ["C", "D♭", "D", "E♭", "E", "F", "F♯", "G", "A♭", "A", "B♭", "B"]
+    assert [spell_key(i) for i in range(12)] == ["C", "D♭", "D", "E♭", "E", "F", "F♯", "G", "A♭", "A", "B♭",
+                                                 "B"]
 
 
 def test_a_subset_of_the_keys_is_a_key_model():

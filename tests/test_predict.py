@@ -19,8 +19,10 @@ from beatdbn.cli import app
 from beatdbn.data.splits import load_split, padded_batch
 from beatdbn.evaluate.split import evaluate_split
 from beatdbn.features.sources import read_features
+from beatdbn.cli.predict import key_line
 from beatdbn.inference import load_run, predict_files
-from beatdbn.labels import KEY_NAMES
+from beatdbn.inference.key_answer import KEY_FIELDS, spell_key
+from beatdbn.labels import KEY_NAMES, KEY_NAMES_24, NO_KEY
 from beatdbn.metrics.scores import accuracy
 from beatdbn.models.convmlp import ConvMLP, MLPConfig
 from beatdbn.store.reader import FeatureStore
@@ -90,9 +92,14 @@ def test_cli_predict_json_evaluate_and_errors(key_run, demo_corpus, tmp_path):
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert len(out) == 3 and "error" in out[1] and out[1]["file"] == str(bad)
-    assert set(out[0]) == {"file", "track_id", "label", "probabilities"} and len(out[0]["probabilities"]) == 2
+    assert set(out[0]) == {"file", "track_id", "label", "probabilities", *KEY_FIELDS}
+    assert len(out[0]["probabilities"]) == 2 and len(out[0]["alternatives"]) == 2
+    a = out[0]  # a 12-tonic model: the tonic, spelled; no mode, no Camelot code
+    assert a["key"] == spell_key(KEY_NAMES.index(a["label"])) and a["mode"] is None and a["camelot"] is None
+    assert a["tonal"] and a["confidence"] == a["probabilities"][a["label"]] and a["tonic"] == a["key"]
     res = runner.invoke(app, ["predict", str(key_run), str(files[0])])
     assert res.exit_code == 0 and files[0].name in res.stdout
+    assert res.stdout.split("\n")[0].startswith(f"{files[0]} {a['track_id']}  {a['key']}  {a['confidence']:.2f}")
     res = runner.invoke(app, ["predict", str(key_run), str(bad)])  # every input failed: exit 1
     assert res.exit_code == 1
     res = runner.invoke(app, ["predict", str(key_run), str(files[0]), str(bad), "--strict"])  # any failed: exit 1
@@ -148,7 +155,8 @@ def test_predict_folder_writes_one_row_per_file(key_run, demo_corpus, tmp_path, 
     else:
         rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["file"].split("/")[-1] for r in rows] == ["a.h5", "b.h5", "junk.mp3", "c.h5"]
-    assert list(rows[0]) == ["file", "track_id", "label", "probability", "error"]
+    assert list(rows[0])[:4] == ["file", "track_id", "label", "probability"] and "error" in rows[0]
+    assert {"key", "key_ascii", "tonic", "mode", "camelot", "confidence", "tonal", "reason"} <= set(rows[0])
     for r in (rows[0], rows[1], rows[3]):
         assert r["label"] in KEY_NAMES and 0 < float(r["probability"]) <= 1 and not r["error"]
     assert rows[2]["error"] and "junk.mp3" in rows[2]["error"] and rows[2]["label"] in ("", None)
@@ -230,6 +238,117 @@ def test_predict_a_baseline_run(demo_corpus, tmp_path, monkeypatch):
     monkeypatch.setattr("beatdbn.inference.baselines.load_baseline", lambda path, device: NB())
     res = runner.invoke(app, ["predict", str(run_dir), str(_files(demo_corpus, 1)[0]), "--json"])
     assert res.exit_code == 0, res.output
-    assert json.loads(res.stdout)[0]["label"] == "G"
+    assert json.loads(res.stdout)[0]["label"] == "G" and json.loads(res.stdout)[0]["key"] == "G"
     res = runner.invoke(app, ["predict", str(run_dir), str(_files(demo_corpus, 1)[0]), "--over-time"])
     assert res.exit_code == 1 and "conv MLP" in res.output
+    # before: `[` was printed, then the error: invalid JSON. Now one line, and nothing on stdout
+    res = runner.invoke(app, ["predict", str(run_dir), str(_files(demo_corpus, 1)[0]), "--over-time", "--json"])
+    assert res.exit_code == 1 and "conv MLP" in res.output and len(res.output.strip().splitlines()) == 1
+    assert res.stdout == ""
+
+
+@pytest.fixture(scope="module")
+def key24_run(tmp_path_factory):
+    """A 24-key + "no key" model (random weights, an output bias that picks the class), calibrated with a
+    tonal threshold of 0.5; ``key24_run(class_name)`` is its folder."""
+    root = tmp_path_factory.mktemp("key24")
+    classes = (*KEY_NAMES_24, NO_KEY)
+
+    def make(top: str):
+        folder = root / top.replace(" ", "-").replace("#", "s")
+        if not folder.exists():
+            model = ConvMLP(MLPConfig(n_classes=25, classes=classes, task="key", seed=2, **SMALL))
+            with torch.no_grad():
+                model.output.weight.zero_()
+                model.output.bias.fill_(0.0)
+                model.output.bias[classes.index(top)] = 6.0  # p(top) = e^6 / (e^6 + 24) = 0.94
+            model.save(folder / "model")
+            (folder / "model" / "calibration.json").write_text(json.dumps({"temperature": 1.0,
+                                                                           "tonal_threshold": 0.5}))
+            (folder / "config.json").write_text(json.dumps({"task": "key", "model": "convmlp_random",
+                                                            "representation": "echonest"}))
+        return folder
+
+    return make
+
+
+def test_key_answers_of_a_24_key_model_with_no_key(key24_run, demo_corpus):
+    f = _files(demo_corpus, 1)[0]
+    res = runner.invoke(app, ["predict", str(key24_run("A# major")), str(f), "--json", "-k", "2"])
+    assert res.exit_code == 0, res.output
+    a = json.loads(res.stdout)[0]
+    spelled = (a["key"], a["key_ascii"], a["tonic"], a["mode"], a["camelot"])
+    assert spelled == ("B♭ major", "Bb major", "B♭", "major", "6B")
+    assert a["tonal"] and a["reason"] is None and a["label"] == "A# major" and 0.9 < a["confidence"] < 1
+    assert a["confidence"] == pytest.approx(a["probabilities"]["A# major"]) and len(a["alternatives"]) == 2
+    text = runner.invoke(app, ["predict", str(key24_run("A# major")), str(f)]).stdout
+    assert text.startswith(f"{f} {a['track_id']}  B♭ major (6B)  {a['confidence']:.2f}")
+    res = runner.invoke(app, ["predict", str(key24_run(NO_KEY)), str(f), "--json"])
+    assert res.exit_code == 0, res.output
+    b = json.loads(res.stdout)[0]
+    assert b["key"] is None and b["tonal"] is False and b["camelot"] is None and b["label"] == NO_KEY
+    assert b["reason"].startswith("no tonal centre: P(no key) 0.9") and b["reason"].endswith("≥ threshold 0.50")
+    text = runner.invoke(app, ["predict", str(key24_run(NO_KEY)), str(f)]).stdout
+    assert text.strip() == f"{f} {b['track_id']}  no key ({b['reason']})"
+
+
+def test_key_line():
+    a = {"file": "song.mp3", "track_id": "AU0123", "tonal": True, "key": "B♭ major", "camelot": "6B",
+         "confidence": 0.913, "alternatives": [{"key": "B♭ major", "probability": 0.913},
+                                               {"key": "G minor", "probability": 0.05}]}
+    assert key_line(a) == "song.mp3  B♭ major (6B)  0.91   next: G minor 0.05"
+    assert key_line({**a, "alternatives": []}) == "song.mp3  B♭ major (6B)  0.91"
+    assert key_line({**a, "camelot": None, "key": "B♭"}).startswith("song.mp3  B♭  0.91")
+    none = {"file": "speech.ogg", "tonal": False, "reason": "no tonal centre: P(no key) 0.93 ≥ threshold 0.50"}
+    assert key_line(none) == "speech.ogg  no key (no tonal centre: P(no key) 0.93 ≥ threshold 0.50)"
+
+
+def test_out_files_keep_what_json_shows(key24_run, demo_corpus, tmp_path):
+    """Before: --out wrote top-1 only and ignored --top-k 0 and --over-time. Now JSONL holds --json's objects, CSV a
+    column per class (all filled with --top-k 0) and the key fields, and --over-time into CSV is refused."""
+    run = str(key24_run("F# minor"))
+    files = [str(p) for p in _files(demo_corpus, 2)]
+    shown = json.loads(runner.invoke(app, ["predict", run, *files, "--json", "-k", "0"]).stdout)
+    jsonl, csv_out = tmp_path / "a.jsonl", tmp_path / "a.csv"
+    assert runner.invoke(app, ["-q", "predict", run, *files, "-k", "0", "--out", str(jsonl)]).exit_code == 0
+    lines = [json.loads(x) for x in jsonl.read_text(encoding="utf-8").splitlines()]
+    for line, a in zip(lines, shown, strict=True):
+        assert {k: v for k, v in line.items() if k not in ("probability", "error")} == a
+        assert line["probability"] == a["probabilities"][a["label"]] and line["error"] is None
+    assert runner.invoke(app, ["-q", "predict", run, *files, "-k", "0", "--out", str(csv_out)]).exit_code == 0
+    rows = list(csv.DictReader(csv_out.open(encoding="utf-8")))
+    for r, a in zip(rows, shown, strict=True):
+        assert (r["key"], r["camelot"], r["mode"], r["tonal"]) == ("F♯ minor", "11A", "minor", "True")
+        assert float(r["confidence"]) == a["confidence"] and r["key_ascii"] == "F# minor"
+        probs = {c[2:]: float(v) for c, v in r.items() if c.startswith("p:")}
+        assert probs == a["probabilities"] and len(probs) == 25  # every class, full precision
+        assert r["alternatives"].startswith("F♯ minor (11A) 0.9")
+    top2 = tmp_path / "b.csv"
+    assert runner.invoke(app, ["-q", "predict", run, files[0], "-k", "2", "--out", str(top2)]).exit_code == 0
+    row = next(csv.DictReader(top2.open(encoding="utf-8")))
+    assert sum(1 for c, v in row.items() if c.startswith("p:") and v) == 2  # the two shown; the others empty
+    # --over-time: JSONL holds it; a CSV file cannot, and says so before any work
+    res = runner.invoke(app, ["-q", "predict", run, files[0], "--over-time", "--out", str(tmp_path / "t.jsonl")])
+    assert res.exit_code == 0 and "over_time" in json.loads((tmp_path / "t.jsonl").read_text())
+    res = runner.invoke(app, ["predict", run, files[0], "--over-time", "--out", str(tmp_path / "t.csv")])
+    assert res.exit_code == 1 and "--over-time" in res.output and ".jsonl" in res.output
+    assert len(res.output.strip().splitlines()) == 1 and not (tmp_path / "t.csv").exists()
+
+
+def test_csv_cells_cannot_be_formulas(key_run, demo_corpus, tmp_path, monkeypatch):
+    """Before: a file named =HYPERLINK(...).h5 was written as is, a formula when the CSV opens in a spreadsheet."""
+    src = _files(demo_corpus, 1)[0]
+    monkeypatch.chdir(tmp_path)
+    names = ['=HYPERLINK("x","y").h5', "+1.h5", "@SUM(A1).h5", "-junk.mp3"]
+    for name in names[:3]:
+        shutil.copy(src, tmp_path / name)
+    (tmp_path / names[3]).write_bytes(b"not audio")
+    res = runner.invoke(app, ["-q", "predict", str(key_run), "--out", "rows.csv", "--", *names])
+    assert res.exit_code == 0, res.output
+    rows = list(csv.reader((tmp_path / "rows.csv").open(encoding="utf-8")))
+    header, body = rows[0], rows[1:]
+    assert [r[0] for r in body] == ["'" + n for n in names]
+    assert body[3][header.index("error")].startswith("'-junk.mp3")
+    for r in body[:3]:  # numbers stay numbers
+        assert 0 < float(r[header.index("probability")]) <= 1
+    assert not any(c[:1] in ("=", "+", "@", "-", "\t", "\r") for r in rows for c in r)

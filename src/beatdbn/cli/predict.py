@@ -17,15 +17,18 @@ from typing import Optional
 
 import typer
 
+from rich.markup import escape
+
 from beatdbn.cli import command, console, err_console
 from beatdbn.cli.options import check_options
 from beatdbn.cli.progress import progress_bar
-from beatdbn.evaluate.split import evaluate_split
 from beatdbn.exceptions import ParameterError
-from beatdbn.inference import iter_inputs, iter_predictions, load_run, row_writer, shipped_model
 from beatdbn.utils.cluster import check_scheduler
 
-__all__ = ["predict", "evaluate"]
+# beatdbn.inference and beatdbn.evaluate load torch: they are imported inside the commands, so that `--help` and
+# the other commands start without it (tests/test_cli_start.py)
+
+__all__ = ["predict", "evaluate", "key_line"]
 
 
 def _fmt(a) -> str:
@@ -33,6 +36,8 @@ def _fmt(a) -> str:
 
 
 def _run_and_inputs(paths: list[Path], task: Optional[str]):
+    from beatdbn.inference import load_run, shipped_model  # lazy: torch (fast --help)
+
     first = paths[0]
     is_run = first.is_dir() and ((first / "config.json").is_file() or (first / "model.pt").is_file()
                                  or (first / "model").is_dir()) or first.name in ("model.pt", "config.json")
@@ -53,13 +58,29 @@ def _run_and_inputs(paths: list[Path], task: Optional[str]):
     return shipped_model(task), paths
 
 
+def key_line(a: dict) -> str:
+    """The text line of a key answer: ``song.mp3  B♭ major (6B)  0.91``, then the next keys; or
+    ``song.mp3  no key (no tonal centre: ...)``. An MSD file's track id follows its name."""
+    where = a["file"] + (f" {a['track_id']}" if a.get("track_id") and Path(a["file"]).suffix.lower()
+                         in (".h5", ".hdf5") else "")
+    if not a["tonal"]:
+        return f"{where}  no key ({a['reason']})"
+    shown = f"{a['key']} ({a['camelot']})" if a.get("camelot") else a["key"]
+    rest = [x for x in a.get("alternatives") or [] if x["key"] != a["key"]]
+    others = ", ".join(f"{x['key']} {x['probability']:.2f}" for x in rest)
+    return f"{where}  {shown}  {a['confidence']:.2f}" + (f"   next: {others}" if others else "")
+
+
 def _print_answer(a: dict) -> None:
     if "error" in a:
-        err_console.print(f"[red]error:[/red] {a['error']}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]error:[/red] {escape(a['error'])}", highlight=False, soft_wrap=True)
         return
-    probs = ", ".join(f"{lab} {p:.3f}" for lab, p in a["probabilities"].items())
-    console.print(f"{a['file']} {a['track_id']}: [bold]{a['label']}[/bold]  ({probs})", highlight=False,
-                  soft_wrap=True)
+    if "key" in a:
+        console.print(key_line(a), markup=False, highlight=False, soft_wrap=True)
+    else:
+        probs = ", ".join(f"{lab} {p:.3f}" for lab, p in a["probabilities"].items())
+        console.print(f"{escape(a['file'])} {escape(a['track_id'])}: [bold]{escape(a['label'])}[/bold]  "
+                      f"({escape(probs)})", highlight=False, soft_wrap=True)
     steps = a.get("over_time")
     if steps:
         labels = steps["labels"]
@@ -78,14 +99,16 @@ def predict(
     task: Optional[str] = typer.Option(None, "--task", "-t",
                                        help="key: without a RUN_DIR, use the shipped audio key model; with one, "
                                             "check that its model is for this task."),
-    top_k: int = typer.Option(3, "--top-k", "-k", help="Labels listed per track (0: all)."),
+    top_k: int = typer.Option(3, "--top-k", "-k", help="Labels listed per track (a key model: the alternative keys) (0: all)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list, one object per track or failed input."),
     over_time: bool = typer.Option(False, "--over-time",
                                    help="Add the posterior of every layer-4 step (~4 bars) with the beats and "
                                         "seconds it covers (JSON: \"over_time\")."),
     out: Optional[Path] = typer.Option(None, "--out", "-o",
-                                       help="Write one row per track to FILE.csv or FILE.jsonl: file, track_id, "
-                                            "label, probability, error."),
+                                       help="Write one row per track to FILE.jsonl (everything --json shows) or "
+                                            "FILE.csv (file, track_id, label, probability, a key model's key fields, "
+                                            "a p:CLASS column per class: all filled with --top-k 0; error). "
+                                            "--over-time needs .jsonl."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 when any input fails (default: only when all do)."),
     workers: int = typer.Option(1, "--workers", "-w", help="Processes reading and analysing inputs in parallel "
                                                             "(a local Dask cluster when > 1)."),
@@ -97,37 +120,56 @@ def predict(
     Exit codes: 0 every input classified (without --strict: at least one); 1 no input classified, or with --strict
     any input failed, or an unusable run/option; 2 usage error.
     """
+    from beatdbn.inference import iter_inputs, iter_predictions, row_writer  # lazy: torch (fast --help)
+    from beatdbn.inference.key_answer import key_classes  # lazy: beside the above
+    from beatdbn.inference.rows import check_output  # lazy: beside the above
+
     check_options(out_file=out, workers=workers)  # one line for an unwritable --out or --workers < 1
     if workers < 1:
         raise ParameterError(f"--workers {workers}: must be >= 1")
     if scheduler is not None:
         check_scheduler(scheduler)
+    if out is not None:
+        check_output(out, over_time=over_time)  # e.g. --over-time into a CSV file: refused before any work
     run, inputs = _run_and_inputs(paths, task)
     files = list(iter_inputs(inputs))
     if not files:
         raise ParameterError(f"no input files in {', '.join(map(str, inputs))} (looked for .h5 and audio files)")
+    bar = job = None
+
+    def progress(n: int) -> None:
+        if job is not None:
+            bar.update(job, completed=n)
+
+    # checked here, before anything is printed (e.g. --over-time with a model without steps): a JSON list is
+    # either whole or not started
+    answers = iter_predictions(run, files, top_k=top_k, over_time_steps=over_time, workers=workers,
+                               scheduler=scheduler, progress=progress)
+    is_key = run.task == "key" and key_classes(run.labels) is not None
+    writer = row_writer(out, classes=run.labels, key=is_key, over_time=over_time) if out is not None else _no_writer()
     n_ok = n_failed = 0
-    with (row_writer(out) if out is not None else _no_writer()) as write, progress_bar(err_console) as bar:
+    with writer as write, progress_bar(err_console) as bar:
         job = bar.add_task("predict", total=len(files), rate="") if len(files) > 1 else None
         first = True
         if as_json:
             typer.echo("[")
-        for a in iter_predictions(run, files, top_k=top_k, over_time_steps=over_time, workers=workers,
-                                  scheduler=scheduler,
-                                  progress=(lambda n: bar.update(job, completed=n)) if job is not None else None):
-            if "error" in a:
-                n_failed += 1
-            else:
-                n_ok += 1
-            if write is not None:
-                write(a)
-            if as_json:
-                typer.echo(("" if first else ",\n") + json.dumps(a, indent=2, allow_nan=False), nl=False)
-                first = False
-            elif out is None:
-                _print_answer(a)
-        if as_json:
-            typer.echo("\n]")
+        try:
+            for a in answers:
+                if "error" in a:
+                    n_failed += 1
+                else:
+                    n_ok += 1
+                if write is not None:
+                    write(a)
+                if as_json:
+                    typer.echo(("" if first else ",\n") + json.dumps(a, indent=2, allow_nan=False, ensure_ascii=False),
+                               nl=False)
+                    first = False
+                elif out is None:
+                    _print_answer(a)
+        finally:
+            if as_json:  # the list is closed even when a failure stops the command: stdout stays valid JSON
+                typer.echo("\n]")
     if out is not None:
         err_console.print(f"{out}: {n_ok:,} tracks classified, {n_failed:,} failed", highlight=False)
     if n_ok == 0 or (strict and n_failed):
@@ -151,6 +193,8 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ):
     """Accuracy and per-class accuracy of a run's selected model on a split of its task."""
+    from beatdbn.evaluate.split import evaluate_split  # lazy: torch (fast --help)
+
     res = evaluate_split(run_dir, store, tasks, split)
     if as_json:
         typer.echo(json.dumps(res, indent=2, allow_nan=False))

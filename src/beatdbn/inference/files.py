@@ -8,7 +8,11 @@ per track, in input order; memory does not grow with the number of files.
 An answer is ``{"file", "track_id", "label", "probabilities": {label: p}}``
 (``top_k`` labels, most probable first), plus with ``over_time=True`` an
 ``"over_time"`` entry (:func:`over_time`): the posterior of every layer-4
-step with the beats and seconds it covers. A file that cannot be read, a
+step with the beats and seconds it covers. A key model's answer also holds
+the key fields of :func:`~beatdbn.inference.key_answer.key_answer` (``key``,
+``key_ascii``, ``tonic``, ``mode``, ``camelot``, ``confidence``, ``tonal``,
+``reason``, ``no_key_probability``, ``alternatives``), and its ``label`` is
+the answer's class ("no key" when the track has none). A file that cannot be read, a
 track without beats, a track of another representation than the model's
 (:func:`~beatdbn.inference.runs.representation_mismatch`) or a track whose
 posterior is not finite gets ``{"file", ["track_id"], "error"}`` instead:
@@ -25,6 +29,7 @@ import numpy as np
 from beatdbn.exceptions import BeatdbnError, DataError, ParameterError
 from beatdbn.features.sources import read_features
 from beatdbn.inference.parallel import map_inputs
+from beatdbn.inference.key_answer import task_key_answer
 from beatdbn.inference.posteriors import predict_features, step_posteriors
 from beatdbn.inference.runs import Run, as_run, representation_mismatch
 from beatdbn.inference.steps import step_beat_ranges, step_times
@@ -85,7 +90,8 @@ def iter_predictions(run_dir: Run | str | Path, files: Iterable[str | Path], *, 
     Files are read (and audio analysed) in this process, or with ``workers > 1``
     on a local Dask cluster, or on the Dask ``scheduler`` given (see
     :func:`~beatdbn.inference.parallel.map_inputs`). ``progress(n_files_done)``
-    is called after each file is read.
+    is called after each file is read. The arguments and the run are checked when this is called, before
+    the first answer is asked for (so a command can refuse before it prints anything).
     """
     if not isinstance(top_k, int) or top_k < 0:
         raise ParameterError(f"top_k={top_k!r}: must be an int >= 0 (0 lists every class)")
@@ -96,6 +102,13 @@ def iter_predictions(run_dir: Run | str | Path, files: Iterable[str | Path], *, 
         raise ParameterError(f"{run.path}: a {run.kind} model has no layer-4 steps; posteriors over time need a "
                              f"conv MLP run")
     k = run.n_classes if top_k == 0 else min(top_k, run.n_classes)
+    return _iter_answers(run, files, k=k, top_k=top_k, batch_size=batch_size, over_time_steps=over_time_steps,
+                         workers=workers, chunk=chunk, scheduler=scheduler, progress=progress)
+
+
+def _iter_answers(run: Run, files: Iterable[str | Path], *, k: int, top_k: int, batch_size: int,
+                  over_time_steps: bool, workers: int, chunk: int, scheduler: str | None,
+                  progress: Callable[[int], None] | None) -> Iterator[dict[str, Any]]:
     answers: list[dict[str, Any]] = []
     pending: list[tuple[int, np.ndarray, np.ndarray]] = []
     n_read = 0
@@ -113,12 +126,12 @@ def iter_predictions(run_dir: Run | str | Path, files: Iterable[str | Path], *, 
         if progress is not None:
             progress(n_read)
         if n_read % chunk == 0:
-            yield from _finish(run, answers, pending, k, batch_size, over_time_steps)
+            yield from _finish(run, answers, pending, k, top_k, batch_size, over_time_steps)
             answers, pending = [], []
-    yield from _finish(run, answers, pending, k, batch_size, over_time_steps)
+    yield from _finish(run, answers, pending, k, top_k, batch_size, over_time_steps)
 
 
-def _finish(run: Run, answers: list[dict], pending: list, k: int, batch_size: int,
+def _finish(run: Run, answers: list[dict], pending: list, k: int, top_k: int, batch_size: int,
             with_steps: bool) -> list[dict[str, Any]]:
     if pending:
         feats = [f for _, f, _ in pending]
@@ -131,6 +144,8 @@ def _finish(run: Run, answers: list[dict], pending: list, k: int, batch_size: in
                 continue
             order = np.argsort(-p, kind="stable")[:k]
             a["label"] = run.labels[int(order[0])]
+            a.update(task_key_answer(run.task, run.labels, p, tonal_threshold=run.tonal_threshold, top_k=top_k)
+                     or {})  # a key model: the key fields, and the answer's class as the label
             a["probabilities"] = {run.labels[int(j)]: float(p[j]) for j in order}
             if s is not None:
                 a["over_time"] = over_time(run, s, len(f), beats)
