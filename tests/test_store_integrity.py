@@ -20,7 +20,7 @@ from beatdbn.exceptions import DataError
 from beatdbn.store.check import check_store
 from beatdbn.store.extract import extract
 from beatdbn.store.reader import FeatureStore, write_index
-from beatdbn.store.shard import H5_STORE_ATTR, SHARD_META_KEY, ShardData, read_shard_table, write_shard
+from beatdbn.store.shard import H5_STORE_ATTR, ShardData, read_shard_table, write_shard
 from beatdbn.synth.corpus import make_track
 from beatdbn.synth.msd_writer import write_track
 
@@ -273,3 +273,14 @@ def test_a_damaged_shard_never_reads_as_non_finite_features(tmp_path):
         content(store)
     r = check(store)
     assert r.exit_code == 1 and "broken shard 0" in r.output
+
+
+def test_a_lost_store_json_is_repaired_with_the_shards_id_not_replaced_by_extract(tmp_path):
+    store = make_store(tmp_path, "a")
+    sid = store_id(store)
+    (store / "store.json").unlink()
+    with pytest.raises(DataError, match=r"store.json: missing, but .* --repair. to rewrite store.json"):
+        extract([tmp_path / "in-a"], store, scheduler="sync")  # never a new id that makes its shards foreign
+    assert not (store / "store.json").exists()
+    r = check(store, "--repair")
+    assert r.exit_code == 0 and store_id(store) == sid and check(store).exit_code == 0, r.output

@@ -170,9 +170,8 @@ def _manifest_or_problem(store: Path) -> tuple[dict | None, str | None]:
     try:
         return read_manifest(store), None
     except DataError as exc:
-        if (store / MANIFEST).exists() or os.path.lexists(store / MANIFEST):
-            if _looks_like_store(store):
-                return None, str(exc)
+        if _looks_like_store(store):  # a missing or garbage store.json beside shards: repairable
+            return None, str(exc)
         raise
 
 

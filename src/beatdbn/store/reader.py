@@ -108,9 +108,13 @@ def new_store_id() -> str:
 
 
 def write_manifest(path: Path, *, store_id: str | None = None, replace: bool = False) -> None:
-    """Create ``store.json`` with a new store id (idempotent unless ``replace``: then ``store_id`` is written)."""
+    """Create ``store.json`` with a new store id (idempotent unless ``replace``: then ``store_id`` is written).
+
+    A folder that already holds shards or an index but lost its manifest gets none here (a new id would make
+    its own shards look foreign): :func:`read_manifest` then names ``beatdbn check --repair``.
+    """
     manifest = Path(path) / MANIFEST
-    if replace or not (manifest.exists() or manifest.is_symlink()):
+    if replace or not (manifest.exists() or manifest.is_symlink() or _looks_like_store(Path(path))):
         Path(path).mkdir(parents=True, exist_ok=True)
         with no_space_is_data_error(manifest):
             write_json(manifest, {"format": STORE_FORMAT, "version": 1, "features": FEATURE_NAMES,
@@ -134,6 +138,9 @@ def read_manifest(path) -> dict:
     """
     path = Path(path)
     manifest = path / MANIFEST
+    if not (manifest.exists() or manifest.is_symlink()) and _looks_like_store(path):
+        raise DataError(f"{manifest}: missing, but {path} holds a feature store's shards/index; run "
+                        f"`beatdbn check {path} --repair` to rewrite store.json (the shards and index are kept)")
     if not (manifest.exists() or manifest.is_symlink()):
         raise DataError(f"{path}: not a beatdbn feature store (no store.json); create one with `beatdbn extract`")
     try:

@@ -281,7 +281,7 @@ def read_shard_arrays(h5_path: Path, info: dict, n_tracks: int | None = None
     if "h5_bytes" in info and len(data) != info["h5_bytes"]:
         return None, f"{len(data):,} bytes, {info['h5_bytes']:,} at commit (truncated or replaced)"
     if "h5_blake2b" in info and checksum(data) != info["h5_blake2b"]:
-        return None, f"checksum differs from the one recorded at commit (damaged)"
+        return None, "checksum differs from the one recorded at commit (damaged)"
     try:
         with h5py.File(io.BytesIO(data), "r") as h5:
             check_file(h5, name)
