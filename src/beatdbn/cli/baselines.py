@@ -16,9 +16,6 @@ from beatdbn.exceptions import ParameterError
 from beatdbn.tasks import registry
 from beatdbn.store.reader import FeatureStore
 from beatdbn.tasks.build import load_task
-from beatdbn.train import runner
-from beatdbn.train.baselines import PAPER_LEARNING_RATES, BaselineConfig, run_logreg, run_naive_bayes
-from beatdbn.data.splits import load_split
 
 __all__ = ["baseline"]
 
@@ -42,6 +39,11 @@ def baseline(
     device: str = typer.Option("cpu", help="Torch device for logistic regression (cpu, cuda)."),
 ):
     """Train a window baseline (section 6) on one task; print valid/test accuracy and the chosen learning rate."""
+    from beatdbn.data.splits import load_split  # lazy: torch (fast --help)
+    from beatdbn.train import runner  # lazy: torch (fast --help)
+    from beatdbn.train.baselines import (PAPER_LEARNING_RATES, BaselineConfig, run_logreg,  # lazy: torch, sklearn
+                                         run_naive_bayes)
+
     check_options(device=device, out=out)  # one line for a bad --device or an unwritable --out
     from rich.table import Table
 

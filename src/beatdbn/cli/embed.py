@@ -8,9 +8,6 @@ import typer
 
 from beatdbn.cli import command, console, err_console
 from beatdbn.cli.progress import progress_bar
-from beatdbn.inference.embed import embed as run_embed
-from beatdbn.inference.encoders import load_encoder
-from beatdbn.inference.inputs import iter_inputs
 from beatdbn.store.reader import FeatureStore
 
 __all__ = ["embed"]
@@ -32,6 +29,10 @@ def embed(
     A feature store is embedded alone (not with files); a store or a run mixing MSD and audio tracks, or tracks
     of another kind than the model's, is refused (exit code 1); a damaged shard stops with one line.
     """
+    from beatdbn.inference.embed import embed as run_embed  # lazy: torch (fast --help)
+    from beatdbn.inference.encoders import load_encoder  # lazy: torch (fast --help)
+    from beatdbn.inference.inputs import iter_inputs  # lazy: beside the above
+
     encoder = load_encoder(model)
     if len(inputs) == 1 and (inputs[0] / "store.json").exists():
         total = len(FeatureStore.open(inputs[0]))

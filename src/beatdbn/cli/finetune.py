@@ -14,8 +14,6 @@ from beatdbn.cli.options import check_options
 from beatdbn.cli.progress import progress_bar
 from beatdbn.exceptions import ParameterError
 from beatdbn.tasks import registry
-from beatdbn.train import runner
-from beatdbn.train.finetune import FinetuneConfig, finetune as run
 
 __all__ = ["finetune"]
 
@@ -52,6 +50,9 @@ def finetune(
                             "(the paper's control); without it, a plain random initialization."),
 ):
     """Finetune the conv MLP on a task over a learning-rate sweep; selects on valid, reports test."""
+    from beatdbn.train import runner  # lazy: torch (fast --help)
+    from beatdbn.train.finetune import FinetuneConfig, finetune as run  # lazy: torch, matplotlib (fast --help)
+
     check_options(device=device, out=out)  # one line for a bad --device or an unwritable --out
     registry.spec(task)  # an unknown task: one line naming the known ones
     kw = {"seed": seed, "precision": precision}

@@ -22,7 +22,7 @@ from beatdbn.cli.options import check_device, check_out, check_workers
 from beatdbn.cli.progress import progress_bar
 from beatdbn.exceptions import ParameterError
 from beatdbn.store.reader import FeatureStore
-from beatdbn.train.ranks import DEFAULT_COMBINE, SYNC_EVERY
+from beatdbn.train.rank_settings import DEFAULT_COMBINE, SYNC_EVERY
 from beatdbn.utils.threads import apply_threads, available_cpus
 
 __all__ = ["pretrain"]

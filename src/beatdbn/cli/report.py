@@ -14,9 +14,6 @@ from beatdbn.cli.progress import progress_bar
 from beatdbn.cli.options import check_options
 from beatdbn.cli.tasks import TASK_HELP, with_task_options
 from beatdbn.tasks.registry import TaskConfig
-from beatdbn.evaluate.report import write_report
-from beatdbn.evaluate.table import Table1
-from beatdbn.pipeline.reproduce import ReproduceConfig, reproduce as run_reproduce
 
 __all__ = ["reproduce", "report"]
 
@@ -49,6 +46,9 @@ def reproduce(
 
     Every task the corpus can give is run; one it cannot give shows as a dash in Table 1, with the reason.
     """
+    from beatdbn.evaluate.table import Table1  # lazy: torch, matplotlib (fast --help)
+    from beatdbn.pipeline.reproduce import ReproduceConfig, reproduce as run_reproduce  # lazy: torch, Dask
+
     check_options(device=device, out=out, scheduler=scheduler,
                   workers=workers)  # one line for a bad --device, --scheduler, --workers or an unwritable --out
     config = ReproduceConfig.make(quick=quick, seed=seed, tasks=task_config, recipe=recipe, genre_labels=genre_labels,
@@ -88,5 +88,8 @@ def report(
     embed: bool = typer.Option(False, help="Embed the images in the HTML (one self-contained file)."),
 ):
     """(Re)write the report of a reproduction run: Table 1, curves, confusion matrices, filters."""
+    from beatdbn.evaluate.report import write_report  # lazy: matplotlib (fast --help)
+    from beatdbn.evaluate.table import Table1  # lazy: torch, matplotlib (fast --help)
+
     Table1.from_run(run_dir).write(run_dir)
     console.print(f"report: {write_report(run_dir, embed_images=embed)}")

@@ -66,18 +66,9 @@ from typing import Any, Iterable, Sequence
 import torch
 
 from beatdbn.exceptions import DataError, ParameterError
+from beatdbn.train.rank_settings import COMBINE, DEFAULT_COMBINE, SYNC_EVERY  # torch-free: `pretrain --help` reads them
 
 __all__ = ["Ranks", "STAT_KEYS", "COMBINE", "DEFAULT_COMBINE", "SYNC_EVERY", "rank_seed"]
-
-#: CD-1 steps each rank takes between two exchanges, by default (``pretrain --sync-every``).
-SYNC_EVERY = 32
-
-#: How the ranks' parameter changes of a round are combined: ``capped-sum`` (the default) adds them up to two
-#: ranks' worth (mean x min(W, 2): the sum for 2 ranks), ``mean`` averages them (local SGD), ``sum`` adds them.
-COMBINE = ("capped-sum", "mean", "sum")
-
-#: The default rule (``pretrain --combine``).
-DEFAULT_COMBINE = COMBINE[0]
 
 #: The largest factor over the mean that ``capped-sum`` applies.
 CAP = 2
