@@ -10,7 +10,10 @@ Global options (before the command: ``beatdbn --quiet reproduce ...``):
 plain progress line is printed off a terminal (default 30; also
 ``BEATDBN_PROGRESS_EVERY``). See :mod:`beatdbn.cli.progress`. ``--threads N``
 sets torch's intra-op threads for the command (:mod:`beatdbn.utils.threads`:
-the process-wide thread policy lives here, at the entry, not in library code).
+the process-wide thread policy lives here, at the entry, not in library code),
+applied when torch loads: commands that do not need torch (``--help``,
+``info``) start without it. The command modules import torch, scikit-learn,
+Dask and matplotlib inside the commands (tests/test_cli_start.py).
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ from beatdbn.utils.threads import apply_threads, passive_wait
 passive_wait()  # first: OpenMP reads its wait policy when torch loads it (see beatdbn.utils.threads)
 
 import functools  # noqa: E402
+import importlib.abc  # noqa: E402
+import importlib.util  # noqa: E402
 import logging  # noqa: E402
+import sys  # noqa: E402
 
 import typer
 from rich.console import Console
@@ -29,7 +35,7 @@ from rich.markup import escape
 from beatdbn.cli.progress import configure as configure_progress
 from beatdbn.exceptions import BeatdbnError
 
-__all__ = ["app", "main", "command", "console", "err_console", "threads_given"]
+__all__ = ["app", "main", "command", "console", "err_console", "threads_given", "apply_threads_when_torch_loads"]
 
 app = typer.Typer(
     help="beatdbn: music classification with a pretrained convolutional network (Dieleman et al., ISMIR 2011).",
@@ -59,11 +65,44 @@ def _global_options(
     if threads is not None and threads < 1:
         _fail(f"--threads {threads}: expected 1 or more threads (or leave it out: the CPUs this process may use)")
     configure_progress(quiet=quiet, every=progress_every)
-    apply_threads(threads)
+    apply_threads_when_torch_loads(threads)
     _state["threads"] = threads
 
 
 _state: dict = {"threads": None}
+
+
+class _ThreadsOnTorchImport(importlib.abc.MetaPathFinder):
+    """Finds nothing itself: when ``torch`` is first imported, lets it load, then applies the thread policy."""
+
+    def __init__(self, threads: int | None):
+        self.threads = threads
+
+    def find_spec(self, name, path, target=None):
+        if name != "torch":
+            return None
+        sys.meta_path.remove(self)  # once; the real finders locate torch
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        load, threads = spec.loader.exec_module, self.threads
+
+        def exec_module(module):
+            load(module)
+            apply_threads(threads)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+def apply_threads_when_torch_loads(threads: int | None) -> None:
+    """``--threads`` (None: the CPUs this process may use) for torch, now if torch is loaded, else as it loads:
+    a command that never needs torch (``--help``, ``info``) never imports it."""
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _ThreadsOnTorchImport)]
+    if "torch" in sys.modules:
+        apply_threads(threads)
+    else:
+        sys.meta_path.insert(0, _ThreadsOnTorchImport(threads))
 
 
 def threads_given() -> int | None:

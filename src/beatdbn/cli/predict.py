@@ -59,14 +59,14 @@ def _run_and_inputs(paths: list[Path], task: Optional[str]):
 
 
 def key_line(a: dict) -> str:
-    """The text line of a key answer: ``song.mp3  B♭ major (6B)  0.91``, then the next keys; or
-    ``song.mp3  no key (no tonal centre: ...)``. An MSD file's track id follows its name."""
+    """The text line of a key answer: ``song.mp3  B♭ major (6B)  0.91``, then the next keys (those that show as
+    0.01 or more); or ``song.mp3  no key (no tonal centre: ...)``. An MSD file's track id follows its name."""
     where = a["file"] + (f" {a['track_id']}" if a.get("track_id") and Path(a["file"]).suffix.lower()
                          in (".h5", ".hdf5") else "")
     if not a["tonal"]:
         return f"{where}  no key ({a['reason']})"
     shown = f"{a['key']} ({a['camelot']})" if a.get("camelot") else a["key"]
-    rest = [x for x in a.get("alternatives") or [] if x["key"] != a["key"]]
+    rest = [x for x in a.get("alternatives") or [] if x["key"] != a["key"] and x["probability"] >= 0.005]
     others = ", ".join(f"{x['key']} {x['probability']:.2f}" for x in rest)
     return f"{where}  {shown}  {a['confidence']:.2f}" + (f"   next: {others}" if others else "")
 
