@@ -298,3 +298,20 @@ def test_cli_finetune_defaults_to_the_beatdbn_recipe(demo_corpus, tmp_path):
     assert cfg["finetune"]["overrides"] == ["batch_size", "epochs", "learning_rates", "min_updates"]
     assert cfg["updates_per_epoch"] == -(-cfg["splits"]["train"] // 8)  # one pass: the minimum was lifted
     assert cfg["augment_resolved"] == "none"  # transposition only where the classes are keys
+
+
+def test_finetune_refuses_a_dbn_pretrained_on_the_other_representation(demo_corpus, tmp_path):
+    """A DBN pretrained on audio features may not start a conv MLP on MSD (Echo Nest) tracks (issue 24 item 8)."""
+    import json
+
+    from beatdbn.exceptions import DataError
+    from beatdbn.models.dbn import ConvDBN, DBNConfig
+    from beatdbn.train.finetune import FinetuneConfig, finetune
+
+    dbn = tmp_path / "dbn"
+    ConvDBN(DBNConfig(seed=0)).save(dbn)
+    (dbn / "pretrain.json").write_text(json.dumps({"complete": True, "representation": "audio"}))
+    with pytest.raises(DataError, match="trained on"):
+        finetune(demo_corpus["store"], demo_corpus["tasks"], "key", init="pretrained", dbn_dir=dbn,
+                 out=tmp_path / "run", config=FinetuneConfig(learning_rates=(0.05,), epochs=1, snapshot_epochs=(1,)))
+    assert not (tmp_path / "run" / "result.json").exists()

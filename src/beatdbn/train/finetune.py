@@ -136,6 +136,7 @@ Examples
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import shutil
@@ -154,7 +155,7 @@ from beatdbn.metrics.scores import accuracy, chance_level, confusion_matrix, per
 from beatdbn.models.convmlp import ConvMLP, MLPConfig, track_posteriors
 from beatdbn.models.dbn import ConvDBN
 from beatdbn.plots import plot_confusion, plot_learning_curves
-from beatdbn.store.reader import FeatureStore
+from beatdbn.store.reader import FeatureStore, check_representations
 from beatdbn.tasks.build import load_task
 from beatdbn.train import runner
 from beatdbn.train.augment import is_key_task, key_class_map, transpose_batch
@@ -498,5 +499,10 @@ def finetune(
     fs = store if isinstance(store, FeatureStore) else FeatureStore.open(store)
     task = load_task(tasks_dir, task_name)
     splits = [load_split(fs, task, s) for s in ("train", "valid", "test")]
+    dbn_kind = None
+    if init == "pretrained" and dbn_dir is not None and (dbn_dir / "pretrain.json").is_file():
+        dbn_kind = json.loads((dbn_dir / "pretrain.json").read_text()).get("representation")
+    check_representations(fs.representations([t for s in splits for t in s.track_ids]), expected=dbn_kind,
+                          what=f"task {task_name} in {fs.path}")
     return run_convmlp(*splits, task=task_name, init=init, dbn=dbn, out=out, config=config, device=device,
                        progress=progress)

@@ -72,7 +72,7 @@ from beatdbn.models.config import JsonConfig
 from beatdbn.models.dbn import ConvDBN, DBNConfig
 from beatdbn.models.layout import PHASES
 from beatdbn.plots import plot_filters, plot_pretraining
-from beatdbn.store.reader import FeatureStore
+from beatdbn.store.reader import FeatureStore, check_representations
 from beatdbn.train.checkpoint import load_checkpoint
 from beatdbn.train.ranks import Ranks, rank_seed
 from beatdbn.utils.atomic import save_torch, write_json
@@ -273,6 +273,8 @@ def pretrain(
     rows = fs.select_rows(exclude=exclude)
     if not len(rows):
         raise DataError(f"{fs.path}: no track left to pretrain on after the exclusion list")
+    ids = fs.metadata.column("track_id").to_numpy(zero_copy_only=False)[rows]
+    representation = check_representations(fs.representations(ids), what=f"the tracks to pretrain on in {fs.path}")
     lengths = fs.metadata.column("n_beats").to_numpy()[rows]
     shards = fs.shard_of(rows)
     identity = {k: v for k, v in config.to_dict().items() if k != "checkpoint_every"}  # may change on resume
@@ -389,6 +391,8 @@ def pretrain(
         return None
     dbn.save(out)
     summary = _summary(out, n_tracks, n_beats, passes, expect, elapsed, complete=True)
+    summary["representation"] = representation  # what a conv MLP started from this DBN must be trained on
+    write_json(out / "pretrain.json", summary)
     (out / CHECKPOINT).unlink(missing_ok=True)
     log.info("%s: pretrained in %.1f s", out, time.perf_counter() - t_start)
     return summary
