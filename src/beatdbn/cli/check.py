@@ -8,7 +8,6 @@ from pathlib import Path
 import typer
 
 from beatdbn.cli import command, console, err_console
-from beatdbn.store.check import check_store
 
 __all__ = ["check"]
 
@@ -28,6 +27,8 @@ def check(
     Exit code 0 when the store is sound (or was repaired), 1 when a problem
     remains (run again with --repair; a broken shards/ folder must be restored by hand).
     """
+    from beatdbn.store.check import check_store  # here: the CLI starts without h5py
+
     report = check_store(store, repair=repair, wait=wait)
     if as_json:
         typer.echo(json.dumps(report.as_dict(), indent=2))

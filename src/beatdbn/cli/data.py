@@ -14,10 +14,6 @@ from beatdbn.cli import command, console, err_console
 from beatdbn.cli.options import check_out, check_scheduler, check_workers
 from beatdbn.cli.progress import progress_bar
 from beatdbn.exceptions import ParameterError
-from beatdbn.labels import read_label_csv
-from beatdbn.store.extract import extract as run_extract
-from beatdbn.store.reader import FeatureStore
-from beatdbn.synth.corpus import generate_corpus
 
 __all__ = ["synth", "extract", "info"]
 
@@ -40,6 +36,7 @@ def synth(
             rate = done / max(time.perf_counter() - t0, 1e-9)
             bar.update(job, completed=done, rate=f"{rate:,.0f} tracks/s")
 
+        from beatdbn.synth.corpus import generate_corpus  # here: the CLI starts without it
         paths = generate_corpus(out, tracks, seed=seed, n_artists=artists, progress=advance)
     console.print(f"wrote {len(paths)} synthetic tracks (not real music) to {out}")
 
@@ -77,6 +74,7 @@ def extract(
             logging.getLogger(name).setLevel(logging.ERROR)
     if folder_labels is not None and folder_labels not in ("genre", "artist", "key"):
         raise ParameterError(f"--folder-labels {folder_labels!r}: choose genre, artist or key")
+    from beatdbn.labels import read_label_csv
     label_map = read_label_csv(labels) if labels else None
 
     with progress_bar(console) as bar:
@@ -100,6 +98,7 @@ def extract(
             err_console.print(f"{out} is being written by another beatdbn process (pid {pid or 'unknown'}); "
                               f"waiting for it (--wait)", highlight=False, soft_wrap=True)
 
+        from beatdbn.store.extract import extract as run_extract  # here: heavy (h5py, Dask, ...)
         report = run_extract(sources, out, shard_size=shard_size, scheduler=scheduler, workers=workers,
                              on_progress=step, on_start=start, labels=label_map, folder_label=folder_labels,
                              retry_skipped=retry_skipped, wait=wait, on_wait=waiting, allow_mixed=allow_mixed)
@@ -129,6 +128,7 @@ def info(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON object (tracks, beats, ...)."),
 ):
     """Summarize a feature store: tracks, beats, shards, skipped inputs."""
+    from beatdbn.store.reader import FeatureStore
     summary = FeatureStore.open(store).summary()
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
