@@ -236,28 +236,6 @@ class _FrameStream:
 
 # -- whole-track stages --------------------------------------------------------------------------------
 
-def _tempo(onset_env: np.ndarray, *, sr: int, hop_length: int, chunk: int = 8192) -> float:
-    """librosa's global tempo (``librosa.feature.tempo`` defaults), its tempogram built in chunks.
-
-    The mean of the per-frame normalized autocorrelations is a sum over
-    frames, so chunks of ``chunk`` frames give the same estimate with memory
-    O(chunk x 344) instead of O(frames x 344).
-    """
-    import librosa
-
-    win = int(librosa.time_to_frames(8.0, sr=sr, hop_length=hop_length))  # librosa's ac_size = 8 s
-    n = len(onset_env)
-    padded = np.pad(onset_env, win // 2, mode="linear_ramp", end_values=[0, 0])
-    total = np.zeros(win)
-    for s in range(0, n, chunk):
-        e = min(n, s + chunk)
-        tg = librosa.feature.tempogram(onset_envelope=padded[s : e + win - 1], sr=sr, hop_length=hop_length,
-                                       win_length=win, center=False)
-        total += tg.sum(axis=1)
-    return float(librosa.feature.tempo(tg=(total / max(n, 1))[:, None], sr=sr, hop_length=hop_length,
-                                       aggregate=None)[0])
-
-
 def _power_to_db(power: np.ndarray, *, top_db: float) -> np.ndarray:
     """``librosa.power_to_db(power, ref=1.0, amin=1e-10, top_db=top_db)`` with one temporary."""
     out = np.maximum(power, np.float32(1e-10))
@@ -358,9 +336,8 @@ def analyze_audio(
     ParameterError
         Neither or both of ``path`` and ``y``.
     """
-    import librosa
-
     from beatdbn.features.audio_decode import decode_blocks, file_id
+    from beatdbn.features.rhythm import beat_track, global_tempo, onset_detect, onset_strength  # librosa's, no numba
 
     if (path is None) == (y is None):
         raise ParameterError("give exactly one of path or y")
@@ -378,6 +355,8 @@ def analyze_audio(
         y = np.nan_to_num(y, nan=0.0, posinf=0.0, neginf=0.0)
         rate = config.sr if sr is None else int(sr)
         if rate != config.sr:
+            import librosa  # only to resample an array given at another rate
+
             y = librosa.resample(y, orig_sr=rate, target_sr=config.sr, res_type="soxr_hq")
         if config.max_duration is not None:
             y = y[: int(config.max_duration * config.sr)]
@@ -400,12 +379,12 @@ def analyze_audio(
     hop, rate = config.hop_length, config.sr
     mel_db = _power_to_db(mel, top_db=config.top_db)  # floor: the track's max - top_db
     s_db = mel_db.T  # (n_mels, T), librosa's orientation
-    onset_mean = librosa.onset.onset_strength(S=s_db, sr=rate, hop_length=hop)
-    onsets = librosa.onset.onset_detect(onset_envelope=onset_mean, sr=rate, hop_length=hop, backtrack=True)
-    onset_median = librosa.onset.onset_strength(S=s_db, sr=rate, hop_length=hop, aggregate=np.median)
+    onset_mean = onset_strength(s_db, hop_length=hop)
+    onsets = onset_detect(onset_mean, sr=rate, hop_length=hop, backtrack=True)
+    onset_median = onset_strength(s_db, hop_length=hop, aggregate=np.median)
     if onset_median.any():
-        tempo = _tempo(onset_median, sr=rate, hop_length=hop)
-        _, beat_frames = librosa.beat.beat_track(onset_envelope=onset_median, sr=rate, hop_length=hop, bpm=tempo)
+        tempo = global_tempo(onset_median, sr=rate, hop_length=hop)
+        _, beat_frames = beat_track(onset_median, sr=rate, hop_length=hop, bpm=tempo)
     else:  # no onset energy at all: no tempo, no beats (align_track then uses its 0.5 s grid)
         tempo, beat_frames = 0.0, np.zeros(0, dtype=np.int64)
     n_frames = len(mel)
