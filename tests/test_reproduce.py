@@ -70,6 +70,51 @@ def test_reproduce_refuses_other_settings_and_cli_reports(demo_corpus, tmp_path)
     assert result.exit_code == 0 and (empty / "report.html").exists()
 
 
+class _Stop(Exception):
+    pass
+
+
+def test_reproduce_computes_every_number_on_one_thread_whatever_the_callers(demo_corpus, tmp_path, monkeypatch):
+    """The pretraining and the serial path's experiments see one torch thread with the caller on 2 (a DBN
+    pretrained on 2 threads differs in its last bits from one pretrained on 1, and so does every conv MLP
+    started from it: tests/test_sweep.py); the caller's count is restored, also when the run stops."""
+    import dataclasses
+
+    import torch
+
+    import beatdbn.pipeline.reproduce as rep
+    from beatdbn.models.dbn import ConvDBN
+
+    seen = {}
+
+    def pretrain(fs, out, **kwargs):
+        seen["pretrain"] = torch.get_num_threads()
+        ConvDBN(DBNConfig(n_maps_1a=4, n_maps_1b=4, n_maps_3=4)).save(out)
+        (out / "plots").mkdir()
+
+    def trainer(name, stop=False):
+        def run(*splits, **kwargs):
+            seen[kwargs.get("init", name)] = torch.get_num_threads()
+            if stop:
+                raise _Stop()
+        return run
+
+    monkeypatch.setattr(rep, "pretrain", pretrain)
+    monkeypatch.setattr(rep, "run_naive_bayes", trainer("naive_bayes"))
+    monkeypatch.setattr(rep, "run_logreg", trainer("logreg"))
+    monkeypatch.setattr(rep, "run_convmlp", trainer("convmlp", stop=True))
+    config = dataclasses.replace(TINY, tasks=TaskConfig(per_key=16, tasks=("key",), seed=0))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with pytest.raises(_Stop):
+            reproduce(demo_corpus["store"], tmp_path / "run", config=config, scheduler="sync")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert seen == {"pretrain": 1, "naive_bayes": 1, "logreg": 1, "random": 1}
+
+
 @pytest.mark.slow
 def test_reproduce_at_auto_scale_runs_the_tasks_it_can(tmp_path):
     from beatdbn.store.extract import extract

@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -24,6 +25,7 @@ from beatdbn.tasks.registry import TaskConfig
 from beatdbn.train.baselines import BaselineConfig
 from beatdbn.train.finetune import FinetuneConfig
 from beatdbn.train.pretrain import PretrainConfig
+from beatdbn.utils.cluster import BackgroundClient
 
 SMALL = ReproduceConfig(
     tasks=TaskConfig(per_key=16, tasks=("key",), seed=0),
@@ -138,3 +140,135 @@ def test_a_failed_or_killed_job_costs_only_itself(demo_corpus, tmp_path):
         assert (exp / "lr-0.05" / "epoch-8" / "model.pt").exists() and not list(exp.glob(".job-*"))
     finally:
         torch.set_num_threads(before)
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_a_job_resumed_by_a_caller_on_two_threads_ends_as_one_run_through(demo_corpus, tmp_path, monkeypatch, caplog):
+    """A conv MLP rate job stopped right after its first epoch's checkpoint (where a SIGKILL would leave it)
+    and rerun in a process on 2 torch threads resumes that checkpoint and ends bit for bit as the same job run
+    through on 1 thread: run_job computes with one thread wherever it runs (2 threads train other bits)."""
+    from beatdbn.models.dbn import ConvDBN
+    from beatdbn.train import runner
+
+    config = dataclasses.replace(SMALL, finetune=FinetuneConfig(learning_rates=(0.05,), epochs=3, snapshot_epochs=(3,)))
+    job = Job("key", "convmlp_random", "paper", 0.05)
+    runs = {}
+    for name in ("through", "resumed"):
+        out = tmp_path / name
+        shutil.copytree(demo_corpus["tasks"], out / "tasks")
+        ConvDBN(DBNConfig(n_maps_1a=6, n_maps_1b=6, n_maps_3=6, seed=1)).save(out / "dbn")
+        runs[name] = out / "experiments" / "key" / job.model / "lr-0.05"
+    write_metrics = runner.write_metrics
+
+    def killed_after_epoch_1(path, rows, columns=None):  # called just after each epoch's checkpoint
+        if rows and rows[-1]["epoch"] == 1:
+            raise _Killed()
+        write_metrics(path, rows, columns)
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        run_job(job, str(demo_corpus["store"]), str(tmp_path / "through"), config)
+        torch.set_num_threads(2)
+        monkeypatch.setattr(runner, "write_metrics", killed_after_epoch_1)
+        with pytest.raises(_Killed):
+            run_job(job, str(demo_corpus["store"]), str(tmp_path / "resumed"), config)
+        monkeypatch.undo()
+        scratch = runs["resumed"].parent / ".job-lr-0.05"
+        assert (scratch / "lr-0.05" / "checkpoint.pt").exists() and not runs["resumed"].exists()
+        with caplog.at_level(logging.INFO, logger="beatdbn.train.finetune"):
+            run_job(job, str(demo_corpus["store"]), str(tmp_path / "resumed"), config)
+        assert torch.get_num_threads() == 2  # the caller's count, restored
+    finally:
+        torch.set_num_threads(before)
+    assert "resuming after epoch 1" in caplog.text
+    assert not scratch.exists()
+
+    def numbers(lr_dir):
+        rows = runner.read_metrics(lr_dir / "metrics.csv")
+        return [{k: v for k, v in r.items() if k not in ("seconds", "beats_per_s")} for r in rows]
+
+    assert len(numbers(runs["resumed"])) == 3 and numbers(runs["resumed"]) == numbers(runs["through"])
+    a, b = (torch.load(runs[n] / "epoch-3" / "model.pt", weights_only=True) for n in ("through", "resumed"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _rate_job_worker(psutil, out) -> int | None:
+    """The pid of a worker (a process below this one) that holds a rate job's lock and whose job has written its
+    first checkpoint: a worker killed now loses a job mid-run."""
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            held = [Path(f.path) for f in proc.open_files()]
+        except psutil.Error:  # gone, or not readable: not the one
+            continue
+        for lock in held:
+            scratch = lock.with_suffix("")  # experiments/<task>/<model>/.job-lr-<v>(.lock)
+            if lock.suffix == ".lock" and scratch.name.startswith(".job-lr-") and any(scratch.rglob("checkpoint.pt")):
+                return proc.pid
+    return None
+
+
+@pytest.mark.slow
+def test_a_sigkilled_worker_then_a_rerun_gives_the_serial_table(tmp_path, monkeypatch):
+    """The default LocalCluster loses the worker that runs a conv MLP rate (SIGKILL, after the rate's first
+    checkpoint), with this process on 2 threads; the run (the job rerun on a worker, resuming that checkpoint),
+    rerun if it failed, ends with the results and the Table 1 of a serial run whose caller had 1 thread:
+    reproduce computes every number on one thread (the DBN pretrained here on 2 threads made both conv MLP
+    experiments differ), wherever and after whatever interruption."""
+    import threading
+
+    psutil = pytest.importorskip("psutil")
+    from beatdbn.store.extract import extract
+    from beatdbn.synth.corpus import generate_corpus
+
+    generate_corpus(tmp_path / "msd", 200, seed=0, n_artists=6)
+    extract([tmp_path / "msd"], tmp_path / "store", scheduler="sync", shard_size=64)
+    store = str(tmp_path / "store")
+    config = dataclasses.replace(SMALL, tasks=TaskConfig(per_key=6, tasks=("key",), seed=0),
+                                 finetune=FinetuneConfig(learning_rates=(0.05, 0.005), epochs=12, snapshot_epochs=(6, 12)))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        reproduce(store, tmp_path / "serial", config=config, scheduler="sync")
+        torch.set_num_threads(2)
+        out = tmp_path / "dask"
+        errors = []
+
+        def run():
+            try:
+                reproduce(store, out, config=config, scheduler="local", workers=2)
+            except Exception as exc:  # noqa: BLE001 - a lost worker may fail the run: the rerun must finish it
+                errors.append(exc)
+
+        # the cluster is up before the sweep starts (as when the pretraining outlasts its start), so that the
+        # workers, not this process, run the conv MLP rates; the rerun does not wait (this process runs jobs)
+        monkeypatch.setattr(BackgroundClient, "ready", lambda self: self.client() is not None)
+        sweep = threading.Thread(target=run)
+        sweep.start()
+        killed = None
+        deadline = time.monotonic() + 120
+        while sweep.is_alive() and killed is None and time.monotonic() < deadline:
+            killed = _rate_job_worker(psutil, out / "experiments")
+            if killed is not None:
+                os.kill(killed, signal.SIGKILL)
+            time.sleep(0.01)
+        sweep.join()
+        monkeypatch.undo()
+        assert killed is not None, "no worker was killed mid-job"
+        if errors or plan_jobs(out, ["key"], [(m, None if not m.startswith("convmlp") else "paper")
+                                               for m in EXPERIMENTS], config):
+            reproduce(store, out, config=config, scheduler="local", workers=2)
+        assert torch.get_num_threads() == 2  # the caller's count, restored
+    finally:
+        torch.set_num_threads(before)
+    for model in EXPERIMENTS:
+        a = ExperimentResult.load(tmp_path / "serial" / "experiments" / "key" / model)
+        b = ExperimentResult.load(out / "experiments" / "key" / model)
+        assert _numbers(a.runs) == _numbers(b.runs), model
+    serial_table = json.loads((tmp_path / "serial" / "table.json").read_text())
+    dask_table = json.loads((out / "table.json").read_text())
+    assert json.dumps(serial_table.get("rows", serial_table), sort_keys=True) == \
+        json.dumps(dask_table.get("rows", dask_table), sort_keys=True)

@@ -26,6 +26,16 @@ and this process runs jobs itself until it is up; every experiment x learning ra
 and the experiment's result is assembled by one more (:mod:`beatdbn.pipeline.sweep`). The tasks, the
 pretraining and the report run in this process either way, and the results are the same.
 
+**One thread for every number.** The pretraining, the serial path's experiments and every sweep job
+compute with one torch intra-op thread, whatever this process has (``beatdbn --threads``): a threaded
+sum rounds differently on 1 and 2 threads, so a DBN pretrained on 2 threads differs from one pretrained
+on 1 in the last bits, and every conv MLP started from it (pretrained or its random control) ends with
+other numbers. With one thread, a run's results are a function of its configuration (seeds) and data
+alone: not of the scheduler, the process that ran a job, the caller's threads, or a kill and a resume
+in between. The parallelism is the sweep's processes (and the pretraining's default of one track per
+update gains nothing from threads, see :mod:`beatdbn.cli.pretrain`); a serial run on a CPU is therefore
+single-threaded.
+
 ``quick=True`` shrinks the sweeps and epochs for a smoke run (the table
 says which epochs it shows); the tasks and the DBN are the same.
 
@@ -65,7 +75,7 @@ from beatdbn.evaluate.table import Table1
 from beatdbn.exceptions import DataError, ParameterError
 from beatdbn.models.config import JsonConfig
 from beatdbn.models.dbn import ConvDBN, DBNConfig
-from beatdbn.pipeline.sweep import WORKER_IMPORTS, plan_jobs, run_jobs
+from beatdbn.pipeline.sweep import WORKER_IMPORTS, one_thread, plan_jobs, run_jobs
 from beatdbn.store.reader import FeatureStore
 from beatdbn.tasks.build import check_tasks_in_store, load_task, prepare_tasks, write_tasks
 from beatdbn.train.baselines import run_logreg, run_naive_bayes
@@ -286,7 +296,9 @@ def reproduce(
         relay("pretrain", ("pretrain", ""), {"step": p["tracks_done"], "total": p["tracks_total"],
                                              "message": f"{p['phase']}: {p['beats_per_s']:,.0f} beats/s"})
 
-    with stop_on_signals():  # SIGTERM/SIGINT: the cluster's workers and fork server are stopped, none left
+    # SIGTERM/SIGINT: the cluster's workers and fork server are stopped, none left; one torch thread for
+    # every number (the module's docstring): the caller's thread count must not change the results
+    with stop_on_signals(), one_thread():
         dbn_dir = out / "dbn"
         cluster, jobs = None, []
         if scheduler != "sync":  # started now: the workers start and import while the DBN is pretrained

@@ -15,11 +15,15 @@ way, and a rerun skips every finished rate. A job that fails does not stop the o
 for them, then raises the first error.
 
 **Identical results.** Each job is seeded by the configuration alone and calls the trainers exactly as
-the serial path does, so the numbers are those of a serial run with the same seeds (tested with one
-thread per process, :mod:`tests.test_sweep`). A job computes with one torch thread wherever it runs (a
-worker, or this process while the cluster starts), and a run's starting weights do not depend on the
-thread count (the random control's statistics are summed exactly), so a job rerun on another worker
-after a lost one resumes its own checkpoint.
+the serial path does, so the numbers are those of a serial run with the same seeds. A job computes with
+one torch intra-op thread wherever it runs (:func:`run_job` and :func:`assemble` set it, :func:`one_thread`:
+on a worker, in this process while the cluster starts, in a job resumed after a lost worker), because a
+threaded sum rounds differently on 1 and 2 threads and the weights would drift apart epoch by epoch; the
+serial path and the pretraining compute with one thread too (:func:`~beatdbn.pipeline.reproduce.reproduce`).
+A run's starting weights do not depend on the thread count either (the random control's statistics are
+summed exactly), so a job rerun on another worker after a lost one resumes its own checkpoint and ends
+as an uninterrupted run (tested: a SIGKILLed worker, then a rerun, gives the serial run's Table 1,
+:mod:`tests.test_sweep`).
 
 **Where the time went, and what is done about it** (bench_reproduce, ``--quick``, 2 busy cores; CPU
 seconds per job, which the other work on the machine inflates less than wall time): each worker spent ~8 s
@@ -63,7 +67,7 @@ from beatdbn.train.baselines import run_logreg, run_naive_bayes
 from beatdbn.train.finetune import run_convmlp
 from beatdbn.utils.cluster import dask_client
 
-__all__ = ["Job", "plan_jobs", "run_job", "assemble", "run_jobs", "WORKER_IMPORTS"]
+__all__ = ["Job", "plan_jobs", "run_job", "assemble", "run_jobs", "one_thread", "WORKER_IMPORTS"]
 
 #: What every worker imports once (:func:`~beatdbn.utils.cluster.worker_setup`; a LocalCluster's fork server
 #: once for all): this module pulls in torch, the trainers, scikit-learn and matplotlib; torch._dynamo is
@@ -106,7 +110,8 @@ def _done(out: Path, job: Job, config) -> bool:
     lr_dir = runner.lr_dir(exp, job.lr)
     if job.model == "logreg":
         return (lr_dir / RESULT_FILE).exists()
-    # a conv MLP rate is trained when its last epoch's snapshot is saved (written with the last checkpoint)
+    # a conv MLP rate is trained when its last epoch's snapshot is saved (just before the last checkpoint: a
+    # rate killed between the two trains its last epoch again in its experiment's assembly, on one thread too)
     return (lr_dir / f"epoch-{config.finetune_for(job.recipe).epochs}" / "model.pt").exists()
 
 
@@ -194,9 +199,15 @@ def _exclusive(path: Path) -> Iterator[None]:
 
 
 def run_job(job: Job, store: str, out: str, config, device: str = "cpu") -> dict[str, Any]:
-    """Run one job (in a Dask worker or in this process); returns ``{"job", "kind", "seconds", "phases",
-    "cpu_seconds", "pid"}`` (``phases``: seconds loading the splits and DBN, training, moving the result into
-    place; ``cpu_seconds``: this process's CPU time, which a busy machine does not inflate)."""
+    """Run one job (in a Dask worker or in this process) with one torch thread (:func:`one_thread`); returns
+    ``{"job", "kind", "seconds", "phases", "cpu_seconds", "pid"}`` (``phases``: seconds loading the splits and
+    DBN, training, moving the result into place; ``cpu_seconds``: this process's CPU time, which a busy machine
+    does not inflate)."""
+    with one_thread():  # wherever it runs, and when it resumes another process's checkpoint
+        return _run_job(job, store, out, config, device)
+
+
+def _run_job(job: Job, store: str, out: str, config, device: str) -> dict[str, Any]:
     t0, c0 = time.perf_counter(), time.process_time()
     out_path = Path(out)
     splits = _splits(store, out_path, job.task)
@@ -257,7 +268,15 @@ def assemble(task: str, model: str, recipe: str | None, store: str, out: str, co
              *trained: Any) -> dict[str, Any]:
     """Assemble one experiment whose rates are all trained (``trained``: their jobs' infos, for Dask's
     ordering): the call the serial path makes, which finds every rate done and writes the selection,
-    ``model/``, the plots and ``result.json``. Returns ``{"task", "model", "kind", "seconds", "phases"}``."""
+    ``model/``, the plots and ``result.json``. Returns ``{"task", "model", "kind", "seconds", "phases"}``.
+    Computes with one torch thread, as :func:`run_job` (a rate whose last epoch is still to train is trained
+    here)."""
+    with one_thread():
+        return _assemble(task, model, recipe, store, out, config, device)
+
+
+def _assemble(task: str, model: str, recipe: str | None, store: str, out: str, config,
+              device: str) -> dict[str, Any]:
     t0, c0 = time.perf_counter(), time.process_time()
     out_path = Path(out)
     splits = _splits(store, out_path, task)
@@ -280,9 +299,10 @@ def assemble(task: str, model: str, recipe: str | None, store: str, out: str, co
 
 
 @contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """One torch intra-op thread for the block, as every worker has (:func:`~beatdbn.utils.cluster.worker_setup`):
-    a job run in this process while the cluster starts computes exactly as on a worker."""
+def one_thread() -> Iterator[None]:
+    """One torch intra-op thread for the block (the caller's count restored after it), as every worker has
+    (:func:`~beatdbn.utils.cluster.worker_setup`): what the block computes does not depend on the thread count
+    of the process that runs it. (The count is the process's: other Python threads see it meanwhile.)"""
     import torch
 
     before = torch.get_num_threads()
@@ -351,9 +371,8 @@ def run_jobs(jobs: Sequence[Job], store: str, out: str, config, *, client=None, 
                     errors.append((name, exc))
             else:
                 job = jobs[order.pop(0)]
-                try:
-                    with _one_thread():  # as on a worker: where a job runs must not change its numbers
-                        finished(run_job(job, store, out, config, device))
+                try:  # with one thread, as on a worker (run_job): where a job runs must not change its numbers
+                    finished(run_job(job, store, out, config, device))
                 except Exception as exc:  # noqa: BLE001 - raised once the other jobs are done
                     errors.append((job.name, exc))
                     failed.add((job.task, job.model))
