@@ -21,6 +21,8 @@ probabilities are always finite.
 
 from __future__ import annotations
 
+import concurrent.futures
+import itertools
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -97,7 +99,23 @@ def iter_predictions(run_dir: Run | str | Path, files: Iterable[str | Path], *, 
         raise ParameterError(f"top_k={top_k!r}: must be an int >= 0 (0 lists every class)")
     if not isinstance(workers, int) or workers < 1:
         raise ParameterError(f"workers={workers!r}: must be an int >= 1")
-    run = as_run(run_dir)
+    files = iter(Path(f) for f in files)
+    first = next(files, None)
+    ahead = None
+    if first is not None and workers == 1 and scheduler in (None, "sync") and not isinstance(run_dir, Run):
+        # read (and analyse) the first file in a thread while the run loads: importing torch and analysing
+        # audio overlap on two cores (a one-song `beatdbn predict` is mostly these two)
+        ahead = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="beatdbn-read")
+        ahead_first = ahead.submit(read_input, first)
+        ahead.shutdown(wait=False)
+    try:
+        run = as_run(run_dir)
+    except BaseException:
+        if ahead is not None:
+            ahead_first.cancel()
+        raise
+    head = [] if first is None else [_Ahead(first, ahead_first) if ahead is not None else first]
+    files = itertools.chain(head, files)
     if over_time_steps and not run.has_steps:
         raise ParameterError(f"{run.path}: a {run.kind} model has no layer-4 steps; posteriors over time need a "
                              f"conv MLP run")
@@ -113,7 +131,7 @@ def _iter_answers(run: Run, files: Iterable[str | Path], *, k: int, top_k: int, 
     pending: list[tuple[int, np.ndarray, np.ndarray]] = []
     n_read = 0
     scheduler = scheduler or ("local" if workers > 1 else "sync")
-    for name, tracks in map_inputs(read_input, (Path(f) for f in files), scheduler=scheduler, workers=workers):
+    for name, tracks in map_inputs(_read, files, scheduler=scheduler, workers=workers):
         n_read += 1
         if isinstance(tracks, str):
             answers.append({"file": name, "error": tracks})
@@ -129,6 +147,21 @@ def _iter_answers(run: Run, files: Iterable[str | Path], *, k: int, top_k: int, 
             yield from _finish(run, answers, pending, k, top_k, batch_size, over_time_steps)
             answers, pending = [], []
     yield from _finish(run, answers, pending, k, top_k, batch_size, over_time_steps)
+
+
+class _Ahead:
+    """An input whose reading already started in a thread (its result is taken once, in order)."""
+
+    def __init__(self, path: Path, future: concurrent.futures.Future):
+        self.path, self.future = path, future
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+
+def _read(path) -> tuple[str, Any]:
+    """:func:`read_input`, or the result of a reading started ahead."""
+    return path.future.result() if isinstance(path, _Ahead) else read_input(path)
 
 
 def _finish(run: Run, answers: list[dict], pending: list, k: int, top_k: int, batch_size: int,
