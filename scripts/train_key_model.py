@@ -24,7 +24,7 @@ Usage::
 
     python scripts/train_key_model.py                     # the shipped settings (make model)
     python scripts/train_key_model.py --work /tmp/km --out /tmp/km/model --pieces 48 --no-key 24 \\
-        --holdout-pieces 24 --holdout-no-key 12 --epochs 4 --compare-seeds 0
+        --holdout-pieces 24 --holdout-no-key 12 --compare-epochs 4 --final-epochs 0 --compare-seeds 0
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "src" / "beatdbn" / "pretrained" / "key_audio"
 TRAIN_FONTS = ("/usr/share/sounds/sf2/TimGM6mb.sf2", "/usr/share/sounds/sf2/sf_GMbank.sf2")
 HOLDOUT_FONT = "/usr/share/sounds/sf3/MuseScore_General_Lite.sf3"
-MUSIC_DIRS = ("/usr/share/games/singularity/music", "/usr/share/games/hyperrogue")
+MUSIC_DIRS = ("/usr/share/games/singularity/music", "/usr/share/hyperrogue/music")
 RECORDINGS = ROOT.parent / "shared" / "data" / "audio"
 # the key of each real recording in ../shared/data/audio by its audio (issue 22); None: no key
 RECORDING_KEYS = {"Hungarian_Dance": "G minor", "Lets_Go_Fishin": "A# major", "Sugar_Plum_Fairy": "E minor",
@@ -100,7 +100,7 @@ def link_music(music: Path) -> int:
     for d in MUSIC_DIRS:
         for f in sorted(Path(d).rglob("*")) if Path(d).is_dir() else []:
             if f.suffix.lower() in (".ogg", ".mp3", ".flac", ".wav") and f.is_file():
-                link = music / f"{Path(d).parent.name}-{f.name.replace(' ', '_')}"
+                link = music / f"{Path(d).parts[-2]}-{f.name.replace(' ', '_')}"
                 if not link.exists():
                     link.symlink_to(f)
                 n += 1
@@ -253,13 +253,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--holdout-pieces", type=int, default=240)
     ap.add_argument("--holdout-no-key", type=int, default=180)
     ap.add_argument("--holdout-seed", type=int, default=1)
-    ap.add_argument("--passes", type=int, default=3, help="Pretraining passes.")
-    ap.add_argument("--epochs", type=int, default=None, help="Finetuning epochs (default: the recipe's).")
-    ap.add_argument("--learning-rates", type=float, nargs="+", default=None)
+    ap.add_argument("--passes", type=int, default=2, help="Pretraining passes.")
+    ap.add_argument("--learning-rates", type=float, nargs="+", default=[0.003],
+                    help="Finetuning learning rates (the beatdbn recipe's best on the 12-tonic model).")
     ap.add_argument("--compare", nargs="*", default=["random", "synth", "real"],
                     help="Starts to compare (random, synth, real); the best on valid is shipped.")
     ap.add_argument("--compare-seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--compare-epochs", type=int, default=None, help="Epochs of the comparison runs.")
+    ap.add_argument("--compare-epochs", type=int, default=12, help="Epochs of the comparison runs.")
+    ap.add_argument("--final-epochs", type=int, default=30,
+                    help="Epochs of a last, longer run of the chosen start (0: ship the comparison run).")
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args(argv)
     if args.holdout_seed == args.seed:
@@ -317,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         for seed in args.compare_seeds:
             run_dir = work / "runs" / f"{name}-seed{seed}"
             res = _step(log, f"finetune {name} seed {seed}", finetune_run, store, work / "tasks", run_dir, dbn, seed,
-                        args.compare_epochs or args.epochs, args.learning_rates)
+                        args.compare_epochs, args.learning_rates)
             sel = res.select()
             run = load_run(run_dir)
             post = posteriors_of(run, h_store, [r["track_id"] for r in h_rows])
@@ -334,7 +336,19 @@ def main(argv: list[str] | None = None) -> int:
     best = max(summary, key=lambda n: summary[n]["valid_accuracy"][0])  # chosen on VALID, never on held-out
     best_seed = max(comparison[best], key=lambda r: r["valid_accuracy"])["seed"]
     run_dir = work / "runs" / f"{best}-seed{best_seed}"
-    print(f"== ship: {best} start, seed {best_seed} (by valid accuracy)", flush=True)
+    chosen_valid = max(r["valid_accuracy"] for r in comparison[best])
+    final = None
+    if args.final_epochs:
+        # the chosen start trained longer; shipped if it is at least as good on VALID
+        final_dir = work / "runs" / f"{best}-seed{best_seed}-final"
+        res = _step(log, f"finetune {best} seed {best_seed}, {args.final_epochs} epochs", finetune_run, store,
+                    work / "tasks", final_dir, dbns[best], best_seed, args.final_epochs, args.learning_rates)
+        sel = res.select()
+        final = {"epochs": args.final_epochs, "valid_accuracy": float(sel["valid_accuracy"]),
+                 "test_accuracy": float(sel["test_accuracy"]), "shipped": sel["valid_accuracy"] >= chosen_valid}
+        if final["shipped"]:
+            run_dir = final_dir
+    print(f"== ship: {run_dir.name} ({best} start, by valid accuracy)", flush=True)
     run = load_run(run_dir)
     # calibration on VALID: temperature, then the "no key" threshold
     v_ids, v_true = [v[0] for v in valid], [v[1] for v in valid]
@@ -375,7 +389,9 @@ def main(argv: list[str] | None = None) -> int:
         "corpus": {"generators": ["beatdbn.synth.audio_keys", "beatdbn.synth.gm", "beatdbn.synth.no_key"],
                    "pieces": args.pieces, "renderings": ["additive", "gm"], "no_key_clips": args.no_key,
                    "seed": args.seed, "train_soundfonts": fonts, "splits": counts, "real_music_tracks": len(music_ids)},
+        "shipped_run": run_dir.name, "final_run": final,
         "comparison": {"runs": comparison, "summary_mean_std": summary, "chosen": best, "chosen_seed": best_seed,
+                       "epochs": args.compare_epochs, "learning_rates": args.learning_rates,
                        "rule": "highest mean valid accuracy; held-out figures reported, never used to choose"},
         "calibration": {k: v for k, v in calibration.items() if k != "reliability_holdout"},
         "valid": {k: v for k, v in valid_eval.items() if k != "reliability"},

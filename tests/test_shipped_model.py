@@ -1,4 +1,4 @@
-"""The key model shipped in the package: loads, predicts on audio, and `beatdbn predict --task key` uses it."""
+"""The key model shipped in the package: 24 keys and "no key", calibrated; `beatdbn predict --task key` uses it."""
 
 from __future__ import annotations
 
@@ -11,17 +11,19 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from beatdbn.cli import app
-from beatdbn.inference import predict_files, shipped_model, shipped_model_dir
 from beatdbn.exceptions import ParameterError
+from beatdbn.inference import predict_files, shipped_model, shipped_model_dir
+from beatdbn.labels import KEY_NAMES_24, NO_KEY
 from beatdbn.synth.audio_keys import render_piece
-from beatdbn.labels import KEY_NAMES
+from beatdbn.synth.no_key import render_clip
 
 runner = CliRunner()
 
-# Pieces the model never saw (the training corpus is seed 0, pieces seeded [0, i]; the held-out one seed 1):
-# (tonic, mode, seed), 56 beats each (real held-out pieces have a median of 55): the first 8 of the 24 pieces
-# (tonics C..B, both modes, seeds 9000..9023) on which the shipped model was measured (22 of 24 right).
-FRESH = [(tonic, mode, 9000 + 2 * tonic + mode) for tonic in range(4) for mode in (0, 1)]
+# Pieces the model never saw (its corpora are pieces seeded [0, i] and, held out, [1, i]): (tonic, mode, seed),
+# 56 beats each, both modes.
+FRESH = [(tonic, mode, 9000 + 2 * tonic + mode) for tonic in (0, 3, 7, 10) for mode in (0, 1)]
+# Clips without a key, of seeds never used in training (the corpus is [0, i], the held-out one [1, i]).
+KEYLESS = [("noise", [77, 1]), ("tone", [77, 2]), ("noise", [77, 3]), ("tone", [77, 4])]
 
 
 @pytest.fixture(scope="module")
@@ -30,45 +32,76 @@ def audio_files(tmp_path_factory):
     paths = []
     for tonic, mode, seed in FRESH:
         p = render_piece(tonic=tonic, mode=mode, seed=seed, n_beats=56)
-        path = folder / f"{KEY_NAMES[tonic]}-{'major' if mode else 'minor'}.ogg"
+        path = folder / f"{KEY_NAMES_24[tonic + 12 * (mode == 0)].replace(' ', '-')}.ogg"
         sf.write(path, p.audio, p.sr, format="OGG")
         paths.append(path)
     return paths
 
 
-def test_shipped_model_is_small_and_documented():
+@pytest.fixture(scope="module")
+def keyless_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("keyless")
+    paths = []
+    for kind, seed in KEYLESS:
+        path = folder / f"{kind}-{seed[1]}.flac"
+        sf.write(path, render_clip(kind, seed=seed, seconds=20.0), 22050)
+        paths.append(path)
+    return paths
+
+
+def test_shipped_model_is_small_calibrated_and_documented():
     folder = shipped_model_dir("key")
     assert (folder / "model.pt").stat().st_size < 5 * 2**20
     prov = json.loads((folder / "PROVENANCE.json").read_text())
-    for key in ("recipe", "corpus", "valid_accuracy", "test_accuracy", "holdout", "command", "versions"):
+    for key in ("corpus", "comparison", "calibration", "valid", "holdout", "command", "versions"):
         assert key in prov, key
-    assert prov["representation"] == "audio" and prov["corpus"]["generator"] == "beatdbn.synth.audio_keys"
-    assert all(math.isfinite(prov[k]) for k in ("valid_accuracy", "test_accuracy"))
+    assert prov["representation"] == "audio"
+    assert "FluidR3" not in json.dumps(prov["corpus"]) and "music21" not in json.dumps(prov["corpus"])
     run = shipped_model("key")
-    assert run.task == "key" and run.representation == "audio" and run.labels == list(KEY_NAMES)
+    assert run.task == "key" and run.representation == "audio" and run.labels == list(KEY_NAMES_24) + [NO_KEY]
+    assert 0 < run.temperature < 20 and 0 < run.tonal_threshold <= 0.5
+    assert math.isfinite(prov["holdout"]["ece"])
 
 
-def test_shipped_model_predicts_generated_audio(audio_files):
-    answers = predict_files(shipped_model("key"), audio_files, top_k=0)
-    assert [a["file"] for a in answers] == [str(p) for p in audio_files]
+def test_shipped_model_names_the_key_of_pieces_it_never_heard(audio_files):
+    run = shipped_model("key")
+    answers = predict_files(run, audio_files, top_k=0)
     right = 0
-    for a, (tonic, _, _) in zip(answers, FRESH):
+    for a, (tonic, mode, _) in zip(answers, FRESH):
         probs = np.array(list(a["probabilities"].values()))
-        assert "error" not in a and len(probs) == 12 and np.all(np.isfinite(probs))
-        assert abs(probs.sum() - 1) < 1e-4 and a["label"] == next(iter(a["probabilities"]))
-        right += a["label"] == KEY_NAMES[tonic]
-    assert right >= 6, answers  # ~90 % on held-out pieces; chance (1/12) gets >= 6 of 8 about once in 10^6
+        assert "error" not in a and len(probs) == 25 and np.all(np.isfinite(probs))
+        assert abs(probs.sum() - 1) < 1e-4
+        assert a["probabilities"][NO_KEY] < run.tonal_threshold  # tonal music is never refused here
+        right += a["label"] == KEY_NAMES_24[tonic + 12 * (mode == 0)]
+    assert right >= 6, answers  # 24 keys; chance gets >= 6 of 8 about once in 10^7
 
 
-def test_cli_predict_task_key_uses_the_shipped_model(audio_files):
+def test_shipped_model_refuses_what_has_no_key(keyless_files):
+    run = shipped_model("key")
+    answers = predict_files(run, keyless_files, top_k=0)
+    refused = [a["probabilities"][NO_KEY] >= run.tonal_threshold for a in answers]
+    assert sum(refused) >= 3, answers
+
+
+def test_cli_predict_task_key_prints_the_key_as_musicians_name_it(audio_files, keyless_files):
     res = runner.invoke(app, ["predict", "--task", "key", str(audio_files[0]), "--json"])
     assert res.exit_code == 0, res.output
     answers = json.loads(res.stdout, parse_constant=lambda c: pytest.fail(f"JSON holds {c}"))
-    assert len(answers) == 1 and answers[0]["label"] in KEY_NAMES and len(answers[0]["probabilities"]) == 3
+    a = answers[0]
+    assert len(answers) == 1 and a["label"] in KEY_NAMES_24 and len(a["probabilities"]) == 3
+    for field in ("key", "tonic", "mode", "camelot", "confidence", "tonal", "alternatives"):
+        assert field in a, field
+    assert a["tonal"] is True and a["mode"] in ("major", "minor") and a["camelot"][-1] in "AB"
+    res = runner.invoke(app, ["predict", "--task", "key", str(audio_files[0])])
+    assert res.exit_code == 0 and f"{a['key']} ({a['camelot']})" in res.stdout
+    # a clip without a key: key null, tonal false, a reason; never a key
+    res = runner.invoke(app, ["predict", "--task", "key", str(keyless_files[0]), "--json"])
+    b = json.loads(res.stdout)[0]
+    assert b["key"] is None and b["tonal"] is False and b["reason"]
     # RUN_DIR FILES... still works (a model folder is a run directory too)
     res = runner.invoke(app, ["predict", str(shipped_model_dir("key")), str(audio_files[0]), "--top-k", "1"])
     assert res.exit_code == 0, res.output
-    assert answers[0]["label"] in res.stdout
+    assert a["key"] in res.stdout
 
 
 def test_cli_predict_names_a_representation_mismatch(tmp_path):
