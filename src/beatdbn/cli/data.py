@@ -74,7 +74,8 @@ def extract(
             logging.getLogger(name).setLevel(logging.ERROR)
     if folder_labels is not None and folder_labels not in ("genre", "artist", "key"):
         raise ParameterError(f"--folder-labels {folder_labels!r}: choose genre, artist or key")
-    from beatdbn.labels import read_label_csv
+    from beatdbn.labels import read_label_csv  # here: the CLI starts without the readers
+
     label_map = read_label_csv(labels) if labels else None
 
     with progress_bar(console) as bar:
@@ -128,7 +129,7 @@ def info(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON object (tracks, beats, ...)."),
 ):
     """Summarize a feature store: tracks, beats, shards, skipped inputs."""
-    from beatdbn.store.reader import FeatureStore
+    from beatdbn.store.reader import FeatureStore  # here: pyarrow and h5py only for this command
     summary = FeatureStore.open(store).summary()
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
