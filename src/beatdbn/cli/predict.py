@@ -35,6 +35,25 @@ def _fmt(a) -> str:
     return "n/a" if a is None or (isinstance(a, float) and math.isnan(a)) else f"{a:.3f}"
 
 
+def _read_ahead(paths: list[Path], workers: int, scheduler: Optional[str]):
+    """Start reading (and analysing) the first input file in a thread, before torch is imported: a one-song
+    predict is mostly the two, and they overlap on two cores. None when inputs are read elsewhere (workers)."""
+    if workers != 1 or scheduler not in (None, "sync"):
+        return None
+    first = next((p for p in paths if p.is_file() and p.name not in ("model.pt", "config.json")), None)
+    if first is None:
+        return None
+    import concurrent.futures
+
+    from beatdbn.features.sources import read_input  # here: the reader alone (no torch)
+
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="beatdbn-read")
+    future = pool.submit(read_input, first)
+    pool.shutdown(wait=False)
+    future.path = first  # which file it reads
+    return future
+
+
 def _run_and_inputs(paths: list[Path], task: Optional[str]):
     from beatdbn.inference import load_run, shipped_model  # lazy: torch (fast --help)
 
@@ -120,15 +139,17 @@ def predict(
     Exit codes: 0 every input classified (without --strict: at least one); 1 no input classified, or with --strict
     any input failed, or an unusable run/option; 2 usage error.
     """
-    from beatdbn.inference import iter_inputs, iter_predictions, row_writer  # lazy: torch (fast --help)
-    from beatdbn.inference.key_answer import key_classes  # lazy: beside the above
-    from beatdbn.inference.rows import check_output  # lazy: beside the above
-
     check_options(out_file=out, workers=workers)  # one line for an unwritable --out or --workers < 1
     if workers < 1:
         raise ParameterError(f"--workers {workers}: must be >= 1")
     if scheduler is not None:
         check_scheduler(scheduler)
+    # the first file's analysis starts now, in a thread, and overlaps torch's import and the model's loading
+    ahead = _read_ahead(paths, workers, scheduler) if out is None or not over_time else None
+    from beatdbn.inference import iter_inputs, iter_predictions, row_writer  # lazy: torch (fast --help)
+    from beatdbn.inference.key_answer import key_classes  # lazy: beside the above
+    from beatdbn.inference.rows import check_output  # lazy: beside the above
+
     if out is not None:
         check_output(out, over_time=over_time)  # e.g. --over-time into a CSV file: refused before any work
     run, inputs = _run_and_inputs(paths, task)
@@ -144,7 +165,8 @@ def predict(
     # checked here, before anything is printed (e.g. --over-time with a model without steps): a JSON list is
     # either whole or not started
     answers = iter_predictions(run, files, top_k=top_k, over_time_steps=over_time, workers=workers,
-                               scheduler=scheduler, progress=progress)
+                               scheduler=scheduler, progress=progress,
+                               ahead=ahead if ahead is not None and files[0] == ahead.path else None)
     is_key = run.task == "key" and key_classes(run.labels) is not None
     writer = row_writer(out, classes=run.labels, key=is_key, over_time=over_time) if out is not None else _no_writer()
     n_ok = n_failed = 0

@@ -44,10 +44,11 @@ from typing import Iterator
 
 import numpy as np
 
+from beatdbn.exceptions import BeatdbnError, DataError
 from beatdbn.features.audio_decode import AUDIO_SUFFIXES
 from beatdbn.labels import parse_key
 
-__all__ = ["read_features", "read_audio_features", "is_msd_file", "MSD_SUFFIXES", "AUDIO_SUFFIXES",
+__all__ = ["read_input", "error_text", "read_features", "read_audio_features", "is_msd_file", "MSD_SUFFIXES", "AUDIO_SUFFIXES",
            "INPUT_SUFFIXES", "REPRESENTATION_MSD", "REPRESENTATION_AUDIO"]
 
 #: File suffixes read as MSD HDF5 files when a folder is searched.
@@ -149,3 +150,25 @@ def read_audio_features(path, *, labels: dict | None = None, config=None) -> tup
         "source": path, "source_index": 0, "representation": REPRESENTATION_AUDIO, "genre": genre,
     }
     return meta, feats, beats
+
+
+def error_text(exc: BaseException) -> str:
+    """One line for a failure: a BeatdbnError's message, else the exception's type and first line."""
+    if isinstance(exc, BeatdbnError):
+        return str(exc)
+    text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def read_input(path) -> tuple[str, list[tuple[dict, np.ndarray, np.ndarray]] | str]:
+    """``(name, tracks)`` of one file (``[(meta, features float32, beats float64), ...]``), or ``(name, error
+    text)``; never raises (runs in worker processes and threads too)."""
+    name = str(path)
+    try:
+        tracks = [(meta, np.asarray(f, dtype=np.float32), np.asarray(b, dtype=np.float64))
+                  for meta, f, b in read_features(path)]
+        if not tracks:
+            raise DataError(f"{name}: holds no track")
+        return name, tracks
+    except Exception as exc:  # noqa: BLE001 - any failure to read is reported per file
+        return name, error_text(exc)

@@ -28,8 +28,8 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from beatdbn.exceptions import BeatdbnError, DataError, ParameterError
-from beatdbn.features.sources import read_features
+from beatdbn.exceptions import ParameterError
+from beatdbn.features.sources import error_text, read_input  # here for callers of inference.files
 from beatdbn.inference.parallel import map_inputs
 from beatdbn.inference.key_answer import task_key_answer
 from beatdbn.inference.posteriors import predict_features, step_posteriors
@@ -37,27 +37,6 @@ from beatdbn.inference.runs import Run, as_run, representation_mismatch
 from beatdbn.inference.steps import step_beat_ranges, step_times
 
 __all__ = ["predict_files", "iter_predictions", "read_input", "over_time", "error_text"]
-
-
-def error_text(exc: BaseException) -> str:
-    """One line for a failure: a BeatdbnError's message, else the exception's type and first line."""
-    if isinstance(exc, BeatdbnError):
-        return str(exc)
-    text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def read_input(path: str | Path) -> tuple[str, list[tuple[dict, np.ndarray, np.ndarray]] | str]:
-    """``(name, tracks)`` of one file, or ``(name, error text)``; never raises (runs in worker processes too)."""
-    name = str(path)
-    try:
-        tracks = [(meta, np.asarray(f, dtype=np.float32), np.asarray(b, dtype=np.float64))
-                  for meta, f, b in read_features(path)]
-        if not tracks:
-            raise DataError(f"{name}: holds no track")
-        return name, tracks
-    except Exception as exc:  # noqa: BLE001 - any failure to read is reported per file
-        return name, error_text(exc)
 
 
 def over_time(run: Run, steps: np.ndarray, n_beats: int, beats: np.ndarray) -> dict[str, Any]:
@@ -85,36 +64,26 @@ def _track_answer(run: Run, name: str, meta: dict, feats: np.ndarray) -> dict[st
 
 def iter_predictions(run_dir: Run | str | Path, files: Iterable[str | Path], *, top_k: int = 3,
                      batch_size: int = 32, over_time_steps: bool = False, workers: int = 1, chunk: int = 64,
-                     scheduler: str | None = None,
-                     progress: Callable[[int], None] | None = None) -> Iterator[dict[str, Any]]:
+                     scheduler: str | None = None, progress: Callable[[int], None] | None = None,
+                     ahead: concurrent.futures.Future | None = None) -> Iterator[dict[str, Any]]:
     """Answers for every track of every file, in input order, classified ``chunk`` files at a time.
 
     Files are read (and audio analysed) in this process, or with ``workers > 1``
     on a local Dask cluster, or on the Dask ``scheduler`` given (see
     :func:`~beatdbn.inference.parallel.map_inputs`). ``progress(n_files_done)``
     is called after each file is read. The arguments and the run are checked when this is called, before
-    the first answer is asked for (so a command can refuse before it prints anything).
+    the first answer is asked for (so a command can refuse before it prints anything). ``ahead``: the
+    :func:`read_input` of the first file, already under way (a command starts it in a thread before it
+    loads torch, so that the import and the audio analysis overlap).
     """
     if not isinstance(top_k, int) or top_k < 0:
         raise ParameterError(f"top_k={top_k!r}: must be an int >= 0 (0 lists every class)")
     if not isinstance(workers, int) or workers < 1:
         raise ParameterError(f"workers={workers!r}: must be an int >= 1")
+    run = as_run(run_dir)
     files = iter(Path(f) for f in files)
     first = next(files, None)
-    ahead = None
-    if first is not None and workers == 1 and scheduler in (None, "sync") and not isinstance(run_dir, Run):
-        # read (and analyse) the first file in a thread while the run loads: importing torch and analysing
-        # audio overlap on two cores (a one-song `beatdbn predict` is mostly these two)
-        ahead = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="beatdbn-read")
-        ahead_first = ahead.submit(read_input, first)
-        ahead.shutdown(wait=False)
-    try:
-        run = as_run(run_dir)
-    except BaseException:
-        if ahead is not None:
-            ahead_first.cancel()
-        raise
-    head = [] if first is None else [_Ahead(first, ahead_first) if ahead is not None else first]
+    head = [] if first is None else [_Ahead(first, ahead) if ahead is not None else first]
     files = itertools.chain(head, files)
     if over_time_steps and not run.has_steps:
         raise ParameterError(f"{run.path}: a {run.kind} model has no layer-4 steps; posteriors over time need a "
