@@ -96,6 +96,10 @@ def test_a_config_asking_for_1e9_feature_maps_is_one_line(tmp_path):
     with pytest.raises(ParameterError, match=r"CRBMConfig\.n_hidden=1000000000"):
         CRBMConfig(n_visible=12, n_hidden=10**9, width=8)
     DBNConfig(n_maps_1a=1000, n_maps_1b=1000, n_maps_3=1000)  # large, still allowed
+    from beatdbn.models.convmlp import MLPConfig
+
+    with pytest.raises(ParameterError, match=r"MLPConfig\.n_maps_3=1000000000"):  # a conv MLP's config.json too
+        MLPConfig(n_classes=2, n_maps_3=10**9)
     # a DBN folder whose config.json asks for it: refused before any allocation
     (tmp_path / "dbn").mkdir()
     (tmp_path / "dbn" / "config.json").write_text(json.dumps({**DBNConfig().to_dict(), "n_maps_1b": 10**9}))

@@ -75,7 +75,7 @@ import torch
 from torch import nn
 
 from beatdbn.exceptions import ParameterError
-from beatdbn.models.config import JsonConfig, check_layer_size
+from beatdbn.models.config import JsonConfig
 from beatdbn.models.crbm import BernoulliCRBM, CRBMConfig, ConvRBM, GaussianCRBM
 from beatdbn.models.layout import (LAYERS, STAGES, Layout, layer2, layer4, layer_spec, normalize_timbre, output_length,
                                    pad_short_tracks, prepare_input)
@@ -105,10 +105,7 @@ class DBNConfig(Layout, JsonConfig):
     seed: int = 0  # initial weights (each layer gets its own derived seed)
 
     def __post_init__(self) -> None:
-        self.check_layout()
-        for spec in LAYERS:  # before anything is allocated: 10**9 feature maps is one line, not a MemoryError
-            check_layer_size(type(self).__name__, spec.maps, n_hidden=getattr(self, spec.maps),
-                             n_visible=self.n_visible(spec), width=getattr(self, spec.width))
+        self.check_layout()  # sizes, and each layer's weights bounded (10**9 feature maps is one line)
         if not isinstance(self.seed, int):
             raise ParameterError(f"DBNConfig.seed={self.seed!r}: must be an int")
         for stage in STAGES:  # the layer configs validate the rest (rates, sparsity, ...)

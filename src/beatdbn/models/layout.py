@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from beatdbn.exceptions import ParameterError
+from beatdbn.models.config import check_layer_size
 from beatdbn.models.masks import valid_mask
 
 __all__ = ["Layout", "LayerSpec", "LAYERS", "STAGES", "PHASES", "SHORT_TRACK_RULES", "layer_spec", "prepare_input", "layer2",
@@ -112,6 +113,9 @@ class Layout:
                 raise ParameterError(f"{name}.{f}={value!r}: must be an int >= 1")
         if self.short_track not in SHORT_TRACK_RULES:
             raise ParameterError(f"{name}.short_track={self.short_track!r}: must be one of {SHORT_TRACK_RULES}")
+        for spec in LAYERS:  # before anything is allocated: 10**9 feature maps is one line, not a MemoryError
+            check_layer_size(name, spec.maps, n_hidden=getattr(self, spec.maps), n_visible=self.n_visible(spec),
+                             width=getattr(self, spec.width))
 
     @property
     def layout(self) -> "Layout":
