@@ -64,6 +64,7 @@ import numpy as np
 from beatdbn.exceptions import ParameterError
 from beatdbn.labels import KEY_NAMES
 from beatdbn.utils.atomic import atomic_path
+from beatdbn.utils.audio_io import write_audio
 
 __all__ = ["Piece", "render_piece", "piece_score", "write_corpus", "key_name", "piece_key", "INSTRUMENTS", "TEXTURES", "FORMATS"]
 
@@ -773,15 +774,13 @@ def render_piece(*, tonic: int, mode: int, seed: int | np.random.Generator | lis
 
 def _write_one(args) -> tuple[str, str, dict]:
     out, index, seed, fmt, sr, beat_range = args
-    import soundfile as sf
-
     tonic, mode = piece_key(index, seed)
     piece = render_piece(tonic=tonic, mode=mode, seed=[int(seed), int(index)], sr=sr, beat_range=beat_range)
     rel = f"audio/{index // 1000:03d}/piece-{seed}-{index:05d}.{fmt}"
     path = Path(out) / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
-        sf.write(tmp, piece.audio, sr, format=FORMATS[fmt])
+        write_audio(tmp, piece.audio, sr, format=FORMATS[fmt])  # in blocks: one big OGG write segfaults
     info = {k: piece.info[k] for k in ("tempo", "meter", "n_beats", "texture", "duration")}
     return rel, piece.key, info
 

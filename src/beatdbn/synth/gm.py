@@ -30,6 +30,7 @@ import numpy as np
 from beatdbn.exceptions import DataError, ParameterError
 from beatdbn.synth.audio_keys import FORMATS, key_name, piece_key, piece_score
 from beatdbn.utils.atomic import atomic_path
+from beatdbn.utils.audio_io import write_audio
 
 __all__ = ["SOUNDFONTS", "available_soundfonts", "score_to_midi", "render_midi", "write_gm_corpus",
            "check_soundfont"]
@@ -192,8 +193,6 @@ def render_midi(midi: str | Path, soundfont: str | Path, *, sr: int = 22050, gai
 
 def _write_one(args) -> tuple[str, str]:
     out, index, seed, fmt, sr, soundfonts, beat_range = args
-    import soundfile as sf
-
     parts, info = piece_score(index, seed, beat_range=beat_range)
     rng = np.random.default_rng([int(seed), int(index), 1])
     font = soundfonts[int(rng.integers(len(soundfonts)))]
@@ -207,7 +206,7 @@ def _write_one(args) -> tuple[str, str]:
     if peak > 0:
         y = y / peak * 10 ** (rng.uniform(-8, -1) / 20)
     with atomic_path(path) as tmp_path:
-        sf.write(tmp_path, y.astype(np.float32), sr, format=FORMATS[fmt])
+        write_audio(tmp_path, y.astype(np.float32), sr, format=FORMATS[fmt])
     return rel, info["key"]
 
 

@@ -32,6 +32,7 @@ from beatdbn.exceptions import DataError, ParameterError
 from beatdbn.synth.audio_keys import FORMATS
 from beatdbn.synth.gm import SOUNDFONTS, check_soundfont, render_midi
 from beatdbn.utils.atomic import atomic_path
+from beatdbn.utils.audio_io import write_audio
 
 __all__ = ["KINDS", "render_clip", "write_no_key_corpus"]
 
@@ -212,15 +213,13 @@ def render_clip(kind: str, *, seed: int | Sequence[int] = 0, sr: int = 22050, se
 
 def _write_one(args) -> tuple[str, str]:
     out, index, seed, fmt, sr, fonts, seconds = args
-    import soundfile as sf
-
     kind = KINDS[index % len(KINDS)]
     y = render_clip(kind, seed=[int(seed), int(index)], sr=sr, soundfonts=fonts, seconds=seconds)
     rel = f"audio/{index // 1000:03d}/nokey-{seed}-{index:05d}-{kind}.{fmt}"
     path = Path(out) / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
-        sf.write(tmp, y, sr, format=FORMATS[fmt])
+        write_audio(tmp, y, sr, format=FORMATS[fmt])
     return rel, kind
 
 
