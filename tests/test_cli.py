@@ -90,3 +90,15 @@ def test_finetune_option_errors_are_one_clear_line(tmp_path):
     assert r.exit_code == 1 and "--snapshot 8: beyond the 5 epochs" in r.output
     r = runner.invoke(app, [*base, "--task", "mood"])
     assert r.exit_code == 1 and "unknown task 'mood'; choose from genre, artist, key, decade" in r.output
+
+
+def test_off_a_terminal_lines_are_never_wrapped():
+    """A long line (a suggested command, a path) reaches a pipe or a log file whole (issue 25 item 3)."""
+    import subprocess
+    import sys
+
+    line = "beatdbn extract " + "/very/long/folder" * 12 + " --out store"
+    code = ("from beatdbn.cli import console, err_console; import sys; "
+            f"console.print({line!r}); err_console.print({line!r})")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout == line + "\n" and done.stderr == line + "\n"

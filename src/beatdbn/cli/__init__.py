@@ -43,8 +43,17 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+
+
+def _console(*, stderr: bool = False) -> Console:
+    """A rich console that wraps lines on a terminal only: off one (a pipe, a log file, CI) a line is written
+    whole, so a suggested command or a path is never broken across lines."""
+    probe = Console(stderr=stderr)
+    return probe if probe.is_terminal else Console(stderr=stderr, soft_wrap=True)
+
+
+console = _console()
+err_console = _console(stderr=True)
 
 
 @app.callback()
