@@ -37,6 +37,14 @@ def test_pooled_embeddings_beat_chance_with_logistic_regression(dbn_dir, demo_co
     assert summary["tracks"] == n == 600 and summary["failed"] == 0 and summary["n_features"] == 16
     assert d["mean"].shape == d["max"].shape == (n, 16) and d["steps"].shape == (summary["steps"], 16)
     assert d["step_track"].shape == (summary["steps"],) and d["step_beats"].shape == (summary["steps"], 2)
+    # each step's time in seconds: the start of its first and last beat, never backwards
+    secs = d["step_seconds"]
+    assert secs.shape == (summary["steps"], 2) and (secs[:, 1] >= secs[:, 0]).all() and (secs >= 0).all()
+    from beatdbn.store.reader import FeatureStore
+
+    rec = FeatureStore.open(demo_corpus["store"])[str(d["track_id"][0])]
+    b = d["step_beats"][d["step_track"] == 0]
+    assert secs[d["step_track"] == 0][0, 0] == pytest.approx(rec.beats[b[0, 0]])
     # pooling is over each track's own steps
     first = d["steps"][d["step_track"] == 0]
     assert d["mean"][0] == pytest.approx(first.mean(axis=0), abs=1e-6) and (d["max"][0] == first.max(axis=0)).all()
@@ -70,6 +78,7 @@ def test_parquet_from_files_matches_npz_and_skips_bad_files(dbn_dir, demo_corpus
         steps = np.array(r["steps"], dtype=np.float32)
         assert steps.shape == (r["n_steps"], 16) and len(r["step_beats"]) == r["n_steps"]
         assert r["step_beats"][0][0] == 0 and r["step_beats"][-1][1] <= r["n_beats"]
+        assert np.array(r["step_seconds"]) == pytest.approx(d["step_seconds"][d["step_track"] == i], abs=1e-4)
         assert np.array(r["mean"]) == pytest.approx(d["mean"][i], abs=1e-6)
         assert np.array(r["max"]) == pytest.approx(steps.max(axis=0), abs=1e-6)
 
@@ -244,3 +253,22 @@ def test_evaluate_refuses_a_split_that_mixes_representations(demo_corpus, tmp_pa
     with pytest.raises(DataError, match=r"test tracks of task key .* mix feature representations \(1 audio"):
         evaluate_split(run, store, demo_corpus["tasks"], "test")
     assert evaluate_split(run, store, demo_corpus["tasks"], "valid")["n_tracks"] > 0  # one kind: evaluated
+
+
+def test_cli_embed_with_the_shipped_key_model_by_name(dbn_dir, tmp_path):
+    """`beatdbn embed --task key FILES` embeds with the shipped key model, with each step's time in seconds."""
+    import soundfile as sf
+
+    from beatdbn.synth.audio_keys import render_piece
+
+    p = render_piece(tonic=2, mode=1, seed=31, n_beats=64, tempo=120)
+    sf.write(tmp_path / "song.wav", p.audio, p.sr)
+    out = tmp_path / "k.parquet"
+    res = runner.invoke(app, ["embed", "--task", "key", str(tmp_path / "song.wav"), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    (row,) = pq.read_table(out).to_pylist()
+    assert row["n_steps"] >= 1 and len(row["steps"][0]) == 100
+    secs = np.array(row["step_seconds"])
+    assert secs.shape == (row["n_steps"], 2) and secs[0, 0] < 1.0 < secs[-1, 1] <= p.info["duration"]
+    res = runner.invoke(app, ["embed", str(dbn_dir), "--out", str(tmp_path / "x.npz")])
+    assert res.exit_code == 1 and "no inputs after" in res.output

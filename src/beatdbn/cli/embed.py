@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
 from beatdbn.cli import command, console, err_console
 from beatdbn.cli.progress import progress_bar
+from beatdbn.exceptions import ParameterError
 from beatdbn.store.reader import FeatureStore
 
 __all__ = ["embed"]
@@ -15,16 +17,18 @@ __all__ = ["embed"]
 
 @command()
 def embed(
-    model: Path = typer.Argument(..., metavar="DBN_OR_RUN",
-                                 help="A pretrained DBN folder (`beatdbn pretrain --out`) or a finetuned conv MLP "
-                                      "run (or model folder)."),
-    inputs: list[Path] = typer.Argument(..., metavar="FILES|FOLDER|STORE",
-                                        help="MSD .h5 / audio files, folders (recursive), or one feature store."),
+    paths: list[Path] = typer.Argument(..., metavar="[DBN_OR_RUN] FILES|FOLDER|STORE",
+                                       help="A pretrained DBN folder (`beatdbn pretrain --out`) or a finetuned conv "
+                                            "MLP run (or model folder), then MSD .h5 / audio files, folders "
+                                            "(recursive), or one feature store. With --task, all are inputs and the "
+                                            "model shipped for the task is used."),
+    task: Optional[str] = typer.Option(None, "--task", "-t",
+                                       help="key: embed with the shipped audio key model (no DBN_OR_RUN)."),
     out: Path = typer.Option(..., "--out", "-o", help="x.parquet or x.npz."),
     batch_size: int = typer.Option(16, help="Tracks encoded at a time (memory does not grow with the number of "
                                             "tracks)."),
 ):
-    """Write every track's layer-4 features: per step (with the beats each covers) and pooled (mean, max).
+    """Write every track's layer-4 features: per step (with the beats and seconds each covers) and pooled (mean, max).
 
     A feature store is embedded alone (not with files); a store or a run mixing MSD and audio tracks, or tracks
     of another kind than the model's, is refused (exit code 1); a damaged shard stops with one line.
@@ -33,6 +37,15 @@ def embed(
     from beatdbn.inference.encoders import load_encoder  # lazy: torch (fast --help)
     from beatdbn.inference.inputs import iter_inputs  # lazy: beside the above
 
+    from beatdbn.inference.runs import shipped_model_dir  # lazy: beside the above
+
+    if task is not None:
+        model, inputs = shipped_model_dir(task), paths
+    else:
+        model, inputs = paths[0], paths[1:]
+        if not inputs:
+            raise ParameterError(f"no inputs after {model}: give `beatdbn embed DBN_OR_RUN FILES...`, or "
+                                 f"`beatdbn embed --task key FILES...` for the shipped key model")
     encoder = load_encoder(model)
     if len(inputs) == 1 and (inputs[0] / "store.json").exists():
         total = len(FeatureStore.open(inputs[0]))

@@ -47,7 +47,7 @@ from beatdbn.inference.embed_writers import embedding_writer
 from beatdbn.inference.encoders import Encoder, load_encoder
 from beatdbn.inference.files import read_input
 from beatdbn.inference.inputs import iter_inputs
-from beatdbn.inference.steps import step_beat_ranges
+from beatdbn.inference.steps import step_beat_ranges, step_times
 from beatdbn.store.reader import FeatureStore, check_representations
 
 __all__ = ["embed", "iter_tracks", "encode_batch"]
@@ -67,8 +67,8 @@ def _store_inside(folder: Path) -> Path | None:
 
 
 def iter_tracks(inputs: Iterable[str | Path], errors: list[str], *, representation: str | None = None,
-                refused: list[str] | None = None) -> Iterator[tuple[str, str, np.ndarray]]:
-    """``(track_id, source, features)`` of every track of the inputs (files, folders, or one feature store).
+                refused: list[str] | None = None) -> Iterator[tuple[str, str, np.ndarray, np.ndarray]]:
+    """``(track_id, source, features, beat times in seconds)`` of every track of the inputs (files, folders, or one feature store).
 
     Unreadable inputs are appended to ``errors`` (one line each) and skipped;
     tracks refused for their representation or non-finite features go to
@@ -93,7 +93,7 @@ def iter_tracks(inputs: Iterable[str | Path], errors: list[str], *, representati
                 if len(feats) == 0 or not np.isfinite(feats).all():  # the reader verifies shards: a guard only
                     raise DataError(f"{store.path}: track {rec.track_id} has non-finite features; run "
                                     f"`beatdbn check {store.path} --repair`")
-                yield rec.track_id, str(rec.meta.get("source", "")), feats
+                yield rec.track_id, str(rec.meta.get("source", "")), feats, np.asarray(rec.beats, dtype=np.float64)
         return
     for p in inputs:
         inner = _store_inside(p)
@@ -106,7 +106,7 @@ def iter_tracks(inputs: Iterable[str | Path], errors: list[str], *, representati
         if isinstance(tracks, str):
             errors.append(tracks)
             continue
-        for meta, feats, _ in tracks:
+        for meta, feats, beats in tracks:
             tid = str(meta.get("track_id", ""))
             have = meta.get("representation")
             if want and have and have != want:
@@ -117,7 +117,7 @@ def iter_tracks(inputs: Iterable[str | Path], errors: list[str], *, representati
                 errors.append(f"{name}: track {tid} has no beats or non-finite features")
             else:
                 want = want or have
-                yield tid, name, feats
+                yield tid, name, feats, beats
 
 
 def encode_batch(encoder: Encoder, feats: list[np.ndarray]) -> list[np.ndarray]:
@@ -158,18 +158,19 @@ def embed(model: str | Path | Encoder, inputs: Iterable[str | Path], out: str | 
     refused: list[str] = []
     n_tracks = n_steps = 0
     with embedding_writer(out, encoder.n_features) as write:
-        buf: list[tuple[str, str, np.ndarray]] = []
+        buf: list[tuple[str, str, np.ndarray, np.ndarray]] = []
 
         def flush() -> None:
             nonlocal n_tracks, n_steps
             if not buf:
                 return
-            for (tid, src, f), h in zip(buf, encode_batch(encoder, [f for _, _, f in buf])):
+            for (tid, src, f, beats), h in zip(buf, encode_batch(encoder, [f for _, _, f, _ in buf])):
                 if not np.isfinite(h).all():  # never a NaN embedding
                     refused.append(f"{src or tid}: track {tid}: the model gave non-finite layer-4 features")
                     errors.append(refused[-1])
                     continue
-                write(tid, src, len(f), step_beat_ranges(len(f), len(h), encoder.config), h)
+                ranges = step_beat_ranges(len(f), len(h), encoder.config)
+                write(tid, src, len(f), ranges, step_times(beats, ranges), h)
                 n_steps += len(h)
                 n_tracks += 1
             buf.clear()

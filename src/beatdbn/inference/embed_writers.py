@@ -1,6 +1,7 @@
 """Streaming writers of embeddings: Parquet (a row group per batch) and NPZ (arrays spooled to disk).
 
-Both yield ``write(track_id, source, n_beats, step_beats (S, 2), steps (S, F))``
+Both yield ``write(track_id, source, n_beats, step_beats (S, 2), step_seconds (S, 2), steps (S, F))``
+(``step_seconds``: the start of a step's first and last beat, in seconds)
 and compute the pooled mean and max. The file appears under its final name
 only when complete (:func:`beatdbn.utils.atomic.atomic_path`); memory holds
 one batch of rows, whatever the number of tracks.
@@ -25,7 +26,7 @@ from beatdbn.utils.atomic import atomic_path
 __all__ = ["embedding_writer", "EMBED_SUFFIXES"]
 
 EMBED_SUFFIXES = (".parquet", ".npz")
-Writer = Callable[[str, str, int, np.ndarray, np.ndarray], None]
+Writer = Callable[[str, str, int, np.ndarray, np.ndarray, np.ndarray], None]
 
 
 @contextlib.contextmanager
@@ -55,6 +56,7 @@ def _schema(n_features: int) -> pa.Schema:
     vec = pa.list_(pa.float32(), n_features)
     return pa.schema([("track_id", pa.string()), ("source", pa.string()), ("n_beats", pa.int64()),
                       ("n_steps", pa.int64()), ("step_beats", pa.list_(pa.list_(pa.int64(), 2))),
+                      ("step_seconds", pa.list_(pa.list_(pa.float64(), 2))),
                       ("steps", pa.list_(vec)), ("mean", vec), ("max", vec)])
 
 
@@ -68,9 +70,11 @@ def _parquet(tmp: Path, n_features: int, rows_per_group: int) -> Iterator[Writer
                 pw.write_table(pa.Table.from_pylist(rows, schema=schema))
                 rows.clear()
 
-        def write(track_id: str, source: str, n_beats: int, step_beats: np.ndarray, steps: np.ndarray) -> None:
+        def write(track_id: str, source: str, n_beats: int, step_beats: np.ndarray, step_seconds: np.ndarray,
+                  steps: np.ndarray) -> None:
             rows.append({"track_id": track_id, "source": source, "n_beats": int(n_beats), "n_steps": len(steps),
-                         "step_beats": step_beats.tolist(), "steps": steps.tolist(),
+                         "step_beats": step_beats.tolist(), "step_seconds": np.round(step_seconds, 4).tolist(),
+                         "steps": steps.tolist(),
                          "mean": steps.mean(axis=0).tolist(), "max": steps.max(axis=0).tolist()})
             if len(rows) >= rows_per_group:
                 flush()
@@ -108,17 +112,20 @@ def _npz(tmp: Path, n_features: int) -> Iterator[Writer]:
         folder = Path(folder)
         spools = {name: _Spool(folder, name, dtype, width) for name, dtype, width in (
             ("n_beats", "int64", None), ("mean", "float32", n_features), ("max", "float32", n_features),
-            ("steps", "float32", n_features), ("step_track", "int64", None), ("step_beats", "int64", 2))}
+            ("steps", "float32", n_features), ("step_track", "int64", None), ("step_beats", "int64", 2),
+            ("step_seconds", "float64", 2))}
         ids: list[str] = []
         sources: list[str] = []
 
-        def write(track_id: str, source: str, n_beats: int, step_beats: np.ndarray, steps: np.ndarray) -> None:
+        def write(track_id: str, source: str, n_beats: int, step_beats: np.ndarray, step_seconds: np.ndarray,
+                  steps: np.ndarray) -> None:
             spools["n_beats"].append(np.array([n_beats]))
             spools["mean"].append(steps.mean(axis=0, keepdims=True))
             spools["max"].append(steps.max(axis=0, keepdims=True))
             spools["steps"].append(steps)
             spools["step_track"].append(np.full(len(steps), len(ids)))
             spools["step_beats"].append(step_beats)
+            spools["step_seconds"].append(step_seconds)
             ids.append(track_id)
             sources.append(source)
 
