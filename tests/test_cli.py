@@ -102,3 +102,10 @@ def test_off_a_terminal_lines_are_never_wrapped():
             f"console.print({line!r}); err_console.print({line!r})")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout == line + "\n" and done.stderr == line + "\n"
+
+
+def test_version():
+    from importlib.metadata import version
+
+    res = CliRunner().invoke(app, ["--version"])
+    assert res.exit_code == 0 and res.stdout.strip() == f"beatdbn {version('beatdbn')}"

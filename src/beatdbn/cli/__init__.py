@@ -56,6 +56,17 @@ console = _console()
 err_console = _console(stderr=True)
 
 
+def _print_version() -> None:
+    """``beatdbn --version``: the installed package's version, then exit."""
+    from importlib.metadata import PackageNotFoundError, version as installed
+
+    try:
+        typer.echo(f"beatdbn {installed('beatdbn')}")
+    except PackageNotFoundError:  # a source tree on sys.path, not installed
+        typer.echo("beatdbn (not installed)")
+    raise typer.Exit(0)
+
+
 @app.callback()
 def _global_options(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output (bars, progress and stage lines)."),
@@ -67,6 +78,8 @@ def _global_options(
         None, "--threads", envvar="BEATDBN_THREADS",
         help="torch intra-op threads for this command (default: the CPUs this process may use). On a busy "
              "machine, 1 is often fastest: the kernels are small."),
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=lambda v: _print_version() if v else None,
+                                 help="Print beatdbn's version and exit."),
 ) -> None:
     """beatdbn: music classification with a pretrained convolutional network (Dieleman et al., ISMIR 2011)."""
     if not progress_every > 0:
