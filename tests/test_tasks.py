@@ -389,3 +389,19 @@ def test_tasks_from_another_store_are_refused(tmp_path):
     gone = sorted(in_tasks)[:7]
     with pytest.raises(DataError, match=rf"7 of the tasks' {len(in_tasks):,} track ids are not in the store"):
         check_tasks_in_store(tmp_path, set(every) - set(gone))
+
+
+def test_scale_errors_suggest_only_settings_that_split():
+    """On a corpus whose artists have one or two tracks, no suggestion of `--per-artist 1` (issue 25 item 6)."""
+    import pyarrow as pa
+
+    from beatdbn.tasks.build import build_tasks
+    from beatdbn.tasks.registry import TaskConfig
+
+    n = 60
+    ids = [f"TR{i:016d}" for i in range(n)]
+    artists = [f"AR{i // 2 if i < 20 else i:05d}" for i in range(n)]  # 10 artists with 2 tracks, 40 with 1
+    table = pa.table({"track_id": ids, "artist_id": artists, "artist_name": artists})
+    _, errors, _ = build_tasks(table, TaskConfig(tasks=("artist",), artists=50, per_artist=20, seed=0))
+    assert "artist" in errors
+    assert "--per-artist 1" not in errors["artist"] and "--per-artist 2" not in errors["artist"], errors["artist"]

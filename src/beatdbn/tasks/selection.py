@@ -209,7 +209,7 @@ def balanced_task(name: str, labels: dict[str, str], classes: list[str], per_cla
     if short:
         supported = min(len(by_class.get(c, [])) for c in classes)
         listing = ", ".join(f"{c}: {n}" for c, n in sorted(short.items(), key=lambda kv: kv[1]))
-        options = [f"{option} {supported}"] if supported >= 1 else []
+        options = [f"{option} {supported}"] if supported >= config.min_tracks(name) else []  # only what splits
         if auto is not None:
             options.append(f"--scale auto (it would choose {scale_text(len(auto[0]), auto[1])}: "
                            f"{', '.join(auto[0][:12])}{', ...' if len(auto[0]) > 12 else ''})")

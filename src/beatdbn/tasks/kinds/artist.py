@@ -56,7 +56,7 @@ def build(rows: dict, config: TaskConfig, context: dict) -> Task:
             options = []
             if enough >= 2:
                 options.append(f"--artists {enough} --per-artist {per_artist}")
-            if k >= 2 and nth >= 1:
+            if k >= 2 and nth >= config.min_tracks("artist"):  # a class must still split 80/10/10
                 options.append(f"--artists {k} --per-artist {nth}")
             if auto is not None:
                 options.append(f"--scale auto (it would choose {scale_text(*auto)}: the {auto[0]} artists with "
