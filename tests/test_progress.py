@@ -46,9 +46,11 @@ def test_off_a_terminal_lines_come_every_n_seconds_and_per_stage():
     lines = buf.getvalue().splitlines()
     progress = [x for x in lines if x.startswith("progress extract: 50/200 (25%)")]
     assert len(progress) >= 2, lines
-    assert re.search(r"/s, elapsed \d+:\d\d, eta \d+:\d\d", progress[0])
+    assert re.search(r"[\d.,]+ items/s, elapsed \d+:\d\d, eta \d+:\d\d", progress[0])  # a unit, plain digits
+    assert not any("e+" in x for x in lines)
     assert sum(x.startswith("done extract: 200/200 (100%)") for x in lines) == 1
-    assert any(x.startswith("done pretrain 1a: 2/4 (50%)") for x in lines)
+    # a stage of a longer job ends part-way through the job's count: said so, not a bare "done ... (50%)"
+    assert any(x.startswith("done pretrain 1a: 2/4 (50% of the job)") for x in lines)
     assert any(x.startswith("stopped pretrain 1b: 1/4") for x in lines)  # left unfinished
 
 
@@ -94,3 +96,13 @@ def test_wide_tables_are_whole_off_a_terminal():
     term, buf = _console(terminal=True)
     print_table(term, table, "markdown")
     assert "markdown" not in buf.getvalue()
+
+
+def test_a_rate_given_with_its_unit_is_the_one_shown():
+    console, buf = _console()
+    configure(quiet=False, every=10)
+    with progress_bar(console) as bar:
+        job = bar.add_task("pretrain", total=10, rate="")
+        bar.update(job, completed=10, rate="76,466 beats/s")
+    (line,) = [x for x in buf.getvalue().splitlines() if x.startswith("done")]
+    assert "76,466 beats/s" in line and "items/s" not in line and line.count("/s") == 1

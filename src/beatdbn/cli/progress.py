@@ -73,16 +73,21 @@ class _Task:
     start: float = field(default_factory=time.monotonic)
     finished: bool = False
 
-    def line(self, now: float) -> str:
+    def line(self, now: float, *, stage_end: bool = False) -> str:
+        """``description: count (pct), rate, elapsed, eta [fields]``. The rate carries a unit: the caller's
+        ``rate`` field when it gives one (e.g. "1,234 beats/s"), else items per second in plain digits.
+        ``stage_end``: a stage of a longer job ended (the counts are the job's: "17% of the job")."""
         elapsed = now - self.start
         rate = self.completed / elapsed if elapsed > 0 and self.completed > 0 else None
         fraction = bool(self.total) and self.total <= 1.0  # a share of the work, not a count: no rate shown
         count = _num(self.completed) + (f"/{_num(self.total)}" if self.total else "")
-        pct = f" ({100 * self.completed / self.total:.0f}%)" if self.total else ""
-        rate_s = f", {rate:,.3g}/s" if rate and not fraction else ""
+        pct = (f" ({100 * self.completed / self.total:.0f}%{' of the job' if stage_end else ''})"
+               if self.total else "")
+        given = self.fields.get("rate")
+        rate_s = f", {given}" if given else (f", {rate:,.1f} items/s" if rate and not fraction else "")
         eta = (self.total - self.completed) / rate if rate and self.total else None
-        eta_s = f", eta {format_seconds(eta)}" if self.total and not self.finished else ""
-        extra = " ".join(str(v) for v in self.fields.values() if v not in (None, ""))
+        eta_s = f", eta {format_seconds(eta)}" if self.total and not self.finished and not stage_end else ""
+        extra = " ".join(str(v) for k, v in self.fields.items() if k != "rate" and v not in (None, ""))
         return (f"{self.description}: {count}{pct}{rate_s}, elapsed {format_seconds(elapsed)}{eta_s}"
                 + (f" [{extra}]" if extra else ""))
 
@@ -127,7 +132,7 @@ class PlainProgress:
             t = self._tasks[task_id]
             if description is not None and str(description) != t.description:
                 if t.completed and not t.finished:
-                    self._finish(t)  # a new stage in the same task: the previous one is done
+                    self._finish(t, stage_end=True)  # a new stage in the same task: the previous one is done
                 new = _Task(str(description), total if total is not None else t.total, 0.0, dict(t.fields))
                 self._tasks[task_id] = t = new
             if total is not None:
@@ -160,9 +165,9 @@ class PlainProgress:
     def _print(self, text: str) -> None:
         self.console.print(text, markup=False, highlight=False, soft_wrap=True)
 
-    def _finish(self, t: _Task, *, stopped: bool = False) -> None:
+    def _finish(self, t: _Task, *, stopped: bool = False, stage_end: bool = False) -> None:
         t.finished = True
-        self._print(("stopped " if stopped else "done ") + t.line(time.monotonic()))
+        self._print(("stopped " if stopped else "done ") + t.line(time.monotonic(), stage_end=stage_end))
 
     def _tick(self) -> None:
         while not self._stop.wait(self.every):
