@@ -235,8 +235,17 @@ def test_idle_uploads_do_not_block_the_server(server, song):
     assert list(tmp_root.iterdir()) == []
 
 
-def test_an_analysis_past_its_deadline_answers_504_and_frees_its_place(key_run, song, tmp_path):
+def test_an_analysis_past_its_deadline_answers_504_and_frees_its_place(key_run, song, tmp_path, monkeypatch):
+    import beatdbn.serve.app as serve_app
     data = song.read_bytes()
+    release = threading.Event()  # the analysis is held until the test lets it go: no race with the clock
+    real = serve_app.analyse_file
+
+    def held(*args, **kwargs):
+        release.wait(60)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(serve_app, "analyse_file", held)
     limits = UploadLimits(max_queue=1, tmp_root=str(tmp_path), analysis_timeout=0.05)
     with serving([key_run], limits) as port:
         url = f"http://127.0.0.1:{port}"
@@ -244,12 +253,15 @@ def test_an_analysis_past_its_deadline_answers_504_and_frees_its_place(key_run, 
         assert slow.status_code == 504 and "longer than 0.05 s" in slow.json()["error"]
         busy = _post(url, {"file": ("s.wav", data, "audio/wav")})
         assert busy.status_code == 503  # the worker still holds the one place
+        release.set()
         deadline = time.monotonic() + 60
         while list(tmp_path.iterdir()) and time.monotonic() < deadline:  # the worker finishes the file
             time.sleep(0.1)
         time.sleep(0.2)
+        release.clear()
         again = _post(url, {"file": ("s.wav", data, "audio/wav")})
         assert again.status_code == 504  # its place was given back: not "busy" forever
+        release.set()
         while list(tmp_path.iterdir()) and time.monotonic() < deadline:
             time.sleep(0.1)
 
