@@ -24,23 +24,11 @@ from pathlib import Path
 from typing import Callable
 
 from beatdbn.exceptions import DataError
+from beatdbn.utils.processes import pid_alive
 
 __all__ = ["StoreLock", "LOCK_FILE", "pid_alive"]
 
 LOCK_FILE = ".lock"
-
-
-def pid_alive(pid: int) -> bool:
-    """True when a process ``pid`` runs on this machine (or may: no permission to ask)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class StoreLock:

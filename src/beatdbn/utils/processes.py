@@ -27,7 +27,7 @@ import threading
 import time
 from typing import Iterator
 
-__all__ = ["Stopped", "stop_on_signals", "stop_descendants", "descendants", "die_with_parent"]
+__all__ = ["Stopped", "stop_on_signals", "stop_descendants", "descendants", "die_with_parent", "pid_alive"]
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,13 @@ def _alive(pid: int) -> bool:
         return stat[stat.rindex(b")") + 2:stat.rindex(b")") + 3] != b"Z"
     except OSError:
         pass
+    return pid_alive(pid)
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process ``pid`` runs on this machine (or may: no permission to ask)."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
