@@ -412,3 +412,19 @@ def test_generate_corpus_into_a_file_fails(tmp_path):
     with pytest.raises(ParameterError, match="is a file"):
         generate_corpus(f, 2)
     assert os.path.isfile(f)
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_render_missing_keeps_order_and_counts_what_was_on_disk(workers, tmp_path):
+    from beatdbn.synth.resumable import render_missing, write_labels
+
+    seen = []
+    out = render_missing(_square, [3, 1, 2], total=5, workers=workers, chunksize=1, progress=seen.append)
+    assert out == [9, 1, 4] and seen == [2, 3, 4, 5]  # two were already on disk
+    assert render_missing(_square, [], total=2, progress=seen.append) == [] and seen[-1] == 2
+    path = write_labels(tmp_path / "labels.csv", ["path", "key"], [["a.flac", "C major"], ["b,c.flac", "A minor"]])
+    assert path.read_text(encoding="utf-8").splitlines() == ["path,key", "a.flac,C major", '"b,c.flac",A minor']

@@ -52,9 +52,7 @@ Examples
 
 from __future__ import annotations
 
-import csv
 import logging
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -63,6 +61,7 @@ import numpy as np
 
 from beatdbn.exceptions import ParameterError
 from beatdbn.labels import KEY_NAMES
+from beatdbn.synth.resumable import render_missing, write_labels
 from beatdbn.utils.atomic import atomic_path
 from beatdbn.utils.audio_io import write_audio
 
@@ -843,24 +842,7 @@ def write_corpus(out: str | Path, *, pieces: int, seed: int = 0, fmt: str = "fla
             rows[i] = (rel, key_name(tonic, mode), {})
         else:
             todo.append((str(out), i, seed, fmt, sr, tuple(beat_range)))
-    done = pieces - len(todo)
-    if progress:
-        progress(done)
-    if workers == 1:
-        results = map(_write_one, todo)
-    else:
-        pool = ProcessPoolExecutor(max_workers=workers)
-        results = pool.map(_write_one, todo, chunksize=4)
-    for args, res in zip(todo, results):
+    for args, res in zip(todo, render_missing(_write_one, todo, total=pieces, workers=workers, chunksize=4,
+                                              progress=progress)):
         rows[args[1]] = res
-        done += 1
-        if progress:
-            progress(done)
-    if workers > 1:
-        pool.shutdown()
-    with atomic_path(out / "labels.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["path", "key"])
-        for rel, key, _ in rows:
-            w.writerow([rel, key])
-    return out / "labels.csv"
+    return write_labels(out / "labels.csv", ["path", "key"], ([rel, key] for rel, key, _ in rows))

@@ -17,11 +17,9 @@ Public API: :func:`score_to_midi`, :func:`render_midi`, :func:`write_gm_corpus`,
 
 from __future__ import annotations
 
-import csv
 import shutil
 import subprocess
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -29,6 +27,7 @@ import numpy as np
 
 from beatdbn.exceptions import DataError, ParameterError
 from beatdbn.synth.audio_keys import FORMATS, key_name, piece_key, piece_score
+from beatdbn.synth.resumable import render_missing, write_labels
 from beatdbn.utils.atomic import atomic_path
 from beatdbn.utils.audio_io import write_audio
 
@@ -233,18 +232,7 @@ def write_gm_corpus(out: str | Path, *, pieces: int, seed: int = 0, soundfonts: 
     out.mkdir(parents=True, exist_ok=True)
     todo = [(str(out), i, seed, fmt, sr, fonts, tuple(beat_range)) for i in range(pieces)
             if not (out / f"audio/{i // 1000:03d}/gm-{seed}-{i:05d}.{fmt}").exists()]
-    done = pieces - len(todo)
-    if progress:
-        progress(done)
-    if todo:
-        with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
-            for _ in pool.map(_write_one, todo, chunksize=4):
-                done += 1
-                if progress:
-                    progress(done)
-    with atomic_path(out / "labels.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["path", "key"])
-        for i in range(pieces):
-            w.writerow([f"audio/{i // 1000:03d}/gm-{seed}-{i:05d}.{fmt}", key_name(*piece_key(i, seed))])
-    return out / "labels.csv"
+    render_missing(_write_one, todo, total=pieces, workers=max(1, workers), chunksize=4, progress=progress)
+    return write_labels(out / "labels.csv", ["path", "key"],
+                        ([f"audio/{i // 1000:03d}/gm-{seed}-{i:05d}.{fmt}", key_name(*piece_key(i, seed))]
+                         for i in range(pieces)))

@@ -18,11 +18,9 @@ through :data:`KINDS` so every block of ``len(KINDS)`` clips holds one of each.
 
 from __future__ import annotations
 
-import csv
 import shutil
 import subprocess
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -31,6 +29,7 @@ import numpy as np
 from beatdbn.exceptions import DataError, ParameterError
 from beatdbn.synth.audio_keys import FORMATS
 from beatdbn.synth.gm import SOUNDFONTS, check_soundfont, render_midi
+from beatdbn.synth.resumable import render_missing, write_labels
 from beatdbn.utils.atomic import atomic_path
 from beatdbn.utils.audio_io import write_audio
 
@@ -241,18 +240,5 @@ def write_no_key_corpus(out: str | Path, *, clips: int, seed: int = 0, fmt: str 
     out.mkdir(parents=True, exist_ok=True)
     rel = [f"audio/{i // 1000:03d}/nokey-{seed}-{i:05d}-{KINDS[i % len(KINDS)]}.{fmt}" for i in range(clips)]
     todo = [(str(out), i, seed, fmt, sr, fonts, seconds) for i in range(clips) if not (out / rel[i]).exists()]
-    done = clips - len(todo)
-    if progress:
-        progress(done)
-    if todo:
-        with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
-            for _ in pool.map(_write_one, todo, chunksize=2):
-                done += 1
-                if progress:
-                    progress(done)
-    with atomic_path(out / "labels.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["path", "kind"])
-        for i, r in enumerate(rel):
-            w.writerow([r, KINDS[i % len(KINDS)]])
-    return out / "labels.csv"
+    render_missing(_write_one, todo, total=clips, workers=max(1, workers), chunksize=2, progress=progress)
+    return write_labels(out / "labels.csv", ["path", "kind"], ([r, KINDS[i % len(KINDS)]] for i, r in enumerate(rel)))
