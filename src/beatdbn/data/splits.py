@@ -19,14 +19,46 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Iterable, Iterator, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 import torch
 
 from beatdbn.exceptions import DataError, ParameterError
 
-__all__ = ["SplitData", "load_split", "padded_batch", "bucketed_order", "check_splits", "splits_fingerprint"]
+__all__ = ["SplitData", "TrackSource", "SplitSource", "load_split", "padded_batch", "bucketed_order", "check_splits", "splits_fingerprint"]
+
+
+class _Record(Protocol):
+    track_id: str
+    features: np.ndarray
+    meta: Mapping[str, Any]
+
+
+@runtime_checkable
+class TrackSource(Protocol):
+    """What :func:`load_split` needs of a feature store (:class:`beatdbn.store.reader.FeatureStore` is one):
+    membership, its path for messages, and batches of records by track id."""
+
+    path: Any
+
+    def __contains__(self, track_id: object) -> bool: ...
+
+    def iter_batches(self, batch_size: int, *, track_ids: Iterable[str] | None = None
+                     ) -> Iterator[Sequence[_Record]]: ...
+
+
+@runtime_checkable
+class SplitSource(Protocol):
+    """What :func:`load_split` needs of a task (:class:`beatdbn.tasks.selection.Task` is one)."""
+
+    name: str
+    classes: Sequence[str]
+    splits: Mapping[str, Any]
+
+    def track_ids(self, split: str) -> list[str]: ...
+
+    def labels(self, split: str) -> np.ndarray: ...
 
 
 @dataclass
@@ -59,8 +91,8 @@ class SplitData:
         return np.array([len(f) for f in self.features], dtype=np.int64)
 
 
-def load_split(store, task, split: str) -> SplitData:
-    """Read the tracks of ``task``'s ``split`` from ``store`` (a FeatureStore).
+def load_split(store: TrackSource, task: SplitSource, split: str) -> SplitData:
+    """Read the tracks of ``task``'s ``split`` from ``store`` (a FeatureStore; any :class:`TrackSource`).
 
     Raises
     ------
