@@ -81,6 +81,7 @@ import torch
 
 from beatdbn.data.splits import check_splits, splits_fingerprint
 from beatdbn.exceptions import DataError, ParameterError
+from beatdbn.metrics.predictions import predicted, targets_of
 from beatdbn.metrics.results import RESULT_FILE, ExperimentResult
 from beatdbn.metrics.scores import accuracy, chance_level, confusion_matrix, per_class_accuracy
 from beatdbn.models.config import JsonConfig
@@ -212,8 +213,9 @@ def _evaluate(scores: dict[str, np.ndarray], labels: np.ndarray, prefix: str) ->
 
 
 def _test_report(pred: np.ndarray, labels: np.ndarray, n_classes: int) -> dict[str, Any]:
+    """Per-class accuracy, confusion and ``test_predicted`` (each test track's class, :mod:`beatdbn.metrics.predictions`)."""
     return {"per_class_accuracy": _clean(per_class_accuracy(labels, pred, n_classes)),
-            "confusion": confusion_matrix(labels, pred, n_classes).tolist()}
+            "confusion": confusion_matrix(labels, pred, n_classes).tolist(), "test_predicted": predicted(pred)}
 
 
 def _window_stats(windows: dict[str, WindowedTracks]) -> dict[str, Any]:
@@ -267,8 +269,9 @@ def run_naive_bayes(train, valid, test, *, task: str, out: str | Path, config: B
         ``model='naive_bayes'``, one row: ``learning_rate`` None, ``epoch`` 0,
         ``valid_accuracy`` / ``test_accuracy`` (mean of window posteriors, the
         Table 1 number), ``valid_accuracy_sum_log`` / ``test_accuracy_sum_log``
-        (sum of window log-posteriors), ``per_class_accuracy`` and
-        ``confusion`` (test, mean rule).
+        (sum of window log-posteriors), ``per_class_accuracy``,
+        ``confusion`` and ``test_predicted`` (test, mean rule); ``extra`` has ``test_track_ids`` and
+        ``test_targets`` (:mod:`beatdbn.metrics.predictions`).
 
     Raises
     ------
@@ -308,7 +311,7 @@ def run_naive_bayes(train, valid, test, *, task: str, out: str | Path, config: B
         seconds=time.perf_counter() - t0,
         extra={"config": config._json(), "splits": fingerprint, "windows": _window_stats(windows),
                "standardizer": std.to_dict(), "versions": run_versions(),
-               "table_uses": "valid_accuracy/test_accuracy: mean of window posteriors",
+               "table_uses": "valid_accuracy/test_accuracy: mean of window posteriors", **targets_of(test),
                "note": "GaussianNB (scikit-learn) on standardized windows; standardization from train beats only"})
     _finish(out, kind="naive_bayes", task=task, model=nb, std=std, config=config, classes=classes,
             representation=train.representation, settings=settings, result=result)
@@ -445,7 +448,8 @@ def run_logreg(train, valid, test, *, task: str, out: str | Path, config: Baseli
         ``model='logreg'``, one row per learning rate at ``epoch = config.epochs``:
         ``valid_accuracy`` / ``test_accuracy`` (mean of window posteriors),
         ``*_accuracy_sum_log``, ``per_class_accuracy``, ``confusion`` (test),
-        ``train_loss``, ``train_accuracy``, ``seconds``. Choose with ``.select()``.
+        ``test_predicted``, ``train_loss``, ``train_accuracy``, ``seconds``; ``extra`` has ``test_track_ids``
+        and ``test_targets`` (:mod:`beatdbn.metrics.predictions`). Choose with ``.select()``.
 
     Raises
     ------
@@ -488,7 +492,7 @@ def run_logreg(train, valid, test, *, task: str, out: str | Path, config: Baseli
         extra={"config": config._json(), "splits": fingerprint, "windows": _window_stats(windows),
                "standardizer": std.to_dict(), "versions": run_versions(), "device": str(device),
                "chosen_learning_rate": best["learning_rate"],
-               "table_uses": "valid_accuracy/test_accuracy: mean of window posteriors",
+               "table_uses": "valid_accuracy/test_accuracy: mean of window posteriors", **targets_of(test),
                "note": (f"windowed logistic regression, plain SGD, minibatch loss = {config.grad_norm} of window "
                         "cross-entropies; standardization from train beats only")})
     chosen = result.select()

@@ -150,6 +150,7 @@ import torch
 from beatdbn.data.splits import SplitData, check_splits, load_split, padded_batch, splits_fingerprint
 from beatdbn.exceptions import DataError, ParameterError
 from beatdbn.inference.posteriors import split_posteriors
+from beatdbn.metrics.predictions import predicted, targets_of
 from beatdbn.metrics.results import ExperimentResult
 from beatdbn.metrics.scores import accuracy, chance_level, confusion_matrix, per_class_accuracy
 from beatdbn.models.convmlp import ConvMLP, MLPConfig, track_posteriors
@@ -185,7 +186,8 @@ log = logging.getLogger(__name__)
 
 def _evaluate(model: ConvMLP, data: SplitData, config: FinetuneConfig, device: torch.device,
               *, full: bool = False) -> dict[str, Any]:
-    """Accuracy and mean track loss of ``model`` on ``data`` (plus per-class accuracy and confusion when ``full``)."""
+    """Accuracy and mean track loss of ``model`` on ``data`` (plus per-class accuracy, confusion and each track's
+    predicted class when ``full``)."""
     post = split_posteriors(model, data.features, batch_size=config.eval_batch_size, device=device)
     pred = post.argmax(axis=1)
     p_true = post[np.arange(len(post)), data.labels]
@@ -196,6 +198,7 @@ def _evaluate(model: ConvMLP, data: SplitData, config: FinetuneConfig, device: t
         res["per_class_accuracy"] = [None if math.isnan(a) else float(a)
                                      for a in per_class_accuracy(data.labels, pred, n)]
         res["confusion"] = confusion_matrix(data.labels, pred, n).tolist()
+        res["predicted"] = predicted(pred)
     return res
 
 
@@ -290,7 +293,8 @@ def _train_one_rate(lr: float, model: ConvMLP, train: SplitData, valid: SplitDat
             snapshots[epoch] = {"learning_rate": lr, "epoch": epoch, "valid_accuracy": ev["accuracy"],
                                 "test_accuracy": te["accuracy"], "train_loss": row["train_loss"],
                                 "train_accuracy": row["train_accuracy"], "valid_loss": ev["loss"],
-                                "per_class_accuracy": te["per_class_accuracy"], "confusion": te["confusion"]}
+                                "per_class_accuracy": te["per_class_accuracy"], "confusion": te["confusion"],
+                                "test_predicted": te["predicted"]}
         elapsed += time.perf_counter() - t0
         row["seconds"] = round(elapsed, 3)
         rows.append(row)
@@ -354,8 +358,10 @@ def run_convmlp(
     ExperimentResult
         Model ``convmlp_<init>``; ``runs`` has a row per learning rate and
         snapshot epoch with ``valid_accuracy``, ``test_accuracy``,
-        ``per_class_accuracy`` and ``confusion`` (test); ``extra`` holds the
-        selection, the settings and the versions.
+        ``per_class_accuracy``, ``confusion`` and ``test_predicted`` (test);
+        ``extra`` holds the selection, the settings, the versions and the
+        test tracks' ``test_track_ids`` and ``test_targets``
+        (:mod:`beatdbn.metrics.predictions`).
 
     Raises
     ------
@@ -444,7 +450,7 @@ def run_convmlp(
     result.extra = {"selected": summary, "finetune": config.to_dict(), "model_config": model0.config.to_dict(),
                     "init": init, "random_init": random_kind, "device": str(device),
                     "versions": run_versions(), "wall_seconds_this_call": time.perf_counter() - t_start,
-                    "settings": settings, "representation": train.representation}
+                    "settings": settings, "representation": train.representation, **targets_of(test)}
     drawn = _write_plots(out, curves, selected, classes, f"{name} on {task}", result.chance) if plots else []
     result.extra["plots"] = [p.name for p in drawn]
     result.save(out)
