@@ -44,7 +44,7 @@ from typing import Iterable, Sequence
 
 from beatdbn.exceptions import DataError, ParameterError
 
-__all__ = ["GENRES", "KEY_NAMES", "KEY_NAMES_24", "NO_KEY", "LABEL_FIELDS", "normalize_tag", "genre_from_mbtags", "read_tagtraum",
+__all__ = ["GENRES", "PITCH_CLASSES", "KEY_NAMES", "KEY_NAMES_24", "NO_KEY", "LABEL_FIELDS", "normalize_tag", "genre_from_mbtags", "read_tagtraum",
            "parse_key", "read_label_csv", "folder_labels"]
 
 #: The 20 MusicBrainz genre tags of the paper, in its order.
@@ -52,7 +52,11 @@ GENRES = (
     "folk", "punk", "metal", "jazz", "country", "blues", "classical", "rnb", "new wave", "world",
     "soul", "latin", "dance", "reggae", "techno", "funk", "rap", "hip hop", "rock", "pop",
 )
-KEY_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+#: The 12 pitch classes as chroma bins and tonics are named everywhere in beatdbn (sharps; the key answer spells
+#: keys for musicians, :mod:`beatdbn.inference.key_answer`).
+PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+#: The 12 tonics of the paper's key task.
+KEY_NAMES = PITCH_CLASSES
 #: The 24 major/minor keys (``--key-classes 24``), named as mir_eval writes keys: "C major" ... "B minor".
 KEY_NAMES_24 = tuple(f"{k} major" for k in KEY_NAMES) + tuple(f"{k} minor" for k in KEY_NAMES)
 #: The class of a key model that answers "this has no key" (speech, noise, drums, a lone tone, silence).

@@ -23,11 +23,12 @@ from __future__ import annotations
 import numpy as np
 
 from beatdbn.exceptions import ParameterError
+from beatdbn.labels import PITCH_CLASSES
 
 __all__ = ["accuracy", "per_class_accuracy", "confusion_matrix", "chance_level", "mirex_keys",
            "weighted_key_score", "fifth_convention", "KEY_SCORE_RULE"]
 
-_TONICS = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+_TONICS = PITCH_CLASSES
 #: How :func:`weighted_key_score` treats the two kinds of key task (written beside the scores).
 KEY_SCORE_RULE = ("MIREX weighted key score (mir_eval.key.weighted_score: same 1.0, fifth 0.5, relative 0.3, "
                   "parallel 0.2); on the 12-tonic task the predicted tonic is taken in the reference's mode")

@@ -30,12 +30,10 @@ import matplotlib
 import numpy as np
 
 from beatdbn.exceptions import ParameterError
+from beatdbn.labels import PITCH_CLASSES
 from beatdbn.plots import new_figure, save_figure
 
-__all__ = ["plot_filters", "PITCH_CLASSES", "filter_mosaic"]
-
-#: Row labels of the chroma filters (pitch classes, row 0 = C).
-PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+__all__ = ["plot_filters", "PITCH_CLASSES", "filter_mosaic"]  # PITCH_CLASSES: the rows of the chroma filters
 
 _TITLES = {"1a": "Layer 1a (chroma)", "1b": "Layer 1b (timbre)", "3": "Layer 3 (pooled 1a + 1b maps)"}
 _CMAP = "RdBu_r"

@@ -55,6 +55,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from beatdbn.exceptions import DataError, ParameterError
+from beatdbn.labels import PITCH_CLASSES
 from beatdbn.store.shard import (H5_SHARD_ATTR, H5_STORE_ATTR, METADATA_SCHEMA, SHARD_META_KEY, conform_metadata,
                                  no_space_is_data_error, read_shard_arrays, read_shard_table)
 from beatdbn.utils.atomic import atomic_path, write_json
@@ -63,7 +64,7 @@ __all__ = ["FeatureStore", "TrackRecord", "FEATURE_NAMES", "STORE_FORMAT", "read
            "check_representations", "new_store_id", "MANIFEST"]
 
 STORE_FORMAT = "beatdbn-feature-store"
-FEATURE_NAMES = [f"chroma_{p}" for p in ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")] + [
+FEATURE_NAMES = [f"chroma_{p}" for p in PITCH_CLASSES] + [
     f"timbre_{i:02d}" for i in range(12)
 ]
 INDEX_FILE = "tracks.parquet"

@@ -56,15 +56,11 @@ import numpy as np
 
 from beatdbn.exceptions import ParameterError
 from beatdbn.features.msd import Track
+from beatdbn.labels import GENRES
 from beatdbn.synth.msd_writer import write_track
 
 __all__ = ["generate_corpus", "iter_corpus", "make_track", "GENRES", "OTHER_TAGS"]
 
-#: The 20 MusicBrainz genre tags of the paper, in its order.
-GENRES = (
-    "folk", "punk", "metal", "jazz", "country", "blues", "classical", "rnb", "new wave", "world",
-    "soul", "latin", "dance", "reggae", "techno", "funk", "rap", "hip hop", "rock", "pop",
-)  # fmt: skip
 #: Non-genre MusicBrainz tags an artist may carry besides its genres.
 OTHER_TAGS = (
     "uk", "american", "british", "english", "german", "swedish", "french", "canadian",
