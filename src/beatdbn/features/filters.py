@@ -23,7 +23,7 @@ def hann(n: int) -> np.ndarray:
 
     Examples
     --------
-    >>> hann(4).tolist()
+    >>> hann(4).round(12).tolist()
     [0.0, 0.5, 1.0, 0.5]
     """
     return 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)
