@@ -16,33 +16,10 @@ What flows where (``W`` ranks, ``K = sync_every``)::
     default: the sum for 2 ranks); rank 0 writes every batch's statistics in
     plan order (pretrain.csv reads as a serial run's)
 
-**Why a capped sum of local changes, and not the sum, the mean or Hogwild.**
-Measured with the paper's layer sizes (commands in the issue 16 note):
-
-* The *sum* keeps every track's update, as if the W x K steps had been
-  applied one after another (to first order). With 2 ranks it matched or
-  beat one process: on the demo store (2,000 tracks; 3 seeds, K = 32) the
-  linear probe on layer-4 features read 0.949 +- 0.016 (key) and 0.462 +-
-  0.045 (genre) against one process's 0.866 +- 0.076 and 0.296 +- 0.116.
-  With 4 ranks it broke down: at K = 8 the Gaussian layer (1b) diverged in
-  the first pass ("CD-1 produced non-finite values"), at K = 32 layer 1a
-  ended at a reconstruction error of 0.29 against one process's 0.08.
-  Where every track pulls the same way (the biases early on), each rank's K
-  steps already go most of the distance, and W of them overshoot W-fold,
-  like the summed batches that diverged in one process (``train/pretrain.py``).
-* The *mean* (local SGD) is stable for any W, but each round moves the
-  parameters only as far as one rank's K steps, so a pass counts as 1/W as
-  many serial updates: with 2 ranks the probe fell to 0.778 +- 0.074 (key)
-  and 0.158 +- 0.036 (genre).
-* The *capped sum* is the sum up to two ranks' worth and the mean times 2
-  beyond: a step at most twice a rank's, which a CRBM takes stably (the
-  paper's rates "a few times larger" train, ``models/crbm.py``). With 4
-  ranks it ended the pass at 0.094 / 0.989 / 0.0004 (layers 1a / 1b / 3,
-  last 50 steps) against one process's 0.084 / 0.960 / 0.0007.
-* *Hogwild* (unlocked updates to shared memory, PyTorch's Hogwild example)
-  needs no exchange, but its result depends on the scheduler's interleaving
-  (no determinism, no exact resume), it exists on one machine only, and
-  with W tracks in flight it is the sum with K = 1.
+**The combine rule.** ``capped-sum`` (the default) is the sum of the ranks' changes up to two ranks and
+twice their mean beyond: the sum diverged with 4 ranks, the mean (local SGD) moves a pass only 1/W as far,
+Hogwild gives up determinism and exact resume. The measurements behind the choice are in
+``docs/measurements/pretrain-ranks-combine.md``.
 
 What the rounds give: determinism (the result is a function of the seed, W,
 K and the rule); exact resume (checkpoints fall between rounds, where every
