@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -191,3 +192,183 @@ def test_projection_of_a_crop_recipe_scales_with_its_crops_not_its_beats():
     assert got["key/convmlp_random_beatdbn"] == pytest.approx(100.0 * there / here)
     # the paper's recipe trains on whole tracks: seconds per training beat x the paper's 2,400 x 500 beats
     assert got["key/convmlp_random"] == pytest.approx(100.0 / 48_000 * 2400 * 500)
+
+
+# ---------------------------------------------------------------------------
+# seeds (issue 23 item 1) and --epochs (item 5)
+
+SEEDED = dataclasses.replace(TINY, tasks=TaskConfig(per_key=16, tasks=("key",), seed=0),
+                             finetune=FinetuneConfig(learning_rates=(0.05,), epochs=1, snapshot_epochs=(1,)),
+                             baselines=BaselineConfig(learning_rates=(5e-4,), epochs=1))
+
+
+def _light_run(monkeypatch, calls: dict) -> None:
+    """Pretraining (a tiny DBN, recording the tracks it was told to leave out) and the report writers (recording
+    the folders) replaced: the seeds' own runs, tasks and experiments are real."""
+    import beatdbn.pipeline.reproduce as rep
+    from beatdbn.models.dbn import ConvDBN
+
+    def pretrain(fs, out, *, exclude, config, dbn_config, **kwargs):
+        calls.setdefault("pretrain", []).append((out.parent.name, frozenset(exclude), config.seed, dbn_config.seed))
+        ConvDBN(DBNConfig(n_maps_1a=4, n_maps_1b=4, n_maps_3=4, seed=dbn_config.seed)).save(out)
+        (out / "plots").mkdir(exist_ok=True)
+
+    class Table:
+        @classmethod
+        def from_run(cls, run_dir):
+            calls.setdefault("table", []).append(run_dir.name)
+            return cls()
+
+        def write(self, run_dir):
+            pass
+
+    monkeypatch.setattr(rep, "pretrain", pretrain)
+    monkeypatch.setattr(rep, "Table1", Table)
+    monkeypatch.setattr(rep, "write_report", lambda run_dir: calls.setdefault("report", []).append(run_dir.name))
+
+
+def _tracks(run, split: str) -> list[str]:
+    return (run / "tasks" / "key" / f"{split}.tsv").read_text().splitlines()
+
+
+def test_seeds_are_whole_runs_each_with_its_split_and_a_rerun_adds_only_new_seeds(demo_corpus, tmp_path,
+                                                                                  monkeypatch):
+    from beatdbn.pipeline.reproduce import SEEDS_FILE, reproduce_seeds, seed_dir
+
+    calls: dict = {}
+    _light_run(monkeypatch, calls)
+    out = tmp_path / "run"
+    stages = []
+    record = reproduce_seeds(demo_corpus["store"], out, seeds=[0, 1], config=SEEDED, scheduler="sync",
+                             progress=lambda p: stages.append((p["stage"], p["work_done"], p["work_total"])))
+    assert record == json.loads((out / SEEDS_FILE).read_text())
+    assert record["seeds"] == [0, 1] and record["finished"] == [0, 1]
+    assert "seed" not in json.dumps(record["config"]) and record["config"]["tasks"]["tasks"] == ["key"]
+    runs = [seed_dir(out, s) for s in (0, 1)]
+    assert [r.name for r in runs] == ["seed-0", "seed-1"]
+    for s, run in enumerate(runs):  # each seed: today's single-run layout, with its seed everywhere
+        config = json.loads((run / "config.json").read_text())["config"]
+        assert config == json.loads(json.dumps(SEEDED.with_seed(s).to_dict()))
+        assert {config[k]["seed"] for k in ("tasks", "dbn", "pretrain", "finetune", "baselines")} == {s}
+        for model in EXPERIMENTS:
+            result = ExperimentResult.load(run / "experiments" / "key" / model)
+            assert result.extra["test_track_ids"] == [line.split("\t")[0] for line in _tracks(run, "test")[1:]]
+    # different splits, each DBN pretrained without its own split's valid/test tracks
+    assert _tracks(runs[0], "test") != _tracks(runs[1], "test")
+    pretrained = {name: (exclude, seeds) for name, exclude, *seeds in calls["pretrain"]}
+    assert sorted(pretrained) == ["seed-0", "seed-1"]
+    for s, run in enumerate(runs):
+        exclude, seeds = pretrained[run.name]
+        held = {line.split("\t")[0] for split in ("valid", "test") for line in _tracks(run, split)[1:]}
+        assert held <= exclude and seeds == [s, s]
+    assert pretrained["seed-0"][0] != pretrained["seed-1"][0]
+    # each seed trained its own conv MLPs (the seeds in config.json above: split, initial weights, batch order)
+    w = [ExperimentResult.load(r / "experiments" / "key" / "convmlp_random").runs[0]["train_loss"] for r in runs]
+    assert w[0] != w[1]
+    # OUT's Table 1 and report come after the seeds' own
+    assert calls["table"] == ["seed-0", "seed-1", "run"] and calls["report"] == ["seed-0", "seed-1", "run"]
+    assert [s for s in dict.fromkeys(s for s, *_ in stages) if s.endswith("key/logreg")] == [
+        "seed 0: key/logreg", "seed 1: key/logreg"]
+    done = [(d, t) for _, d, t in stages]
+    assert all(t == 2 for _, t in done) and [d for d, _ in done] == sorted(d for d, _ in done)
+
+    # --seeds 3: seeds 0 and 1 are not touched; only seed 2 is trained
+    kept = {p: p.stat().st_mtime_ns for r in runs for p in r.rglob("*") if p.is_file()}
+    calls.clear()
+    stages.clear()
+    record = reproduce_seeds(demo_corpus["store"], out, seeds=[0, 1, 2], config=SEEDED, scheduler="sync",
+                             progress=lambda p: stages.append((p["stage"], p["work_done"], p["work_total"])))
+    assert record["seeds"] == record["finished"] == [0, 1, 2]
+    assert {p: p.stat().st_mtime_ns for p in kept} == kept
+    assert [name for name, *_ in calls["pretrain"]] == ["seed-2"] and calls["table"] == ["seed-2", "run"]
+    assert {s.split(":")[0] for s, *_ in stages} == {"seed 2", "report"}
+    assert stages[0][1] == 2 and stages[-1][1:] == (3, 3)  # the two finished seeds count as done
+    assert (seed_dir(out, 2) / "experiments" / "key" / "convmlp_pretrained" / "result.json").exists()
+    # a rerun with fewer seeds keeps all three and trains nothing
+    calls.clear()
+    assert reproduce_seeds(demo_corpus["store"], out, seeds=[0], config=SEEDED, scheduler="sync")["seeds"] == [0, 1, 2]
+    assert "pretrain" not in calls and calls["table"] == ["run"]
+
+
+def test_seeds_refuse_other_options_a_single_run_folder_and_a_tasks_folder(demo_corpus, tmp_path, monkeypatch):
+    from beatdbn.exceptions import DataError
+    from beatdbn.pipeline.reproduce import SEEDS_FILE, reproduce_seeds
+
+    calls: dict = {}
+    _light_run(monkeypatch, calls)
+    store = demo_corpus["store"]
+    out = tmp_path / "seeds"
+    out.mkdir()
+    other = json.loads(json.dumps({"seeds": [0], "config": {"quick": False}, "finished": [0]}))
+    (out / SEEDS_FILE).write_text(json.dumps(other))
+    with pytest.raises(DataError, match=r"seeds\.json: this multi-seed run was started with other settings"):
+        reproduce_seeds(store, out, seeds=[0, 1], config=SEEDED, scheduler="sync")
+    with pytest.raises(DataError, match=r"holds a multi-seed run .*rerun it with --seeds or --seed-list"):
+        reproduce(store, out, config=SEEDED, scheduler="sync")  # a single run into a multi-seed folder
+    assert json.loads((out / SEEDS_FILE).read_text()) == other and not (out / "seed-1").exists()
+    single = tmp_path / "single"
+    single.mkdir()
+    (single / "config.json").write_text("{}")
+    with pytest.raises(DataError, match="holds a single-seed run"):
+        reproduce_seeds(store, single, seeds=[0], config=SEEDED, scheduler="sync")
+    with pytest.raises(ParameterError, match="a tasks folder holds one split"):
+        reproduce_seeds(store, tmp_path / "t", seeds=[0, 1], config=dataclasses.replace(SEEDED, tasks_dir="x"))
+    with pytest.raises(ParameterError, match="distinct ints"):
+        reproduce_seeds(store, tmp_path / "t", seeds=[1, 1], config=SEEDED)
+    assert calls == {}
+
+
+def test_seed_options_parse_and_make_each_seeds_config():
+    from beatdbn.pipeline.reproduce import parse_seeds
+
+    assert parse_seeds() is None and parse_seeds(seeds=3) == [0, 1, 2]
+    assert parse_seeds(seed_list="3,7, 9") == [3, 7, 9] and parse_seeds(seed_list=[4]) == [4]
+    for bad in ({"seeds": 0}, {"seed_list": "1,1"}, {"seed_list": "a"}, {"seed_list": ""}, {"seed_list": "-1"},
+                {"seed_list": "1.5"}, {"seeds": 2, "seed_list": "3"}):
+        with pytest.raises(ParameterError, match="--seed"):
+            parse_seeds(**bad)
+    # each seed's configuration is make(seed=s) with the same options: every random thing follows the seed
+    tasks = TaskConfig(per_key=16, tasks=("key",), seed=0)
+    for s in (0, 5):
+        assert (ReproduceConfig.make(quick=True, recipe="both", epochs=4, tasks=tasks).with_seed(s)
+                == ReproduceConfig.make(quick=True, recipe="both", epochs=4, seed=s, tasks=tasks.replace(seed=s)))
+
+
+def test_cli_seed_options_say_what_is_wrong(demo_corpus, tmp_path):
+    store, out = str(demo_corpus["store"]), str(tmp_path / "run")
+    for args, said in ((["--seeds", "2", "--seed-list", "1,2"], "give one"),
+                       (["--seeds", "2", "--seed", "4"], "--seed-list 4"),
+                       (["--seed-list", "1,x"], "distinct ints"),
+                       (["--epochs", "0"], "--epochs 0: must be an int >= 1")):
+        result = CliRunner().invoke(app, ["reproduce", store, "--out", out, *args])
+        assert result.exit_code == 1 and said in result.output, (args, result.output)
+    assert not (tmp_path / "run" / "seeds.json").exists()
+    result = CliRunner().invoke(app, ["reproduce", "--help"])
+    assert "--seeds" in result.output and "--seed-list" in result.output and "20 of 30" in result.output
+
+
+def test_epochs_are_recorded_and_used_with_the_snapshot_scaled(demo_corpus, tmp_path, monkeypatch):
+    from beatdbn.pipeline.reproduce import snapshot_epoch
+
+    config = ReproduceConfig.make(epochs=12, recipe="both")
+    assert config.finetune.epochs == config.finetune_beatdbn.epochs == config.baselines.epochs == 12
+    assert config.finetune.snapshots == config.finetune_beatdbn.snapshots == (8, 12)
+    assert config.finetune.learning_rates == (0.05, 0.005, 0.0005)  # the rest of the protocol as it was
+    quick = ReproduceConfig.make(quick=True, epochs=3)
+    assert quick.finetune.snapshots == (2, 3) and quick.baselines.epochs == 3
+    assert quick.baselines.learning_rates == (5e-4, 5e-5) and len(quick.finetune.learning_rates) == 2
+    assert ReproduceConfig.make(quick=True).finetune.snapshots == (snapshot_epoch(10), 10) == (7, 10)
+    assert "epochs" not in ReproduceConfig.make().to_dict()  # older run folders (no --epochs) still resume
+    # recorded in config.json, and the trainers train that many epochs
+    calls: dict = {}
+    _light_run(monkeypatch, calls)
+    small = dataclasses.replace(ReproduceConfig.make(quick=True, epochs=2, tasks=SEEDED.tasks),
+                                baselines=dataclasses.replace(SEEDED.baselines, epochs=2))
+    small = dataclasses.replace(small, finetune=dataclasses.replace(small.finetune, learning_rates=(0.05,)))
+    record = reproduce(demo_corpus["store"], tmp_path / "run", config=small, scheduler="sync")
+    assert record["config"]["epochs"] == 2 and record["config"]["finetune"]["epochs"] == 2
+    assert record["config"]["finetune"]["snapshot_epochs"] == [1, 2]
+    conv = ExperimentResult.load(tmp_path / "run" / "experiments" / "key" / "convmlp_random")
+    assert [r["epoch"] for r in conv.runs] == [1, 2]
+    logreg = ExperimentResult.load(tmp_path / "run" / "experiments" / "key" / "logreg")
+    assert [r["epoch"] for r in logreg.runs] == [2]

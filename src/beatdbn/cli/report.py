@@ -13,6 +13,7 @@ from beatdbn.cli.output import print_table
 from beatdbn.cli.progress import progress_bar
 from beatdbn.cli.options import check_options
 from beatdbn.cli.tasks import TASK_HELP, with_task_options
+from beatdbn.exceptions import ParameterError
 from beatdbn.tasks.registry import TaskConfig
 
 __all__ = ["reproduce", "report"]
@@ -24,6 +25,10 @@ def reproduce(
     store: Path = typer.Argument(..., help="Feature store (from `beatdbn extract`)."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder; a rerun resumes and skips finished experiments."),
     quick: bool = typer.Option(False, help="Smoke run: 2 learning rates per sweep, 10 epochs (snapshot at 7)."),
+    epochs: Optional[int] = typer.Option(
+        None, help="Epochs of the conv MLPs (either recipe) and of windowed logistic regression (default: the "
+                   "paper's 30, or 10 with --quick); the conv MLPs' earlier test snapshot scales as the paper's 20 "
+                   "of 30 (--epochs 12: snapshots at 8 and 12). Recorded in config.json."),
     task: Optional[list[str]] = typer.Option(None, "--task", help=TASK_HELP["task"] + " Default: every task."),
     duplicates: Optional[Path] = typer.Option(None, help=TASK_HELP["duplicates"]),
     genre_labels: Optional[Path] = typer.Option(None, help=TASK_HELP["genre_labels"]),
@@ -33,6 +38,11 @@ def reproduce(
         0, help="Small corpora: pretrain with more passes until each layer has seen this many beats (e.g. 1000000); "
                 "0: the paper's single pass."),
     seed: int = typer.Option(0, help="Seed of splits, weights, batch orders and samples."),
+    seeds: Optional[int] = typer.Option(
+        None, "--seeds", help="Run seeds 0..N-1, each a whole run (its own split, DBN, initial weights and batch "
+                              "orders) in OUT/seed-<s>/; Table 1 in OUT over the seeds. A rerun with more seeds "
+                              "reuses the finished ones."),
+    seed_list: Optional[str] = typer.Option(None, "--seed-list", help="As --seeds, with these seeds (e.g. 3,7,9)."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
     scheduler: Optional[str] = typer.Option(
         None, help="Where the sweep runs: 'local' (a Dask LocalCluster, one single-thread worker per CPU; the "
@@ -47,13 +57,18 @@ def reproduce(
     Every task the corpus can give is run; one it cannot give shows as a dash in Table 1, with the reason.
     """
     from beatdbn.evaluate.table import Table1  # lazy: torch, matplotlib (fast --help)
-    from beatdbn.pipeline.reproduce import ReproduceConfig, reproduce as run_reproduce  # lazy: torch, Dask
+    from beatdbn.pipeline.reproduce import (ReproduceConfig, parse_seeds, reproduce as run_reproduce,  # lazy: torch
+                                            reproduce_seeds)
 
     check_options(device=device, out=out, scheduler=scheduler,
                   workers=workers)  # one line for a bad --device, --scheduler, --workers or an unwritable --out
+    seed_values = parse_seeds(seeds=seeds, seed_list=seed_list)
+    if seed_values is not None and seed != 0:
+        raise ParameterError(f"--seed {seed} with --seeds/--seed-list: --seed is a single run's; name the seeds "
+                             f"with --seed-list (e.g. --seed-list {seed})")
     config = ReproduceConfig.make(quick=quick, seed=seed, tasks=task_config, recipe=recipe, genre_labels=genre_labels,
                                   pretrain_min_beats=pretrain_min_beats,
-                                  duplicates=duplicates, tasks_dir=tasks_dir)
+                                  duplicates=duplicates, tasks_dir=tasks_dir, epochs=epochs)
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(),
                TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
     with progress_bar(console, columns=columns) as bar:  # plain lines off a terminal
@@ -65,8 +80,12 @@ def reproduce(
             bar.update(current, description=p["stage"], completed=p["step"], total=max(p["total"], 1),
                        info=p["message"][:60])
 
-        record = run_reproduce(store, out, config=config, device=device, progress=advance, scheduler=scheduler,
-                               workers=workers)
+        if seed_values is None:
+            record = run_reproduce(store, out, config=config, device=device, progress=advance, scheduler=scheduler,
+                                   workers=workers)
+        else:
+            record = reproduce_seeds(store, out, seeds=seed_values, config=config, device=device, progress=advance,
+                                     scheduler=scheduler, workers=workers)
     table = Table1.from_run(out)
     # the paper's columns need a wide terminal; off a terminal the Markdown table, whole
     print_table(console, table.to_rich(paper=console.width >= 140), table.to_markdown(paper=True).split("\n\n", 1)[0])

@@ -37,7 +37,20 @@ update gains nothing from threads, see :mod:`beatdbn.cli.pretrain`); a serial ru
 single-threaded.
 
 ``quick=True`` shrinks the sweeps and epochs for a smoke run (the table
-says which epochs it shows); the tasks and the DBN are the same.
+says which epochs it shows); the tasks and the DBN are the same. ``epochs``
+(``--epochs N``) sets the conv MLPs' and windowed logistic regression's
+epochs, with the earlier snapshot at the paper's 20 of 30 scaled
+(:func:`snapshot_epoch`), and is recorded in ``config.json``.
+
+**Seeds** (:func:`reproduce_seeds`, ``--seeds N`` / ``--seed-list``): one
+whole run per seed (its own split, DBN, initial weights and batch orders)::
+
+    OUT/seeds.json            {"seeds": [0, 1, 2], "config": <options shared by the seeds>, "finished": [0, 1]}
+    OUT/seed-<s>/             a single run's RUN_DIR (above), made with config.with_seed(s)
+    OUT/table.md, table.json, report.html/.md   Table 1 over the finished seeds (Table1.from_run(OUT))
+
+A rerun with more seeds runs only the new ones; without ``--seeds`` the
+layout is the single run above.
 
 **Real corpora.** The tasks take every option of ``beatdbn tasks``
 (:class:`~beatdbn.tasks.build.TaskConfig`: ``scale='auto'``, genres, 24 keys,
@@ -61,13 +74,14 @@ overstate the time).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from beatdbn.data.splits import load_split
 from beatdbn.evaluate.report import write_report
@@ -91,8 +105,9 @@ from beatdbn.train.baselines import BaselineConfig
 from beatdbn.train.finetune import FinetuneConfig, model_name, updates_per_epoch
 from beatdbn.train.pretrain import PretrainConfig
 
-__all__ = ["ReproduceConfig", "reproduce", "experiments", "projected_time", "default_scheduler", "EXPERIMENTS",
-           "PAPER_SCALE", "RECIPE_CHOICES"]
+__all__ = ["ReproduceConfig", "reproduce", "reproduce_seeds", "seed_dir", "parse_seeds", "snapshot_epoch",
+           "experiments", "projected_time", "default_scheduler", "EXPERIMENTS", "PAPER_SCALE", "RECIPE_CHOICES",
+           "SEEDS_FILE"]
 
 #: Model names in Table 1 order (the paper's recipe).
 EXPERIMENTS = ("naive_bayes", "logreg", "convmlp_random", "convmlp_pretrained")
@@ -103,6 +118,33 @@ RECIPE_CHOICES = ("paper", "beatdbn", "both")
 #: (~4.6e8 beats, the paper's section 5.2).
 #: (Training tracks per task: each task's ``TaskSpec.paper.train_tracks``.)
 PAPER_SCALE = {"pretrain_tracks": 920_000, "beats_per_track": 500, "pretrain_beats": 4.6e8}
+#: A multi-seed run's record in OUT (:func:`reproduce_seeds`): ``{"seeds", "config", "finished"}``.
+SEEDS_FILE = "seeds.json"
+
+
+def snapshot_epoch(epochs: int) -> int:
+    """The earlier test snapshot of a run of ``epochs`` epochs: the paper's 20 of 30, scaled (2/3, rounded;
+    at least 1).
+
+    Examples
+    --------
+    >>> [snapshot_epoch(n) for n in (1, 2, 3, 10, 30, 45)]
+    [1, 1, 2, 7, 20, 30]
+    """
+    return max(1, round(2 * epochs / 3))
+
+
+def _epoch_settings(epochs: int | None) -> dict[str, Any]:
+    """The conv MLP overrides of ``--epochs`` (none when None)."""
+    if epochs is None:
+        return {}
+    return {"epochs": epochs, "snapshot_epochs": (snapshot_epoch(epochs), epochs)}
+
+
+def _check_epochs(epochs: Any) -> None:
+    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
+        raise ParameterError(f"--epochs {epochs!r}: must be an int >= 1 (the conv MLPs' and windowed logistic "
+                             f"regression's epochs; the paper's 30)")
 
 
 @dataclass(frozen=True)
@@ -120,13 +162,16 @@ class ReproduceConfig(JsonConfig):
     genre_labels: str = ""  # tagtraum genre file ('' : MusicBrainz tags)
     duplicates: str = ""  # msd_duplicates.txt ('' : none dropped)
     tasks_dir: str = ""  # tasks built beforehand ('' : built from the store with ``tasks``)
+    epochs: int | None = None  # --epochs: conv MLPs' and windowed LR's epochs (None: the protocol's, 30 or quick's 10)
 
     def __post_init__(self) -> None:
         if self.recipe not in RECIPE_CHOICES:
             raise ParameterError(f"recipe {self.recipe!r}: choose from {', '.join(RECIPE_CHOICES)}")
+        _check_epochs(self.epochs)
         if "beatdbn" in self.recipes and self.finetune_beatdbn is None:
             object.__setattr__(self, "finetune_beatdbn",
-                               FinetuneConfig.for_recipe("beatdbn", quick=self.quick, seed=self.finetune.seed))
+                               FinetuneConfig.for_recipe("beatdbn", quick=self.quick, seed=self.finetune.seed,
+                                                         **_epoch_settings(self.epochs)))
 
     @property
     def recipes(self) -> tuple[str, ...]:
@@ -138,25 +183,48 @@ class ReproduceConfig(JsonConfig):
         return self.finetune if recipe == "paper" else self.finetune_beatdbn
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(super().to_dict(), tasks=self.tasks.to_dict(), recipes=list(self.recipes))
+        d = dict(super().to_dict(), tasks=self.tasks.to_dict(), recipes=list(self.recipes))
+        if self.epochs is None:  # not recorded unless given: a run folder of an older beatdbn still resumes
+            del d["epochs"]
+        return d
+
+    def with_seed(self, seed: int) -> "ReproduceConfig":
+        """This configuration with ``seed`` for everything random (the split, the DBN's weights and pretraining,
+        every trainer's initial weights and batch order); ``make(seed=s, ...)`` equals ``make(...).with_seed(s)``."""
+        def seeded(c):
+            return None if c is None else dataclasses.replace(c, seed=seed)
+
+        return dataclasses.replace(self, tasks=self.tasks.replace(seed=seed), dbn=seeded(self.dbn),
+                                   pretrain=seeded(self.pretrain), finetune=seeded(self.finetune),
+                                   baselines=seeded(self.baselines), finetune_beatdbn=seeded(self.finetune_beatdbn))
 
     @classmethod
     def make(cls, *, quick: bool = False, seed: int = 0, tasks: TaskConfig | None = None, recipe: str = "paper",
-             genre_labels=None, duplicates=None, tasks_dir=None, pretrain_min_beats: int = 0) -> "ReproduceConfig":
+             genre_labels=None, duplicates=None, tasks_dir=None, pretrain_min_beats: int = 0,
+             epochs: int | None = None) -> "ReproduceConfig":
         """The paper's protocol, or with ``quick`` a smoke run: 2 learning rates of each sweep, 10 epochs
         (snapshot at 7, standing in for the paper's 20 of 30); conv MLPs by ``recipe``; pretraining makes
-        more than the paper's one pass when the corpus has fewer than ``pretrain_min_beats`` beats."""
+        more than the paper's one pass when the corpus has fewer than ``pretrain_min_beats`` beats.
+
+        ``epochs`` (with or without ``quick``): the conv MLPs (either recipe) and windowed logistic regression
+        train this many epochs, and the conv MLPs' earlier snapshot scales as the paper's 20 of 30
+        (:func:`snapshot_epoch`); recorded as ``epochs`` in ``config.json``."""
         tasks = tasks or TaskConfig(seed=seed)
         if recipe not in RECIPE_CHOICES:
             raise ParameterError(f"--recipe {recipe!r}: choose from {', '.join(RECIPE_CHOICES)}")
-        beatdbn = FinetuneConfig.for_recipe("beatdbn", quick=quick, seed=seed) if recipe != "paper" else None
+        _check_epochs(epochs)
+        more = _epoch_settings(epochs)
+        beatdbn = (FinetuneConfig.for_recipe("beatdbn", quick=quick, seed=seed, **more) if recipe != "paper"
+                   else None)
         baselines = (BaselineConfig(learning_rates=(5e-4, 5e-5), epochs=10, seed=seed) if quick
                      else BaselineConfig(seed=seed))
+        if epochs is not None:
+            baselines = dataclasses.replace(baselines, epochs=epochs)
         return cls(tasks=tasks, dbn=DBNConfig(seed=seed), pretrain=PretrainConfig(seed=seed, min_beats=pretrain_min_beats),
-                   finetune=FinetuneConfig.for_recipe("paper", quick=quick, seed=seed), baselines=baselines,
+                   finetune=FinetuneConfig.for_recipe("paper", quick=quick, seed=seed, **more), baselines=baselines,
                    quick=quick, recipe=recipe, finetune_beatdbn=beatdbn,
                    genre_labels=str(genre_labels or ""), duplicates=str(duplicates or ""),
-                   tasks_dir=str(tasks_dir or ""))
+                   tasks_dir=str(tasks_dir or ""), epochs=epochs)
 
 
 def experiments(config: ReproduceConfig) -> tuple[tuple[str, str | None], ...]:
@@ -249,6 +317,9 @@ def reproduce(
     scheduler = default_scheduler(device) if scheduler is None else scheduler
     check_scheduler(scheduler)
     out = Path(out)
+    if (out / SEEDS_FILE).exists():
+        raise DataError(f"{out}: holds a multi-seed run ({out / SEEDS_FILE}); rerun it with --seeds or --seed-list "
+                        f"(the same options as before), or use a new --out for a single run")
     out.mkdir(parents=True, exist_ok=True)
     fs = store if isinstance(store, FeatureStore) else FeatureStore.open(store)
     record_path = out / "config.json"
@@ -394,6 +465,144 @@ def reproduce(
         finally:
             if cluster is not None:
                 cluster.join()
+    return record
+
+
+def seed_dir(out: str | Path, seed: int) -> Path:
+    """The folder of one seed's run in a multi-seed run folder: ``OUT/seed-<seed>``."""
+    return Path(out) / f"seed-{int(seed)}"
+
+
+def parse_seeds(*, seeds: int | None = None, seed_list: str | Sequence[int] | None = None) -> list[int] | None:
+    """The seeds of ``--seeds N`` (0 .. N-1) or ``--seed-list 3,7,9``; None when neither is given (a single run).
+
+    Raises
+    ------
+    ParameterError
+        Both given, N < 1, or a list that is empty, has repeats or something other than ints >= 0.
+    """
+    if seeds is not None and seed_list is not None:
+        raise ParameterError(f"--seeds {seeds} and --seed-list {seed_list}: give one (--seeds N runs seeds "
+                             f"0..N-1, --seed-list names them)")
+    if seeds is not None:
+        if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+            raise ParameterError(f"--seeds {seeds!r}: must be an int >= 1 (e.g. --seeds 3 runs seeds 0, 1, 2)")
+        return list(range(seeds))
+    if seed_list is None:
+        return None
+    items = [x.strip() for x in seed_list.split(",")] if isinstance(seed_list, str) else list(seed_list)
+    try:
+        values = [int(x) for x in items if x != ""]
+    except (TypeError, ValueError):
+        values = []
+    bad = not values or any(isinstance(x, float) for x in items) or any(v < 0 for v in values)
+    if bad or len(set(values)) != len(values):
+        raise ParameterError(f"--seed-list {seed_list!r}: expected distinct ints >= 0 separated by commas, "
+                             f"e.g. --seed-list 3,7,9")
+    return values
+
+
+def _shared_options(config: ReproduceConfig) -> dict[str, Any]:
+    """What every seed of a multi-seed run shares: ``config.to_dict()`` without its seeds."""
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k != "seed"}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    return strip(json.loads(json.dumps(config.to_dict())))
+
+
+def reproduce_seeds(
+    store,
+    out,
+    *,
+    seeds: Sequence[int],
+    config: ReproduceConfig = ReproduceConfig(),
+    device: str = "cpu",
+    progress: Callable[[dict], None] | None = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
+) -> dict:
+    """One complete run of the protocol per seed, each in ``OUT/seed-<s>/``; then OUT's Table 1 and report.
+
+    Each seed's run is :func:`reproduce` with ``config.with_seed(s)`` (``ReproduceConfig.make(seed=s, ...)``
+    with the same options), into :func:`seed_dir`: the run-folder layout of a single run (``config.json``,
+    ``tasks/``, ``dbn/``, ``experiments/<task>/<model>/result.json``, its own Table 1 and report). So each
+    seed draws its own split, pretrains its own DBN with that split's valid/test tracks excluded, and draws
+    its own initial weights and batch orders. ``config``'s own seeds are replaced.
+
+    ``OUT/seeds.json`` (:data:`SEEDS_FILE`, written atomically before the first seed and after each)::
+
+        {"seeds": [0, 1, 2], "config": <the options every seed shares>, "finished": [0, 1]}
+
+    ``seeds``: every seed this folder was asked for, sorted (a rerun with more seeds adds them; with fewer
+    it keeps the others); ``finished``: those whose run is complete (sorted); ``config``: the run's
+    configuration without its seeds (:func:`_shared_options`). A rerun skips the finished seeds, runs the
+    others (resuming an unfinished one where it stopped), and refuses other options. After the seeds,
+    ``Table1.from_run(OUT)`` aggregates the finished seeds into ``OUT/table.md``, ``table.json`` and the report.
+
+    ``progress`` receives :func:`reproduce`'s dicts with ``"seed"`` added, ``stage`` prefixed with
+    ``"seed <s>: "`` and ``work_done`` / ``work_total`` counted in seeds (a finished seed counts whole).
+
+    Returns
+    -------
+    dict
+        The ``seeds.json`` content.
+
+    Raises
+    ------
+    ParameterError
+        No seed, repeated seeds, or a tasks folder (``config.tasks_dir``: one split for every seed).
+    DataError
+        OUT holds a single run, or a multi-seed run of other options.
+    """
+    seeds = [int(s) for s in seeds]
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise ParameterError(f"seeds {seeds}: expected one or more distinct ints >= 0")
+    if config.tasks_dir:
+        raise ParameterError(f"--tasks {config.tasks_dir} with several seeds: a tasks folder holds one split, and "
+                             f"each seed draws its own; give the task options (--task, --scale, ...) instead")
+    out = Path(out)
+    record_path = out / SEEDS_FILE
+    shared = _shared_options(config)
+    if record_path.exists():
+        record = json.loads(record_path.read_text())
+        if record.get("config") != shared:
+            raise DataError(f"{record_path}: this multi-seed run was started with other settings; use a new --out "
+                            f"(or the same options as before to resume it or add seeds)")
+    elif (out / "config.json").exists():
+        raise DataError(f"{out}: holds a single-seed run (config.json); use a new --out for --seeds/--seed-list")
+    else:
+        record = {"seeds": [], "config": shared, "finished": []}
+    finished = {int(s) for s in record.get("finished", [])}
+    record = {"seeds": sorted(set(record.get("seeds", [])) | set(seeds)), "config": shared,
+              "finished": sorted(finished)}
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(record_path, record)
+    notify = progress or (lambda info: None)
+    n = len(record["seeds"])
+    for s in record["seeds"]:
+        if s in finished:
+            continue
+        before = len(finished)
+
+        def relay(p: dict, s: int = s, before: int = before) -> None:
+            frac = p["work_done"] / p["work_total"] if p.get("work_total") else 0.0
+            notify({**p, "seed": s, "stage": f"seed {s}: {p['stage']}", "work_done": before + frac,
+                    "work_total": n})
+
+        reproduce(store, seed_dir(out, s), config=config.with_seed(s), device=device, progress=relay,
+                  scheduler=scheduler, workers=workers)
+        finished.add(s)
+        record["finished"] = sorted(finished)
+        write_json(record_path, record)
+    notify({"stage": "report", "step": 0, "total": 1, "message": f"Table 1 over {n} seeds", "work_done": n,
+            "work_total": n})
+    table = Table1.from_run(out)
+    table.write(out)
+    write_report(out)
     return record
 
 
