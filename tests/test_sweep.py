@@ -272,3 +272,110 @@ def test_a_sigkilled_worker_then_a_rerun_gives_the_serial_table(tmp_path, monkey
     dask_table = json.loads((out / "table.json").read_text())
     assert json.dumps(serial_table.get("rows", serial_table), sort_keys=True) == \
         json.dumps(dask_table.get("rows", dask_table), sort_keys=True)
+
+
+# ---------------------------------------------------------------------------
+# progress inside running jobs (issue 25 item 3: a sweep printed "0/64, eta ?" while its first jobs trained)
+
+
+class _NeverUp:
+    """A cluster still starting for the whole sweep: this process runs every job (and assembly) itself."""
+
+    def __init__(self, *args, **kwargs):
+        self.closed = False
+
+    def ready(self) -> bool:
+        return False
+
+    def client(self):
+        return self
+
+    def nthreads(self) -> dict:
+        return {}
+
+    def close(self) -> None:
+        self.closed = True
+
+    def join(self) -> None:
+        self.close()
+
+
+def _slow_epochs(monkeypatch, seconds: float = 0.1) -> None:
+    """Each epoch of a job lasts ``seconds`` longer (after its progress file is written): the tiny jobs here train
+    an epoch in ~20 ms, faster than a poll."""
+    import beatdbn.pipeline.sweep as sweep
+
+    write = sweep._JobProgress.__call__
+
+    def slow(self, info):
+        write(self, info)
+        if info.get("total"):
+            time.sleep(seconds)
+
+    monkeypatch.setattr(sweep._JobProgress, "__call__", slow)
+
+
+def test_running_jobs_report_their_epochs_before_any_job_finishes(demo_corpus, tmp_path, monkeypatch):
+    from beatdbn.models.dbn import ConvDBN
+    from beatdbn.pipeline.sweep import JOBS_DIR, run_jobs
+
+    _slow_epochs(monkeypatch)
+
+    out = tmp_path / "run"
+    shutil.copytree(demo_corpus["tasks"], out / "tasks")
+    ConvDBN(DBNConfig(n_maps_1a=4, n_maps_1b=4, n_maps_3=4)).save(out / "dbn")
+    config = dataclasses.replace(SMALL, finetune=FinetuneConfig(learning_rates=(0.05,), epochs=4,
+                                                                snapshot_epochs=(4,)),
+                                 baselines=BaselineConfig(learning_rates=(5e-4,), epochs=3))
+    (out / JOBS_DIR).mkdir()
+    (out / JOBS_DIR / "key.logreg.lr-0.1.json").write_text('{"job": "a killed sweep\'s job"}')  # stale: removed
+    events = []
+    jobs = [Job("key", "logreg", None, 5e-4, cost=2.0), Job("key", "convmlp_random", "paper", 0.05, cost=1.0)]
+    result = run_jobs(jobs, str(demo_corpus["store"]), str(out), config, cluster=_NeverUp(),
+                      experiments=[("logreg", None), ("convmlp_random", "paper")], poll_seconds=0.02,
+                      done=lambda info: events.append(("done", info)),
+                      running=lambda info: events.append(("running", info)))
+    assert result["here"] == 4 and result["assembled"] == {("key", "logreg"), ("key", "convmlp_random")}
+    first_done = next(i for i, (kind, _) in enumerate(events) if kind == "done")
+    before = [info for kind, info in events[:first_done] if kind == "running"]
+    assert before, "no progress while the first job trained"
+    assert any("1 running: key/logreg lr=0.0005 epoch 1/3" in info["message"] for info in before)
+    assert all("a killed sweep" not in info["message"] for _, info in events if _ == "running")
+    assert 0 < before[-1]["fraction"] <= 1 and before[-1]["running"][0]["epochs"] == 3
+    assert any(i["running"] and i["running"][0]["eta_seconds"] is not None for i in before)  # from epoch 2
+    convs = [info for kind, info in events if kind == "running" and "convmlp_random" in info["message"]]
+    assert any("epoch 2/4" in info["message"] for info in convs)
+    last = [info for kind, info in events if kind == "running"][-1]
+    assert last["message"] == "0 running" and last["fraction"] == 0 and not (out / JOBS_DIR).exists()
+    assert ExperimentResult.load(out / "experiments" / "key" / "convmlp_random").runs[0]["epoch"] == 4
+
+
+def test_reproduce_passes_the_running_jobs_epochs_to_its_progress(demo_corpus, tmp_path, monkeypatch):
+    """reproduce's progress on the 'local' path (the cluster still starting, so this process runs the jobs):
+    'sweep' messages name the running job's epochs before the first job is done, and the work done grows
+    with them."""
+    import beatdbn.pipeline.reproduce as rep
+    from beatdbn.models.dbn import ConvDBN
+
+    def pretrain(fs, out, **kwargs):
+        ConvDBN(DBNConfig(n_maps_1a=4, n_maps_1b=4, n_maps_3=4)).save(out)
+        (out / "plots").mkdir()
+
+    monkeypatch.setattr(rep, "pretrain", pretrain)
+    monkeypatch.setattr(rep, "BackgroundClient", _NeverUp)
+    _slow_epochs(monkeypatch, 0.05)
+    config = dataclasses.replace(SMALL, finetune=FinetuneConfig(learning_rates=(0.05,), epochs=3,
+                                                                snapshot_epochs=(3,)),
+                                 baselines=BaselineConfig(learning_rates=(5e-4,), epochs=3))
+    seen = []
+    record = rep.reproduce(demo_corpus["store"], tmp_path / "run", config=config, scheduler="local",
+                           poll_seconds=0.02, progress=seen.append)
+    sweep = [p for p in seen if p["stage"] == "sweep"]
+    first_done = next(i for i, p in enumerate(sweep) if p["message"].endswith(" done"))
+    early = [p for p in sweep[:first_done] if "epoch" in p["message"]]
+    assert early and all(p["message"].startswith("1 running: key/") for p in early)
+    assert early[-1]["work_done"] > early[0]["work_done"] > sweep[0]["work_done"]
+    assert 0 < early[0]["step"] < early[-1]["step"] <= 1  # the first job's epochs, before it is done
+    assert record["sweep"]["jobs_here"] == record["sweep"]["jobs"] + 3  # and the 3 assemblies
+    for model in EXPERIMENTS:
+        assert ExperimentResult.load(tmp_path / "run" / "experiments" / "key" / model).model == model

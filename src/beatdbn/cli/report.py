@@ -78,7 +78,7 @@ def reproduce(
         def advance(p: dict) -> None:
             bar.update(overall, completed=p["work_done"] / p["work_total"], info=f"now: {p['stage']}")
             bar.update(current, description=p["stage"], completed=p["step"], total=max(p["total"], 1),
-                       info=p["message"][:60])
+                       info=p["message"][:120 if p.get("running") else 60])  # the sweep's running jobs: longer
 
         if seed_values is None:
             record = run_reproduce(store, out, config=config, device=device, progress=advance, scheduler=scheduler,

@@ -299,6 +299,7 @@ def reproduce(
     progress: Callable[[dict], None] | None = None,
     scheduler: str | None = None,
     workers: int | None = None,
+    poll_seconds: float = 1.5,
 ) -> dict:
     """Run (or resume) the whole protocol into ``out``; returns the ``config.json`` content.
 
@@ -311,8 +312,12 @@ def reproduce(
 
     ``progress`` receives ``{"stage", "step", "total", "message", "work_done",
     "work_total"}``: ``stage`` names what runs now (``"tasks"``,
-    ``"pretrain"``, ``"<task>/<model>"``), ``step``/``total`` its own
-    progress, ``work_*`` the whole run's in relative cost units (for an ETA).
+    ``"pretrain"``, ``"<task>/<model>"``, ``"sweep"``), ``step``/``total`` its own
+    progress, ``work_*`` the whole run's in relative cost units (for an ETA). During a sweep it also
+    comes every ``poll_seconds`` while the running jobs train (from a thread of the sweep:
+    :func:`~beatdbn.pipeline.sweep.run_jobs`), with ``message`` "3 running: key/convmlp_random lr=0.05
+    epoch 4/30 eta 2:10; ...", ``running`` (each job's epochs and ETA) and ``work_done`` counting the
+    running jobs' finished epochs.
     """
     scheduler = default_scheduler(device) if scheduler is None else scheduler
     check_scheduler(scheduler)
@@ -406,10 +411,18 @@ def reproduce(
                             "work_done": work_done + count[0] / max(n_jobs, 1) * (work_total - work_done),
                             "work_total": work_total})
 
+                def jobs_running(info: dict) -> None:  # from the sweep's progress thread: epochs inside the jobs
+                    share = min(count[0] + info["fraction"], n_jobs) / max(n_jobs, 1)
+                    notify({"stage": "sweep", "step": count[0] + info["fraction"], "total": n_jobs,
+                            "message": info["message"],
+                            "running": info["running"], "work_done": work_done + share * (work_total - work_done),
+                            "work_total": work_total})
+
                 notify({"stage": "sweep", "step": 0, "total": n_jobs,
                         "message": f"{n_jobs} jobs on {scheduler}", "work_done": work_done, "work_total": work_total})
                 swept = run_jobs(jobs, str(fs.path), str(out), config, cluster=cluster, device=device,
-                                 experiments=plan, side=side, done=job_done)
+                                 experiments=plan, side=side, done=job_done, running=jobs_running,
+                                 poll_seconds=poll_seconds)
                 workers_used = len(cluster.client().nthreads())
                 cluster.close()  # in the background, while the rest is assembled and the report written
                 assembled = swept["assembled"]

@@ -47,8 +47,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import json
 import os
 import shutil
+import socket
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -65,9 +68,14 @@ from beatdbn.tasks.selection import SPLITS
 from beatdbn.train import runner
 from beatdbn.train.baselines import run_logreg, run_naive_bayes
 from beatdbn.train.finetune import run_convmlp
+from beatdbn.utils.atomic import write_json
 from beatdbn.utils.cluster import dask_client
 
-__all__ = ["Job", "plan_jobs", "run_job", "assemble", "run_jobs", "one_thread", "WORKER_IMPORTS"]
+__all__ = ["Job", "plan_jobs", "run_job", "assemble", "run_jobs", "one_thread", "WORKER_IMPORTS", "JOBS_DIR",
+           "progress_path", "read_running", "running_message"]
+
+#: Folder of the running jobs' progress files in the run folder (``OUT/jobs/<job>.json``, :func:`progress_path`).
+JOBS_DIR = "jobs"
 
 #: What every worker imports once (:func:`~beatdbn.utils.cluster.worker_setup`; a LocalCluster's fork server
 #: once for all): this module pulls in torch, the trainers, scikit-learn and matplotlib; torch._dynamo is
@@ -195,6 +203,124 @@ def _exclusive(path: Path) -> Iterator[None]:
 
 
 # ---------------------------------------------------------------------------
+# progress inside running jobs
+
+
+def progress_path(out: str | Path, job: Job) -> Path:
+    """The progress file of a running job: ``OUT/jobs/<task>.<model>.<lr-v | all>.json``."""
+    rate = "all" if job.lr is None else f"lr-{job.lr:g}"
+    return Path(out) / JOBS_DIR / f"{job.task}.{job.model}.{rate}.json"
+
+
+class _JobProgress:
+    """The trainers' progress callback inside a job: writes the job's progress file (atomically, so a reader
+    never sees half a file) after every epoch: ``{"job", "step", "total", "epoch", "epochs", "seconds",
+    "eta_seconds", "pid", "host", "message"}``. ``eta_seconds`` is this job's own, from the epochs it trained
+    since its first report (None until it has two)."""
+
+    def __init__(self, out: Path, job: Job) -> None:
+        self.path, self.job = progress_path(out, job), job
+        self.t0 = time.perf_counter()
+        self.first: tuple[float, int] | None = None
+
+    def __call__(self, info: dict) -> None:
+        now, step, total = time.perf_counter(), int(info.get("step", 0)), int(info.get("total", 0))
+        eta = None
+        if self.first is None:
+            self.first = (now, step)
+        elif step > self.first[1]:
+            eta = (now - self.first[0]) / (step - self.first[1]) * max(total - step, 0)
+        rate = self.job.lr is not None  # a rate's trainer counts its epochs (one rate: total = epochs)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_json(self.path, {"job": self.job.name, "step": step, "total": total,
+                                   "epoch": info.get("epoch", step) if rate else None,
+                                   "epochs": total if rate else None,
+                                   "seconds": now - self.t0, "eta_seconds": eta, "pid": os.getpid(),
+                                   "host": socket.gethostname(), "message": str(info.get("message", ""))[:200]},
+                       indent=None)
+        except OSError:  # progress is a courtesy: a full or read-only disk must not fail the job
+            pass
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def read_running(out: str | Path, *, skip: set[str] = frozenset()) -> list[dict]:
+    """The progress of every job now running in ``out`` (its progress file), sorted by job name; jobs named in
+    ``skip`` (finished or failed) left out. Unreadable files (being replaced) are skipped."""
+    folder = Path(out) / JOBS_DIR
+    found = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
+        try:
+            info = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(info, dict) and info.get("job") not in skip:
+            found.append(info)
+    return sorted(found, key=lambda i: str(i.get("job")))
+
+
+def _clock(seconds: float | None) -> str:
+    if seconds is None:
+        return "eta ?"
+    m, sec = divmod(int(round(seconds)), 60)
+    return f"eta {m // 60}:{m % 60:02d}:{sec:02d}" if m >= 60 else f"eta {m}:{sec:02d}"
+
+
+def running_message(running: Sequence[dict], *, show: int = 3) -> str:
+    """``'3 running: key/convmlp_random lr=0.01 epoch 4/30 eta 2:10; ...'`` (the first ``show`` jobs)."""
+    parts = []
+    for info in running[:show]:
+        if not info.get("total"):
+            parts.append(f"{info['job']} starting")
+        elif info.get("epochs"):
+            parts.append(f"{info['job']} epoch {info.get('epoch')}/{info['epochs']} {_clock(info.get('eta_seconds'))}")
+        else:
+            parts.append(f"{info['job']} step {info.get('step')}/{info.get('total')}")
+    more = f"; {len(running) - show} more" if len(running) > show else ""
+    return f"{len(running)} running: " + "; ".join(parts) + more
+
+
+class _Poller:
+    """Reads the running jobs' progress files every ``every`` seconds (a thread of the client's process, so
+    it also sees the jobs this process runs itself while a cluster starts) and calls ``running(info)`` when
+    what it reads changes: ``{"running": [progress, ...], "fraction": sum of the running jobs' step/total,
+    "message": running_message(...)}``."""
+
+    def __init__(self, out: Path, running: Callable[[dict], None], every: float, skip: set[str]) -> None:
+        self.out, self.running, self.every, self.skip = out, running, every, skip
+        self.stop = threading.Event()
+        self.last: Any = None
+        self.thread = threading.Thread(target=self._loop, name="beatdbn-sweep-progress", daemon=True)
+
+    def _loop(self) -> None:
+        while not self.stop.wait(self.every):
+            self.poll()
+
+    def poll(self) -> None:
+        now = read_running(self.out, skip=set(self.skip))
+        seen = [(i.get("job"), i.get("step"), i.get("total")) for i in now]
+        if seen == self.last or (not now and self.last is None):
+            return
+        self.last = seen
+        fraction = sum(min(i.get("step", 0) / i["total"], 1.0) for i in now if i.get("total"))
+        try:
+            self.running({"running": now, "fraction": fraction, "message": running_message(now) if now else
+                          "0 running"})
+        except Exception:  # noqa: BLE001 - a progress display must never stop the sweep
+            pass
+
+    def __enter__(self) -> "_Poller":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+# ---------------------------------------------------------------------------
 # the jobs
 
 
@@ -203,11 +329,16 @@ def run_job(job: Job, store: str, out: str, config, device: str = "cpu") -> dict
     ``{"job", "kind", "seconds", "phases", "cpu_seconds", "pid"}`` (``phases``: seconds loading the splits and
     DBN, training, moving the result into place; ``cpu_seconds``: this process's CPU time, which a busy machine
     does not inflate)."""
-    with one_thread():  # wherever it runs, and when it resumes another process's checkpoint
-        return _run_job(job, store, out, config, device)
+    report = _JobProgress(Path(out), job)  # OUT/jobs/<job>.json while it trains (the client polls it)
+    report({"step": 0, "total": 0, "message": "loading"})
+    try:
+        with one_thread():  # wherever it runs, and when it resumes another process's checkpoint
+            return _run_job(job, store, out, config, device, report)
+    finally:
+        report.clear()
 
 
-def _run_job(job: Job, store: str, out: str, config, device: str) -> dict[str, Any]:
+def _run_job(job: Job, store: str, out: str, config, device: str, report: Callable[[dict], None]) -> dict[str, Any]:
     t0, c0 = time.perf_counter(), time.process_time()
     out_path = Path(out)
     splits = _splits(store, out_path, job.task)
@@ -220,7 +351,7 @@ def _run_job(job: Job, store: str, out: str, config, device: str) -> dict[str, A
 
     if job.lr is None:
         t1 = time.perf_counter()
-        run_naive_bayes(*splits, task=job.task, out=exp, config=config.baselines)
+        run_naive_bayes(*splits, task=job.task, out=exp, config=config.baselines, progress=report)
         phases["train"] = time.perf_counter() - t1
         return info()
     scratch = exp / f".job-lr-{job.lr:g}"
@@ -238,7 +369,7 @@ def _run_job(job: Job, store: str, out: str, config, device: str) -> dict[str, A
         scratch.mkdir(parents=True, exist_ok=True)  # kept from a killed job: resumed from its checkpoint
         t1 = time.perf_counter()
         if job.model == "logreg":
-            run_logreg(*splits, task=job.task, out=scratch, device=device,
+            run_logreg(*splits, task=job.task, out=scratch, device=device, progress=report,
                        config=dataclasses.replace(config.baselines, learning_rates=(job.lr,)))
         else:
             ft = config.finetune_for(job.recipe)
@@ -248,7 +379,7 @@ def _run_job(job: Job, store: str, out: str, config, device: str) -> dict[str, A
             t1 = time.perf_counter()
             # the one-rate result in the scratch folder is thrown away: its experiment's assembly draws the plots
             run_convmlp(*splits, task=job.task, init=init, dbn=dbn, out=scratch, device=device, plots=False,
-                        config=dataclasses.replace(ft, learning_rates=(job.lr,)))
+                        progress=report, config=dataclasses.replace(ft, learning_rates=(job.lr,)))
         t2 = time.perf_counter()
         phases["train"] = t2 - t1
         os.replace(mine, final)
@@ -323,7 +454,8 @@ def _side(name: str, fn: Callable, args: tuple) -> dict[str, Any]:
 def run_jobs(jobs: Sequence[Job], store: str, out: str, config, *, client=None, cluster=None,
              scheduler: str = "local", workers: int | None = None, device: str = "cpu",
              experiments: Sequence[tuple[str, str | None]] = (), side: Sequence[tuple[str, Callable, tuple]] = (),
-             done: Callable[[dict], None] | None = None) -> dict[str, Any]:
+             done: Callable[[dict], None] | None = None, running: Callable[[dict], None] | None = None,
+             poll_seconds: float = 1.5) -> dict[str, Any]:
     """Run ``jobs`` on Dask, longest first (``Job.cost``); returns what ran.
 
     Where: ``client``, a Dask client; or ``cluster``, a
@@ -334,6 +466,14 @@ def run_jobs(jobs: Sequence[Job], store: str, out: str, config, *, client=None, 
     experiments are done, an assembly job (:func:`assemble`) writes its result; an experiment none of whose
     rates is among ``jobs`` is left to the caller. ``side``: ``(name, fn, args)`` run first, beside the jobs
     (the DBN's plots). ``done(info)`` after each job.
+
+    ``running(info)``: progress inside the running jobs. Each job writes ``OUT/jobs/<job>.json`` after every
+    epoch (:func:`progress_path`; atomically, wherever it runs: workers see the run folder at the same path);
+    a thread of this process reads them every ``poll_seconds`` and calls ``running`` when they change, with
+    ``{"running": [{"job", "step", "total", "epoch", "epochs", "seconds", "eta_seconds", ...}, ...],
+    "fraction": sum of the running jobs' step/total, "message": "2 running: key/logreg lr=0.0005 epoch 3/30
+    eta 0:41; ..."}`` (from a thread: ``running`` must be thread-safe), once more at the end (``"0
+    running"``). The ``jobs/`` folder is removed when the sweep ends.
 
     Returns ``{"infos": [...], "assembled": {(task, model), ...}, "wall_seconds", "here": jobs run in this
     process}``.
@@ -351,7 +491,11 @@ def run_jobs(jobs: Sequence[Job], store: str, out: str, config, *, client=None, 
     side = list(side)
     errors: list[tuple[str, BaseException]] = []
 
+    over: set[str] = set()  # jobs finished or failed: their progress files are no longer read
+
     def finished(info: dict) -> None:
+        if info["kind"] == "rate":
+            over.add(info["job"].name)
         result["infos"].append(info)
         if info["kind"] == "assemble" or (info["kind"] == "rate" and info["job"].model == "naive_bayes"):
             job = info.get("job")
@@ -359,61 +503,91 @@ def run_jobs(jobs: Sequence[Job], store: str, out: str, config, *, client=None, 
         if done is not None:
             done(info)
 
-    touched = {(jobs[i].task, jobs[i].model) for i in order}
-    failed: set[tuple[str, str]] = set()
-    if cluster is not None:  # work here while the cluster starts
-        while (side or order) and not cluster.ready():
-            if side:
-                name, fn, args = side.pop(0)
-                try:
-                    finished(_side(name, fn, args))
-                except Exception as exc:  # noqa: BLE001 - raised once the other jobs are done
-                    errors.append((name, exc))
-            else:
-                job = jobs[order.pop(0)]
-                try:  # with one thread, as on a worker (run_job): where a job runs must not change its numbers
-                    finished(run_job(job, store, out, config, device))
-                except Exception as exc:  # noqa: BLE001 - raised once the other jobs are done
-                    errors.append((job.name, exc))
-                    failed.add((job.task, job.model))
-            result["here"] += 1
-        client = cluster.client()
-    with contextlib.ExitStack() as stack:
-        if client is None:
-            client = stack.enter_context(dask_client(scheduler, workers, setup=WORKER_IMPORTS, saturation=1.0))
-        from dask.distributed import as_completed  # heavy: only runs on Dask import it
-
-        n = len(order) + len(side)
-        names, waits_on = {}, {}
-        futures = []
-        for k, (name, fn, args) in enumerate(side):
-            f = client.submit(_side, name, fn, args, pure=False, key=f"side-{k}-{name.replace(' ', '-')}",
-                              priority=n + 1)
-            names[f.key] = name
-            futures.append(f)
-        by_experiment: dict[tuple[str, str], list] = {key: [] for key in touched}
-        for rank, i in enumerate(order):
-            j = jobs[i]
-            f = client.submit(run_job, j, store, out, config, device, pure=False, priority=n - rank,
-                              key=f"job-{i}-{j.task}-{j.model}-{j.lr}")
-            names[f.key] = j.name
-            futures.append(f)
-            by_experiment[(j.task, j.model)].append(f)
+    def sweep() -> None:
+        nonlocal client
+        touched = {(jobs[i].task, jobs[i].model) for i in order}
+        failed: set[tuple[str, str]] = set()
         recipes = dict(experiments)
-        for (task, model), deps in by_experiment.items():
-            if model == "naive_bayes" or model not in recipes or (task, model) in failed:
-                continue  # naive Bayes' one job is its whole experiment; a failed rate leaves it unassembled
-            f = client.submit(assemble, task, model, recipes[model], store, out, config, device, *deps, pure=False,
-                              priority=0, key=f"assemble-{task}-{model}")
-            names[f.key] = f"{task}/{model} (assembly)"
-            waits_on[f.key] = deps
-            futures.append(f)
-        for future in as_completed(futures, loop=client.loop):
-            if future.status != "finished":
-                if not any(d.status != "finished" for d in waits_on.get(future.key, ())):
-                    errors.append((names[future.key], future.exception()))  # not one whose job failed
-                continue
-            finished(future.result())
+        # experiments to assemble once their rates are trained, in Table 1 order
+        pending = [key for key in dict.fromkeys((jobs[i].task, jobs[i].model) for i in range(len(jobs)))
+                   if key[1] != "naive_bayes" and key[1] in recipes]
+        if cluster is not None:  # work here while the cluster starts (assemblies too, once the rates are done)
+            while (side or order or pending) and not cluster.ready():
+                if not side and not order:
+                    task, model = pending.pop(0)
+                    if (task, model) in failed:
+                        continue
+                    try:
+                        finished(assemble(task, model, recipes[model], store, out, config, device))
+                    except Exception as exc:  # noqa: BLE001 - raised once the other jobs are done
+                        errors.append((f"{task}/{model} (assembly)", exc))
+                        failed.add((task, model))
+                elif side:
+                    name, fn, args = side.pop(0)
+                    try:
+                        finished(_side(name, fn, args))
+                    except Exception as exc:  # noqa: BLE001 - raised once the other jobs are done
+                        errors.append((name, exc))
+                else:
+                    job = jobs[order.pop(0)]
+                    try:  # with one thread, as on a worker (run_job): where a job runs must not change its numbers
+                        finished(run_job(job, store, out, config, device))
+                    except Exception as exc:  # noqa: BLE001 - raised once the other jobs are done
+                        errors.append((job.name, exc))
+                        failed.add((job.task, job.model))
+                        over.add(job.name)
+                result["here"] += 1
+            if not side and not order and all(key in failed or key in result["assembled"] for key in pending):
+                return  # everything ran here: no need to wait for the cluster
+            client = cluster.client()
+        with contextlib.ExitStack() as stack:
+            if client is None:
+                client = stack.enter_context(dask_client(scheduler, workers, setup=WORKER_IMPORTS, saturation=1.0))
+            from dask.distributed import as_completed  # heavy: only runs on Dask import it
+
+            n = len(order) + len(side)
+            names, waits_on = {}, {}
+            futures = []
+            for k, (name, fn, args) in enumerate(side):
+                f = client.submit(_side, name, fn, args, pure=False, key=f"side-{k}-{name.replace(' ', '-')}",
+                                  priority=n + 1)
+                names[f.key] = name
+                futures.append(f)
+            by_experiment: dict[tuple[str, str], list] = {key: [] for key in touched}
+            for rank, i in enumerate(order):
+                j = jobs[i]
+                f = client.submit(run_job, j, store, out, config, device, pure=False, priority=n - rank,
+                                  key=f"job-{i}-{j.task}-{j.model}-{j.lr}")
+                names[f.key] = j.name
+                futures.append(f)
+                by_experiment[(j.task, j.model)].append(f)
+            for (task, model), deps in by_experiment.items():
+                if (model == "naive_bayes" or model not in recipes or (task, model) in failed
+                        or (task, model) in result["assembled"]):
+                    continue  # naive Bayes' one job is its whole experiment; a failed rate leaves it unassembled
+                f = client.submit(assemble, task, model, recipes[model], store, out, config, device, *deps, pure=False,
+                                  priority=0, key=f"assemble-{task}-{model}")
+                names[f.key] = f"{task}/{model} (assembly)"
+                waits_on[f.key] = deps
+                futures.append(f)
+            for future in as_completed(futures, loop=client.loop):
+                if future.status != "finished":
+                    if not any(d.status != "finished" for d in waits_on.get(future.key, ())):
+                        errors.append((names[future.key], future.exception()))  # not one whose job failed
+                    over.add(names[future.key])
+                    continue
+                finished(future.result())
+
+    jobs_dir = Path(out) / JOBS_DIR
+    shutil.rmtree(jobs_dir, ignore_errors=True)  # progress files of a killed sweep: none of its jobs runs now
+    watch = (_Poller(Path(out), running, poll_seconds, over) if running is not None else contextlib.nullcontext())
+    try:
+        with watch:
+            sweep()
+        if running is not None:
+            watch.poll()  # the last state: every job over
+    finally:
+        shutil.rmtree(jobs_dir, ignore_errors=True)
     result["wall_seconds"] = time.perf_counter() - t0
     if errors:
         name, exc = errors[0]
