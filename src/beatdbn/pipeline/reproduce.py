@@ -393,6 +393,12 @@ def reproduce(
                 n_jobs = len(jobs)
                 side = [] if (dbn_dir / "plots").exists() else [("pretrain plots", write_plots, (dbn_dir,))]
                 count = [0]
+                shown = [0.0]  # jobs done, with the running ones' fractions: never shown going back
+
+                def sweep_step(step: float) -> dict:
+                    shown[0] = max(shown[0], min(step, n_jobs))
+                    return {"step": shown[0], "total": n_jobs, "work_total": work_total,
+                            "work_done": work_done + shown[0] / max(n_jobs, 1) * (work_total - work_done)}
 
                 def job_done(info: dict) -> None:
                     if info["kind"] == "side":
@@ -406,17 +412,11 @@ def reproduce(
                     if info["kind"] != "rate":
                         return
                     count[0] += 1
-                    notify({"stage": "sweep", "step": count[0], "total": n_jobs,
-                            "message": f"{info['job'].name} done",
-                            "work_done": work_done + count[0] / max(n_jobs, 1) * (work_total - work_done),
-                            "work_total": work_total})
+                    notify({"stage": "sweep", "message": f"{info['job'].name} done", **sweep_step(count[0])})
 
                 def jobs_running(info: dict) -> None:  # from the sweep's progress thread: epochs inside the jobs
-                    share = min(count[0] + info["fraction"], n_jobs) / max(n_jobs, 1)
-                    notify({"stage": "sweep", "step": count[0] + info["fraction"], "total": n_jobs,
-                            "message": info["message"],
-                            "running": info["running"], "work_done": work_done + share * (work_total - work_done),
-                            "work_total": work_total})
+                    notify({"stage": "sweep", "message": info["message"], "running": info["running"],
+                            **sweep_step(count[0] + info["fraction"])})
 
                 notify({"stage": "sweep", "step": 0, "total": n_jobs,
                         "message": f"{n_jobs} jobs on {scheduler}", "work_done": work_done, "work_total": work_total})
