@@ -402,6 +402,44 @@ def test_models_that_did_not_leave_chance_are_named_with_what_would_help(tmp_pat
         result(seed_dir(multi, s), "convmlp_pretrained_beatdbn", acc)
     (multi / SEEDS_FILE).write_text(json.dumps({"seeds": [0, 1, 2, 3], "config": {}, "finished": [0, 1, 2]}))
     lines = chance_advice(at_chance(multi), {})
-    assert lines == ["key/convmlp_pretrained_beatdbn did not leave chance in 2 seeds (0, 2): test accuracy 8.3% "
-                     "against chance 8.3% on 12 test tracks"]
+    assert lines == ["key/convmlp_pretrained_beatdbn did not leave chance in 2 seeds (0, 2): test accuracy 8.3% / "
+                     "0.0% against chance 8.3% on 12 test tracks"]
     assert at_chance(tmp_path / "empty") == []
+
+
+def test_cli_reproduce_seeds_and_epochs(demo_corpus, tmp_path, monkeypatch):
+    """`beatdbn reproduce --seeds 2 --epochs 1`: two seed runs, seeds.json, the epochs recorded, Table 1 of OUT
+    printed (pretraining and the HTML report replaced: the seeds' tasks, experiments and Table 1 are real)."""
+    import beatdbn.pipeline.reproduce as rep
+    from beatdbn.models.dbn import ConvDBN
+
+    def pretrain(fs, out, **kwargs):
+        ConvDBN(DBNConfig(n_maps_1a=4, n_maps_1b=4, n_maps_3=4)).save(out)
+        (out / "plots").mkdir(exist_ok=True)
+
+    reports = []
+    monkeypatch.setattr(rep, "pretrain", pretrain)
+    monkeypatch.setattr(rep, "write_report", lambda run_dir: reports.append(run_dir.name))
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["reproduce", str(demo_corpus["store"]), "--out", str(out), "--quick",
+                                      "--epochs", "1", "--task", "key", "--per-key", "16", "--scheduler", "sync",
+                                      "--seeds", "2"])
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "seeds.json").read_text())
+    assert record["seeds"] == record["finished"] == [0, 1] and record["config"]["epochs"] == 1
+    for s in (0, 1):
+        config = json.loads((out / f"seed-{s}" / "config.json").read_text())["config"]
+        assert config["epochs"] == 1 and config["finetune"]["epochs"] == config["baselines"]["epochs"] == 1
+        assert config["tasks"]["seed"] == config["finetune"]["seed"] == s
+        assert (out / f"seed-{s}" / "table.md").exists()
+    assert reports == ["seed-0", "seed-1", "run"] and (out / "table.md").exists()
+    assert "Table 1:" in result.output
+
+
+def test_progress_messages_are_cut_after_a_whole_clause():
+    from beatdbn.cli.report import _clip
+
+    message = "convmlp_pretrained key lr=0.005 epoch 1/1: loss 57.879, valid 0.083"
+    assert _clip(message, None) == message and _clip(message, 100) == message
+    assert _clip(message, 60) == "convmlp_pretrained key lr=0.005 epoch 1/1: loss 57.879 …"
+    assert _clip(message, 30) == "convmlp_pretrained key …"

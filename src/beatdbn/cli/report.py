@@ -10,7 +10,7 @@ from rich.progress import BarColumn, TaskProgressColumn, TextColumn, TimeElapsed
 
 from beatdbn.cli import command, console
 from beatdbn.cli.output import print_table
-from beatdbn.cli.progress import progress_bar
+from beatdbn.cli.progress import PlainProgress, progress_bar
 from beatdbn.cli.options import check_options
 from beatdbn.cli.tasks import TASK_HELP, with_task_options
 from beatdbn.exceptions import ParameterError
@@ -78,7 +78,8 @@ def reproduce(
         def advance(p: dict) -> None:
             bar.update(overall, completed=p["work_done"] / p["work_total"], info=f"now: {p['stage']}")
             bar.update(current, description=p["stage"], completed=p["step"], total=max(p["total"], 1),
-                       info=p["message"][:120 if p.get("running") else 60])  # the sweep's running jobs: longer
+                       info=_clip(p["message"], None if isinstance(bar, PlainProgress) else
+                                  120 if p.get("running") else 60))
 
         if seed_values is None:
             record = run_reproduce(store, out, config=config, device=device, progress=advance, scheduler=scheduler,
@@ -101,6 +102,16 @@ def reproduce(
     for line in chance_advice(at_chance(out), config.to_dict()):  # a model at chance: say so, and what would help
         console.print(f"warning: {line}", highlight=False, soft_wrap=True)
     console.print(f"Table 1: {out / 'table.md'}\nreport:  {out / 'report.html'}")
+
+
+def _clip(message: str, width: int | None) -> str:
+    """``message`` whole (plain lines, ``width`` None), or cut after its last whole clause within ``width``
+    (a terminal's bar): never mid-number ("valid 0.]" before)."""
+    if width is None or len(message) <= width:
+        return message
+    head = message[:width - 2]
+    cut = max(head.rfind(", "), head.rfind("; "), head.rfind(": "))
+    return (head[:cut] if cut > 0 else head.rsplit(" ", 1)[0]) + " …"
 
 
 @command()

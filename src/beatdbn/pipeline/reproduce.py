@@ -672,7 +672,8 @@ def chance_advice(found: Sequence[dict[str, Any]], config: dict[str, Any] | None
             tips.append(f"more epochs (--epochs 30; it trained {epochs})")
         if model.startswith("convmlp") and not model.endswith("_beatdbn"):
             tips.append("--recipe beatdbn (Adam with warm-up on crops)")
-        lines.append(f"{task}/{model} did not leave chance{where}: test accuracy {first['test_accuracy']:.1%} "
+        accuracy = " / ".join(f"{f['test_accuracy']:.1%}" for f in items)  # each seed's
+        lines.append(f"{task}/{model} did not leave chance{where}: test accuracy {accuracy} "
                      f"against chance {first['chance']:.1%} on {first['test_tracks']} test tracks"
                      + (f"; try {' or '.join(tips)}" if tips else ""))
     return lines
