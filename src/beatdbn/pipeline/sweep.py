@@ -14,6 +14,14 @@ worker, where it resumes from the scratch folder's checkpoint; a killed ``reprod
 way, and a rerun skips every finished rate. A job that fails does not stop the others: the sweep waits
 for them, then raises the first error.
 
+**Progress inside running jobs.** A job writes ``OUT/jobs/<task>.<model>.<lr-v>.json`` when it starts and after
+every epoch (its epochs done, its own ETA, pid and host; atomically), on a worker or in this process; a thread
+of the client reads the folder every ``poll_seconds`` (:func:`run_jobs`' ``running``), so ``reproduce`` shows
+"2 running: key/convmlp_random lr=0.05 epoch 4/30 eta 2:10; ..." and counts the running jobs' epochs in its
+ETA, not only the finished jobs (a sweep printed ``0/64, eta ?`` for 17 minutes while its first jobs trained).
+The files live in the run folder, which the workers see at the same path (a LocalCluster, or a scheduler
+address on a shared file system); a job removes its own, and the folder is removed when the sweep ends.
+
 **Identical results.** Each job is seeded by the configuration alone and calls the trainers exactly as
 the serial path does, so the numbers are those of a serial run with the same seeds. A job computes with
 one torch intra-op thread wherever it runs (:func:`run_job` and :func:`assemble` set it, :func:`one_thread`:
