@@ -55,6 +55,9 @@ def reproduce(
     """Run the paper's experiments (tasks, pretraining, baselines, conv MLPs) and write Table 1 and a report.
 
     Every task the corpus can give is run; one it cannot give shows as a dash in Table 1, with the reason.
+    With --seeds N (or --seed-list) each seed is a whole run in OUT/seed-<s>/ and OUT's Table 1 and report
+    cover the finished seeds (OUT/seeds.json). A model that did not leave chance is named at the end, with
+    what would help.
     """
     from beatdbn.evaluate.table import Table1  # lazy: torch, matplotlib (fast --help)
     from beatdbn.pipeline.reproduce import (ReproduceConfig, at_chance, chance_advice, parse_seeds,  # lazy: torch
