@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import os
 import threading
 from typing import Any, Iterator, Sequence
 
@@ -24,7 +25,8 @@ from beatdbn.exceptions import ParameterError
 from beatdbn.utils.processes import die_with_parent, stop_on_signals
 from beatdbn.utils.threads import apply_threads, available_cpus, cap_workers
 
-__all__ = ["check_scheduler", "dask_client", "default_workers", "worker_setup", "quiet_dask", "BackgroundClient"]
+__all__ = ["check_scheduler", "dask_client", "default_workers", "worker_setup", "quiet_dask", "dask_verbose",
+           "VERBOSE_ENV", "BackgroundClient"]
 
 
 def check_scheduler(scheduler: str) -> None:
@@ -44,10 +46,23 @@ def default_workers() -> int:
     return max(1, min(available_cpus(), 8))
 
 
+#: Set (to anything but "", "0" or "false") to let Dask's own log lines through, as ``--verbose`` would.
+VERBOSE_ENV = "BEATDBN_VERBOSE"
+
+
+def dask_verbose() -> bool:
+    """Whether Dask's INFO and WARNING lines should reach the user: ``BEATDBN_VERBOSE`` is set, or beatdbn's own
+    logger is verbose (INFO or DEBUG enabled, as a ``--verbose`` flag sets it)."""
+    if os.environ.get(VERBOSE_ENV, "").strip().lower() not in ("", "0", "false", "no"):
+        return True
+    return logging.getLogger("beatdbn").isEnabledFor(logging.INFO)
+
+
 def quiet_dask() -> bool:
-    """Keep Dask's INFO and WARNING lines (scheduler, nanny, worker start and stop) off the user's terminal,
-    unless beatdbn's own logger is verbose (INFO or DEBUG enabled); returns whether they are silenced."""
-    if logging.getLogger("beatdbn").isEnabledFor(logging.INFO):
+    """Keep Dask's INFO and WARNING lines (scheduler, nanny, worker start and stop, "Port 8787 is already in
+    use") off the user's terminal unless :func:`dask_verbose`; returns whether they are silenced. Errors
+    still show."""
+    if dask_verbose():
         return False
     logging.getLogger("distributed").setLevel(logging.ERROR)
     return True
@@ -132,12 +147,13 @@ def _client(scheduler: str, workers: int | None, *, setup: Sequence[str] | None,
         if setup is not None and "forkserver" in multiprocessing.get_all_start_methods():
             settings["distributed.worker.multiprocessing-method"] = "forkserver"
             _preload(["distributed", *setup])
-        quiet_dask()
+        quiet = quiet_dask()
         with dask.config.set(settings):
             # no dashboard, and the scheduler's HTTP server (always started) on a free port of localhost: never
             # "Port 8787 is already in use", never listening beyond this machine
             cluster = LocalCluster(n_workers=cap_workers(workers) or default_workers(), threads_per_worker=1,
-                                   processes=True, dashboard_address=None, silence_logs=logging.ERROR,
+                                   processes=True, dashboard_address=None,
+                                   silence_logs=logging.ERROR if quiet else False,
                                    scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"})
         client = Client(cluster)
     else:
