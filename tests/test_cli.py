@@ -109,3 +109,37 @@ def test_version():
 
     res = CliRunner().invoke(app, ["--version"])
     assert res.exit_code == 0 and res.stdout.strip() == f"beatdbn {version('beatdbn')}"
+
+
+def test_mp3_decoder_notes_reach_the_user_only_when_verbose(tmp_path, capfd, monkeypatch):
+    """issue 25 item 3: mpg123's notes ("Note: Illegal Audio-MPEG-Header ... Trying to resync") reached the
+    user's terminal from `predict`; they pass with BEATDBN_VERBOSE=1 (as Dask's lines do)."""
+    import numpy as np
+    import pytest
+    import soundfile as sf
+
+    from beatdbn.features.audio_decode import decode_blocks
+
+    sr = 22050
+    t = np.arange(6 * sr) / sr
+    tone = (0.3 * np.sin(2 * np.pi * 220 * t) + 0.2 * np.sin(2 * np.pi * 277.2 * t)).astype(np.float32)
+    good = tmp_path / "song.mp3"
+    try:
+        sf.write(good, tone, sr, format="MP3")
+    except (sf.LibsndfileError, ValueError, TypeError):
+        pytest.skip("this libsndfile writes no MP3")
+    data = bytearray(good.read_bytes())
+    rng = np.random.default_rng(0)
+    for k in range(2000, len(data), 3000):  # damaged frames: the decoder resyncs, and says so on fd 2
+        data[k:k + 200] = rng.integers(0, 256, 200, dtype=np.uint8).tobytes()
+    bad = tmp_path / "damaged.mp3"
+    bad.write_bytes(bytes(data))
+    monkeypatch.delenv("BEATDBN_VERBOSE", raising=False)
+    capfd.readouterr()
+    r = runner.invoke(app, ["predict", "--task", "key", str(bad)])
+    err = capfd.readouterr().err
+    assert r.exit_code == 0 and "damaged.mp3" in r.output, r.output
+    assert "Note:" not in err + r.output and "mpg123" not in err + r.output
+    monkeypatch.setenv("BEATDBN_VERBOSE", "1")
+    assert sum(len(b) for b in decode_blocks(bad)) > sr
+    assert "Note:" in capfd.readouterr().err

@@ -106,3 +106,85 @@ def test_a_rate_given_with_its_unit_is_the_one_shown():
         bar.update(job, completed=10, rate="76,466 beats/s")
     (line,) = [x for x in buf.getvalue().splitlines() if x.startswith("done")]
     assert "76,466 beats/s" in line and "items/s" not in line and line.count("/s") == 1
+
+
+MESSAGE = "convmlp_pretrained artist lr=0.05 epoch 3/10: loss 55.203, valid 0.412"
+
+
+@pytest.mark.parametrize("width", [30, 44, 60, 80, 100, 160])
+def test_a_narrow_terminal_shortens_the_rest_never_the_figures(width):
+    """issue 25 item 3: the bar's message was cut before the validation accuracy ('loss 55.203, vali]')."""
+    from beatdbn.cli.progress import FitProgress
+
+    console = Console(file=io.StringIO(), force_terminal=True, width=width, color_system=None)
+    bar = progress_bar(console)
+    assert isinstance(bar, FitProgress)
+    overall = bar.add_task("reproduce", total=1.0, info="now: artist/convmlp_pretrained")
+    job = bar.add_task("artist/convmlp_pretrained", total=20, info="")
+    bar.update(overall, completed=0.3)
+    bar.update(job, completed=3, info=MESSAGE)
+    console.print(bar.make_tasks_table(bar.tasks))
+    lines = console.file.getvalue().splitlines()
+    assert all(len(x) <= width for x in lines), lines
+    if width < 40:  # narrower than the figures themselves: the row wraps, nothing is cut
+        text = " ".join(" ".join(lines).split())
+        assert "3/20 15% " in text and "loss 55.203, valid 0.412" in text and "vali…" not in text
+        return
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("reproduce") and " 30% " in lines[0] and "0.3/1" not in lines[0]
+    assert "3/20 15% " in lines[1] and "loss 55.203, valid 0.412" in lines[1]
+    if width >= 160:  # room for everything: nothing shortened
+        assert MESSAGE in lines[1] and "artist/convmlp_pretrained ━" in lines[1] and "…" not in lines[1]
+    if width <= 60:
+        assert "━" not in lines[1]  # the bar went before any text
+
+
+def test_fit_row_gives_up_the_bar_then_the_description_then_the_message_head():
+    from beatdbn.cli.progress import fit_row
+
+    row = dict(description="genre/convmlp_pretrained", count="3/20", percent="15%", message=MESSAGE,
+               times="0:32 eta 0:04")
+    assert fit_row(200, **row)[:2] == ("genre/convmlp_pretrained", 40)
+    full = len("genre/convmlp_pretrained 3/20 15% ") + len(MESSAGE) + len(" 0:32 eta 0:04")
+    assert fit_row(full, **row) == ("genre/convmlp_pretrained", 0, "3/20", "15%", MESSAGE, "0:32 eta 0:04")
+    desc, bar, _, _, msg, times = fit_row(full - 10, **row)
+    assert (desc, bar, msg, times) == ("genre/convmlp…", 0, MESSAGE, "0:32 eta 0:04")  # 10 fewer
+    desc, _, _, _, msg, times = fit_row(73, **row)
+    assert (desc, msg, times) == ("genre/convm…", "…epoch 3/10: loss 55.203, valid 0.412", "0:32 eta 0:04")
+    desc, _, _, _, msg, times = fit_row(60, **row)
+    assert (desc, msg, times) == ("genre/convm…", "…loss 55.203, valid 0.412", "")
+    desc, _, count, pct, msg, times = fit_row(44, **row)  # the times go, then more of the description
+    assert (desc, count, pct, msg, times) == ("genre/co…", "3/20", "15%", "…loss 55.203, valid 0.412", "")
+    desc, _, count, pct, msg, times = fit_row(20, **row)  # narrower than the figures: nothing of them cut
+    assert (desc, count, pct, msg, times) == ("", "3/20", "15%", "…loss 55.203, valid 0.412", "")
+
+
+def test_plain_lines_are_whole_on_a_narrow_console_and_read_as_a_user_would():
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=False, width=40)
+    configure(quiet=False, every=0.05)
+    with progress_bar(console) as bar:
+        overall = bar.add_task("reproduce", total=1.0, info="")
+        job = bar.add_task("sweep", total=28, info="", unit="jobs")
+        bar.update(overall, completed=0.09, info="now: sweep")
+        bar.update(job, completed=1.1, info=MESSAGE)
+        time.sleep(0.3)
+        bar.update(overall, completed=1.0)
+        bar.update(job, completed=28)
+        pre = bar.add_task("pretrain", total=100, info="")
+        bar.update(pre, completed=100, info="layer3: 109,745 beats/s")
+    lines = buf.getvalue().splitlines()
+    sweep = [x for x in lines if x.startswith("progress sweep: 1.1/28 (4%)")]
+    assert sweep and MESSAGE in sweep[0] and re.search(r", [\d.,]+ jobs/(s|min), ", sweep[0])  # the unit given
+    assert any(x.startswith("progress reproduce: 9%, elapsed") for x in lines)  # not '0.09/1 (9%)'
+    (done,) = [x for x in lines if x.startswith("done reproduce")]
+    assert done.startswith("done reproduce: 100%, elapsed") and "now:" not in done
+    (pretrain,) = [x for x in lines if x.startswith("done pretrain")]
+    assert "109,745 beats/s" in pretrain and "items/s" not in pretrain  # one rate, the one with a unit
+
+
+def test_format_rate():
+    from beatdbn.cli.progress import format_rate
+
+    assert format_rate(12.34) == "12.3 items/s" and format_rate(0.1, "jobs") == "6.0 jobs/min"
+    assert format_rate(None) == format_rate(0) == format_rate(float("nan")) == ""

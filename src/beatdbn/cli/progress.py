@@ -11,22 +11,36 @@
   counts, rate and ETA;
 * with ``--quiet``, nothing.
 
+What a line holds is never cut to fit: off a terminal a line is written whole
+(however narrow the console); on a narrow terminal the bar shrinks or goes,
+then the description, then the head of a message (``…lr=0.05 epoch 3/10:
+loss 55.203, valid 0.412``), so the counts, the percentage, the last clause of
+the message (a loss, an accuracy) and the times stay (:func:`fit_row`).
+A task's share of the work (a total of 1) shows as a percentage only; a rate
+below one per second is given per minute; a ``unit`` field names what is
+counted (default "items"); a stage's ``now: ...`` note is left off its
+``done`` line.
+
 The global options are set once by the app callback (:func:`configure`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
-                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.console import Group
+from rich.progress import Progress
+from rich.progress_bar import ProgressBar
+from rich.table import Column, Table
+from rich.text import Text
 
 __all__ = ["progress_bar", "counting_bar", "configure", "settings", "PlainProgress", "SilentProgress",
-           "format_seconds"]
+           "FitProgress", "fit_row", "format_seconds", "format_rate"]
 
 
 @dataclass
@@ -61,7 +75,20 @@ def format_seconds(s: float | None) -> str:
 
 
 def _num(x: float) -> str:
-    return f"{int(x):,}" if float(x).is_integer() else f"{x:,.2f}"
+    return f"{int(x):,}" if float(x).is_integer() else f"{x:,.1f}"
+
+
+def format_rate(per_second: float | None, unit: str = "items") -> str:
+    """``12.34 -> '12.3 items/s'``; below one a second, per minute (``0.1 -> '6.0 items/min'``); unknown -> ''."""
+    if not per_second or per_second != per_second or per_second < 0:
+        return ""
+    return f"{per_second:,.1f} {unit}/s" if per_second >= 1 else f"{per_second * 60:,.1f} {unit}/min"
+
+
+#: A field that already holds a rate ("109,745 beats/s"): the line then shows no items/s of its own.
+_HAS_RATE = re.compile(r"\d\s*\S*/(s|min)\b")
+#: Fields that describe the task rather than inform (not printed as text).
+_META = ("rate", "unit")
 
 
 @dataclass
@@ -80,15 +107,23 @@ class _Task:
         elapsed = now - self.start
         rate = self.completed / elapsed if elapsed > 0 and self.completed > 0 else None
         fraction = bool(self.total) and self.total <= 1.0  # a share of the work, not a count: no rate shown
-        count = _num(self.completed) + (f"/{_num(self.total)}" if self.total else "")
-        pct = (f" ({100 * self.completed / self.total:.0f}%{' of the job' if stage_end else ''})"
-               if self.total else "")
+        of_job = " of the job" if stage_end else ""
+        if fraction:  # "9%", not "0.09/1 (9%)"
+            count = f"{100 * self.completed / self.total:.0f}%{of_job}"
+        else:
+            count = _num(self.completed) + (f"/{_num(self.total)}" if self.total else "")
+            count += f" ({100 * self.completed / self.total:.0f}%{of_job})" if self.total else ""
+        texts = [str(v) for k, v in self.fields.items() if k not in _META and v not in (None, "")]
+        if self.finished or stage_end:  # where a stage now is means nothing once it is over
+            texts = [t for t in texts if not t.startswith("now:")]
         given = self.fields.get("rate")
-        rate_s = f", {given}" if given else (f", {rate:,.1f} items/s" if rate and not fraction else "")
+        own = "" if fraction or any(_HAS_RATE.search(t) for t in texts) else format_rate(
+            rate, self.fields.get("unit") or "items")
+        rate_s = f", {given}" if given else (f", {own}" if own else "")
         eta = (self.total - self.completed) / rate if rate and self.total else None
         eta_s = f", eta {format_seconds(eta)}" if self.total and not self.finished and not stage_end else ""
-        extra = " ".join(str(v) for k, v in self.fields.items() if k != "rate" and v not in (None, ""))
-        return (f"{self.description}: {count}{pct}{rate_s}, elapsed {format_seconds(elapsed)}{eta_s}"
+        extra = " ".join(texts)
+        return (f"{self.description}: {count}{rate_s}, elapsed {format_seconds(elapsed)}{eta_s}"
                 + (f" [{extra}]" if extra else ""))
 
 
@@ -188,22 +223,120 @@ class SilentProgress(PlainProgress):
         pass
 
 
-def _rich_columns() -> tuple:
-    return (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
-            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
+#: The widest bar drawn, and the narrowest worth drawing.
+BAR_MAX, BAR_MIN = 40, 10
+#: A description is shortened to no fewer characters than this (then the message's head goes).
+DESCRIPTION_MIN = 12
+
+
+def _cut_head(text: str, width: int, *, keep: int = 0) -> str:
+    """``text`` in ``width`` characters, losing its head: "…" and the end, from a word's start where one is near
+    (never fewer than ``keep`` characters of the end)."""
+    if len(text) <= width:
+        return text
+    if width <= 1:
+        return "…"[:width]
+    start = len(text) - (width - 1)
+    tail = text[start:]
+    space = tail.find(" ")
+    if text[start - 1] != " " and 0 <= space < len(tail) // 3 and len(tail) - space - 1 >= max(keep, 1):
+        tail = tail[space + 1:]
+    return "…" + tail
+
+
+def _cut_tail(text: str, width: int) -> str:
+    return text if len(text) <= width else (text[:max(width - 1, 0)] + "…")[:max(width, 0)]
+
+
+def fit_row(width: int, *, description: str, count: str, percent: str, message: str, times: str
+            ) -> tuple[str, int, str, str, str, str]:
+    """Fit a progress row into ``width`` columns without cutting what it tells.
+
+    Returns ``(description, bar_width, count, percent, message, times)``, each
+    kept whole when the row fits. When it does not, in this order: the bar
+    shrinks to :data:`BAR_MIN` columns and then goes; the description is cut
+    at its end to :data:`DESCRIPTION_MIN`; the message loses its head ("…"),
+    never its last clause (after the last ": ", e.g. "loss 55.203, valid
+    0.412"); the times go; the description is cut further. The count, the
+    percentage and the message's last clause are never cut (a console
+    narrower than those wraps the row).
+
+    Examples
+    --------
+    >>> row = fit_row(73, description="artist/convmlp_pretrained", count="3/20", percent="15%",
+    ...               message="convmlp_pretrained artist lr=0.05 epoch 3/10: loss 55.203, valid 0.412",
+    ...               times="0:32 eta 0:04")
+    >>> row[-2]
+    '…epoch 3/10: loss 55.203, valid 0.412'
+    """
+    parts = [p for p in (count, percent, times) if p]
+    fixed = sum(len(p) + 1 for p in parts)  # each with the space before it
+
+    def need(desc: str, msg: str, bar: int, with_times: bool = True) -> int:
+        return (len(desc) + (bar + 1 if bar else 0) + fixed - (0 if with_times or not times else len(times) + 1)
+                + (len(msg) + 1 if msg else 0))
+
+    room = width - need(description, message, 0)
+    if room >= BAR_MIN + 1:
+        return description, min(BAR_MAX, room - 1), count, percent, message, times
+    if room >= 0:
+        return description, 0, count, percent, message, times
+    desc = _cut_tail(description, max(DESCRIPTION_MIN, width - need("", message, 0)))
+    if need(desc, message, 0) <= width:
+        return desc, 0, count, percent, message, times
+    last = message.rsplit(": ", 1)[-1]
+    essential = len(last) + (1 if last != message else 0)  # "…" + the last clause
+    msg_room = width - need(desc, "", 0) - 1
+    if message and msg_room >= essential:
+        return desc, 0, count, percent, _cut_head(message, msg_room, keep=len(last)), times
+    msg = _cut_head(message, essential, keep=len(last)) if message else ""
+    if need(desc, msg, 0) <= width:
+        return desc, 0, count, percent, msg, times
+    desc = _cut_tail(desc, width - need("", msg, 0, with_times=False))  # the times go, then the description
+    return desc, 0, count, percent, msg, ""
+
+
+class FitProgress(Progress):
+    """rich's ``Progress`` drawing each task as one row fitted to the terminal by :func:`fit_row`: description,
+    bar, count (totals above 1), percentage, the task's text fields (``rate``, ``info``...), elapsed and ETA."""
+
+    def make_tasks_table(self, tasks):  # noqa: D102  (rich's hook)
+        return Group(*(self._row(task) for task in tasks if task.visible))
+
+    def _row(self, task) -> Table:
+        total = task.total
+        count = f"{_num(task.completed)}/{_num(total)}" if total and total > 1 else ""
+        percent = f"{task.percentage:.0f}%" if total else ""
+        message = " ".join(str(v) for k, v in task.fields.items() if k != "unit" and v not in (None, ""))
+        times = format_seconds(task.finished_time if task.finished else task.elapsed)
+        if total and not task.finished:
+            times += f" eta {format_seconds(task.time_remaining)}"
+        desc, bar, count, percent, message, times = fit_row(
+            self.console.width, description=str(task.description), count=count, percent=percent, message=message,
+            times=times)
+        texts = [x for x in (desc, count, percent, message, times) if x]
+        if sum(len(x) + 1 for x in texts) - 1 > self.console.width:  # narrower than the figures: wrapped, whole
+            return Text(" ".join(texts))
+        cells = [(desc, None)] + ([(ProgressBar(total=total, completed=task.completed, width=bar), bar)] if bar
+                                  else []) + [(x, None) for x in (count, percent, message, times) if x]
+        grid = Table.grid(*(Column(no_wrap=True, width=w) for _, w in cells), padding=(0, 1))
+        grid.add_row(*(c for c, _ in cells))
+        return grid
 
 
 def progress_bar(console, *, transient: bool = False, columns: tuple | None = None):
     """A progress display for ``console``: a rich bar on a terminal, plain lines off one, nothing when quiet.
 
-    ``columns``: rich columns for the terminal bar (default: count, percentage,
-    the ``rate`` field, elapsed, ETA; tasks then need a ``rate`` field).
+    ``columns`` is accepted for older callers and not used: on a terminal
+    every task is drawn as :class:`FitProgress` draws it (its text fields, e.g.
+    ``rate`` or ``info``, after the percentage), fitted to the width.
     """
+    del columns
     if _SETTINGS.quiet:
         return SilentProgress(console)
     if not console.is_terminal:
         return PlainProgress(console, every=_SETTINGS.every)
-    return Progress(*(columns or _rich_columns()), console=console, transient=transient)
+    return FitProgress(console=console, transient=transient)
 
 
 @contextlib.contextmanager

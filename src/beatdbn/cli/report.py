@@ -10,7 +10,7 @@ from rich.progress import BarColumn, TaskProgressColumn, TextColumn, TimeElapsed
 
 from beatdbn.cli import command, console
 from beatdbn.cli.output import print_table
-from beatdbn.cli.progress import PlainProgress, progress_bar
+from beatdbn.cli.progress import progress_bar
 from beatdbn.cli.options import check_options
 from beatdbn.cli.tasks import TASK_HELP, with_task_options
 from beatdbn.exceptions import ParameterError
@@ -81,8 +81,7 @@ def reproduce(
         def advance(p: dict) -> None:
             bar.update(overall, completed=p["work_done"] / p["work_total"], info=f"now: {p['stage']}")
             bar.update(current, description=p["stage"], completed=p["step"], total=max(p["total"], 1),
-                       info=_clip(p["message"], None if isinstance(bar, PlainProgress) else
-                                  120 if p.get("running") else 60))
+                       info=p["message"])  # whole: a terminal's bar fits it, never cutting its last clause
 
         if seed_values is None:
             record = run_reproduce(store, out, config=config, device=device, progress=advance, scheduler=scheduler,

@@ -18,7 +18,9 @@ error themselves, below Python. While a file is opened or read, file
 descriptor 2 is pointed at a temporary file (:func:`decoder_notes`); what the
 decoders wrote is then logged at DEBUG level on this module's logger
 (``beatdbn.features.audio_decode``), so it reaches the terminal only when that
-logger is set to DEBUG (verbose), in which case standard error is left alone.
+logger is set to DEBUG or ``BEATDBN_VERBOSE=1`` is set (verbose, as for Dask's
+lines: :func:`beatdbn.utils.cluster.dask_verbose`), in which case standard
+error is left alone.
 Anything else written to standard error meanwhile (another thread's output)
 is passed on to it unchanged.
 
@@ -48,6 +50,7 @@ from typing import Iterator
 import numpy as np
 
 from beatdbn.exceptions import DataError, ParameterError
+from beatdbn.utils.cluster import dask_verbose
 
 __all__ = ["AUDIO_SUFFIXES", "AudioInfo", "audio_info", "decode_blocks", "file_id", "decoder_notes"]
 
@@ -112,10 +115,10 @@ def _release_notes(path: str) -> None:
 def decoder_notes(path: str):
     """Keep what audio decoders write to fd 2 off the terminal (logged at DEBUG instead).
 
-    Does nothing when this module's logger is enabled for DEBUG (verbose), or
-    when fd 2 cannot be redirected.
+    Does nothing when this module's logger is enabled for DEBUG or the user asked for verbose output
+    (``BEATDBN_VERBOSE``), or when fd 2 cannot be redirected.
     """
-    if log.isEnabledFor(logging.DEBUG) or not _redirect():
+    if log.isEnabledFor(logging.DEBUG) or dask_verbose() or not _redirect():
         yield
         return
     try:

@@ -244,10 +244,15 @@ def pretrain(
         The network (paper defaults).
     device : str or torch.device
     progress : callable, optional
-        Called after every batch with ``{"phase", "pass", "tracks_done",
-        "tracks_total", "beats_done", "beats_per_s"}`` (counts over the whole
-        job: both phases and every pass). Called before the batch's
-        checkpoint: an exception raised in it stops the run as a kill would.
+        Called after every batch with ``{"phase", "pass", "passes",
+        "tracks_done", "tracks_total", "beats_done", "beats_total",
+        "beats_per_s"}``: ``pass`` counts from 0 up to ``passes`` (per
+        phase), the track and beat counts are over the whole job (both phases
+        and every pass), and ``beats_per_s`` is the current phase's beats so
+        far (every pass) over its training seconds so far, the measure of the
+        summary's ``beats_per_s`` (its value at the phase's end). Called before
+        the batch's checkpoint: an exception raised in it stops the run as a
+        kill would.
     ranks : Ranks, optional
         This process's place in a run of several processes or machines
         (:mod:`beatdbn.train.ranks`; :mod:`beatdbn.train.launch` starts them).
@@ -377,10 +382,13 @@ def pretrain(
                                 stats.add({"stage": s, "pass": pass_, "batch": batch_i, "tracks": stage_tracks,
                                            "beats": stage_beats, "seconds": round(elapsed[phase], 4), **r})
                             if progress is not None:
-                                progress({"phase": phase, "pass": pass_, "tracks_done": done_tracks,
-                                          "tracks_total": total, "beats_done": done_beats,
-                                          "beats_total": n_beats * passes * len(PHASES),
-                                          "beats_per_s": stage_beats / max(elapsed[phase], 1e-9)})
+                                # the phase's beats (its earlier passes and this one) over the phase's
+                                # seconds: the measure of the summary's beats_per_s, which is its last value
+                                progress({"phase": phase, "pass": pass_, "passes": passes,
+                                          "tracks_done": done_tracks, "tracks_total": total,
+                                          "beats_done": done_beats, "beats_total": n_beats * passes * len(PHASES),
+                                          "beats_per_s": (pass_ * n_beats + stage_beats)
+                                          / max(elapsed[phase], 1e-9)})
                     last = end == len(plan)
                     if last or end // config.checkpoint_every > start // config.checkpoint_every:
                         checkpoint(*((phase_i, pass_ + 1, 0) if last else (phase_i, pass_, end)))
