@@ -171,6 +171,8 @@ def test_plain_lines_are_whole_on_a_narrow_console_and_read_as_a_user_would():
         time.sleep(0.3)
         bar.update(overall, completed=1.0)
         bar.update(job, completed=28)
+        one = bar.add_task("embed", total=1, info="")  # a count of one input, not a share
+        bar.update(one, completed=1)
         pre = bar.add_task("pretrain", total=100, info="")
         bar.update(pre, completed=100, info="layer3: 109,745 beats/s")
     lines = buf.getvalue().splitlines()
@@ -179,6 +181,7 @@ def test_plain_lines_are_whole_on_a_narrow_console_and_read_as_a_user_would():
     assert any(x.startswith("progress reproduce: 9%, elapsed") for x in lines)  # not '0.09/1 (9%)'
     (done,) = [x for x in lines if x.startswith("done reproduce")]
     assert done.startswith("done reproduce: 100%, elapsed") and "now:" not in done
+    assert any(x.startswith("done embed: 1/1 (100%), ") for x in lines)
     (pretrain,) = [x for x in lines if x.startswith("done pretrain")]
     assert "109,745 beats/s" in pretrain and "items/s" not in pretrain  # one rate, the one with a unit
 

@@ -16,7 +16,8 @@ What a line holds is never cut to fit: off a terminal a line is written whole
 then the description, then the head of a message (``…lr=0.05 epoch 3/10:
 loss 55.203, valid 0.412``), so the counts, the percentage, the last clause of
 the message (a loss, an accuracy) and the times stay (:func:`fit_row`).
-A task's share of the work (a total of 1) shows as a percentage only; a rate
+A task whose total is a share of the work (the float 1.0; an int total is a
+count, even 1) shows as a percentage only; a rate
 below one per second is given per minute; a ``unit`` field names what is
 counted (default "items"); a stage's ``now: ...`` note is left off its
 ``done`` line.
@@ -106,7 +107,8 @@ class _Task:
         ``stage_end``: a stage of a longer job ended (the counts are the job's: "17% of the job")."""
         elapsed = now - self.start
         rate = self.completed / elapsed if elapsed > 0 and self.completed > 0 else None
-        fraction = bool(self.total) and self.total <= 1.0  # a share of the work, not a count: no rate shown
+        # a share of the work (a float total of 1.0, as reproduce's whole run), not a count (an int, even 1)
+        fraction = isinstance(self.total, float) and 0 < self.total <= 1.0
         of_job = " of the job" if stage_end else ""
         if fraction:  # "9%", not "0.09/1 (9%)"
             count = f"{100 * self.completed / self.total:.0f}%{of_job}"
