@@ -94,7 +94,7 @@ def pretrain(
 
         def advance(p: dict) -> None:
             bar.update(job, completed=p["tracks_done"], total=p["tracks_total"],
-                       description=f"pretrain {p['phase']} pass {p['pass'] + 1}",
+                       description=f"pretrain {p['phase']} pass {p['pass'] + 1}/{p['passes']}",
                        rate=f"{p['beats_per_s']:,.0f} beats/s")
 
         if ranks is not None:
@@ -103,7 +103,9 @@ def pretrain(
             summary = run_local(run, kwargs, lead_kwargs={"progress": advance}, workers=workers,
                                 sync_every=sync_every, combine=combine, threads=per_rank)
     for phase, info in summary["phases"].items():
-        console.print(f"{phase}: {info['seconds']:.1f} s, {info['beats_per_s']:,.0f} beats/s")
+        passes = summary["passes"]  # the progress lines' beats/s is this measure; they end on this figure
+        console.print(f"{phase}: {passes} pass{'es' if passes > 1 else ''} over {summary['n_beats']:,} beats in "
+                      f"{info['seconds']:.1f} s: {info['beats_per_s']:,.0f} beats/s")
     if plots:
         for path in write_plots(out):
             console.print(f"plot: {path}")
