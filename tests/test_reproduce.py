@@ -435,11 +435,3 @@ def test_cli_reproduce_seeds_and_epochs(demo_corpus, tmp_path, monkeypatch):
     assert reports == ["seed-0", "seed-1", "run"] and (out / "table.md").exists()
     assert "Table 1:" in result.output
 
-
-def test_progress_messages_are_cut_after_a_whole_clause():
-    from beatdbn.cli.report import _clip
-
-    message = "convmlp_pretrained key lr=0.005 epoch 1/1: loss 57.879, valid 0.083"
-    assert _clip(message, None) == message and _clip(message, 100) == message
-    assert _clip(message, 60) == "convmlp_pretrained key lr=0.005 epoch 1/1: loss 57.879 …"
-    assert _clip(message, 30) == "convmlp_pretrained key …"

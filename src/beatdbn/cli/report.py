@@ -106,16 +106,6 @@ def reproduce(
     console.print(f"Table 1: {out / 'table.md'}\nreport:  {out / 'report.html'}")
 
 
-def _clip(message: str, width: int | None) -> str:
-    """``message`` whole (plain lines, ``width`` None), or cut after its last whole clause within ``width``
-    (a terminal's bar): never mid-number ("valid 0.]" before)."""
-    if width is None or len(message) <= width:
-        return message
-    head = message[:width - 2]
-    cut = max(head.rfind(", "), head.rfind("; "), head.rfind(": "))
-    return (head[:cut] if cut > 0 else head.rsplit(" ", 1)[0]) + " …"
-
-
 @command()
 def report(
     run_dir: Path = typer.Argument(..., help="A run folder written by `beatdbn reproduce`."),
