@@ -434,4 +434,3 @@ def test_cli_reproduce_seeds_and_epochs(demo_corpus, tmp_path, monkeypatch):
         assert (out / f"seed-{s}" / "table.md").exists()
     assert reports == ["seed-0", "seed-1", "run"] and (out / "table.md").exists()
     assert "Table 1:" in result.output
-
