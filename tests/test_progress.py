@@ -191,3 +191,27 @@ def test_format_rate():
 
     assert format_rate(12.34) == "12.3 items/s" and format_rate(0.1, "jobs") == "6.0 jobs/min"
     assert format_rate(None) == format_rate(0) == format_rate(float("nan")) == ""
+
+
+def test_stages_that_continue_a_job_count_its_elapsed_time_and_eta():
+    """An epoch per stage, counted over the job (15/60): the ETA was the job's remaining count over one
+    epoch's seconds ('elapsed 0:02, eta 0:06' with 45 epochs of ~2 s to go)."""
+    now = [0.0]
+    console, buf = _console()
+    bar = PlainProgress(console, every=0, clock=lambda: now[0])
+    with bar:
+        job = bar.add_task("finetune key", total=60, rate="")
+        for epoch in range(1, 16):
+            now[0] += 2.0
+            bar.update(job, completed=epoch, description=f"key epoch {epoch}/30", rate="180,000 beats/s")
+        now[0] += 1.0
+        line = bar.tasks[0].line(now[0])
+        assert line.startswith("key epoch 15/30: 15/60 (25%), 180,000 beats/s, elapsed 0:31, eta 1:33"), line
+        stage = bar.add_task("sweep", total=4, info="")  # a new count (a new total): a new clock
+        bar.update(stage, completed=1, description="genre")
+        now[0] += 10.0
+        bar.update(stage, completed=1, total=8, description="key")
+        now[0] += 4.0
+        bar.update(stage, completed=2)
+        assert bar.tasks[1].line(now[0]).startswith("key: 2/8 (25%), 30.0 items/min, elapsed 0:04, eta 0:12")
+    assert "done key epoch 14/30: 14/60 (23% of the job), 180,000 beats/s, elapsed 0:30\n" in buf.getvalue()

@@ -100,13 +100,23 @@ class _Task:
     fields: dict = field(default_factory=dict)
     start: float = field(default_factory=time.monotonic)
     finished: bool = False
+    #: when the job began and its count then: a stage that continues its job's count (a pass, an epoch) keeps
+    #: them, so elapsed, rate and ETA are the job's, as its counts are (an ETA from one stage's seconds and
+    #: the whole job's count was far too short)
+    job_start: float | None = None
+    job_base: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.job_start is None:
+            self.job_start = self.start
 
     def line(self, now: float, *, stage_end: bool = False) -> str:
         """``description: count (pct), rate, elapsed, eta [fields]``. The rate carries a unit: the caller's
         ``rate`` field when it gives one (e.g. "1,234 beats/s"), else items per second in plain digits.
         ``stage_end``: a stage of a longer job ended (the counts are the job's: "17% of the job")."""
-        elapsed = now - self.start
-        rate = self.completed / elapsed if elapsed > 0 and self.completed > 0 else None
+        elapsed = now - self.job_start
+        done = self.completed - self.job_base
+        rate = done / elapsed if elapsed > 0 and done > 0 else None
         # a share of the work (a float total of 1.0, as reproduce's whole run), not a count (an int, even 1)
         fraction = isinstance(self.total, float) and 0 < self.total <= 1.0
         of_job = " of the job" if stage_end else ""
@@ -135,6 +145,7 @@ class PlainProgress:
     def __init__(self, console, *, every: float = 30.0, clock: Callable[[], float] = time.monotonic):
         self.console = console
         self.every = every
+        self._clock = clock
         self._tasks: dict[int, _Task] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -159,7 +170,8 @@ class PlainProgress:
     def add_task(self, description: str, total: float | None = 100.0, completed: float = 0, **fields: Any) -> int:
         with self._lock:
             tid = len(self._tasks)
-            self._tasks[tid] = _Task(str(description), total, float(completed or 0), dict(fields))
+            self._tasks[tid] = _Task(str(description), total, float(completed or 0), dict(fields),
+                                     start=self._clock())
             return tid
 
     def update(self, task_id: int, *, total: float | None = None, completed: float | None = None,
@@ -170,7 +182,11 @@ class PlainProgress:
             if description is not None and str(description) != t.description:
                 if t.completed and not t.finished:
                     self._finish(t, stage_end=True)  # a new stage in the same task: the previous one is done
-                new = _Task(str(description), total if total is not None else t.total, 0.0, dict(t.fields))
+                new_total = total if total is not None else t.total
+                goes_on = new_total == t.total and (completed if completed is not None else t.completed) >= t.completed
+                now = self._clock()
+                new = _Task(str(description), new_total, t.completed if goes_on else 0.0, dict(t.fields), start=now,
+                            job_start=t.job_start if goes_on else now, job_base=t.job_base if goes_on else 0.0)
                 self._tasks[task_id] = t = new
             if total is not None:
                 t.total = total
@@ -204,12 +220,12 @@ class PlainProgress:
 
     def _finish(self, t: _Task, *, stopped: bool = False, stage_end: bool = False) -> None:
         t.finished = True
-        self._print(("stopped " if stopped else "done ") + t.line(time.monotonic(), stage_end=stage_end))
+        self._print(("stopped " if stopped else "done ") + t.line(self._clock(), stage_end=stage_end))
 
     def _tick(self) -> None:
         while not self._stop.wait(self.every):
             with self._lock:
-                now = time.monotonic()
+                now = self._clock()
                 for t in self._tasks.values():
                     if not t.finished:
                         self._print("progress " + t.line(now))
