@@ -93,7 +93,7 @@ def extract(
                 err_console.print(f"[yellow]skipped[/yellow] {s['path']}: {s['reason']}", highlight=False, soft_wrap=True)
             dt = max(time.perf_counter() - t0, 1e-9)
             bar.update(job, completed=counts["files"],
-                       rate=f"{counts['tracks']:,} tracks, {counts['tracks'] / dt:,.0f} tracks/s")
+                       rate=f"{counts['tracks']:,} tracks, {counts['beats']:,} beats, {counts['tracks'] / dt:,.0f} tracks/s")
 
         def waiting(pid) -> None:
             err_console.print(f"{out} is being written by another beatdbn process (pid {pid or 'unknown'}); "
