@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from rich.console import Console
 from beatdbn.evaluate.report import write_report
 from beatdbn.metrics.results import ExperimentResult
 from beatdbn.evaluate.table import PAPER_TABLE1, Table1, format_learning_rate, load_results
-from beatdbn.exceptions import ParameterError
+from beatdbn.exceptions import DataError, ParameterError
 from beatdbn.models.dbn import ConvDBN, DBNConfig
 
 CLASSES = {"genre": ["rock", "pop", "jazz", "folk"], "artist": ["a1", "a2", "a3", "a4", "a5"],
@@ -323,3 +324,232 @@ def test_key_scores_in_the_footnotes_and_report(tmp_path):
     write_report(run)
     md = (run / "report.md").read_text()
     assert "## Key scores" in md and "0.8750" in md and "ascending only" in md
+
+
+# -- flat layout: today's output; seeds, intervals, paired comparisons, chance (issue 23 items 1, 2, 5) --------
+
+
+def test_a_flat_run_of_old_results_gives_todays_table(tmp_path):
+    """A single run (no seeds.json) of results without per-track predictions: the Markdown written before
+    seeds existed (tests/table1_flat_before.md, from the code of 2026-12-05), plus one footnote saying the
+    differences are untested."""
+    from beatdbn.evaluate.table import NO_PREDICTIONS
+
+    before = (Path(__file__).parent / "table1_flat_before.md").read_text()
+    chosen = dict(CHOSEN)
+    try:
+        CHOSEN[("artist", "naive_bayes", 0)] = (None, 0.26)  # clear of chance, as in the file
+        run = make_run_dir(tmp_path / "run", with_dbn=False)
+    finally:
+        CHOSEN.clear()
+        CHOSEN.update(chosen)
+    md = Table1.from_run(run).to_markdown()
+    assert f"- {NO_PREDICTIONS}\n" in md
+    assert md.replace(f"- {NO_PREDICTIONS}\n", "") == before
+
+
+N_TEST = 60
+
+
+def _predicted(targets, correct, n_classes):
+    return [t if i in correct else (t + 1) % n_classes for i, t in enumerate(targets)]
+
+
+def pred_result(task, model, seed, correct_by_epoch, *, classes, lr=0.005, chance=None):
+    """A result whose rows carry per-track predictions: at each epoch the tracks in ``correct_by_epoch[epoch]``
+    (indices of the seed's test tracks) are right, the others wrong."""
+    n = len(classes)
+    targets = [(i + seed) % n for i in range(N_TEST)]
+    r = ExperimentResult(task, model, classes=list(classes), chance=1 / n if chance is None else chance)
+    r.extra.update(test_track_ids=[f"TR{seed}{task}{i:03d}" for i in range(N_TEST)], test_targets=targets)
+    for epoch, correct in correct_by_epoch.items():
+        pred = _predicted(targets, set(correct), n)
+        r.runs.append({"learning_rate": None if model == "naive_bayes" else lr, "epoch": epoch,
+                       "valid_accuracy": 0.5, "test_accuracy": len(set(correct)) / N_TEST, "test_predicted": pred})
+    return r
+
+
+KEY3 = ["C", "D", "E"]
+
+
+def seed_results(seed):
+    """Key (3 classes, chance 1/3) and genre (4 classes, chance 1/4), 60 test tracks per seed.
+
+    key: naive Bayes 21/60 and the random conv MLP 20/60 (at chance); windowed LR 40+2s; the pretrained conv MLP
+    right on LR's tracks and 10 more (a real difference). genre: LR right on tracks 0..29, the pretrained conv MLP
+    on 2..32 (3 vs 2 discordant pairs a seed: not a real difference), random init 24/60.
+    """
+    k = 2 * seed
+    key = [pred_result("key", "naive_bayes", seed, {0: range(21)}, classes=KEY3),
+           pred_result("key", "logreg", seed, {4: range(40 + k)}, classes=KEY3, lr=5e-5),
+           pred_result("key", "convmlp_random", seed, {3: range(20), 4: range(20)}, classes=KEY3),
+           pred_result("key", "convmlp_pretrained", seed, {3: range(42 + k), 4: range(50 + k)}, classes=KEY3)]
+    g4 = ["rock", "pop", "jazz", "folk"]
+    genre = [pred_result("genre", "naive_bayes", seed, {0: range(18)}, classes=g4),
+             pred_result("genre", "logreg", seed, {4: range(30)}, classes=g4, lr=5e-5),
+             pred_result("genre", "convmlp_random", seed, {3: range(24), 4: range(24)}, classes=g4),
+             pred_result("genre", "convmlp_pretrained", seed, {3: range(2, 33), 4: range(2, 33)}, classes=g4)]
+    return key + genre
+
+
+def write_seeds_run(root, seeds=(0, 1, 2), *, finished=None, config=None, results=seed_results):
+    """OUT as `beatdbn reproduce --seeds` writes it: seeds.json and one single-run folder per seed."""
+    config = {"quick": True, "recipe": "paper", "recipes": ["paper"], "tasks": {"tasks": ["genre", "key"]},
+              **(config or {})}
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "seeds.json").write_text(json.dumps({"seeds": list(seeds), "config": config,
+                                                 "finished": list(seeds if finished is None else finished)}))
+    for s in seeds:
+        run = root / f"seed-{s}"
+        (run / "tasks").mkdir(parents=True)
+        (run / "config.json").write_text(json.dumps({"config": dict(config, seed=s)}))
+        (run / "tasks" / "tasks.json").write_text(json.dumps({
+            "tasks": {"key": {"chance": 1 / 3, "scale": "3\u00d7100"}, "genre": {"chance": 0.25, "scale": "4\u00d775"}},
+            "errors": {}, "config": {"tasks": ["genre", "key"]}}))
+        for r in results(s):
+            r.save(run / "experiments" / r.task / r.model)
+    return root
+
+
+def test_seeds_layout_cells_are_mean_sd_and_interval(tmp_path):
+    from beatdbn.metrics.intervals import summarize
+
+    out = write_seeds_run(tmp_path / "out")
+    t = Table1.from_run(out)
+    assert t.multi_seed and t.seed_ids == (0, 1, 2) and t.tasks == ("genre", "key")
+    assert (t.final_epoch, t.early_epoch) == (4, 3)
+    lr = t.cell("logreg", "final", "key")
+    expected = summarize([40 / 60, 42 / 60, 44 / 60], tracks=60)
+    assert lr.test_accuracy == pytest.approx(0.7) and lr.summary.sd == pytest.approx(1 / 30)
+    assert (lr.summary.low, lr.summary.high) == (pytest.approx(expected.low), pytest.approx(expected.high))
+    assert lr.seeds == (0, 1, 2) and lr.learning_rate == 5e-5
+    assert lr.text == f"70.00 \u00b1 3.33% (n=3) [{100 * expected.low:.2f}\u2013{100 * expected.high:.2f}]"
+    assert t.chance == {"genre": 0.25, "key": pytest.approx(1 / 3)}
+    d = json.loads(json.dumps(t.to_dict()))
+    assert d["seeds"] == [0, 1, 2]
+    cell = next(r for r in d["rows"] if r["model"] == "logreg")["cells"]["key"]
+    assert cell["interval"]["method"] == "t over 3 seeds" and cell["interval"]["values"] == pytest.approx(
+        [40 / 60, 42 / 60, 44 / 60]) and cell["seeds"] == [0, 1, 2]
+
+
+def test_bold_only_beyond_the_interval_and_never_at_chance(tmp_path):
+    t = Table1.from_run(write_seeds_run(tmp_path / "out"))
+    best = {(m, b, task) for (m, b), row in t.cells.items() for task, c in row.items() if c is not None and c.best}
+    # key: pretrained beats LR on 30 pooled pairs to 0 (bold); early block: the pretrained snapshot against the
+    # random one at chance (bold). genre: pretrained 51.67% vs LR 50% is 9 vs 6 discordant pairs: nobody bold,
+    # and the early block's top (pretrained) against random init: 27 vs 9 pairs pooled, p < 0.05: bold
+    assert best == {("convmlp_pretrained", "final", "key"), ("convmlp_pretrained", "early", "key"),
+                    ("convmlp_pretrained", "early", "genre")}
+    assert t.cell("convmlp_random", "final", "key").at_chance and t.cell("naive_bayes", "final", "key").at_chance
+    assert not t.cell("logreg", "final", "key").at_chance
+    genre_top = t.paired("genre", ("convmlp_pretrained", "final"), ("logreg", "final"))
+    assert (genre_top.a_only, genre_top.b_only, genre_top.pairs) == (9, 6, 180) and not genre_top.real
+    md = t.to_markdown()
+    assert "beyond the interval" in md and "\u2248chance: did not leave chance" in md
+    assert f"| 33.33 \u00b1 0.00% (n=3) [33.33\u201333.33] \u2248chance \u25bc |" in md  # random conv MLP, key
+
+
+def test_all_at_chance_is_never_bold_even_without_predictions():
+    """The quick synthetic run of the issue: the paper's conv MLPs at chance were printed bold as the best of
+    their block. Old results (no predictions): the top of a block is bold only when it left chance."""
+    rs = [make_result("key", m, epochs=e) for m, e in (("convmlp_random", [2, 4]), ("convmlp_pretrained", [2, 4]))]
+    for r in rs:
+        for row in r.runs:
+            row["test_accuracy"] = 1 / 3 if row["valid_accuracy"] == 0.6 else 0.3
+    t = Table1(rs)
+    assert not any(c.best for row in t.cells.values() for c in row.values() if c is not None)
+    assert all(t.cell(m, b, "key").at_chance for m, b in t.rows if m.startswith("convmlp"))
+    ours = [line.split("\u2016")[0] for line in t.to_markdown().splitlines() if line.startswith("|  | conv. MLP")]
+    assert ours and not any("**" in line for line in ours) and all("\u2248chance" in line for line in ours)
+
+
+def test_paired_comparisons_with_windowed_lr_in_every_output(tmp_path):
+    t = Table1.from_run(write_seeds_run(tmp_path / "out"))
+    p = t.comparisons[("key", "convmlp_pretrained", "final")]
+    assert (p.a_only, p.b_only, p.pairs, p.seeds) == (30, 0, 180, 3) and p.real and p.difference > 0
+    r = t.comparisons[("key", "convmlp_random", "final")]
+    assert r.real and r.difference < 0  # at chance, below LR
+    lines = t.comparison_lines
+    assert len(lines) == 8  # 2 tasks x 2 conv MLPs x 2 blocks
+    key_line = next(line for line in lines if line.startswith("key: conv. MLP, pretrained \u2212"))
+    assert "+16.67 points" in key_line and "McNemar, 30 vs 0 of 180 pairs, 3 seeds" in key_line and "real" in key_line
+    md = t.to_markdown()
+    assert "Paired comparisons with windowed logistic regression" in md and key_line in md
+    pre_line = next(line for line in md.splitlines() if line.startswith("|  | conv. MLP with pretraining"))
+    assert pre_line.split("\u2016")[0].rstrip(" |").endswith("\u25b2")  # pretrained above LR on key: marked
+    assert "\u25b2 / \u25bc" in md
+    d = json.loads(json.dumps(t.to_dict()))
+    comp = next(c for c in d["comparisons"] if c["task"] == "key" and c["model"] == "convmlp_pretrained"
+                and c["block"] == "final")
+    assert comp["versus"] == "logreg" and comp["paired"]["a_only"] == 30 and comp["paired"]["real"] is True
+    cell = next(r for r in d["rows"] if r["model"] == "convmlp_pretrained" and r["block"] == "final")["cells"]["key"]
+    assert cell["versus_logreg"]["p_value"] < 1e-6
+    page = t.to_html()
+    assert "at-chance" in page and "minus windowed LR: +16.67 points" in page and "\u25b2" in page
+    text = _rich_text(t)
+    assert "paired: key: conv. MLP, pretrained" in text and "warning: key / conv. MLP without pretraining" in text
+    assert "70.00 \u00b1 3.33%" in text
+
+
+def test_warnings_say_what_would_help_from_the_runs_config(tmp_path):
+    t = Table1.from_run(write_seeds_run(tmp_path / "out"))
+    w = [x for x in t.warnings if x.startswith("key / conv. MLP without pretraining")]
+    assert len(w) == 1 and "did not leave chance" in w[0] and "each: 33.33%, 33.33%, 33.33%" in w[0]
+    assert "--epochs 30" in w[0] and "this run trained 4, --quick" in w[0] and "--recipe beatdbn" in w[0]
+    assert any(x.startswith("key / naive Bayes") and "larger task scale" in x for x in t.warnings)
+    assert not any("windowed logistic" in x for x in t.warnings)
+    assert "Warnings:" in t.to_markdown() and json.loads(json.dumps(t.to_dict()))["warnings"] == t.warnings
+    # a run with the beatdbn rows and --epochs: no recipe advice for them, the epochs it was given
+    beat = Table1.from_run(write_seeds_run(tmp_path / "b", config={"quick": False, "epochs": 4,
+                                                                   "recipes": ["paper", "beatdbn"]}))
+    w = next(x for x in beat.warnings if x.startswith("key / conv. MLP without pretraining"))
+    assert "this run trained 4, --epochs 4" in w and "its beatdbn-recipe rows" in w
+
+
+def test_a_single_run_with_predictions(tmp_path):
+    """One seed's folder is a flat run: today's cells, bold decided by the paired test, no chance bold."""
+    out = write_seeds_run(tmp_path / "out", seeds=(0,))
+    t = Table1.from_run(out / "seed-0")
+    assert not t.multi_seed and t.cell("logreg", "final", "key").text == "66.67% (5\u00b710\u207b\u2075)"
+    c = t.cell("convmlp_pretrained", "final", "key")
+    assert c.best and c.text == "83.33% (0.005)" and c.summary.method == "Wilson over 60 test tracks"
+    assert t.cell("naive_bayes", "final", "key").at_chance  # 21/60 <= 1/3 + 1/60
+    assert not t.cell("convmlp_pretrained", "final", "genre").best  # 3 vs 2 discordant pairs
+    assert "beyond the interval" in t.footnotes[0] and "its learning rate in parentheses" in t.footnotes[0]
+    assert any("at most chance plus one test track" in n for n in t.footnotes)
+    assert t.comparisons[("key", "convmlp_pretrained", "final")].seeds == 1
+
+
+def test_seeds_layout_partial_and_old_results(tmp_path):
+    """An unfinished seed is left out; results without predictions load, show, and are untested."""
+    def old(seed):
+        rs = seed_results(seed)
+        for r in rs:
+            r.extra.clear()
+            for row in r.runs:
+                row.pop("test_predicted")
+        return rs
+
+    out = write_seeds_run(tmp_path / "out", seeds=(0, 1, 2), finished=(0, 2), results=old)
+    t = Table1.from_run(out)
+    assert t.seed_ids == (0, 2)
+    lr = t.cell("logreg", "final", "key")
+    assert lr.summary.n == 2 and lr.test_accuracy == pytest.approx(42 / 60)
+    assert all(p is None for p in t.comparisons.values()) and t.comparison_lines == []
+    assert t.bold_rules == {"untested"} and t.cell("convmlp_pretrained", "final", "key").best
+    from beatdbn.evaluate.table import NO_PREDICTIONS
+    assert NO_PREDICTIONS in t.footnotes and "bold, untested" in t.footnotes[0]
+    # one finished seed: its Wilson interval; a seed without a result is listed as missing
+    one = write_seeds_run(tmp_path / "one", seeds=(5, 6), finished=(5, 6))
+    (one / "seed-6" / "experiments" / "key" / "logreg" / "result.json").unlink()
+    t1 = Table1.from_run(one)
+    assert t1.cell("logreg", "final", "key").summary.method == "Wilson over 60 test tracks"
+    assert any("key / windowed logistic regression: no result in seed 6" in m for m in t1.missing)
+    none = write_seeds_run(tmp_path / "none", seeds=(0,), finished=())
+    empty = Table1.from_run(none)
+    assert empty.seed_ids == () and "no finished seed" in " ".join(empty.notes)
+    (none / "seeds.json").write_text("{not json")
+    with pytest.raises(DataError, match="not a seeds record"):
+        Table1.from_run(none)
+    with pytest.raises(ParameterError, match="either flat"):
+        Table1([make_result("key", "logreg")], seeds={0: []})
