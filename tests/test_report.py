@@ -125,3 +125,70 @@ def test_report_shows_a_correct_and_a_wrong_track_per_task(demo_corpus, tmp_path
         what = "correct" if e.correct else "wrong"
         assert f"report/posterior_key_{what}.png" in section and f"true {e.true_label}" in section
         assert imread(run / "report" / f"posterior_key_{what}.png").shape[0] > 100
+
+
+# -- seeds (issue 23 items 1, 2, 5) ---------------------------------------------------------------------------
+
+
+def test_report_of_a_seeds_run(tmp_path):
+    from matplotlib.image import imread as read_png
+
+    from test_table import write_seeds_run
+
+    out = write_seeds_run(tmp_path / "out")
+    (out / "seed-0" / "report.html").write_text("<html></html>")  # reproduce writes each seed's own report
+    page = write_report(out).read_text()
+    md = (out / "report.md").read_text()
+    # Table 1 over seeds, the plot of each seed's point, each seed's numbers
+    assert "70.00 \u00b1 3.33% (n=3)" in md and "## Seeds" in md and "report/seeds.png" in md
+    assert read_png(out / "report" / "seeds.png").shape[1] > 600
+    seeds = md.split("## Seeds", 1)[1].split("\n## ", 1)[0]
+    assert "| seed 0 | seed 1 | seed 2 |" in seeds and "| key | windowed LR | 66.67% | 70.00% | 73.33% | 70.00% |" in seeds
+    assert "t over 3 seeds" in seeds
+    # the paired comparisons, the warnings (at the top and under the table), the per-seed reports
+    paired = md.split("## Paired comparisons", 1)[1].split("\n## ", 1)[0]
+    assert "| key | conv. MLP with pretraining | +16.67 | [+12.81, +16.67] | < 0.001 | 30 / 0 | 180 | 3 | above LR |" \
+        in paired
+    assert "| genre | conv. MLP with pretraining | +1.67 | [-2.95, +5.61] | 0.607 | 9 / 6 | 180 | 3 | not shown to differ |" \
+        in paired
+    top = md.split("## Models that did not leave chance", 1)[1].split("\n## ", 1)[0]
+    assert "key / conv. MLP without pretraining did not leave chance" in top and "--recipe beatdbn" in top
+    assert "\u26a0 key / conv. MLP without pretraining" in page and "warn-box" in page
+    assert "[seed 0](seed-0/report.html)\n" in md and "[seed 1](seed-1/report.html) (not written)" in md
+    assert 'href="#paired-comparisons"' in page and 'href="#seeds"' in page and "seeds 0, 1, 2" in page
+    # nothing is missing in a complete seeds run; the run's options come from seeds.json
+    assert "## Missing from this run" not in md and '"quick": true' in md
+
+
+def test_report_of_a_seeds_run_without_finished_seeds_or_with_a_damaged_record(tmp_path):
+    from test_table import write_seeds_run
+
+    out = write_seeds_run(tmp_path / "out", seeds=(0,), finished=())
+    md_path = write_report(out).with_suffix(".md")
+    assert "seeds: none finished yet" in md_path.read_text()
+    (out / "seeds.json").write_text("[")
+    write_report(out)
+    assert "not a seeds record" in md_path.read_text()
+
+
+def test_report_of_a_single_run_has_intervals_and_paired_comparisons(tmp_path):
+    from test_table import write_seeds_run
+
+    run = write_seeds_run(tmp_path / "out", seeds=(0,)) / "seed-0"
+    md = (write_report(run).with_suffix(".md")).read_text()
+    assert "## Intervals" in md and "Wilson over 60 test tracks" in md and "report/seeds.png" in md
+    paired = md.split("## Paired comparisons", 1)[1].split("\n## ", 1)[0]
+    assert "| key | conv. MLP with pretraining | +16.67 |" in paired and "| 1 | above LR |" in paired
+    assert "## Learning curves" in md and "## Each seed's report" not in md
+
+
+def test_plot_seeds_refuses_nothing_to_draw(tmp_path):
+    from beatdbn.plots.seeds import SeedRow, plot_seeds
+
+    with pytest.raises(ParameterError, match="no Table 1 cell"):
+        plot_seeds({"key": []}, tmp_path / "s.png")
+    with pytest.raises(ParameterError, match="no seed value"):
+        plot_seeds({"key": [SeedRow("LR", [], [], 0.5, 0.4, 0.6)]}, tmp_path / "s.png")
+    one = plot_seeds({"key": [SeedRow("LR", [0.5], [], 0.5, 0.4, 0.6, best=True)]}, tmp_path / "one.png",
+                     chance={"key": None})
+    assert imread(one).shape[0] > 100

@@ -22,6 +22,15 @@ Any part may be missing (a partial or running reproduction): the report then
 says what is missing, in a section of its own, instead of failing. Only an
 ``RUN_DIR`` that is not a directory raises.
 
+**Seeds** (``beatdbn reproduce --seeds N``: ``RUN_DIR/seeds.json`` and one run per seed in
+``RUN_DIR/seed-<s>/``): Table 1 over the finished seeds (mean ± sd, 95 % interval), a plot of each seed's
+point per cell with the mean and interval (:func:`beatdbn.plots.seeds.plot_seeds`), each seed's numbers,
+the paired comparisons of every conv MLP row with windowed logistic regression (exact McNemar pooled
+over seeds, :mod:`beatdbn.metrics.intervals`), the models that did not leave chance with what would help,
+the tasks of the first seed, and links to each seed's own report (learning curves, confusion matrices,
+filters: ``seed-<s>/report.html``). A single run's report has the same interval plot (a Wilson interval
+over its test tracks), paired comparisons and warnings, above its curves and matrices.
+
 Images are *linked relatively* (``report/<name>.png``) by default, so
 ``report.html`` and ``report.md`` must stay beside the ``report/`` folder;
 ``embed_images=True`` embeds them in ``report.html`` as base64 ``data:`` URIs
@@ -41,14 +50,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 from beatdbn.metrics.results import ExperimentResult
-from beatdbn.evaluate.table import (MODELS, RECIPE_MODELS, TASKS, Table1, format_accuracy, format_learning_rate,
-                                    load_results)
+from beatdbn.evaluate.table import (MODELS, RECIPE_MODELS, SEEDS_FILE, TASKS, Table1, format_accuracy,
+                                    format_learning_rate, load_results)
 from beatdbn.evaluate.examples import task_examples
 from beatdbn.exceptions import BeatdbnError, DataError
 from beatdbn.metrics.scores import KEY_SCORE_RULE, fifth_convention
 from beatdbn.plots.confusion import plot_confusion
 from beatdbn.plots.filters import plot_filters
 from beatdbn.plots.posterior import plot_posterior_over_time
+from beatdbn.plots.seeds import SeedRow, plot_seeds
 from beatdbn.plots.training import plot_learning_curves, plot_pretraining, read_csv_rows
 from beatdbn.utils.atomic import write_text
 
@@ -72,7 +82,8 @@ table.table1 th.model{font-weight:normal}table.table1 th.group{font-weight:norma
 white-space:nowrap}table.table1 tr.block{border-top:2px solid #999}
 table.table1 .paper{background:#f4f4f4;color:#555;font-style:italic}
 table.table1 td.chance{color:#777}table.table1 .lr{color:#777;font-size:12px}
-table.table1 td.missing{color:#b00}
+table.table1 td.missing{color:#b00}table.table1 td.at-chance{color:#999}
+.warn-box{background:#fdecea;border:1px solid #e0a39c;padding:6px 14px;border-radius:4px}
 .missing-box{background:#fff6e5;border:1px solid #f0c36d;padding:6px 14px;border-radius:4px}
 .figs{display:grid;grid-template-columns:repeat(auto-fill,minmax(360px,1fr));gap:12px}
 .figs.wide{grid-template-columns:1fr}
@@ -106,9 +117,12 @@ class _Page:
     embed: bool
     md: list[str] = field(default_factory=list)
     html: list[str] = field(default_factory=list)
+    toc: list[str] = field(default_factory=list)
 
     def heading(self, level: int, text: str) -> None:
         anchor = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+        if level == 2:
+            self.toc.append(text)
         self.md.append(f"{'#' * level} {text}\n")
         self.html.append(f'<h{level} id="{anchor}">{html.escape(text)}</h{level}>')
 
@@ -219,7 +233,92 @@ def _section_table(page: _Page, table: Table1) -> None:
              table.to_html() + '<ul class="notes">'
              + "".join(f"<li>{_md_inline_to_html(n)}</li>" for n in table.footnotes) + "</ul>"
              + ("<p>Notes:</p><ul class=notes>" + "".join(f"<li>{html.escape(n)}</li>" for n in table.notes)
-                + "</ul>" if table.notes else ""))
+                + "</ul>" if table.notes else "")
+             + ('<p>Warnings:</p><ul class="notes">' + "".join(f"<li>\u26a0 {html.escape(w)}</li>"
+                                                               for w in table.warnings) + "</ul>"
+                if table.warnings else ""))
+
+
+def _row_label(table: Table1, model: str, block: str) -> str:
+    short = MODELS[model].replace("windowed logistic regression", "windowed LR")
+    if model == "naive_bayes" or block == "final":
+        return short
+    return f"{short} ({table.early_epoch} ep.)"
+
+
+def _section_seeds(page: _Page, out: Path, table: Table1, missing: list[str]) -> None:
+    """Each seed's point per cell with the mean and interval (plot), and the numbers."""
+    cells = [(task, model, block, table.cells[(model, block)][task]) for task in table.tasks
+             for model, block in table.rows if table.cells[(model, block)].get(task) is not None]
+    cells = [(t, m, b, c) for t, m, b, c in cells if c.summary is not None]
+    if not cells:
+        return
+    page.heading(2, "Seeds" if table.multi_seed else "Intervals")
+    if table.multi_seed:
+        page.para(f"Each seed's test accuracy (dots, one colour per seed), the mean (diamond, filled when bold in "
+                  f"Table 1) and the 95 % interval (bar: t over the {len(table.seed_ids)} seeds; one seed: Wilson "
+                  f"over its test tracks); dashed: chance; grey: did not leave chance.")
+    else:
+        page.para("One run: its test accuracy (diamond, filled when bold in Table 1) and the 95 % Wilson interval "
+                  "over its test tracks (bar); dashed: chance; grey: did not leave chance. "
+                  "`beatdbn reproduce --seeds 3` measures the spread over seeds.")
+    panels: dict[str, list[SeedRow]] = {}
+    for task, model, block, c in cells:
+        s = c.summary
+        panels.setdefault(task, []).append(SeedRow(_row_label(table, model, block), s.values, c.seeds, s.mean,
+                                                   s.low, s.high, at_chance=c.at_chance, best=c.best))
+    p = _attempt(missing, "plot of the seeds", lambda: plot_seeds(
+        panels, out / "seeds.png", chance=table.chance,
+        title="Table 1 over seeds" if table.multi_seed else "Table 1, one run"))
+    if p is not None:
+        page.figures([(p, "each seed's test accuracy, mean and 95 % interval per cell of Table 1")], wide=True)
+    seeds = [s for s in table.seed_ids if s is not None]
+    header = ["task", "model"] + [f"seed {s}" for s in seeds] + ["mean", "sd", "95 % interval", "interval", "chance?"]
+    rows = []
+    for task, model, block, c in cells:
+        s = c.summary
+        by_seed = dict(zip(c.seeds, s.values))
+        rows.append([task, _row_label(table, model, block)]
+                    + [format_accuracy(by_seed.get(k)) for k in seeds]
+                    + [format_accuracy(s.mean), "" if s.sd is None else f"{100 * s.sd:.2f}",
+                       f"{format_accuracy(s.low)} \u2013 {format_accuracy(s.high)}", s.method,
+                       "did not leave chance" if c.at_chance else ""])
+    page.table(header, rows, numeric=set(range(2, 2 + len(seeds) + 3)))
+
+
+def _section_paired(page: _Page, table: Table1) -> None:
+    """Each conv MLP row against windowed logistic regression on the same test tracks."""
+    if not table.comparisons:
+        return
+    page.heading(2, "Paired comparisons")
+    page.para("Each conv MLP row minus windowed logistic regression on the same test tracks: the exact McNemar "
+              "test on the discordant pairs (conv MLP right and LR wrong: b; the reverse: c), pooled over seeds; "
+              "the difference's 95 % interval inverts the same test, so it excludes 0 exactly when p < 0.05. "
+              "A difference inside its interval is not shown to be real.")
+    rows = []
+    for c in table.comparison_rows:
+        p = c["paired"]
+        what = _row_label(table, c["model"], c["block"])
+        if p is None:
+            rows.append([c["task"], what, "\u2014", "\u2014", "\u2014", "", "", "",
+                         "untested: no per-track test predictions"])
+            continue
+        rows.append([c["task"], what, f"{100 * p.difference:+.2f}", f"[{100 * p.low:+.2f}, {100 * p.high:+.2f}]",
+                     "< 0.001" if p.p_value < 0.001 else f"{p.p_value:.3f}", f"{p.a_only} / {p.b_only}", p.pairs,
+                     p.seeds, ("above LR" if p.difference > 0 else "below LR") if p.real else "not shown to differ"])
+    page.table(["task", "conv MLP", "difference (points)", "95 % interval", "p", "b / c", "pairs", "seeds",
+                "verdict"], rows, numeric={2, 4, 6, 7})
+
+
+def _section_seed_reports(page: _Page, run_dir: Path, table: Table1) -> None:
+    page.heading(2, "Each seed's report")
+    page.para("Learning curves, confusion matrices, posteriors over time and the DBN of each seed are in its own "
+              "report:")
+    links = [(s, run_dir / f"seed-{s}" / "report.html") for s in table.seed_ids]
+    page.raw("\n".join(f"- [seed {s}](seed-{s}/report.html)" + ("" if p.exists() else " (not written)")
+                       for s, p in links) + "\n",
+             "<ul>" + "".join(f'<li><a href="seed-{s}/report.html">seed {s}</a>'
+                              + ("" if p.exists() else " (not written)") + "</li>" for s, p in links) + "</ul>")
 
 
 def _md_inline_to_html(text: str) -> str:
@@ -427,6 +526,24 @@ def _section_run(page: _Page, run_config: Any) -> None:
         page.code(json.dumps(run_config["config"], indent=2, default=str), "Configuration (config.json)")
 
 
+def _seeds_config(record: dict, run_dir: Path, table: Table1) -> dict[str, Any]:
+    """The Run section of a multi-seed run: the shared options (seeds.json) and the seeds' timings summed."""
+    timings: dict[str, float] = {}
+    versions, commit = {}, None
+    for seed in table.seed_ids:
+        cfg = _read_json(run_dir / f"seed-{seed}" / "config.json", [], "seed configuration")
+        if not isinstance(cfg, dict):
+            continue
+        versions = versions or cfg.get("versions") or {}
+        commit = commit or cfg.get("git_commit")
+        for stage, sec in (cfg.get("timings") or {}).items():
+            if isinstance(sec, (int, float)) and math.isfinite(sec):
+                timings[f"seed {seed}: {stage}"] = float(sec)
+    config = {k: v for k, v in record.items() if k != "config"}
+    config["options"] = record.get("config")
+    return {"config": config, "timings": timings, "versions": versions, "git_commit": commit}
+
+
 def write_report(run_dir: str | Path, *, embed_images: bool = False) -> Path:
     """Write ``RUN_DIR/report.md``, ``RUN_DIR/report.html`` and the plots in ``RUN_DIR/report/``.
 
@@ -462,36 +579,60 @@ def write_report(run_dir: str | Path, *, embed_images: bool = False) -> Path:
     out.mkdir(exist_ok=True)
     missing: list[str] = []
 
-    run_config = _read_json(run_dir / "config.json", missing, "run configuration")
-    tasks_json = _read_json(run_dir / "tasks" / "tasks.json", missing, "tasks")
-    _, problems = load_results(run_dir / "experiments")
-    missing += problems
-    table = Table1.from_run(run_dir)
-    table.notes = [n for n in table.notes if n not in problems]
+    seeded = (run_dir / SEEDS_FILE).exists()
+    try:
+        table = Table1.from_run(run_dir)
+    except DataError as exc:  # a damaged seeds.json: say so, and show what is left
+        missing.append(str(exc))
+        table = Table1([])
+    if seeded and table.multi_seed:
+        record = _read_json(run_dir / SEEDS_FILE, missing, "seeds") or {}
+        first = run_dir / f"seed-{table.seed_ids[0]}" if table.seed_ids else run_dir
+        if not table.seed_ids:
+            missing.append(f"seeds: none finished yet ({run_dir / SEEDS_FILE})")
+        run_config = _seeds_config(record, run_dir, table)
+        tasks_json = _read_json(first / "tasks" / "tasks.json", missing, "tasks")
+    else:
+        run_config = _read_json(run_dir / "config.json", missing, "run configuration")
+        tasks_json = _read_json(run_dir / "tasks" / "tasks.json", missing, "tasks")
+        _, problems = load_results(run_dir / "experiments")
+        missing += problems
+        table.notes = [n for n in table.notes if n not in problems]
     missing += [f"Table 1: {m}" for m in table.missing]
 
     page = _Page(run_dir, embed_images)
     body_start = len(page.html)
     _section_table(page, table)
+    _section_seeds(page, out, table, missing)
+    _section_paired(page, table)
     _section_tasks(page, tasks_json)
     _section_key_scores(page, table)
-    _section_curves(page, run_dir, out, table, missing)
-    _section_confusion(page, out, table, missing)
-    _section_posteriors(page, run_dir, out, missing)
-    _section_dbn(page, run_dir, out, missing)
+    if table.multi_seed:
+        _section_seed_reports(page, run_dir, table)
+    else:
+        _section_curves(page, run_dir, out, table, missing)
+        _section_confusion(page, out, table, missing)
+        _section_posteriors(page, run_dir, out, missing)
+        _section_dbn(page, run_dir, out, missing)
     _section_run(page, run_config)
     body_md, body_html = page.md, page.html[body_start:]
 
     commit = run_config.get("git_commit") if isinstance(run_config, dict) else None
     when = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     meta = f"Run directory {run_dir.resolve()} \u00b7 git commit {commit or 'unknown'} \u00b7 report written {when}"
+    if table.multi_seed:
+        meta += f" \u00b7 seeds {', '.join(map(str, table.seed_ids)) or 'none finished'}"
     title = "beatdbn: reproduction of Dieleman, Brakel & Schrauwen (ISMIR 2011)"
     head = _Page(run_dir, embed_images)
     head.heading(1, title)
     head.para(meta, css="meta")
-    sections = ["Table 1", "Tasks"] + (["Key scores"] if table.key_scores() else []) + ["Learning curves", "Confusion matrices", "Posteriors over time", "Pretrained DBN", "Run"]
     head.raw("", '<p class="meta">' + " \u00b7 ".join(
-        f'<a href="#{re.sub(r"[^a-z0-9]+", "-", s.lower()).strip("-")}">{s}</a>' for s in sections) + "</p>")
+        f'<a href="#{re.sub(r"[^a-z0-9]+", "-", s.lower()).strip("-")}">{s}</a>' for s in page.toc) + "</p>")
+    if table.warnings:
+        head.heading(2, "Models that did not leave chance")
+        head.raw("", '<div class="warn-box">')
+        head.bullets(table.warnings)
+        head.raw("", "</div>")
     if missing:
         head.heading(2, "Missing from this run")
         head.raw("", '<div class="missing-box">')
