@@ -60,8 +60,8 @@ def reproduce(
     what would help.
     """
     from beatdbn.evaluate.table import Table1  # lazy: torch, matplotlib (fast --help)
-    from beatdbn.pipeline.reproduce import (ReproduceConfig, at_chance, chance_advice, parse_seeds,  # lazy: torch
-                                            reproduce as run_reproduce, reproduce_seeds)
+    from beatdbn.pipeline.reproduce import (ReproduceConfig, parse_seeds, reproduce as run_reproduce,  # lazy: torch
+                                            reproduce_seeds)
 
     check_options(device=device, out=out, scheduler=scheduler,
                   workers=workers)  # one line for a bad --device, --scheduler, --workers or an unwritable --out
@@ -101,8 +101,9 @@ def reproduce(
                       f"{projected['total_seconds'] / 3600:.1f} h"
                       + (f" (pretraining pass over ~4.6e8 beats: {pre / 3600:.1f} h)" if pre else "")
                       + f"; {projected.get('machine', '')}", highlight=False, soft_wrap=True)
-    for line in chance_advice(at_chance(out), config.to_dict()):  # a model at chance: say so, and what would help
-        console.print(f"warning: {line}", highlight=False, soft_wrap=True)
+    if not console.is_terminal:  # on a terminal the table's caption has them
+        for line in [f"paired: {c}" for c in table.comparison_lines] + [f"warning: {w}" for w in table.warnings]:
+            console.print(line, highlight=False, soft_wrap=True)
     console.print(f"Table 1: {out / 'table.md'}\nreport:  {out / 'report.html'}")
 
 

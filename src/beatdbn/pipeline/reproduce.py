@@ -107,7 +107,7 @@ from beatdbn.train.pretrain import PretrainConfig
 
 __all__ = ["ReproduceConfig", "reproduce", "reproduce_seeds", "seed_dir", "parse_seeds", "snapshot_epoch",
            "experiments", "projected_time", "default_scheduler", "EXPERIMENTS", "PAPER_SCALE", "RECIPE_CHOICES",
-           "SEEDS_FILE", "at_chance", "chance_advice"]
+           "SEEDS_FILE"]
 
 #: Model names in Table 1 order (the paper's recipe).
 EXPERIMENTS = ("naive_bayes", "logreg", "convmlp_random", "convmlp_pretrained")
@@ -471,7 +471,6 @@ def reproduce(
             record["projected"] = projected_time(record["timings"], config, fs, n_pretrain, train_beats,
                                                  machine=record["machine"],
                                                  train_tracks={n: len(t.track_ids("train")) for n, t in tasks.items()})
-            record["at_chance"] = at_chance(out)  # models that did not leave chance (the CLI warns)
             write_json(record_path, record)
             table = Table1.from_run(out)
             table.write(out)
@@ -618,65 +617,6 @@ def reproduce_seeds(
     table.write(out)
     write_report(out)
     return record
-
-
-def at_chance(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The experiments of a run (or of every seed of a multi-seed run) whose selected model did not leave chance:
-    its test accuracy is at most the chance level (the result's ``chance``) plus one test track.
-
-    Returns one ``{"task", "model", "seed", "test_accuracy", "chance", "test_tracks", "epochs"}`` per such
-    experiment (``seed`` None in a single run; ``epochs``: the epochs the selected row was trained), in the
-    order of the result files.
-    """
-    from beatdbn.metrics.results import ExperimentResult
-
-    run_dir = Path(run_dir)
-    seeds_file = run_dir / SEEDS_FILE
-    if seeds_file.exists():
-        runs = [(int(s), seed_dir(run_dir, s)) for s in json.loads(seeds_file.read_text()).get("finished", [])]
-    else:
-        runs = [(None, run_dir)]
-    found = []
-    for seed, folder in runs:
-        for path in sorted((folder / "experiments").glob("*/*/result.json")):
-            try:
-                result = ExperimentResult.load(path)
-                row = result.select()
-            except DataError:
-                continue
-            n = len(result.extra.get("test_track_ids") or []) or int(sum(map(sum, row.get("confusion") or [])))
-            acc, chance = row.get("test_accuracy"), result.chance
-            if acc is None or n == 0 or chance is None or chance != chance:
-                continue
-            if acc <= chance + 1.0 / n + 1e-12:
-                found.append({"task": result.task, "model": result.model, "seed": seed, "test_accuracy": acc,
-                              "chance": chance, "test_tracks": n, "epochs": row.get("epoch")})
-    return found
-
-
-def chance_advice(found: Sequence[dict[str, Any]], config: dict[str, Any] | None = None) -> list[str]:
-    """One line per experiment of :func:`at_chance` (seeds counted together), with what would help: more epochs
-    (a quick run's or ``--epochs``' few), and ``--recipe beatdbn`` for the paper's conv MLPs."""
-    config = config or {}
-    groups: dict[tuple[str, str], list[dict]] = {}
-    for f in found:
-        groups.setdefault((f["task"], f["model"]), []).append(f)
-    lines = []
-    for (task, model), items in groups.items():
-        first = items[0]
-        seeds = [f["seed"] for f in items if f["seed"] is not None]
-        where = f" in {len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))})" if seeds else ""
-        tips = []
-        epochs = first.get("epochs")
-        if model != "naive_bayes" and (config.get("quick") or config.get("epochs")) and epochs:
-            tips.append(f"more epochs (--epochs 30; it trained {epochs})")
-        if model.startswith("convmlp") and not model.endswith("_beatdbn"):
-            tips.append("--recipe beatdbn (Adam with warm-up on crops)")
-        accuracy = " / ".join(f"{f['test_accuracy']:.1%}" for f in items)  # each seed's
-        lines.append(f"{task}/{model} did not leave chance{where}: test accuracy {accuracy} "
-                     f"against chance {first['chance']:.1%} on {first['test_tracks']} test tracks"
-                     + (f"; try {' or '.join(tips)}" if tips else ""))
-    return lines
 
 
 def _machine_note(machine: dict | None) -> str:
