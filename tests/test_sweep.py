@@ -363,6 +363,7 @@ def test_reproduce_passes_the_running_jobs_epochs_to_its_progress(demo_corpus, t
 
     monkeypatch.setattr(rep, "pretrain", pretrain)
     monkeypatch.setattr(rep, "BackgroundClient", _NeverUp)
+    monkeypatch.setattr(rep, "write_report", lambda run_dir: None)  # its figures: seconds, and not what is tested
     _slow_epochs(monkeypatch, 0.05)
     config = dataclasses.replace(SMALL, finetune=FinetuneConfig(learning_rates=(0.05,), epochs=3,
                                                                 snapshot_epochs=(3,)),
