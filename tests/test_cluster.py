@@ -42,9 +42,24 @@ REPRODUCE = ["--quick", "--task", "key", "--per-key", "6", "--epochs", "4"]
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port of 127.0.0.1 below the ephemeral range: bind(0) would give one from the range that outgoing
+    connections take their ports from, and one taken between this check and the launcher's bind leaves the
+    c10d rendezvous waiting for a store that never started."""
+    import random
+
+    low = 20000
+    try:
+        low = min(low, int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0]) - 2000)
+    except (OSError, ValueError, IndexError):
+        pass
+    for port in random.sample(range(max(low - 8000, 1024), low), 200):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 def _stop(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
@@ -372,6 +387,7 @@ def _launchers(programs: Programs, name: str, args: list, **env: str) -> list[su
     endpoint = f"127.0.0.1:{_free_port()}"
     return [programs.start([BIN / "torchrun", "--nnodes", "2", "--nproc-per-node", "1", "--rdzv-backend", "c10d",
                             "--rdzv-endpoint", endpoint, "--rdzv-id", name, "--max-restarts", "0",
+                            "--rdzv-conf", "join_timeout=60",
                             "--local-addr", "127.0.0.1", *args], f"{name}-{k}", **env) for k in range(2)]
 
 
@@ -388,21 +404,24 @@ ROUNDS = -(-24 // 4)  # rounds of one pass
 
 @pytest.fixture(scope="module")
 def torchrun_cut(ranks_store, tmp_path_factory) -> dict:
-    """``pretrain --workers 2`` (the reference), and two torchrun launchers of the same run whose second is
-    SIGKILLed (with its rank) once the first checkpoint is written: mid-pass. Returns the folders, the
-    checkpoint's position in rounds, and the surviving launcher's output."""
+    """``pretrain --workers 2`` (the reference); two torchrun launchers of the same run whose second is
+    SIGKILLed (with its rank) once the first checkpoint is written: mid-pass; then the rerun (two launchers
+    again). Returns the folders, the checkpoint's position in rounds, the rerun's exchange count, the surviving
+    launcher's output and the ranks that ended with their process group still up."""
     import torch
 
     from beatdbn.train.pretrain import CHECKPOINT, PHASES
 
     root = tmp_path_factory.mktemp("torchrun-cut")
     programs = Programs(root)
+    left_up = root / "left-up"  # tests/_slow_rank.py: ranks whose command ended with its process group up
     try:
         ref = programs.start([*BEATDBN, "pretrain", ranks_store, "--out", root / "ref", *PRETRAIN, "--workers", "2"],
                              "ref")
         # each exchange slowed (tests/_slow_rank.py), a checkpoint every 4 batches (one round of 2 ranks x 2)
         launchers = _launchers(programs, "cut", [HERE / "_slow_rank.py", "0.15", "pretrain", ranks_store, "--out",
-                                                 root / "cut", *PRETRAIN, "--distributed", "--checkpoint-every", "4"])
+                                                 root / "cut", *PRETRAIN, "--distributed", "--checkpoint-every", "4"],
+                               BEATDBN_TEST_LEFT_UP=str(left_up))
         checkpoint = root / "cut" / CHECKPOINT
         deadline = time.monotonic() + 240
         while not checkpoint.exists():
@@ -419,32 +438,34 @@ def torchrun_cut(ranks_store, tmp_path_factory) -> dict:
         position = torch.load(checkpoint, weights_only=True)["position"]
         rounds_done = (position[0] + position[1]) * ROUNDS + position[2] // 4  # one pass per phase
         assert 0 < rounds_done < len(PHASES) * ROUNDS, position
+
+        count = root / "exchanges"  # the rerun counts its exchanges (one line per round and rank)
+        rerun = _launchers(programs, "rerun", [HERE / "_slow_rank.py", "0", "pretrain", ranks_store, "--out",
+                                               root / "cut", *PRETRAIN, "--distributed"],
+                           BEATDBN_TEST_EXCHANGES=str(count), BEATDBN_TEST_LEFT_UP=str(left_up))
+        for k, proc in enumerate(rerun):
+            assert proc.wait(timeout=180) == 0, programs.log(f"rerun-{k}")
         assert ref.wait(timeout=300) == 0, programs.log("ref")
-        yield {"root": root, "ref": root / "ref", "cut": root / "cut", "rounds_done": rounds_done,
-               "survivor": programs.log("cut-0"), "programs": programs}
+        yield {"ref": root / "ref", "cut": root / "cut", "rounds_done": rounds_done,
+               "exchanges": len(count.read_text().splitlines()), "survivor": programs.log("cut-0"),
+               "left_up": left_up.read_text().splitlines() if left_up.exists() else []}
     finally:
         programs.close()
 
 
 @pytest.mark.slow
-def test_a_torchrun_launcher_killed_mid_pass_then_rerun_resumes_to_the_two_workers_dbn(ranks_store, torchrun_cut):
+def test_a_torchrun_launcher_killed_mid_pass_then_rerun_resumes_to_the_two_workers_dbn(torchrun_cut):
     import torch
 
     from beatdbn.train.pretrain import CHECKPOINT, PHASES, iter_stats
 
-    root, ref, cut = torchrun_cut["root"], torchrun_cut["ref"], torchrun_cut["cut"]
-    programs = torchrun_cut["programs"]
-    count = root / "exchanges"  # the rerun counts its exchanges (one line per round and rank)
-    rerun = _launchers(programs, "rerun", [HERE / "_slow_rank.py", "0", "pretrain", ranks_store, "--out", cut,
-                                           *PRETRAIN, "--distributed"], BEATDBN_TEST_EXCHANGES=str(count))
-    for k, proc in enumerate(rerun):
-        assert proc.wait(timeout=180) == 0, programs.log(f"rerun-{k}")
+    ref, cut = torchrun_cut["ref"], torchrun_cut["cut"]
     a, b = _weights(ref), _weights(cut)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
     assert strip(iter_stats(ref)) == strip(iter_stats(cut))
     # resumed, not started afresh: each rank made only the rounds after the checkpoint
-    assert len(count.read_text().splitlines()) == 2 * (len(PHASES) * ROUNDS - torchrun_cut["rounds_done"])
+    assert torchrun_cut["exchanges"] == 2 * (len(PHASES) * ROUNDS - torchrun_cut["rounds_done"])
     assert not (cut / CHECKPOINT).exists()
 
 
@@ -456,3 +477,12 @@ def test_a_rank_that_loses_its_peer_under_torchrun_says_so_in_one_line(torchrun_
     rank_lines = [line for line in torchrun_cut["survivor"].splitlines() if line.startswith("[rank")]
     assert not any("Traceback" in line for line in rank_lines), "\n".join(rank_lines[:5])
     assert any(line.startswith("error:") for line in torchrun_cut["survivor"].splitlines())
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="src/beatdbn/cli/pretrain.py:78-91/101: under --distributed the process "
+                   "group that train/launch.py:187 (join_launch) starts is never destroyed (run_local's ranks "
+                   "destroy theirs, launch.py:66/147); left to the interpreter's exit, a rank aborted now and then "
+                   "('terminate called without an active exception', exit -6) and its launchers hung")
+def test_every_torchrun_rank_ends_with_its_process_group_destroyed(torchrun_cut):
+    assert torchrun_cut["left_up"] == []
