@@ -52,15 +52,29 @@ def test_summarize_one_and_several_seeds_and_chance():
     assert (one.low, one.high) == pytest.approx(wilson_interval(9, 30))
     assert within_chance(one, 1 / 3) and not left_chance(one, 1 / 3)
     three = summarize([0.62, 0.60, 0.64], tracks=132)
-    assert three.mean == pytest.approx(0.62) and three.sd == pytest.approx(0.02) and three.method == "t over 3 seeds"
+    assert three.mean == pytest.approx(0.62) and three.sd == pytest.approx(0.02)
+    assert three.method.startswith("t over 3 seeds") and (three.low, three.high) <= (0.5703, 0.6697)
     assert not within_chance(three, 1 / 12) and left_chance(three, 1 / 12)
+    # 3 seeds of 40 test tracks spread wide: the t-interval, unwidened
+    wide = summarize([0.5, 0.7, 0.9], tracks=40)
+    assert wide.method == "t over 3 seeds" and (wide.low, wide.high) == pytest.approx(t_interval([0.5, 0.7, 0.9]))
+    # two seeds that agree exactly (9 of 11 twice): sd 0, but never an interval narrower than 22 tracks allow
+    same = summarize([9 / 11, 9 / 11], tracks=11)
+    assert same.sd == 0 and (same.low, same.high) == pytest.approx(wilson_interval(18, 22))
+    assert same.method == "t over 2 seeds, widened to Wilson over 22 pooled test tracks"
+    # 81 % against chance 8 % over two seeds: the t-interval (t = 12.7) holds chance, the pooled one does not
+    far = summarize([18 / 24, 21 / 24], tracks=[24, 24])
+    assert far.contains(1 / 12) and not within_chance(far, 1 / 12) and left_chance(far, 1 / 12)
+    assert far.pooled == pytest.approx(wilson_interval(39, 48))
+    with pytest.raises(ParameterError, match="each seed's number of test tracks"):
+        summarize([0.5, 0.6], tracks=[10])
     assert not within_chance(three, None) and left_chance(three, float("nan"))
     # at chance exactly, seeds that do not move: the interval is a point, and it is chance
     flat = summarize([1 / 11] * 3, tracks=11)
     assert within_chance(flat, 1 / 11) and not left_chance(flat, 1 / 11)
     # above chance by less than one track: did not leave chance, although the interval is narrow
-    near = summarize([0.10, 0.10], tracks=11)
-    assert not within_chance(near, 1 / 11) and not left_chance(near, 1 / 11)
+    near = summarize([0.10] * 40, tracks=10)  # 1 of 10 in 40 seeds: pooled 40/400, against chance 5 %
+    assert not within_chance(near, 0.05) and not left_chance(near, 0.05)
     with pytest.raises(ParameterError, match="test tracks"):
         summarize([0.5])
     with pytest.raises(ParameterError, match="accuracies in"):

@@ -433,6 +433,8 @@ def test_seeds_layout_cells_are_mean_sd_and_interval(tmp_path):
 
 
 def test_bold_only_beyond_the_interval_and_never_at_chance(tmp_path):
+    from beatdbn.metrics.intervals import wilson_interval
+
     t = Table1.from_run(write_seeds_run(tmp_path / "out"))
     best = {(m, b, task) for (m, b), row in t.cells.items() for task, c in row.items() if c is not None and c.best}
     # key: pretrained beats LR on 30 pooled pairs to 0 (bold); early block: the pretrained snapshot against the
@@ -446,7 +448,11 @@ def test_bold_only_beyond_the_interval_and_never_at_chance(tmp_path):
     assert (genre_top.a_only, genre_top.b_only, genre_top.pairs) == (9, 6, 180) and not genre_top.real
     md = t.to_markdown()
     assert "beyond the interval" in md and "\u2248chance: did not leave chance" in md
-    assert f"| 33.33 \u00b1 0.00% (n=3) [33.33\u201333.33] \u2248chance \u25bc |" in md  # random conv MLP, key
+    # the random conv MLP on key: 20 of 60 in every seed (sd 0), its interval that of the 180 pooled tracks
+    low, high = wilson_interval(60, 180)
+    assert f"| 33.33 \u00b1 0.00% (n=3) [{100 * low:.2f}\u2013{100 * high:.2f}] \u2248chance \u25bc |" in md
+    assert t.cell("convmlp_random", "final", "key").summary.method == (
+        "t over 3 seeds, widened to Wilson over 180 pooled test tracks")
 
 
 def test_all_at_chance_is_never_bold_even_without_predictions():

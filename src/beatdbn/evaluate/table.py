@@ -489,17 +489,17 @@ class Table1:
         accs = [float(row["test_accuracy"]) for _, row in rows.values()]
         lrs = tuple(None if row.get("learning_rate") is None else float(row["learning_rate"])
                     for _, row in rows.values())
-        tracks = _test_tracks(*next(iter(rows.values())))
-        summary = None
+        per_seed = [_test_tracks(r, row) for r, row in rows.values()]
+        tracks = per_seed if all(per_seed) else None
         try:
             summary = summarize(accs, tracks=tracks) if all(0.0 <= a <= 1.0 for a in accs) else None
         except ParameterError:  # one run with no known number of test tracks: no interval
             summary = None
         chance = self.chance.get(task)
-        if self.multi_seed and summary is not None:
+        if len(accs) >= 2 and summary is not None:  # over seeds: the pooled interval, or within one track
             at_chance = not left_chance(summary, chance)
-        else:  # one run: at most chance plus one test track
-            track = 1.0 / tracks if tracks else 0.0
+        else:  # one run or one seed: at most chance plus one test track
+            track = 1.0 / per_seed[0] if per_seed[0] else 0.0
             at_chance = chance is not None and accs[0] <= chance + track + 1e-12
         valid = [row.get("valid_accuracy") for _, row in rows.values()]
         epoch = next(iter(rows.values()))[1].get("epoch")
@@ -640,7 +640,7 @@ class Table1:
             return f"(no early snapshot; paper: {PAPER_EPOCHS[block]})"
         if epoch == PAPER_EPOCHS[block]:
             return f"{epoch} epochs"
-        return f"{epoch} epochs (paper: {PAPER_EPOCHS[block]})"
+        return f"{epoch} epoch{'s' if epoch != 1 else ''} (paper: {PAPER_EPOCHS[block]})"
 
     def _lines(self) -> list[tuple[str, str, tuple[str, str] | None]]:
         """(block label shown, model name, row key) for every row, chance first."""
@@ -689,8 +689,9 @@ class Table1:
         if self.multi_seed:
             first = (f"Test accuracy over {self._seeds_text()} ({', '.join(map(str, self.seed_ids))}; each seed its "
                      "own split, DBN and initial weights; each the run chosen on validation): mean \u00b1 sd "
-                     "(n seeds) [95 % interval: t over seeds; one seed: Wilson over its test tracks]; each "
-                     "seed's learning rate is in table.json. ")
+                     "(n seeds) [95 % interval: t over seeds, never narrower than the Wilson interval of the "
+                     "seeds' test tracks pooled; one seed: Wilson over its test tracks]; each seed's learning "
+                     "rate is in table.json. ")
         else:
             first = "Test accuracy of the run chosen on validation, its learning rate in parentheses; "
         if "paired" in self.bold_rules or self.multi_seed:
@@ -710,8 +711,10 @@ class Table1:
             f"{_DASH}: experiment missing from this run.",
         ]
         if any(c is not None and c.at_chance for row in self.cells.values() for c in row.values()):
-            rule = ("its 95 % interval contains chance, or its mean is at most chance plus one test track"
-                    if self.multi_seed else "its test accuracy is at most chance plus one test track")
+            rule = ("over seeds, the 95 % Wilson interval of every seed's test predictions pooled contains chance, "
+                    "or the mean is at most chance plus one test track; one seed, its test accuracy is at most "
+                    "chance plus one test track" if self.multi_seed
+                    else "its test accuracy is at most chance plus one test track")
             notes.append(f"{CHANCE_MARK}: did not leave chance ({rule}); never bold. See the warnings.")
         if any(p is not None and p.real for p in self.comparisons.values()):
             notes.append(f"{_ABOVE} / {_BELOW}: a conv MLP above / below windowed logistic regression beyond the "
@@ -822,7 +825,8 @@ class Table1:
             "missing": list(self.missing),
             "notes": list(self.notes),
             "seeds": [s for s in self.seed_ids if s is not None] if self.multi_seed else None,
-            "intervals": ("95 %: t over seeds (one seed: Wilson over its test tracks)" if self.multi_seed else
+            "intervals": ("95 %: t over seeds, at least the Wilson interval of the pooled test tracks (one "
+                          "seed: Wilson over its test tracks)" if self.multi_seed else
                           "95 % Wilson over the test tracks"),
             "comparisons": [dict(c, versus="logreg", paired=None if c["paired"] is None else c["paired"].to_dict())
                             for c in self.comparison_rows],

@@ -4,13 +4,20 @@
 deviation of the seeds' test accuracies, and the 95 % *t-interval* over seeds, ``mean ± t(0.975, n-1) ·
 sd / √n`` (clipped to [0, 1]): what a new seed would average to, each seed drawing its own split,
 pretraining and initial weights, so the interval holds the training's variance as well as the test
-set's. With one seed there is no spread over seeds to measure; the interval is then the 95 % *Wilson
-score interval* over that seed's test tracks (``k`` right of ``n``), the binomial interval that keeps
-its coverage at the few test tracks of these tasks (8 to 132) where the normal approximation does not.
+set's. Two or three seeds of a few test tracks often agree exactly (9 of 11 twice: sd 0), and a t-interval
+of width 0 would claim a certainty 11 tracks cannot give; so the interval is widened, where it is
+narrower, to the Wilson interval of the seeds' test tracks pooled (``Summary.pooled``). With one seed
+there is no spread over seeds to measure; the interval is then the 95 % *Wilson score interval* over that
+seed's test tracks (``k`` right of ``n``), the binomial interval that keeps its coverage at the few test
+tracks of these tasks (8 to 132) where the normal approximation does not.
 
-**Within chance** (:func:`within_chance`): the interval contains the chance level. A model *did not leave
-chance* (:func:`left_chance` is False) when it is within chance or its mean accuracy is at most chance
-plus one test track.
+**Within chance** (:func:`within_chance`): over seeds, the pooled Wilson interval (every seed's test
+predictions together) contains the chance level; one seed, its Wilson interval does. Why not the
+t-interval: under "the model guesses" every prediction is an independent draw that is right with the
+chance probability, whatever the seed, so the pooled binomial interval is the test of that hypothesis,
+while a t-interval over two seeds (t = 12.7) cannot tell 81 % from 8 %. A model *did not leave chance*
+(:func:`left_chance` is False) when it is within chance or its mean accuracy is at most chance plus one
+test track.
 
 **Two models on the same test tracks** (:func:`paired_comparison`): an *exact McNemar test* on the
 discordant pairs pooled over seeds. Within a seed both models answered the same test tracks; pooled over
@@ -105,11 +112,14 @@ class Summary:
     sd : float or None
         Sample standard deviation over seeds (None with one seed).
     low, high : float
-        The 95 % interval.
+        The 95 % interval shown.
     method : str
-        ``'t over 3 seeds'`` or ``'Wilson over 30 test tracks'``.
+        ``'t over 3 seeds'``, ``'t over 3 seeds, widened to Wilson over 33 pooled test tracks'`` or
+        ``'Wilson over 30 test tracks'``.
     tracks : int or None
-        Test tracks per seed (the first seed's), when known.
+        Test tracks of one seed (the first's), when known.
+    pooled : tuple of float or None
+        The Wilson interval over every seed's test tracks pooled (None when their numbers are unknown).
     """
 
     values: tuple[float, ...]
@@ -119,6 +129,7 @@ class Summary:
     high: float
     method: str
     tracks: int | None = None
+    pooled: tuple[float, float] | None = None
 
     @property
     def n(self) -> int:
@@ -130,7 +141,7 @@ class Summary:
         return self.low - 1e-12 <= x <= self.high + 1e-12
 
 
-def summarize(values: Iterable[float], *, tracks: int | None = None,
+def summarize(values: Iterable[float], *, tracks: int | Sequence[int] | None = None,
               confidence: float = CONFIDENCE) -> Summary:
     """Mean, sd and interval of one model's per-seed test accuracies.
 
@@ -138,32 +149,49 @@ def summarize(values: Iterable[float], *, tracks: int | None = None,
     ----------
     values : iterable of float
         Test accuracy of each seed (in [0, 1]).
-    tracks : int, optional
-        Test tracks per seed; needed for one seed (its Wilson interval), else kept for the record.
+    tracks : int or sequence of int, optional
+        Test tracks of each seed (one int: the same for every seed); needed for one seed (its Wilson
+        interval), else for the pooled interval.
 
     Raises
     ------
     ParameterError
-        No value, a value outside [0, 1], or one seed without ``tracks``.
+        No value, a value outside [0, 1], tracks of another number of seeds, or one seed without ``tracks``.
     """
     x = tuple(float(v) for v in values)
     if not x or not all(0.0 <= v <= 1.0 for v in x):
         raise ParameterError(f"summarize({list(x)}): expected one or more accuracies in [0, 1]")
+    per_seed = None if tracks is None else ([int(tracks)] * len(x) if isinstance(tracks, (int, np.integer))
+                                             else [int(t) for t in tracks])
+    if per_seed is not None and (len(per_seed) != len(x) or min(per_seed) < 1):
+        raise ParameterError(f"summarize: tracks={tracks!r} for {len(x)} seed(s); give each seed's number of test "
+                             f"tracks (>= 1)")
+    pooled = None
+    if per_seed is not None:
+        k = sum(int(round(v * n)) for v, n in zip(x, per_seed))
+        pooled = wilson_interval(k, sum(per_seed), confidence=confidence)
+    first = per_seed[0] if per_seed else None
     if len(x) >= 2:
         low, high = t_interval(x, confidence=confidence)
-        return Summary(x, float(np.mean(x)), float(np.std(x, ddof=1)), low, high, f"t over {len(x)} seeds",
-                       tracks)
-    if tracks is None or tracks < 1:
+        method = f"t over {len(x)} seeds"
+        if pooled is not None and (pooled[0] < low or pooled[1] > high):
+            low, high = min(low, pooled[0]), max(high, pooled[1])
+            method += f", widened to Wilson over {sum(per_seed)} pooled test tracks"
+        return Summary(x, float(np.mean(x)), float(np.std(x, ddof=1)), low, high, method, first, pooled)
+    if pooled is None:
         raise ParameterError(f"summarize of one seed ({x[0]!r}) needs its test tracks (tracks={tracks!r}) for a "
                              f"Wilson interval")
-    k = int(round(x[0] * tracks))
-    low, high = wilson_interval(k, tracks, confidence=confidence)
-    return Summary(x, x[0], None, low, high, f"Wilson over {tracks} test tracks", tracks)
+    return Summary(x, x[0], None, pooled[0], pooled[1], f"Wilson over {first} test tracks", first, pooled)
 
 
 def within_chance(summary: Summary, chance: float | None) -> bool:
-    """The interval contains the chance level (False when chance is unknown)."""
-    return chance is not None and math.isfinite(chance) and summary.contains(chance)
+    """The pooled Wilson interval contains the chance level (without it, the interval shown); False when chance
+    is unknown."""
+    if chance is None or not math.isfinite(chance):
+        return False
+    if summary.pooled is not None:
+        return summary.pooled[0] - 1e-12 <= chance <= summary.pooled[1] + 1e-12
+    return summary.contains(chance)
 
 
 def left_chance(summary: Summary, chance: float | None) -> bool:
