@@ -25,7 +25,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from beatdbn.store.reader import FeatureStore
@@ -33,7 +32,7 @@ from beatdbn.store.reader import FeatureStore
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 BEATDBN = [sys.executable, "-m", "beatdbn"]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE)}
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 SHARD_DELAY = "0.05"  # seconds each worker's shard write sleeps (tests/_slow_worker.py): room to kill mid-extract
 SHARD_SIZE = 4
 TRACKS = 160
