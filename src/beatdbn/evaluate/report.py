@@ -256,8 +256,10 @@ def _section_seeds(page: _Page, out: Path, table: Table1, missing: list[str]) ->
     page.heading(2, "Seeds" if table.multi_seed else "Intervals")
     if table.multi_seed:
         page.para(f"Each seed's test accuracy (dots, one colour per seed), the mean (diamond, filled when bold in "
-                  f"Table 1) and the 95 % interval (bar: t over the {len(table.seed_ids)} seeds; one seed: Wilson "
-                  f"over its test tracks); dashed: chance; grey: did not leave chance.")
+                  f"Table 1) and the 95 % interval (bar: t over the {len(table.seed_ids)} seeds, never narrower than "
+                  f"the Wilson interval of their test tracks pooled; one seed: Wilson over its test tracks); dashed: "
+                  f"chance; grey: did not leave chance (the pooled Wilson interval holds chance, or the mean is "
+                  f"within one test track of it).")
     else:
         page.para("One run: its test accuracy (diamond, filled when bold in Table 1) and the 95 % Wilson interval "
                   "over its test tracks (bar); dashed: chance; grey: did not leave chance. "
