@@ -37,6 +37,23 @@ the blocks "4 epochs (paper: 30)" and "2 epochs (paper: 20)". An experiment
 evaluated only at another final epoch is shown at its own last epoch, with a
 note.
 
+**Seeds** (``beatdbn reproduce --seeds N``; :meth:`Table1.from_run` reads ``seeds.json`` and each finished
+seed's ``seed-<s>/`` run): a cell is the mean ± sd of the seeds' test accuracies, their number and the 95 %
+interval, ``62.12 ± 1.20% (n=3) [59.14–65.10]`` (:mod:`beatdbn.metrics.intervals`: t over seeds, never
+narrower than the Wilson interval of the seeds' test tracks pooled); each seed's learning rate is in the
+JSON. A single run's cells are as before (its Wilson interval is in the JSON).
+
+**Which differences are real.** When the results hold per-track test predictions
+(:mod:`beatdbn.metrics.predictions`), a top cell is bold only when its paired difference with the
+runner-up of its block (exact McNemar on the same test tracks, pooled over seeds) excludes 0; results
+without them (an older beatdbn) keep the old rule, said in a footnote. A result that did not leave chance
+(:data:`CHANCE_MARK`; one run: at most chance plus one test track; over seeds: the pooled interval holds
+chance, or the mean is within one track of it) is never bold, and :attr:`Table1.warnings` names it with
+what would help (more epochs after ``--quick``/``--epochs``, ``--recipe beatdbn``; read from the run's
+``config.json`` or ``seeds.json``). Every conv MLP row is compared with windowed logistic regression
+(:attr:`Table1.comparisons`): ▲/▼ on the cell when the difference is real, one line each under the table,
+in the JSON and in the rich table's caption.
+
 Examples
 --------
 >>> from beatdbn.metrics.results import ExperimentResult
