@@ -24,7 +24,7 @@ from pathlib import Path
 
 #: (module, function) of every shape check of a track's features on the predict path, before and after.
 SHAPE_CHECKS = {("beatdbn.inference.files", "_track_answer"), ("beatdbn.inference.runs", "check_tracks"),
-                ("beatdbn.inference.door", "track_problem"), ("beatdbn.models.layout", "prepare_input")}
+                ("beatdbn.inference.classifier", "admit"), ("beatdbn.models.layout", "prepare_input")}
 FORWARD = ("beatdbn.models.convmlp", "_logits")
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from beatdbn.data.splits import load_split
 from beatdbn.exceptions import DataError
-from beatdbn.inference.posteriors import step_posteriors
+from beatdbn.inference.answer import track_answer
 from beatdbn.inference.runs import load_run
 from beatdbn.inference.steps import step_beat_ranges
 from beatdbn.store.reader import FeatureStore
@@ -70,15 +70,17 @@ def task_examples(run_dir: str | Path, task: str, *, max_tracks: int = 64) -> li
     t = load_task(run_dir / "tasks", task)
     data = load_split(FeatureStore.open(_store_of(run_dir)), t, "test")
     n = min(len(data), max_tracks)
-    steps = step_posteriors(run.model, data.features[:n])
+    post = run.predict_proba(data.features[:n], over_time=True)
     picked: dict[bool, Example] = {}
-    for i, s in enumerate(steps):
-        pred = int(s.mean(axis=0).argmax())
-        correct = pred == int(data.labels[i])
+    for i, (p, s) in enumerate(zip(post.tracks, post.steps)):
+        answer = track_answer(run, p, top_k=1)
+        if "error" in answer:
+            continue
+        true = run.labels[int(data.labels[i])]
+        correct = answer["label"] == true
         if correct in picked:
             continue
-        picked[correct] = Example(task, exp.name, data.track_ids[i], run.labels[int(data.labels[i])],
-                                  run.labels[pred], correct, s,
+        picked[correct] = Example(task, exp.name, data.track_ids[i], true, answer["label"], correct, s,
                                   step_beat_ranges(len(data.features[i]), len(s), run.model.config.dbn_config),
                                   list(run.labels))
         if len(picked) == 2:

@@ -6,8 +6,14 @@ all use this package; it imports nothing above :mod:`beatdbn.data`.
 Modules, one job each:
 
 * :mod:`~beatdbn.inference.runs`: :func:`load_run` (conv MLP or baseline run,
-  dispatched on ``config.json``'s ``"model"``), :func:`shipped_model`,
-  representation checks;
+  dispatched on ``config.json``'s ``"model"``) gives a :class:`Run` whose
+  ``predict_proba(features, *, over_time)`` answers for any model,
+  :func:`shipped_model`, representation checks;
+* :mod:`~beatdbn.inference.classifier`: the one validity check of a track
+  (:func:`admit`) and the one classifier protocol (conv MLP: steps and track
+  posterior from one pass; window baselines);
+* :mod:`~beatdbn.inference.answer`: the one answer built from posteriors
+  (``predict``, ``serve``, the report's examples);
 * :mod:`~beatdbn.inference.posteriors`: :func:`split_posteriors`,
   :func:`step_posteriors`, :func:`predict_features`;
 * :mod:`~beatdbn.inference.steps`: the beats and seconds of each layer-4 step;
@@ -19,7 +25,7 @@ Modules, one job each:
   :mod:`~beatdbn.inference.embed_writers`: layer-4 embeddings to Parquet/NPZ.
 """
 
-from beatdbn.inference.runs import (REPRESENTATION_NAMES, SHIPPED_MODELS, Run, label_names, load_run,
+from beatdbn.inference.runs import (REPRESENTATION_NAMES, SHIPPED_MODELS, Posteriors, Run, label_names, load_run,
                                     needed_model_kind, representation_mismatch, shipped_model, shipped_model_dir)
 from beatdbn.inference.posteriors import predict_features, split_posteriors, step_posteriors
 from beatdbn.inference.steps import step_beat_ranges, step_times
@@ -29,7 +35,7 @@ from beatdbn.inference.rows import ROW_COLUMNS, answer_row, row_writer
 from beatdbn.inference.analysis import analyse_file
 from beatdbn.inference.embed import embed
 
-__all__ = ["Run", "load_run", "label_names", "shipped_model", "shipped_model_dir", "representation_mismatch",
+__all__ = ["Run", "Posteriors", "load_run", "label_names", "shipped_model", "shipped_model_dir", "representation_mismatch",
            "needed_model_kind", "SHIPPED_MODELS", "REPRESENTATION_NAMES", "predict_features", "split_posteriors",
            "step_posteriors", "step_beat_ranges", "step_times", "iter_inputs", "iter_predictions", "predict_files",
            "ROW_COLUMNS", "answer_row", "row_writer", "analyse_file", "embed"]

@@ -18,9 +18,8 @@ import numpy as np
 
 from beatdbn.exceptions import DataError
 from beatdbn.features.sources import read_features
-from beatdbn.inference.files import over_time
-from beatdbn.inference.key_answer import task_key_answer
-from beatdbn.inference.posteriors import predict_features, step_posteriors
+from beatdbn.inference.answer import page_answer, track_answer
+from beatdbn.inference.classifier import Track, TrackRefused, admit
 from beatdbn.inference.runs import Run, representation_mismatch
 from beatdbn.inference.steps import BEATS_PER_BAR
 
@@ -38,23 +37,16 @@ def _num(x: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def _model_answer(run: Run, name: str, meta: dict, feats: np.ndarray, beats: np.ndarray,
-                  top_k: int) -> dict[str, Any]:
+def _model_answer(run: Run, name: str, meta: dict, track: Track, top_k: int) -> dict[str, Any]:
+    """One model's answer about an admitted track, in the page's shape (:func:`page_answer`)."""
     out: dict[str, Any] = {"model": run.name, "task": run.task, "representation": run.representation}
     mismatch = representation_mismatch(run, meta, Path(name).name)
     if mismatch:
         return {**out, "error": mismatch}
-    post = predict_features(run, [feats])[0]
-    if not np.all(np.isfinite(post)):
-        return {**out, "error": "the model gave non-finite posteriors for this track"}
-    order = np.argsort(-post, kind="stable")[:top_k]
-    out["top"] = [{"label": run.labels[int(j)], "probability": float(post[j])} for j in order]
-    key = task_key_answer(run.task, run.labels, post, tonal_threshold=run.tonal_threshold, top_k=top_k)
-    if key is not None:
-        out["key"] = key
-    if run.has_steps:
-        out["over_time"] = over_time(run, step_posteriors(run.model, [feats])[0], len(feats), beats)
-    return out
+    post = run.predict_proba([track], over_time=run.has_steps)
+    answer = track_answer(run, post.tracks[0], top_k=top_k, steps=post.steps[0] if post.steps else None,
+                          n_beats=len(track.features), beats=track.beats)
+    return {**out, **page_answer(answer)}
 
 
 def analyse_file(runs: Sequence[Run], path: str | Path, *, name: str | None = None, top_k: int = 5) -> dict[str, Any]:
@@ -74,12 +66,11 @@ def analyse_file(runs: Sequence[Run], path: str | Path, *, name: str | None = No
     for i, (meta, feats, beats) in enumerate(read_features(path)):
         if i >= MAX_TRACKS:
             break
-        feats = np.asarray(feats, dtype=np.float32)
-        beats = np.asarray(beats, dtype=np.float64)
-        if feats.ndim != 2 or len(feats) == 0:
-            raise DataError(f"{name}: track {meta.get('track_id', '')} has no beats; nothing to classify")
-        if not np.all(np.isfinite(feats)):
-            raise DataError(f"{name}: track {meta.get('track_id', '')} has non-finite feature values")
+        try:  # every model here reads (n_beats, 24); each checks its representation in _model_answer
+            track = admit(name, meta, feats, beats, n_inputs=24)
+        except TrackRefused as exc:
+            raise DataError(str(exc)) from None
+        feats, beats = track.features, track.beats
         tracks.append({
             "track_id": str(meta.get("track_id", "")), "title": str(meta.get("title") or ""),
             "artist": str(meta.get("artist_name") or ""), "tempo": _num(meta.get("tempo")),
@@ -87,7 +78,7 @@ def analyse_file(runs: Sequence[Run], path: str | Path, *, name: str | None = No
             "n_beats": int(len(feats)), "beats_per_bar": BEATS_PER_BAR,
             "beats": np.round(beats, 3).tolist(),
             "chroma": np.round(feats[:, :12], 4).tolist(), "timbre": np.round(feats[:, 12:], 4).tolist(),
-            "models": [_model_answer(r, name, meta, feats, beats, top_k) for r in runs]})
+            "models": [_model_answer(r, name, meta, track, top_k) for r in runs]})
     if not tracks:
         raise DataError(f"{name}: holds no track")
     return {"file": Path(name).name, "tracks": tracks}

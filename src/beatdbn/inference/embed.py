@@ -45,9 +45,10 @@ from beatdbn.data.splits import padded_batch
 from beatdbn.exceptions import DataError, ParameterError
 from beatdbn.inference.embed_writers import embedding_writer
 from beatdbn.inference.encoders import Encoder, load_encoder
+from beatdbn.inference.classifier import TrackRefused, admit
 from beatdbn.inference.files import read_input
 from beatdbn.inference.inputs import iter_inputs
-from beatdbn.inference.steps import step_beat_ranges, step_times
+from beatdbn.inference.steps import step_table
 from beatdbn.store.reader import FeatureStore, check_representations
 
 __all__ = ["embed", "iter_tracks", "encode_batch"]
@@ -67,12 +68,13 @@ def _store_inside(folder: Path) -> Path | None:
 
 
 def iter_tracks(inputs: Iterable[str | Path], errors: list[str], *, representation: str | None = None,
-                refused: list[str] | None = None) -> Iterator[tuple[str, str, np.ndarray, np.ndarray]]:
+                refused: list[str] | None = None, n_inputs: int = 24) -> Iterator[tuple[str, str, np.ndarray, np.ndarray]]:
     """``(track_id, source, features, beat times in seconds)`` of every track of the inputs (files, folders, or one feature store).
 
     Unreadable inputs are appended to ``errors`` (one line each) and skipped;
-    tracks refused for their representation or non-finite features go to
-    ``errors`` and ``refused`` both.
+    tracks refused for their representation go to ``errors`` and ``refused``
+    both; tracks the door refuses (:func:`~beatdbn.inference.classifier.admit`: no
+    beats, not ``(n_beats, n_inputs)``, non-finite values) go to ``errors``.
 
     Raises
     ------
@@ -107,17 +109,19 @@ def iter_tracks(inputs: Iterable[str | Path], errors: list[str], *, representati
             errors.append(tracks)
             continue
         for meta, feats, beats in tracks:
-            tid = str(meta.get("track_id", ""))
             have = meta.get("representation")
             if want and have and have != want:
                 why = "the model was trained on" if representation else "earlier inputs of this run are"
                 refused.append(f"{name}: {have} features, but {why} {want}; embed one representation per run")
                 errors.append(refused[-1])
-            elif len(feats) == 0 or not np.all(np.isfinite(feats)):
-                errors.append(f"{name}: track {tid} has no beats or non-finite features")
-            else:
-                want = want or have
-                yield tid, name, feats, beats
+                continue
+            try:
+                track = admit(name, meta, feats, beats, n_inputs=n_inputs, verb="embed")
+            except TrackRefused as exc:
+                errors.append(str(exc))
+                continue
+            want = want or have
+            yield track.track_id, name, track.features, track.beats
 
 
 def encode_batch(encoder: Encoder, feats: list[np.ndarray]) -> list[np.ndarray]:
@@ -169,15 +173,15 @@ def embed(model: str | Path | Encoder, inputs: Iterable[str | Path], out: str | 
                     refused.append(f"{src or tid}: track {tid}: the model gave non-finite layer-4 features")
                     errors.append(refused[-1])
                     continue
-                ranges = step_beat_ranges(len(f), len(h), encoder.config)
-                write(tid, src, len(f), ranges, step_times(beats, ranges), h)
+                write(tid, src, len(f), *step_table(encoder.config, len(f), len(h), beats), h)
                 n_steps += len(h)
                 n_tracks += 1
             buf.clear()
             if progress is not None:  # inputs done: embedded tracks and skipped ones
                 progress(n_tracks + len(errors))
 
-        for item in iter_tracks(inputs, errors, representation=encoder.representation, refused=refused):
+        for item in iter_tracks(inputs, errors, representation=encoder.representation, refused=refused,
+                                n_inputs=encoder.config.n_inputs):
             buf.append(item)
             if len(buf) >= batch_size:
                 flush()

@@ -26,40 +26,24 @@ import itertools
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-import numpy as np
 
 from beatdbn.exceptions import ParameterError
 from beatdbn.features.sources import error_text, read_input  # here for callers of inference.files
+from beatdbn.inference.answer import over_time, track_answer
+from beatdbn.inference.classifier import Track, TrackRefused
 from beatdbn.inference.parallel import map_inputs
-from beatdbn.inference.key_answer import task_key_answer
-from beatdbn.inference.posteriors import predict_features, step_posteriors
-from beatdbn.inference.runs import Run, as_run, representation_mismatch
-from beatdbn.inference.steps import step_beat_ranges, step_times
+from beatdbn.inference.runs import Run, as_run
 
 __all__ = ["predict_files", "iter_predictions", "read_input", "over_time", "error_text"]
 
 
-def over_time(run: Run, steps: np.ndarray, n_beats: int, beats: np.ndarray) -> dict[str, Any]:
-    """The JSON form of one track's per-step posteriors ``(n_steps, n_classes)``."""
-    ranges = step_beat_ranges(n_beats, len(steps), run.model.config.dbn_config)
-    return {"labels": list(run.labels), "beats": ranges.tolist(),
-            "seconds": np.round(step_times(beats, ranges), 3).tolist(),
-            "posteriors": np.round(steps, 6).tolist()}
-
-
-def _track_answer(run: Run, name: str, meta: dict, feats: np.ndarray) -> dict[str, Any] | str:
-    track_id = str(meta.get("track_id", "")) if isinstance(meta, dict) else ""
-    answer: dict[str, Any] = {"file": name, "track_id": track_id}
-    mismatch = representation_mismatch(run, meta, name)
-    if mismatch:
-        return {**answer, "error": mismatch}
-    n_in = run.model.config.n_inputs if run.has_steps else 24
-    if feats.ndim != 2 or feats.shape[1] != n_in or len(feats) == 0:
-        why = "no beats" if feats.ndim == 2 and len(feats) == 0 else f"features of shape {feats.shape}"
-        return {**answer, "error": f"{name}: track {track_id} has {why}; nothing to classify"}
-    if not np.all(np.isfinite(feats)):
-        return {**answer, "error": f"{name}: track {track_id} has non-finite feature values; nothing to classify"}
-    return answer
+def _admit(run: Run, name: str, meta: dict, feats, beats) -> dict[str, Any] | Track:
+    """The track past the door, or its error answer."""
+    try:
+        return run.admit(name, meta, feats, beats)
+    except TrackRefused as exc:
+        track_id = str(meta.get("track_id", "")) if isinstance(meta, dict) else ""
+        return {"file": name, "track_id": track_id, "error": str(exc)}
 
 
 def iter_predictions(run_dir: Run | str | Path, files: Iterable[str | Path], *, top_k: int = 3,
@@ -88,16 +72,15 @@ def iter_predictions(run_dir: Run | str | Path, files: Iterable[str | Path], *, 
     if over_time_steps and not run.has_steps:
         raise ParameterError(f"{run.path}: a {run.kind} model has no layer-4 steps; posteriors over time need a "
                              f"conv MLP run")
-    k = run.n_classes if top_k == 0 else min(top_k, run.n_classes)
-    return _iter_answers(run, files, k=k, top_k=top_k, batch_size=batch_size, over_time_steps=over_time_steps,
+    return _iter_answers(run, files, top_k=top_k, batch_size=batch_size, over_time_steps=over_time_steps,
                          workers=workers, chunk=chunk, scheduler=scheduler, progress=progress)
 
 
-def _iter_answers(run: Run, files: Iterable[str | Path], *, k: int, top_k: int, batch_size: int,
+def _iter_answers(run: Run, files: Iterable[str | Path], *, top_k: int, batch_size: int,
                   over_time_steps: bool, workers: int, chunk: int, scheduler: str | None,
                   progress: Callable[[int], None] | None) -> Iterator[dict[str, Any]]:
     answers: list[dict[str, Any]] = []
-    pending: list[tuple[int, np.ndarray, np.ndarray]] = []
+    pending: list[tuple[int, Track]] = []
     n_read = 0
     scheduler = scheduler or ("local" if workers > 1 else "sync")
     for name, tracks in map_inputs(_read, files, scheduler=scheduler, workers=workers):
@@ -106,16 +89,17 @@ def _iter_answers(run: Run, files: Iterable[str | Path], *, k: int, top_k: int, 
             answers.append({"file": name, "error": tracks})
         else:
             for meta, feats, beats in tracks:
-                a = _track_answer(run, name, meta, feats)
-                answers.append(a)
-                if "error" not in a:
-                    pending.append((len(answers) - 1, feats, beats))
+                t = _admit(run, name, meta, feats, beats)
+                if isinstance(t, Track):
+                    pending.append((len(answers), t))
+                    t = {"file": name, "track_id": t.track_id}
+                answers.append(t)
         if progress is not None:
             progress(n_read)
         if n_read % chunk == 0:
-            yield from _finish(run, answers, pending, k, top_k, batch_size, over_time_steps)
+            yield from _answer_chunk(run, answers, pending, top_k, batch_size, over_time_steps)
             answers, pending = [], []
-    yield from _finish(run, answers, pending, k, top_k, batch_size, over_time_steps)
+    yield from _answer_chunk(run, answers, pending, top_k, batch_size, over_time_steps)
 
 
 class _Ahead:
@@ -133,24 +117,16 @@ def _read(path) -> tuple[str, Any]:
     return path.future.result() if isinstance(path, _Ahead) else read_input(path)
 
 
-def _finish(run: Run, answers: list[dict], pending: list, k: int, top_k: int, batch_size: int,
-            with_steps: bool) -> list[dict[str, Any]]:
+def _answer_chunk(run: Run, answers: list[dict], pending: list[tuple[int, Track]], top_k: int, batch_size: int,
+                  with_steps: bool) -> list[dict[str, Any]]:
+    """Fill the answers of the admitted tracks of a chunk: one pass of the network for all of them."""
     if pending:
-        feats = [f for _, f, _ in pending]
-        post = predict_features(run, feats, batch_size=batch_size)
-        steps = step_posteriors(run.model, feats, batch_size=batch_size) if with_steps else [None] * len(pending)
-        for (i, f, beats), p, s in zip(pending, post, steps):
-            a = answers[i]
-            if not np.all(np.isfinite(p)) or (s is not None and not np.all(np.isfinite(s))):
-                a["error"] = f"{a['file']}: the model gave non-finite posteriors for this track"
-                continue
-            order = np.argsort(-p, kind="stable")[:k]
-            a["label"] = run.labels[int(order[0])]
-            a.update(task_key_answer(run.task, run.labels, p, tonal_threshold=run.tonal_threshold, top_k=top_k)
-                     or {})  # a key model: the key fields, and the answer's class as the label
-            a["probabilities"] = {run.labels[int(j)]: float(p[j]) for j in order}
-            if s is not None:
-                a["over_time"] = over_time(run, s, len(f), beats)
+        tracks = [t for _, t in pending]
+        post = run.predict_proba(tracks, over_time=with_steps, batch_size=batch_size)
+        steps = post.steps if with_steps else [None] * len(tracks)
+        for (i, t), p, s in zip(pending, post.tracks, steps):
+            answers[i].update(track_answer(run, p, top_k=top_k, steps=s, n_beats=len(t.features), beats=t.beats,
+                                           name=answers[i]["file"]))
     return answers
 
 

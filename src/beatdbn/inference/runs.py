@@ -26,17 +26,19 @@ import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 import torch
 
 from beatdbn.exceptions import DataError, ParameterError
+from beatdbn.inference.classifier import Classifier, Track, TrackRefused, admit, classifier_of
 from beatdbn.labels import KEY_NAMES
+from beatdbn.metrics.calibration import apply_temperature
 from beatdbn.metrics.results import ExperimentResult
 from beatdbn.models.convmlp import ConvMLP
 
-__all__ = ["Run", "load_run", "label_names", "shipped_model", "shipped_model_dir", "representation_mismatch",
+__all__ = ["Run", "Posteriors", "load_run", "label_names", "shipped_model", "shipped_model_dir", "representation_mismatch",
            "needed_model_kind", "SHIPPED_MODELS", "REPRESENTATION_NAMES"]
 
 #: Models shipped inside the package: task -> folder under ``beatdbn/pretrained``.
@@ -44,6 +46,14 @@ SHIPPED_MODELS = {"key": "key_audio"}
 #: How each representation is named to users.
 REPRESENTATION_NAMES = {"audio": "audio analysed by beatdbn's front-end",
                         "echonest": "Echo Nest features (MSD .h5 files)"}
+
+
+class Posteriors(NamedTuple):
+    """What :meth:`Run.predict_proba` gives: ``tracks`` ``(n_tracks, n_classes)`` float64 (calibrated), and
+    ``steps``: per track ``(n_steps, n_classes)`` (the model's own, not calibrated), or None."""
+
+    tracks: np.ndarray
+    steps: list[np.ndarray] | None
 
 
 @dataclass
@@ -106,6 +116,58 @@ class Run:
     @property
     def n_classes(self) -> int:
         return len(self.labels)
+
+    @property
+    def n_inputs(self) -> int:
+        """Features per beat the model reads."""
+        return self.classifier.n_inputs
+
+    @property
+    def classifier(self) -> Classifier:
+        """The model behind the one protocol (:mod:`beatdbn.inference.classifier`)."""
+        return classifier_of(self.model)
+
+    def admit(self, name: str, meta: dict | None, features, beats=None) -> Track:
+        """The door (:func:`~beatdbn.inference.classifier.admit`) with this model's width and representation.
+
+        Raises
+        ------
+        TrackRefused
+            Another representation (the text of :func:`representation_mismatch`), no beats, a wrong shape or
+            a non-finite value.
+        """
+        return admit(name, meta, features, beats, n_inputs=self.n_inputs,
+                     mismatch=lambda m, n: representation_mismatch(self, m, n))
+
+    def predict_proba(self, features: Sequence[np.ndarray | Track], *, over_time: bool = False,
+                      batch_size: int = 32) -> Posteriors:
+        """Track posteriors of any run (conv MLP or baseline) and, with ``over_time``, each track's per-step ones,
+        from one pass of the network.
+
+        ``features``: :class:`~beatdbn.inference.classifier.Track` objects (admitted already), or ``(n_beats, 24)``
+        arrays, admitted here. With a calibrated run (:attr:`temperature`) the track posteriors are rescaled,
+        so a probability shown is one (per-step posteriors are not).
+
+        Raises
+        ------
+        ParameterError
+            A track that does not pass the door, or ``over_time`` with a model without steps.
+        """
+        if over_time and not self.has_steps:
+            raise ParameterError(f"{self.path}: a {self.kind} model has no layer-4 steps; posteriors over time need "
+                                 f"a conv MLP run")
+        feats = []
+        for i, f in enumerate(features):
+            if not isinstance(f, Track) or f.features.shape[1] != self.n_inputs:
+                try:
+                    f = admit("features", {"track_id": str(i)}, getattr(f, "features", f), n_inputs=self.n_inputs)
+                except TrackRefused as exc:
+                    raise ParameterError(str(exc)) from None
+            feats.append(f.features)
+        if not feats:
+            return Posteriors(np.zeros((0, self.n_classes)), [] if over_time else None)
+        tracks, steps = classifier_of(self.model, batch_size=batch_size).predict_proba(feats, over_time=over_time)
+        return Posteriors(apply_temperature(tracks, self.temperature), steps)
 
     @property
     def name(self) -> str:
@@ -253,11 +315,3 @@ def representation_mismatch(run: Run, meta: dict, name: str) -> str | None:
 def as_run(run: "Run | str | Path", device: str | torch.device = "cpu") -> Run:
     """``run`` itself, or the run loaded from a path."""
     return run if isinstance(run, Run) else load_run(run, device=device)
-
-
-def check_tracks(run: Run, features: Sequence[np.ndarray]) -> None:
-    """Raise ParameterError unless every track is ``(n_beats >= 1, n_inputs)``."""
-    n_in = run.model.config.n_inputs if run.has_steps else 24
-    for i, f in enumerate(features):
-        if f.ndim != 2 or f.shape[1] != n_in or len(f) == 0:
-            raise ParameterError(f"track {i} has features of shape {f.shape}: expected (n_beats >= 1, {n_in})")

@@ -12,7 +12,7 @@ import numpy as np
 
 from beatdbn.models.dbn import DBNConfig
 
-__all__ = ["step_beat_ranges", "step_times", "BEATS_PER_BAR"]
+__all__ = ["step_beat_ranges", "step_times", "step_table", "BEATS_PER_BAR"]
 
 #: Bars are drawn every 4 beats (the MSD's time signature is not read for this).
 BEATS_PER_BAR = 4
@@ -33,3 +33,10 @@ def step_times(beats: np.ndarray, ranges: np.ndarray) -> np.ndarray:
     first = beats[np.clip(ranges[:, 0], 0, len(beats) - 1)]
     last = beats[np.clip(ranges[:, 1] - 1, 0, len(beats) - 1)]
     return np.stack([first, last], axis=1)
+
+
+def step_table(config: DBNConfig, n_beats: int, n_steps: int, beats: np.ndarray | None
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """``(n_steps, 2)`` beats ``[first, end)`` and seconds ``[start, end]`` of each layer-4 step."""
+    ranges = step_beat_ranges(n_beats, n_steps, config)
+    return ranges, step_times(np.zeros(0) if beats is None else beats, ranges)

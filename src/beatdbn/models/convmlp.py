@@ -504,8 +504,14 @@ class ConvMLP(nn.Module):
         With ``config.transpose_keys`` the prediction is exactly
         transposition-equivariant: transposing a track transposes its predicted key.
         """
+        return self.posteriors(x, lengths)[0]
+
+    def posteriors(self, x: Any, lengths: Any = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Track posteriors ``(batch, n_classes)``, per-step posteriors ``(batch, n_classes, T4)`` and the valid
+        steps of each track, from one forward pass (:meth:`step_proba`): a track's posterior is the mean of its
+        valid steps' posteriors."""
         p, l4 = self.step_proba(x, lengths)
-        return p.sum(dim=2) / l4.to(p.dtype).clamp_min(1.0)[:, None]
+        return p.sum(dim=2) / l4.to(p.dtype).clamp_min(1.0)[:, None], p, l4
 
     @staticmethod
     def loss(logits: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
