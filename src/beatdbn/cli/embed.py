@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from beatdbn.cli import command, console, err_console
+from beatdbn.cli.options import check_model_task, check_options, model_and_inputs
 from beatdbn.cli.progress import progress_bar
 from beatdbn.exceptions import ParameterError
 from beatdbn.store.reader import FeatureStore
@@ -24,7 +25,10 @@ def embed(
                                             "model shipped for the task is used."),
     task: Optional[str] = typer.Option(None, "--task", "-t",
                                        help="key: embed with the shipped audio key model (no DBN_OR_RUN)."),
-    out: Path = typer.Option(..., "--out", "-o", help="x.parquet or x.npz."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="x.parquet or x.npz: every track in one file."),
+    out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="A folder: one file per input, named after it "
+                                                                   "(song.mp3 -> DIR/song.npz), as openl3 does."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="With --out-dir: npz (default) or parquet."),
     batch_size: int = typer.Option(16, help="Tracks encoded at a time (memory does not grow with the number of "
                                             "tracks)."),
 ):
@@ -33,31 +37,38 @@ def embed(
     A feature store is embedded alone (not with files); a store or a run mixing MSD and audio tracks, or tracks
     of another kind than the model's, is refused (exit code 1); a damaged shard stops with one line.
     """
-    from beatdbn.inference.embed import embed as run_embed  # lazy: torch (fast --help)
+    if (out is None) == (out_dir is None):
+        raise ParameterError("give --out FILE (.parquet or .npz: one file) or --out-dir DIR (one file per input), "
+                             "one of the two")
+    check_options(out_file=out, out=out_dir)
+    if out is not None and fmt is not None:
+        raise ParameterError(f"--format {fmt} goes with --out-dir; with --out the suffix says it ({out.name})")
+    from beatdbn.inference.embed import embed as run_embed, embed_each, output_names  # lazy: torch (fast --help)
     from beatdbn.inference.encoders import load_encoder  # lazy: torch (fast --help)
     from beatdbn.inference.inputs import iter_inputs  # lazy: beside the above
 
     from beatdbn.inference.runs import shipped_model_dir  # lazy: beside the above
 
-    if task is not None:
-        model, inputs = shipped_model_dir(task), paths
-    else:
-        model, inputs = paths[0], paths[1:]
-        if not inputs:
-            raise ParameterError(f"no inputs after {model}: give `beatdbn embed DBN_OR_RUN FILES...`, or "
-                                 f"`beatdbn embed --task key FILES...` for the shipped key model")
-    encoder = load_encoder(model)
+    model, inputs = model_and_inputs(paths, task, command="embed", model="DBN_OR_RUN")
+    if out_dir is not None:
+        fmt = fmt or "npz"
+        output_names(inputs, out_dir, fmt)  # a bad --format, name clashes, a store: one line before any work
+    encoder = load_encoder(shipped_model_dir(task) if model is None else model)
+    if model is not None:
+        check_model_task(model, getattr(encoder.model.config, "task", None), task)
     if len(inputs) == 1 and (inputs[0] / "store.json").exists():
         total = len(FeatureStore.open(inputs[0]))
     else:
         total = sum(1 for _ in iter_inputs(inputs))
     with progress_bar(err_console) as bar:
         job = bar.add_task("embed", total=total, rate="")
-        summary = run_embed(encoder, inputs, out, batch_size=batch_size,
-                            progress=lambda n: bar.update(job, completed=n))
+        shown = dict(batch_size=batch_size, progress=lambda n: bar.update(job, completed=n))
+        summary = run_embed(encoder, inputs, out, **shown) if out is not None else \
+            embed_each(encoder, inputs, out_dir, fmt=fmt, **shown)
     for line in summary["errors"]:
         err_console.print(f"[yellow]skipped:[/yellow] {line}", highlight=False, soft_wrap=True)
-    console.print(f"{summary['out']}: {summary['tracks']:,} tracks, {summary['steps']:,} steps, "
+    where = summary["out"] if out is not None else f"{summary['out']} ({len(summary['files']):,} files)"
+    console.print(f"{where}: {summary['tracks']:,} tracks, {summary['steps']:,} steps, "
                   f"{summary['n_features']} features per step (mean and max pooled per track); "
                   f"{summary['failed']:,} inputs skipped", highlight=False, soft_wrap=True)
     if summary["refused"]:

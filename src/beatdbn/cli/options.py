@@ -10,6 +10,9 @@ meant to run first in a command, before anything is created on disk::
     check_out(out)                  # a folder that can be created/written (nothing is created)
     check_out_file(path)            # a file that can be created/replaced
     check_options(device=..., out=..., workers=...)   # the ones given, in one line
+
+and :func:`model_and_inputs` reads ``[RUN_DIR] FILES...`` against ``--task``
+for the commands that apply a model to files (``predict``, ``embed``).
 """
 
 from __future__ import annotations
@@ -18,11 +21,13 @@ import os
 import re
 import tempfile
 from pathlib import Path
+from typing import Sequence
 
 from beatdbn.exceptions import ParameterError
 from beatdbn.utils.cluster import check_scheduler as _check_scheduler
 
-__all__ = ["check_device", "check_workers", "check_scheduler", "check_out", "check_out_file", "check_options"]
+__all__ = ["check_device", "check_workers", "check_scheduler", "check_out", "check_out_file", "check_options",
+           "model_and_inputs", "check_model_task"]
 
 _DEVICE = re.compile(r"^(cpu|cuda(:\d+)?|mps)$")
 
@@ -114,3 +119,44 @@ def check_options(*, device: str | None = None, out=None, out_file=None, workers
         check_out(out)
     if out_file is not None:
         check_out_file(out_file)
+
+
+def _is_model_folder(path: Path) -> bool:
+    """A run directory, a model folder (conv MLP, baseline, DBN), or one of a model folder's two files."""
+    if path.name in ("model.pt", "config.json"):
+        return True
+    return path.is_dir() and ((path / "config.json").is_file() or (path / "model.pt").is_file()
+                              or (path / "model").is_dir())
+
+
+def model_and_inputs(paths: Sequence[Path], task: str | None, *, command: str, model: str = "RUN_DIR"
+                     ) -> tuple[Path | None, list[Path]]:
+    """``[RUN_DIR] FILES...`` read against ``--task``: the model folder given (None: use the model shipped for
+    ``task``) and the inputs.
+
+    Without ``task`` the first path must be a model folder and inputs must follow it; with ``task`` a first path
+    that is a model folder is still the model (check its task with :func:`check_model_task`), else all paths
+    are inputs.
+
+    Raises
+    ------
+    ParameterError
+        No model folder first without ``--task``, or no inputs after the model folder.
+    """
+    paths = [Path(p) for p in paths]
+    first = paths[0]
+    usage = (f"give `beatdbn {command} {model} FILES...`, or `beatdbn {command} --task key FILES...` for the shipped "
+             f"key model")
+    if not _is_model_folder(first):
+        if task is None:
+            raise ParameterError(f"{first}: not a run directory or model folder; {usage}")
+        return None, paths
+    if len(paths) < 2:
+        raise ParameterError(f"no inputs after {first}: {usage}")
+    return first, paths[1:]
+
+
+def check_model_task(path: Path, model_task: str | None, task: str | None) -> None:
+    """Raise ParameterError when ``--task`` is given and the model at ``path`` is for another task."""
+    if task is not None and model_task and model_task != task:
+        raise ParameterError(f"{path}: its model is for task {model_task!r}, not --task {task!r}")

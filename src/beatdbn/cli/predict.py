@@ -20,7 +20,7 @@ import typer
 from rich.markup import escape
 
 from beatdbn.cli import command, console, err_console
-from beatdbn.cli.options import check_options
+from beatdbn.cli.options import check_model_task, check_options, model_and_inputs
 from beatdbn.cli.progress import progress_bar
 from beatdbn.exceptions import ParameterError
 from beatdbn.utils.cluster import check_scheduler
@@ -57,24 +57,12 @@ def _read_ahead(paths: list[Path], workers: int, scheduler: Optional[str]):
 def _run_and_inputs(paths: list[Path], task: Optional[str]):
     from beatdbn.inference import load_run, shipped_model  # lazy: torch (fast --help)
 
-    first = paths[0]
-    is_run = first.is_dir() and ((first / "config.json").is_file() or (first / "model.pt").is_file()
-                                 or (first / "model").is_dir()) or first.name in ("model.pt", "config.json")
-    if task is None:
-        if not is_run:
-            raise ParameterError(f"{first}: not a run directory; give `beatdbn predict RUN_DIR FILES...`, or "
-                                 f"`beatdbn predict --task key FILES...` for the shipped key model")
-        if len(paths) < 2:
-            raise ParameterError("no files to classify: give `beatdbn predict RUN_DIR FILES...`")
-        return load_run(first), paths[1:]
-    if is_run:
-        run, files = load_run(first), paths[1:]
-        if not files:
-            raise ParameterError(f"no files to classify after the run directory {first}")
-        if run.task and run.task != task:
-            raise ParameterError(f"{first}: its model is for task {run.task!r}, not --task {task!r}")
-        return run, files
-    return shipped_model(task), paths
+    model_dir, inputs = model_and_inputs(paths, task, command="predict")
+    if model_dir is None:
+        return shipped_model(task), inputs
+    run = load_run(model_dir)
+    check_model_task(model_dir, run.task, task)
+    return run, inputs
 
 
 def key_line(a: dict) -> str:

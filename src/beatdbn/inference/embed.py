@@ -15,6 +15,12 @@ Output (:mod:`beatdbn.inference.embed_writers`):
   ``mean`` and ``max`` (n, F), ``steps`` (S, F) for all steps of all tracks,
   ``step_track`` (S,) the row of each step's track, ``step_beats`` (S, 2).
 
+**One file per input** (:func:`embed_each`, ``embed --out-dir DIR``), as
+openl3 does: ``song.mp3`` writes ``DIR/song.npz`` (or ``.parquet``) with the
+columns above for its tracks. Two inputs that would write the same name are
+refused before anything is embedded; a feature store goes to one ``--out``
+file.
+
 **Never a NaN embedding.** A store's shards are verified as they are read
 (checksum, store id, finite values): a damaged shard stops the run with one
 :class:`DataError` line naming it and ``beatdbn check --repair`` (no file is
@@ -51,7 +57,7 @@ from beatdbn.inference.inputs import iter_inputs
 from beatdbn.inference.steps import step_table
 from beatdbn.store.reader import FeatureStore, check_representations
 
-__all__ = ["embed", "iter_tracks", "encode_batch"]
+__all__ = ["embed", "embed_each", "output_names", "iter_tracks", "encode_batch"]
 
 
 def _is_store(path: Path) -> bool:
@@ -158,37 +164,139 @@ def embed(model: str | Path | Encoder, inputs: Iterable[str | Path], out: str | 
         ``out`` has another suffix; a store given with other inputs.
     """
     encoder = model if isinstance(model, Encoder) else load_encoder(model, device=device)
+    with embedding_writer(out, encoder.n_features) as write:
+        summary = _embed_tracks(encoder, inputs, write, batch_size=batch_size, progress=progress)
+    return {"out": str(out), **summary}
+
+
+def output_names(inputs: Iterable[str | Path], out_dir: str | Path, fmt: str) -> dict[str, Path]:
+    """The file each input writes in ``out_dir``: its name with the suffix of ``fmt`` (``song.mp3`` ->
+    ``song.npz``), as openl3 names its outputs.
+
+    Raises
+    ------
+    ParameterError
+        ``fmt`` is not parquet or npz; a feature store (it is one input of many tracks: give ``--out``); two
+        inputs that would write the same file (the first two are named).
+    """
+    if fmt not in ("parquet", "npz"):
+        raise ParameterError(f"--format {fmt!r}: parquet or npz")
+    out_dir = Path(out_dir)
+    names: dict[str, Path] = {}
+    taken: dict[Path, str] = {}
+    inputs = [Path(p) for p in inputs]
+    for p in inputs:
+        inner = _store_inside(p)
+        if inner is not None:
+            raise ParameterError(f"{inner} is a feature store: --out-dir writes one file per input file; embed a "
+                                 f"store into one file with --out FILE.{fmt}")
+    for f in iter_inputs(inputs):
+        target = out_dir / f"{f.stem}.{fmt}"
+        if target in taken:
+            raise ParameterError(f"--out-dir {out_dir}: {taken[target]} and {f} would both write {target.name}; "
+                                 f"embed them in separate runs (another --out-dir) or rename one")
+        taken[target] = str(f)
+        names[str(f)] = target
+    return names
+
+
+def embed_each(model: str | Path | Encoder, inputs: Iterable[str | Path], out_dir: str | Path, *,
+               fmt: str = "npz", batch_size: int = 16, progress: Callable[[int], None] | None = None,
+               device: str | torch.device = "cpu") -> dict[str, Any]:
+    """Write one file per input file into ``out_dir`` (``NAME.npz`` or ``NAME.parquet``, see
+    :func:`output_names`), each with the columns of :func:`embed`'s file for that input's tracks.
+
+    Names are checked before anything is embedded; an input whose tracks all fail writes no file. Tracks are
+    encoded ``batch_size`` at a time across inputs, and each file appears only when complete.
+
+    Returns
+    -------
+    dict
+        :func:`embed`'s summary, ``"out"`` the folder, plus ``"files"``: the files written, in input order.
+
+    Raises
+    ------
+    ParameterError
+        See :func:`output_names`.
+    DataError
+        No track could be embedded, or the model is not a DBN or conv MLP.
+    """
+    targets = output_names(inputs, out_dir, fmt)
+    encoder = model if isinstance(model, Encoder) else load_encoder(model, device=device)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    sink = _PerInput(targets, encoder.n_features)
+    try:
+        summary = _embed_tracks(encoder, list(targets), sink, batch_size=batch_size, progress=progress)
+    except BaseException as exc:
+        sink.close(exc)
+        raise
+    sink.close()
+    return {"out": str(out_dir), **summary, "files": [str(f) for f in sink.written]}
+
+
+class _PerInput:
+    """A writer that sends each input's tracks to that input's file (one open at a time: inputs come in order)."""
+
+    def __init__(self, targets: dict[str, Path], n_features: int):
+        self.targets, self.n_features = targets, n_features
+        self.source: str | None = None
+        self.writer = None
+        self.write: Callable | None = None
+        self.written: list[Path] = []
+
+    def __call__(self, track_id: str, source: str, *rest) -> None:
+        if source != self.source:
+            self.close()
+            self.writer = embedding_writer(self.targets[source], self.n_features)
+            self.write, self.source = self.writer.__enter__(), source
+        self.write(track_id, source, *rest)
+
+    def close(self, exc: BaseException | None = None) -> None:
+        """Finish the open file (or, after ``exc``, drop it)."""
+        writer, self.writer = self.writer, None
+        if writer is None:
+            return
+        if exc is None:
+            writer.__exit__(None, None, None)
+            self.written.append(self.targets[self.source])
+        else:
+            writer.__exit__(type(exc), exc, exc.__traceback__)
+        self.source = None
+
+
+def _embed_tracks(encoder: Encoder, inputs: Iterable[str | Path], write: Callable, *, batch_size: int,
+                  progress: Callable[[int], None] | None) -> dict[str, Any]:
+    """Encode every track of ``inputs`` ``batch_size`` at a time and ``write`` each; the summary counts."""
     errors: list[str] = []
     refused: list[str] = []
     n_tracks = n_steps = 0
-    with embedding_writer(out, encoder.n_features) as write:
-        buf: list[tuple[str, str, np.ndarray, np.ndarray]] = []
+    buf: list[tuple[str, str, np.ndarray, np.ndarray]] = []
 
-        def flush() -> None:
-            nonlocal n_tracks, n_steps
-            if not buf:
-                return
-            for (tid, src, f, beats), h in zip(buf, encode_batch(encoder, [f for _, _, f, _ in buf])):
-                if not np.isfinite(h).all():  # never a NaN embedding
-                    refused.append(f"{src or tid}: track {tid}: the model gave non-finite layer-4 features")
-                    errors.append(refused[-1])
-                    continue
-                write(tid, src, len(f), *step_table(encoder.config, len(f), len(h), beats), h)
-                n_steps += len(h)
-                n_tracks += 1
-            buf.clear()
-            if progress is not None:  # inputs done: embedded tracks and skipped ones
-                progress(n_tracks + len(errors))
-
-        for item in iter_tracks(inputs, errors, representation=encoder.representation, refused=refused,
-                                n_inputs=encoder.config.n_inputs):
-            buf.append(item)
-            if len(buf) >= batch_size:
-                flush()
-        flush()
-        if progress is not None:
+    def flush() -> None:
+        nonlocal n_tracks, n_steps
+        if not buf:
+            return
+        for (tid, src, f, beats), h in zip(buf, encode_batch(encoder, [f for _, _, f, _ in buf])):
+            if not np.isfinite(h).all():  # never a NaN embedding
+                refused.append(f"{src or tid}: track {tid}: the model gave non-finite layer-4 features")
+                errors.append(refused[-1])
+                continue
+            write(tid, src, len(f), *step_table(encoder.config, len(f), len(h), beats), h)
+            n_steps += len(h)
+            n_tracks += 1
+        buf.clear()
+        if progress is not None:  # inputs done: embedded tracks and skipped ones
             progress(n_tracks + len(errors))
-        if not n_tracks:
-            raise DataError("no track could be embedded" + (f": {errors[0]}" if errors else ": no input tracks"))
-    return {"out": str(out), "tracks": n_tracks, "steps": n_steps, "n_features": encoder.n_features,
-            "failed": len(errors), "refused": len(refused), "errors": errors[:20]}
+
+    for item in iter_tracks(inputs, errors, representation=encoder.representation, refused=refused,
+                            n_inputs=encoder.config.n_inputs):
+        buf.append(item)
+        if len(buf) >= batch_size:
+            flush()
+    flush()
+    if progress is not None:
+        progress(n_tracks + len(errors))
+    if not n_tracks:
+        raise DataError("no track could be embedded" + (f": {errors[0]}" if errors else ": no input tracks"))
+    return {"tracks": n_tracks, "steps": n_steps, "n_features": encoder.n_features, "failed": len(errors),
+            "refused": len(refused), "errors": errors[:20]}
