@@ -469,9 +469,6 @@ def test_a_torchrun_launcher_killed_mid_pass_then_rerun_resumes_to_the_two_worke
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="src/beatdbn/cli/pretrain.py:90 and :101 (`run(ranks=ranks, ...)` under "
-                   "--distributed) lets gloo's RuntimeError ('Connection closed by peer') out as a traceback; "
-                   "run_local (train/launch.py:137) turns the same loss into one DataError line")
 def test_a_rank_that_loses_its_peer_under_torchrun_says_so_in_one_line(torchrun_cut):
     rank_lines = [line for line in torchrun_cut["survivor"].splitlines() if line.startswith("[rank")]
     assert not any("Traceback" in line for line in rank_lines), "\n".join(rank_lines[:5])
@@ -479,9 +476,5 @@ def test_a_rank_that_loses_its_peer_under_torchrun_says_so_in_one_line(torchrun_
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="src/beatdbn/cli/pretrain.py:78-91/101: under --distributed the process "
-                   "group that train/launch.py:187 (join_launch) starts is never destroyed (run_local's ranks "
-                   "destroy theirs, launch.py:66/147); left to the interpreter's exit, a rank aborted now and then "
-                   "('terminate called without an active exception', exit -6) and its launchers hung")
 def test_every_torchrun_rank_ends_with_its_process_group_destroyed(torchrun_cut):
     assert torchrun_cut["left_up"] == []

@@ -11,6 +11,7 @@ shared among this machine's ranks; ``beatdbn --threads N`` overrides).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Optional
@@ -63,7 +64,7 @@ def pretrain(
     from beatdbn.models.dbn import DBNConfig  # heavy: imports torch, only for this command
     from beatdbn.train.pretrain import PretrainConfig, pretrain as run, read_exclusion, write_plots  # heavy: torch
 
-    from beatdbn.train.launch import join_launch, run_local  # heavy: torch.distributed
+    from beatdbn.train.launch import join_launch, launched_rank, run_local  # heavy: torch.distributed
 
     check_device(device)  # before anything is created: a bad device leaves no empty --out behind
     check_workers(workers)
@@ -73,40 +74,41 @@ def pretrain(
         raise ParameterError("--distributed with --workers: under torchrun, --nproc-per-node sets the processes "
                              "of each machine")
     ranks = None
-    if distributed:
-        ranks, device = join_launch(device, sync_every=sync_every, combine=combine)
-    if ranks is None or ranks.lead:
-        check_out(out)
-    config = PretrainConfig(batch_size=batch_size, passes=passes, min_beats=min_beats, checkpoint_every=checkpoint_every, seed=seed)
-    excluded = read_exclusion(exclude, known_ids=FeatureStore.open(store).track_ids) if exclude else None
-    kwargs = dict(store=str(store), out=str(out), exclude=excluded, config=config, dbn_config=DBNConfig(seed=seed),
-                  device=device)
-    local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", 1)) if distributed else workers  # on this machine
-    # one thread per rank at one track per update (tiny kernels: 2 threads ran at 0.82x of one on an idle
-    # 2-core machine); larger batches get this machine's CPUs shared among its ranks; --threads N overrides
-    per_rank = threads_given() or (1 if batch_size == 1 else max(1, available_cpus() // local_ranks))
-    apply_threads(per_rank)  # this process's share (rank 0: as the workers it starts)
-    if ranks is not None and not ranks.lead:  # other ranks of a launch: no progress, no files
-        run(ranks=ranks, **kwargs)
-        return
-    with progress_bar(console) as bar:
-        job = bar.add_task("pretrain", total=None, rate="")
+    with launched_rank(str(out)) if distributed else contextlib.nullcontext():
+        if distributed:
+            ranks, device = join_launch(device, sync_every=sync_every, combine=combine)
+        if ranks is None or ranks.lead:
+            check_out(out)
+        config = PretrainConfig(batch_size=batch_size, passes=passes, min_beats=min_beats, checkpoint_every=checkpoint_every, seed=seed)
+        excluded = read_exclusion(exclude, known_ids=FeatureStore.open(store).track_ids) if exclude else None
+        kwargs = dict(store=str(store), out=str(out), exclude=excluded, config=config, dbn_config=DBNConfig(seed=seed),
+                      device=device)
+        local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", 1)) if distributed else workers  # on this machine
+        # one thread per rank at one track per update (tiny kernels: 2 threads ran at 0.82x of one on an idle
+        # 2-core machine); larger batches get this machine's CPUs shared among its ranks; --threads N overrides
+        per_rank = threads_given() or (1 if batch_size == 1 else max(1, available_cpus() // local_ranks))
+        apply_threads(per_rank)  # this process's share (rank 0: as the workers it starts)
+        if ranks is not None and not ranks.lead:  # other ranks of a launch: no progress, no files
+            run(ranks=ranks, **kwargs)
+            return
+        with progress_bar(console) as bar:
+            job = bar.add_task("pretrain", total=None, rate="")
 
-        def advance(p: dict) -> None:
-            bar.update(job, completed=p["tracks_done"], total=p["tracks_total"],
-                       description=f"pretrain {p['phase']} pass {p['pass'] + 1}/{p['passes']}",
-                       rate=f"{p['beats_per_s']:,.0f} beats/s")
+            def advance(p: dict) -> None:
+                bar.update(job, completed=p["tracks_done"], total=p["tracks_total"],
+                           description=f"pretrain {p['phase']} pass {p['pass'] + 1}/{p['passes']}",
+                           rate=f"{p['beats_per_s']:,.0f} beats/s")
 
-        if ranks is not None:
-            summary = run(ranks=ranks, progress=advance, **kwargs)
-        else:
-            summary = run_local(run, kwargs, lead_kwargs={"progress": advance}, workers=workers,
-                                sync_every=sync_every, combine=combine, threads=per_rank)
-    for phase, info in summary["phases"].items():
-        passes = summary["passes"]  # the progress lines' beats/s is this measure; they end on this figure
-        console.print(f"{phase}: {passes} pass{'es' if passes > 1 else ''} over {summary['n_beats']:,} beats in "
-                      f"{info['seconds']:.1f} s: {info['beats_per_s']:,.0f} beats/s")
-    if plots:
-        for path in write_plots(out):
-            console.print(f"plot: {path}")
-    console.print(f"pretrained DBN on {summary['n_tracks']:,} tracks ({summary['n_beats']:,} beats) in {out}")
+            if ranks is not None:
+                summary = run(ranks=ranks, progress=advance, **kwargs)
+            else:
+                summary = run_local(run, kwargs, lead_kwargs={"progress": advance}, workers=workers,
+                                    sync_every=sync_every, combine=combine, threads=per_rank)
+        for phase, info in summary["phases"].items():
+            passes = summary["passes"]  # the progress lines' beats/s is this measure; they end on this figure
+            console.print(f"{phase}: {passes} pass{'es' if passes > 1 else ''} over {summary['n_beats']:,} beats in "
+                          f"{info['seconds']:.1f} s: {info['beats_per_s']:,.0f} beats/s")
+        if plots:
+            for path in write_plots(out):
+                console.print(f"plot: {path}")
+        console.print(f"pretrained DBN on {summary['n_tracks']:,} tracks ({summary['n_beats']:,} beats) in {out}")

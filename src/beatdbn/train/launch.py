@@ -24,11 +24,12 @@ the output folder.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import traceback
 from datetime import timedelta
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -37,7 +38,7 @@ from beatdbn.train.ranks import DEFAULT_COMBINE, Ranks
 from beatdbn.utils.processes import die_with_parent, stop_on_signals
 from beatdbn.utils.threads import cap_workers
 
-__all__ = ["run_local", "join_launch", "in_launch"]
+__all__ = ["run_local", "join_launch", "in_launch", "launched_rank"]
 
 #: How long a rank waits for the others at any meeting point before giving up.
 TIMEOUT = timedelta(minutes=30)
@@ -186,3 +187,25 @@ def join_launch(device: str, *, sync_every: int, combine: str = DEFAULT_COMBINE)
     if not dist.is_initialized():
         dist.init_process_group(backend, init_method="env://", timeout=TIMEOUT)
     return Ranks.from_process_group(sync_every=sync_every, combine=combine), device
+
+
+@contextlib.contextmanager
+def launched_rank(out: str) -> Iterator[None]:
+    """The life of one ``torchrun`` rank after :func:`join_launch`: a peer lost mid-pass is one
+    :class:`DataError` line saying how to resume (not gloo's traceback), and the process group is destroyed on
+    the way out, whatever happens (a group left to the interpreter's exit aborted a rank now and then, and its
+    launcher hung)."""
+    import torch.distributed as dist
+
+    try:
+        yield
+    except BeatdbnError:
+        raise
+    except RuntimeError as exc:  # gloo/NCCL: "Connection closed by peer", a timeout, ...
+        first = (str(exc).strip().splitlines() or ["no message"])[0][:200]
+        rank = dist.get_rank() if dist.is_initialized() else os.environ.get("RANK", "?")
+        raise DataError(f"rank {rank} lost the other ranks of the launch ({first}); start every launcher again "
+                        f"with the same command: pretraining resumes from {out}/checkpoint.pt") from None
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
