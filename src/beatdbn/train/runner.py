@@ -4,7 +4,8 @@ The conv MLP (:mod:`beatdbn.train.finetune`), windowed logistic regression
 and naive Bayes (:mod:`beatdbn.train.baselines`) write the same layout::
 
     RUN_DIR/config.json   the run record (write_record): model, task, representation, settings, splits
-    RUN_DIR/lr-<v>/       one learning rate: metrics.csv (every epoch), checkpoint.pt while unfinished
+    RUN_DIR/lr-<v>/       one learning rate: metrics.csv (every epoch); checkpoint.pt after the last finished epoch
+                          (the conv MLP: model, optimizer, position and the curve rows it resumes from)
     RUN_DIR/model/        the selected model: config.json + model.pt (a state dict), read back by
                           beatdbn.inference.load_run with weights_only=True (predict, evaluate, serve)
     RUN_DIR/result.json   the ExperimentResult, written last: its presence means "finished"
