@@ -318,6 +318,22 @@ def test_seeds_refuse_other_options_a_single_run_folder_and_a_tasks_folder(demo_
     assert calls == {}
 
 
+def test_a_seeds_run_that_fails_at_once_can_be_rerun_with_other_options(demo_corpus, tmp_path, monkeypatch):
+    """No seeds.json before a seed has finished: tasks that cannot be built do not lock the folder's options."""
+    from beatdbn.exceptions import DataError
+    from beatdbn.pipeline.reproduce import SEEDS_FILE, reproduce_seeds
+
+    calls: dict = {}
+    _light_run(monkeypatch, calls)
+    out = tmp_path / "seeds"
+    too_big = dataclasses.replace(SEEDED, tasks=SEEDED.tasks.replace(per_key=10_000))
+    with pytest.raises(DataError, match="no task could be built"):
+        reproduce_seeds(demo_corpus["store"], out, seeds=[0, 1], config=too_big, scheduler="sync")
+    assert not (out / SEEDS_FILE).exists()
+    record = reproduce_seeds(demo_corpus["store"], out, seeds=[0], config=SEEDED, scheduler="sync")
+    assert record["finished"] == [0] and json.loads((out / SEEDS_FILE).read_text()) == record
+
+
 def test_seed_options_parse_and_make_each_seeds_config():
     from beatdbn.pipeline.reproduce import parse_seeds
 

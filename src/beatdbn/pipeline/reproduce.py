@@ -546,7 +546,7 @@ def reproduce_seeds(
     seed draws its own split, pretrains its own DBN with that split's valid/test tracks excluded, and draws
     its own initial weights and batch orders. ``config``'s own seeds are replaced.
 
-    ``OUT/seeds.json`` (:data:`SEEDS_FILE`, written atomically before the first seed and after each)::
+    ``OUT/seeds.json`` (:data:`SEEDS_FILE`, written atomically after each finished seed, and at once when a rerun adds seeds)::
 
         {"seeds": [0, 1, 2], "config": <the options every seed shares>, "finished": [0, 1]}
 
@@ -593,7 +593,8 @@ def reproduce_seeds(
     record = {"seeds": sorted(set(record.get("seeds", [])) | set(seeds)), "config": shared,
               "finished": sorted(finished)}
     out.mkdir(parents=True, exist_ok=True)
-    write_json(record_path, record)
+    if record_path.exists():  # a new run's record waits for its first finished seed: a run that fails at once
+        write_json(record_path, record)  # (tasks that cannot be built) can be rerun with other options
     notify = progress or (lambda info: None)
     n = len(record["seeds"])
     for s in record["seeds"]:
