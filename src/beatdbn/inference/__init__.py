@@ -35,7 +35,8 @@ from beatdbn.inference.rows import ROW_COLUMNS, answer_row, row_writer
 from beatdbn.inference.analysis import analyse_file
 from beatdbn.inference.embed import embed
 
-__all__ = ["Run", "Posteriors", "load_run", "label_names", "shipped_model", "shipped_model_dir", "representation_mismatch",
+__all__ = ["Run", "Posteriors", "load_run",
+           "label_names", "shipped_model", "shipped_model_dir", "representation_mismatch",
            "needed_model_kind", "SHIPPED_MODELS", "REPRESENTATION_NAMES", "predict_features", "split_posteriors",
            "step_posteriors", "step_beat_ranges", "step_times", "iter_inputs", "iter_predictions", "predict_files",
            "ROW_COLUMNS", "answer_row", "row_writer", "analyse_file", "embed"]

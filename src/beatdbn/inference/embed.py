@@ -74,7 +74,8 @@ def _store_inside(folder: Path) -> Path | None:
 
 
 def iter_tracks(inputs: Iterable[str | Path], errors: list[str], *, representation: str | None = None,
-                refused: list[str] | None = None, n_inputs: int = 24) -> Iterator[tuple[str, str, np.ndarray, np.ndarray]]:
+                refused: list[str] | None = None, n_inputs: int = 24
+                ) -> Iterator[tuple[str, str, np.ndarray, np.ndarray]]:
     """``(track_id, source, features, beat times in seconds)`` of every track of the inputs (files, folders, or one feature store).
 
     Unreadable inputs are appended to ``errors`` (one line each) and skipped;

@@ -38,7 +38,8 @@ from beatdbn.metrics.calibration import apply_temperature
 from beatdbn.metrics.results import ExperimentResult
 from beatdbn.models.convmlp import ConvMLP
 
-__all__ = ["Run", "Posteriors", "load_run", "label_names", "shipped_model", "shipped_model_dir", "representation_mismatch",
+__all__ = ["Run", "Posteriors", "load_run",
+           "label_names", "shipped_model", "shipped_model_dir", "representation_mismatch",
            "needed_model_kind", "SHIPPED_MODELS", "REPRESENTATION_NAMES"]
 
 #: Models shipped inside the package: task -> folder under ``beatdbn/pretrained``.
