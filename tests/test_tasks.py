@@ -233,10 +233,10 @@ def _tagtraum(tmp_path, table, genres=("Rock", "Jazz", "Rap", "Folk"), sizes=(40
     return read_tagtraum(path)
 
 
-def test_auto_scale_takes_the_largest_balanced_scale_capped_at_the_papers(tmp_path):
+def test_auto_all_classes_the_earlier_rule_takes_every_class_above_the_floor_capped_at_the_papers(tmp_path):
     table = corpus(n=300, n_artists=30)
     labels = _tagtraum(tmp_path, table)
-    tasks, errors, _ = build_tasks(table, TaskConfig(scale="auto", tasks=PAPER), genre_labels=labels)
+    tasks, errors, _ = build_tasks(table, TaskConfig(scale="auto-all-classes", tasks=PAPER), genre_labels=labels)
     assert not errors, errors
     # genre: the classes with >= 3 tracks (Folk has 2), as many tracks each as the smallest of them (Rap: 7)
     assert tasks["genre"].classes == ["Jazz", "Rap", "Rock"] and tasks["genre"].per_class == 7
@@ -248,24 +248,75 @@ def test_auto_scale_takes_the_largest_balanced_scale_capped_at_the_papers(tmp_pa
     best = max(((k, counts[k - 1]) for k in range(2, len(counts) + 1)), key=lambda kp: (kp[0] * kp[1], kp[1]))
     assert (len(tasks["artist"].classes), tasks["artist"].per_class) == best
     # the paper's per-class counts (and any caps given) are caps
-    capped, _, _ = build_tasks(table, TaskConfig(scale="auto", per_genre=5, artists=3, per_artist=4, tasks=PAPER),
+    capped, _, _ = build_tasks(table, TaskConfig(scale="auto-all-classes", per_genre=5, artists=3, per_artist=4, tasks=PAPER),
                                genre_labels=labels)
     assert capped["genre"].per_class == 5 and (len(capped["artist"].classes), capped["artist"].per_class) == (3, 4)
     # min_per_class raises the floor: only Rock (40) and Jazz (12) have 10
-    floor, _, _ = build_tasks(table, TaskConfig(scale="auto", min_per_class=10, tasks=("genre",)),
+    floor, _, _ = build_tasks(table, TaskConfig(scale="auto-all-classes", min_per_class=10, tasks=("genre",)),
                               genre_labels=labels)
     assert floor["genre"].classes == ["Jazz", "Rock"] and floor["genre"].per_class == 12
-    summary = write_tasks(tmp_path / "t", tasks, config=TaskConfig(scale="auto"), errors={}, stats={}, dropped=set())
-    assert summary["tasks"]["genre"]["scale"] == "3\u00d77" and summary["tasks"]["genre"]["scale_rule"] == "auto"
-    assert summary["tasks"]["artist"]["paper_scale"] == "50\u00d7100" and summary["config"]["scale"] == "auto"
+    summary = write_tasks(tmp_path / "t", tasks, config=TaskConfig(scale="auto-all-classes"), errors={}, stats={}, dropped=set())
+    assert summary["tasks"]["genre"]["scale"] == "3\u00d77" and summary["tasks"]["genre"]["scale_rule"] == "auto-all-classes"
+    assert summary["tasks"]["artist"]["paper_scale"] == "50\u00d7100" and summary["config"]["scale"] == "auto-all-classes"
+
+
+def test_auto_scale_uses_the_most_tracks_and_a_rare_class_no_longer_shrinks_every_class(tmp_path):
+    """One rare class made the earlier rule take every class at its size; 'auto' takes the k largest classes
+    with the most tracks in all (k x the k-th largest), each with 2+ test tracks, and says what it rejected."""
+    from collections import Counter as Count
+
+    from beatdbn.cli.tasks import auto_scale_lines
+    from beatdbn.tasks.selection import auto_balanced
+
+    counts = Count({"rock": 300, "pop": 200, "jazz": 180, "folk": 150, "blues": 110, "latin": 16, "rap": 9})
+    classes = sorted(counts)
+    config = TaskConfig(scale="auto", tasks=("genre",))
+    assert config.auto_floor("genre") == 20  # 2 test tracks at 10 %
+    assert TaskConfig(scale="auto", min_test_per_class=3).auto_floor("genre") == 30
+    assert TaskConfig(scale="auto", min_per_class=5).auto_floor("genre") == 5  # an explicit floor wins
+    report: dict = {}
+    chosen, per = auto_balanced("genre", counts, classes, config, False, report=report)
+    # 2x200=400, 3x180=540, 4x150=600, 5x110=550; latin (16) and rap (9) are below the floor
+    assert (sorted(chosen), per) == (["folk", "jazz", "pop", "rock"], 150)
+    assert report["tracks"] == 600 and report["floor"] == 20 and report["below_floor"] == {"latin": 16, "rap": 9}
+    assert [(a["classes"], a["tracks"]) for a in report["rejected"]] == [(5, 550), (3, 540), (2, 400), (6, 96), (7, 63)]
+    assert report["rejected"][3]["reason"] == "below the floor: latin has 16 < 20 tracks"
+    # ties go to more classes; the per-class cap counts
+    capped = TaskConfig(scale="auto", per_genre=100, tasks=("genre",))
+    chosen, per = auto_balanced("genre", counts, classes, capped, False)
+    assert (len(chosen), per) == (5, 100)  # 2..5 x 100: 5 x 100 = 500
+    tied = Count({"a": 60, "b": 45, "c": 30})  # 2 x 45 = 3 x 30 = 90
+    tie_report: dict = {}
+    assert auto_balanced("genre", tied, sorted(tied), config, False, report=tie_report) == (["a", "b", "c"], 30)
+    assert tie_report["rejected"][0]["reason"] == "as many tracks, fewer classes"
+    # the earlier rule, under its name: every class above its floor (3) at the smallest one's size: rap
+    # (9 tracks) shrank every class to 9, 63 tracks where 600 were there
+    old = TaskConfig(scale="auto-all-classes", tasks=("genre",))
+    old_report: dict = {}
+    chosen, per = auto_balanced("genre", counts, classes, old, False, report=old_report)
+    assert (len(chosen), per) == (7, 9) and old_report["rule"] == "auto-all-classes" and old_report["floor"] == 3
+    lines = auto_scale_lines({"genre": {"auto": report}, "tracks": 10})
+    assert lines == ["genre: --scale auto chose 4 x 150 = 600 tracks (a class needs 20+ tracks); rejected: "
+                     "5 x 110 = 550 (fewer tracks than 600); 3 x 180 = 540 (fewer tracks than 600); "
+                     "2 x 200 = 400 (fewer tracks than 600); 6 x 16 = 96 (below the floor: latin has 16 < 20 tracks); "
+                     "1 more in tasks.json"]
+    # no class reaches the floor: the error names both options
+    with pytest.raises(TaskScaleError, match=r"at least 20 tracks each \(--min-per-class, --min-test-per-class\)"):
+        auto_balanced("genre", Count({"a": 19, "b": 19}), ["a", "b"], config, False)
+    with pytest.raises(ParameterError, match="min_test_per_class"):
+        TaskConfig(min_test_per_class=0)
+    # paper scale records nothing
+    paper: dict = {}
+    auto_balanced("genre", counts, classes, TaskConfig(tasks=("genre",)), False, report=paper)
+    assert paper == {}
 
 
 def test_paper_scale_failure_names_scale_auto_and_its_choice(tmp_path):
     table = corpus(n=300)
     labels = _tagtraum(tmp_path, table)
-    _, errors, _ = build_tasks(table, TaskConfig(tasks=PAPER), genre_labels=labels)
+    _, errors, _ = build_tasks(table, TaskConfig(tasks=PAPER, min_per_class=3), genre_labels=labels)
     assert set(errors) == {"artist", "genre", "key"}
-    assert "--scale auto (it would choose 3\u00d77: Jazz, Rap, Rock)" in errors["genre"]
+    assert "--scale auto (it would choose 2\u00d712: Jazz, Rock)" in errors["genre"]  # 24 tracks beat 3 x 7
     assert "--scale auto (it would choose 12\u00d7" in errors["key"]
     assert "--scale auto (it would choose" in errors["artist"]
     assert all("\n" not in e for e in errors.values())  # one line each
@@ -274,9 +325,10 @@ def test_paper_scale_failure_names_scale_auto_and_its_choice(tmp_path):
 def test_genres_top_n_named_and_unknown(tmp_path):
     table = corpus(n=300)
     labels = _tagtraum(tmp_path, table)
-    top, _, _ = build_tasks(table, TaskConfig(scale="auto", genres="top:2", tasks=("genre",)), genre_labels=labels)
+    top, _, _ = build_tasks(table, TaskConfig(scale="auto", genres="top:2", min_per_class=3, tasks=("genre",)),
+                            genre_labels=labels)
     assert top["genre"].classes == ["Jazz", "Rock"] and top["genre"].per_class == 12
-    named, _, _ = build_tasks(table, TaskConfig(scale="auto", genres="rock, RAP", tasks=("genre",)),
+    named, _, _ = build_tasks(table, TaskConfig(scale="auto", genres="rock, RAP", min_per_class=3, tasks=("genre",)),
                               genre_labels=labels)
     assert named["genre"].classes == ["Rap", "Rock"] and named["genre"].per_class == 7
     _, errors, _ = build_tasks(table, TaskConfig(scale="auto", genres="rock,folk", tasks=("genre",)),
@@ -298,7 +350,7 @@ def test_24_key_classes_use_the_mode():
     table = corpus(n=600)
     modes = [i % 3 % 2 if i % 7 else -1 for i in range(600)]  # 0, 1 and some unknown (-1)
     table = table.set_column(table.schema.get_field_index("mode"), "mode", pa.array(modes, pa.int32()))
-    tasks, errors, _ = build_tasks(table, TaskConfig(scale="auto", key_classes=24, tasks=("key",)))
+    tasks, errors, _ = build_tasks(table, TaskConfig(scale="auto", key_classes=24, min_per_class=3, tasks=("key",)))
     assert not errors, errors
     task = tasks["key"]
     assert task.classes == list(KEY_NAMES_24) and len(task.classes) == 24
@@ -350,7 +402,8 @@ def test_two_track_classes_pool_their_held_out_tracks():
              "key_confidence": 0.5, "mode": 1, "mbtags": [], "mbtags_count": [], "n_beats": 100,
              "source": "x", "source_index": 0, "shard": 0, "row": i} for i in range(20)]
     table = pa.Table.from_pylist(rows, schema=METADATA_SCHEMA)
-    tasks, errors, _ = build_tasks(table, TaskConfig(scale="auto", tasks=("artist",)))
+    # the earlier rule (a floor of 2 per artist); 'auto' needs 20 tracks per artist
+    tasks, errors, _ = build_tasks(table, TaskConfig(scale="auto-all-classes", tasks=("artist",)))
     assert not errors, errors
     task = tasks["artist"]
     assert (len(task.classes), task.per_class) == (10, 2)

@@ -14,14 +14,14 @@ from beatdbn.cli.output import print_table
 from beatdbn.store.reader import FeatureStore
 from beatdbn.tasks import registry
 from beatdbn.tasks.build import prepare_tasks, write_tasks
-from beatdbn.tasks.registry import TaskConfig
+from beatdbn.tasks.registry import MIN_TEST_PER_CLASS, TaskConfig
 
 __all__ = ["tasks", "with_task_options", "print_task_summary", "TASK_HELP"]
 
 
 def with_task_options(fn):
     """Give a Typer command one flag per option of every registered task (``--per-genre``, ``--artists``,
-    ``--per-decade``, ...) plus ``--scale``, ``--min-per-class`` and ``--seed``; the command receives them
+    ``--per-decade``, ...) plus ``--scale``, ``--min-per-class``, ``--min-test-per-class`` and ``--seed``; the command receives them
     as ``task_config`` (a :class:`~beatdbn.tasks.registry.TaskConfig`, built with its ``task`` list when it
     has a ``task`` parameter). A new task module's options appear here without editing this file."""
     sig = inspect.signature(fn)
@@ -35,7 +35,8 @@ def with_task_options(fn):
             default = typer.Option(opt.default, opt.flag, help=opt.help)
         extra.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
                                        annotation=type(opt.default)))
-    shared = [("scale", "paper", str, TASK_HELP["scale"]), ("min_per_class", 0, int, TASK_HELP["min_per_class"])]
+    shared = [("scale", "paper", str, TASK_HELP["scale"]), ("min_per_class", 0, int, TASK_HELP["min_per_class"]),
+              ("min_test_per_class", MIN_TEST_PER_CLASS, int, TASK_HELP["min_test_per_class"])]
     for name, value, kind, text in shared:
         extra.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY,
                                        default=typer.Option(value, "--" + name.replace("_", "-"), help=text),
@@ -55,14 +56,41 @@ def with_task_options(fn):
 
 #: Help texts of the shared task options.
 TASK_HELP = {
-    "scale": "'paper' (each task's paper scale: 20x250 genre, 50x100 artist, 12x250 key) or 'auto': the largest "
-             "balanced scale the corpus supports.",
-    "min_per_class": "--scale auto: fewest tracks a class needs (0: each task's own floor, by default one valid + "
-                     "one test + one train track).",
+    "scale": "'paper' (each task's paper scale: 20x250 genre, 50x100 artist, 12x250 key); 'auto': the classes "
+             "that use the most tracks (k classes x the k-th largest, each class with 2+ test tracks: 20+ tracks at "
+             "80/10/10; the alternatives are printed); 'auto-all-classes': every class above the floor at the "
+             "smallest one's size (the earlier 'auto').",
+    "min_per_class": "--scale auto: fewest tracks a class needs (0: from --min-test-per-class; with "
+                     "auto-all-classes each task's own floor, by default one valid + one test + one train track).",
+    "min_test_per_class": "--scale auto: fewest test tracks a class needs (default 2: 20 tracks per class at "
+                          "80/10/10).",
     "task": "Build only this task (repeatable): " + ", ".join(registry.task_names()) + ".",
     "duplicates": "msd_duplicates.txt: keep one track per group.",
     "genre_labels": "tagtraum genre file (e.g. msd_tagtraum_cd1.cls: track_id<TAB>genre) instead of MusicBrainz tags.",
 }
+
+
+def auto_scale_lines(stats: dict) -> list[str]:
+    """One line per task built at an automatic scale: the rule, the floor, the choice and the best alternatives
+    it rejected, with why (all of them are in tasks.json)."""
+    lines = []
+    for name, task_stats in stats.items():
+        auto = task_stats.get("auto") if isinstance(task_stats, dict) else None
+        if not auto:
+            continue
+        text = (f"{name}: --scale {auto['rule']} chose {auto['classes']} x {auto['per_class']} = {auto['tracks']:,} "
+                f"tracks (a class needs {auto['floor']}+ tracks)")
+        if auto["rejected"]:
+            shown = auto["rejected"][:4]
+            more = len(auto["rejected"]) - len(shown)
+            text += "; rejected: " + "; ".join(f"{a['classes']} x {a['per_class']} = {a['tracks']:,} ({a['reason']})"
+                                               for a in shown) + (f"; {more} more in tasks.json" if more else "")
+        elif auto["below_floor_count"]:
+            few = list(auto["below_floor"].items())[:6]
+            text += (f"; {auto['below_floor_count']} classes below the floor: " + ", ".join(f"{c} ({n})" for c, n in few)
+                     + (", ..." if auto["below_floor_count"] > len(few) else ""))
+        lines.append(text)
+    return lines
 
 
 def print_task_summary(summary: dict, errors: dict, stats: dict, *, out: Path, dropped: int) -> None:
@@ -78,6 +106,8 @@ def print_task_summary(summary: dict, errors: dict, stats: dict, *, out: Path, d
                       str(c["valid"]), str(c["test"]), f"{t['chance']:.1%}")
     if summary["tasks"]:
         print_table(console, table)  # off a terminal: a Markdown table, never cut
+    for line in auto_scale_lines(stats):
+        console.print(line, highlight=False, soft_wrap=True)
     console.print(f"pretraining exclusion list: {out}/exclude.txt ({summary['excluded_from_pretraining']:,} tracks)")
     labels = stats.get("genre_labels")
     if labels:

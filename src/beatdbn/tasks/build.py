@@ -9,8 +9,13 @@ and owns the on-disk layout.
 **Scale that fits the corpus** (``TaskConfig.scale``). ``'paper'`` (the
 default) asks for exactly each task's numbers; when the corpus cannot give
 them, :class:`TaskScaleError` says what it supports, ``--scale auto``
-included. ``'auto'`` takes, per task, the largest balanced scale the corpus
-supports, the numbers being caps. Known duplicates are dropped first.
+included. ``'auto'`` takes, per task, the k largest classes
+that use the most tracks (k × the k-th largest class), each class with at least
+``min_test_per_class`` (2) test tracks, i.e. 20 tracks at 80/10/10; the numbers
+are caps, and the alternatives it rejected (with why) are in ``tasks.json``
+(``tasks.<name>.auto``) and printed by ``beatdbn tasks``. ``'auto-all-classes'``
+is the earlier rule: every class above a floor of one train, one valid and one
+test track, at the smallest one's size (one rare class shrinks them all). Known duplicates are dropped first.
 A store that mixes representations still builds (``stats`` records the
 counts), but a model should see one representation only.
 
@@ -105,6 +110,10 @@ def build_tasks(
             tasks[name] = specs[name].build(rows, config, context)
         except TaskScaleError as exc:
             errors[name] = str(exc)
+        if isinstance(stats.get(name), dict) and not stats[name].get("auto", True):
+            del stats[name]["auto"]  # not an automatic scale, or it could not choose
+        if stats.get(name) == {}:
+            del stats[name]
     return tasks, errors, stats
 
 
@@ -167,7 +176,8 @@ def write_tasks(out, tasks: dict[str, Task], *, config: TaskConfig, errors: dict
             t.name: {"classes": len(t.classes), "chance": 1.0 / len(t.classes), "counts": t.counts(),
                      "per_class": t.per_class, "scale": scale_text(len(t.classes), t.per_class),
                      "scale_rule": t.scale, "paper_scale": _paper_scale(t.name),
-                     "protocol": t.protocol}
+                     "protocol": t.protocol,
+                     **({"auto": stats[t.name]["auto"]} if stats.get(t.name, {}).get("auto") else {})}
             for t in tasks.values()
         },
         "errors": errors,

@@ -20,6 +20,7 @@ that defines ``TASK``); order in tables and summaries is ``TaskSpec.order``.
 from __future__ import annotations
 
 import importlib
+import math
 import pkgutil
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -29,7 +30,10 @@ from beatdbn.tasks.selection import held_out
 
 __all__ = ["TaskSpec", "TaskOption", "PaperColumn", "TaskConfig", "specs", "spec", "task_names", "all_options", "SCALES"]
 
-SCALES = ("paper", "auto")
+SCALES = ("paper", "auto", "auto-all-classes")
+#: ``--scale auto``: the default of ``min_test_per_class``, the test tracks a class needs (2 at 80/10/10: 20 tracks
+#: per class), so that an accuracy means something; ``--min-per-class`` overrides it.
+MIN_TEST_PER_CLASS = 2
 
 
 @dataclass(frozen=True)
@@ -159,11 +163,11 @@ class TaskConfig:
     largest balanced scale the corpus supports.
     """
 
-    _SHARED = ("valid_fraction", "test_fraction", "seed", "tasks", "scale", "min_per_class")
+    _SHARED = ("valid_fraction", "test_fraction", "seed", "tasks", "scale", "min_per_class", "min_test_per_class")
 
     def __init__(self, *, valid_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 0,
                  tasks: tuple[str, ...] | None = None, scale: str = "paper", min_per_class: int = 0,
-                 **options: Any) -> None:
+                 min_test_per_class: int = MIN_TEST_PER_CLASS, **options: Any) -> None:
         known = all_options()
         unknown = sorted(set(options) - set(known))
         if unknown:
@@ -176,6 +180,7 @@ class TaskConfig:
         self.tasks = tuple(tasks) if tasks else task_names()
         self.scale = scale
         self.min_per_class = min_per_class
+        self.min_test_per_class = min_test_per_class
         self.options = values
         for t in self.tasks:
             spec(t)
@@ -185,10 +190,14 @@ class TaskConfig:
             raise ParameterError(
                 f"valid/test fractions {valid_fraction}/{test_fraction} must be in [0, 1) and sum below 1")
         if scale not in SCALES:
-            raise ParameterError(f"scale {scale!r}: choose 'paper' (the paper's sizes, the default) or 'auto' "
-                                 f"(the largest balanced scale the corpus supports)")
+            raise ParameterError(f"scale {scale!r}: choose 'paper' (the paper's sizes, the default), 'auto' "
+                                 f"(the classes that use the most tracks, {min_test_per_class}+ test tracks per "
+                                 f"class) or 'auto-all-classes' (every class above the floor, at the smallest's size)")
         if not isinstance(min_per_class, int) or min_per_class < 0:
             raise ParameterError(f"min_per_class={min_per_class!r}: must be an int >= 0 (0: the default)")
+        if not isinstance(min_test_per_class, int) or min_test_per_class < 1:
+            raise ParameterError(f"min_test_per_class={min_test_per_class!r}: must be an int >= 1 (default "
+                                 f"{MIN_TEST_PER_CLASS}: 20 tracks per class at 80/10/10)")
 
     def __getattr__(self, name: str) -> Any:
         options = self.__dict__.get("options", {})
@@ -232,6 +241,19 @@ class TaskConfig:
                    and n - held_out(n, self.valid_fraction) - held_out(n, self.test_fraction) >= 1):
             n += 1
         return n
+
+    @property
+    def is_auto(self) -> bool:
+        """The scale is read from the corpus (``'auto'`` or ``'auto-all-classes'``)."""
+        return self.scale != "paper"
+
+    def auto_floor(self, task: str) -> int:
+        """Fewest tracks a class needs at ``scale='auto'``: ``min_per_class`` when set; else the larger of
+        :meth:`min_tracks` and ``ceil(min_test_per_class / test_fraction)`` (20 at 2 test tracks and 10 %: the
+        class's expected test share, not its rounding, reaches the floor)."""
+        if self.min_per_class or self.test_fraction <= 0:
+            return self.min_tracks(task)
+        return max(self.min_tracks(task), math.ceil(self.min_test_per_class / self.test_fraction - 1e-9))
 
     def cap(self, task: str) -> tuple[int, int]:
         """(classes, tracks per class) asked for (``scale='paper'``) or allowed at most (``'auto'``)."""

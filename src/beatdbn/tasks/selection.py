@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # type hints only: the registry imports this module
     from beatdbn.tasks.registry import TaskConfig
 
 __all__ = ["Task", "TaskScaleError", "SPLITS", "scale_text", "rng", "held_out", "targets", "split_random",
-           "split_by_artist", "assemble", "sample", "auto_balanced", "balanced_task", "try_auto"]
+           "split_by_artist", "assemble", "sample", "choose_scale", "auto_report", "auto_balanced", "balanced_task", "try_auto"]
 
 SPLITS = ("train", "valid", "test")
 _TIMES = "\u00d7"
@@ -166,29 +166,90 @@ def sample(ids: list[str], n: int, config: TaskConfig, task: str, label: str) ->
     return [ids[i] for i in sorted(pick)]
 
 
+def choose_scale(ranked: list[tuple[str, int]], *, most_classes: int, cap: int, floor: int,
+                 more_classes: bool = True) -> tuple[int, int, list[dict]] | None:
+    """The k largest classes and tracks per class that use the most tracks, and the alternatives rejected.
+
+    ``ranked``: (class, tracks) largest first. For each k from 2 to ``most_classes``, p is the k-th class's
+    size capped at ``cap``; a k whose k-th class has fewer than ``floor`` tracks is rejected (the reason
+    names the class); of the others the largest k x p wins (ties: more classes, or with ``more_classes``
+    False more tracks per class). None: no k reaches the floor.
+    """
+    options, rejected = [], []
+    for k in range(2, min(most_classes, len(ranked)) + 1):
+        name, n = ranked[k - 1]
+        p = min(cap, n)
+        if n < floor:
+            rejected.append({"classes": k, "per_class": p, "tracks": k * p,
+                             "reason": f"below the floor: {name} has {n} < {floor} tracks"})
+        else:
+            options.append((k, p))
+    if not options:
+        return None
+    k, p = max(options, key=lambda kp: (kp[0] * kp[1], kp[0] if more_classes else kp[1]))
+    rejected += [{"classes": j, "per_class": q, "tracks": j * q,
+                  "reason": f"fewer tracks than {k * p}" if j * q < k * p else
+                  f"as many tracks, {'fewer classes' if more_classes else 'fewer per class'}"}
+                 for j, q in options if j != k]
+    return k, p, sorted(rejected, key=lambda a: (-a["tracks"], -a["classes"]))
+
+
+def auto_report(report: dict | None, config: TaskConfig, *, floor: int, classes: int, per_class: int,
+                rejected: list[dict], below: dict[str, int]) -> None:
+    """Fill ``report`` (a task's ``stats[...]["auto"]``, written to tasks.json and printed by ``beatdbn tasks``)
+    with the rule, the floor, the choice, the alternatives rejected and the classes below the floor (the 20
+    largest of them, and their number)."""
+    if report is None or not config.is_auto:
+        return
+    largest = dict(sorted(below.items(), key=lambda kv: (-kv[1], kv[0]))[:20])
+    report.clear()
+    report.update(rule=config.scale, floor=floor, min_test_per_class=config.min_test_per_class,
+                  classes=classes, per_class=per_class, tracks=classes * per_class, rejected=rejected,
+                  below_floor=largest, below_floor_count=len(below))
+
+
 def auto_balanced(name: str, counts: Counter, classes: list[str], config: TaskConfig,
-                  pick_all: bool, *, fewer_hint: str = "; add tracks or lower --min-per-class") -> tuple[list[str], int]:
-    """Classes and tracks per class at ``scale='auto'``: with ``pick_all`` the classes given must all
-    reach the floor; otherwise the classes that do. Per class: the smallest chosen class, capped."""
-    floor = config.min_tracks(name)
-    cap = config.cap(name)[1]
+                  pick_all: bool, *, fewer_hint: str = "; add tracks or lower --min-per-class",
+                  report: dict | None = None) -> tuple[list[str], int]:
+    """Classes and tracks per class at an automatic scale; ``report`` (when the scale is automatic) receives
+    the rule, the floor, the choice and the alternatives it rejected (:func:`auto_report`).
+
+    With ``pick_all`` the classes given must all reach the floor and take the smallest one's size. Otherwise,
+    ``scale='auto'``: the k largest classes, k chosen to use the most tracks (k x the k-th largest class,
+    capped; ties: more classes), each with at least :meth:`TaskConfig.auto_floor` tracks (:func:`choose_scale`);
+    ``scale='auto-all-classes'`` (the earlier rule): every class with at least :meth:`TaskConfig.min_tracks`
+    tracks, at the smallest one's size. ``scale='paper'`` (for the suggestion in its error): as ``'auto'``.
+    """
+    old_rule = config.scale == "auto-all-classes"
+    floor = config.min_tracks(name) if old_rule else config.auto_floor(name)
+    most_classes, cap = config.cap(name)
+    rejected: list[dict] = []
+    below = {c: counts.get(c, 0) for c in classes if counts.get(c, 0) < floor}
     if pick_all:
-        short = [c for c in classes if counts.get(c, 0) < floor]
-        if short:
+        if below:
             raise TaskScaleError(
-                f"{name} task: --scale auto needs at least {floor} tracks in every class (--min-per-class), but "
-                f"{', '.join(f'{c}: {counts.get(c, 0)}' for c in short)}"
-                + fewer_hint)
+                f"{name} task: --scale {config.scale if config.is_auto else 'auto'} needs at least {floor} tracks in "
+                f"every class (--min-per-class, --min-test-per-class), but "
+                f"{', '.join(f'{c}: {n}' for c, n in below.items())}" + fewer_hint)
         chosen = list(classes)
     else:
-        chosen = [c for c in classes if counts.get(c, 0) >= floor]
-        if len(chosen) < 2:
-            ranked = sorted(classes, key=lambda c: (-counts.get(c, 0), c))[:5]
+        ranked = sorted(((c, counts.get(c, 0)) for c in classes), key=lambda cn: (-cn[1], cn[0]))
+        eligible = [c for c, n in ranked if n >= floor]
+        if len(eligible) < 2:
             raise TaskScaleError(
-                f"{name} task: --scale auto needs two classes with at least {floor} tracks each "
-                f"(--min-per-class), but only {len(chosen)} has that many (largest: "
-                f"{', '.join(f'{c}: {counts.get(c, 0)}' for c in ranked)})")
-    return chosen, min(cap, min(counts[c] for c in chosen))
+                f"{name} task: --scale {config.scale if config.is_auto else 'auto'} needs two classes with at least "
+                f"{floor} tracks each (--min-per-class, --min-test-per-class), but only {len(eligible)} has that "
+                f"many (largest: {', '.join(f'{c}: {n}' for c, n in ranked[:5])})")
+        if old_rule:
+            k = len(eligible)
+        else:
+            k, _, rejected = choose_scale(ranked, most_classes=most_classes, cap=cap, floor=floor)
+        keep = set(eligible[:k])
+        chosen = [c for c in classes if c in keep]
+    per_class = min(cap, min(counts[c] for c in chosen))
+    auto_report(report, config, floor=floor, classes=len(chosen), per_class=per_class, rejected=rejected,
+                below=below)
+    return chosen, per_class
 
 
 def balanced_task(name: str, labels: dict[str, str], classes: list[str], per_class: int, option: str,
@@ -201,7 +262,7 @@ def balanced_task(name: str, labels: dict[str, str], classes: list[str], per_cla
     by_class: dict[str, list[str]] = defaultdict(list)
     for tid, label in labels.items():
         by_class[label].append(tid)
-    if config.scale == "auto":
+    if config.is_auto:
         if auto is None:
             raise TaskScaleError(auto_error)
         classes, per_class = auto

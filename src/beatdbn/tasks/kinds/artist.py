@@ -6,7 +6,8 @@ artist names, made unique by artist id where two artists share one. Audio
 files without an artist label are left out. At ``scale='auto'``: the k
 artists with the most tracks and p tracks each (p: the k-th artist's count)
 that give the most tracks k * p (ties: more per artist), each artist with at
-least ``min_per_class`` tracks (default 2: one to train on, one held out).
+least 20 tracks (``--min-test-per-class`` 2 test tracks at 80/10/10; ``--min-per-class`` overrides it);
+``scale='auto-all-classes'`` (the earlier rule) needs 2 (one to train on, one held out).
 """
 
 from __future__ import annotations
@@ -14,19 +15,22 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 
 from beatdbn.tasks.registry import PaperColumn, TaskConfig, TaskOption, TaskSpec
-from beatdbn.tasks.selection import Task, TaskScaleError, assemble, sample, scale_text
+from beatdbn.tasks.selection import Task, TaskScaleError, assemble, auto_report, choose_scale, sample, scale_text
 
 
-def _auto_artists(counts: list[int], config: TaskConfig) -> tuple[int, int] | None:
-    """(artists, tracks each) of the most tracks in all, at most the caps, each artist at least
-    :meth:`TaskConfig.min_tracks` tracks; ties go to more tracks per artist. None: not two artists."""
-    floor = config.min_tracks("artist")
-    best = None
-    for k in range(2, min(config.artists, len(counts)) + 1):
-        p = min(counts[k - 1], config.per_artist)
-        if p >= floor and (best is None or (k * p, p) > (best[0] * best[1], best[1])):
-            best = (k, p)
-    return best
+def _auto_artists(ranked: list[tuple[str, int]], config: TaskConfig,
+                  report: dict | None = None) -> tuple[int, int] | None:
+    """(artists, tracks each) of the most tracks in all, at most the caps (:func:`choose_scale`); ties go to
+    more tracks per artist. Each artist needs :meth:`TaskConfig.auto_floor` tracks (``'auto'``, also for the
+    suggestion at the paper's scale) or :meth:`TaskConfig.min_tracks` (``'auto-all-classes'``, the earlier
+    rule). None: not two artists."""
+    floor = config.min_tracks("artist") if config.scale == "auto-all-classes" else config.auto_floor("artist")
+    best = choose_scale(ranked, most_classes=config.artists, cap=config.per_artist, floor=floor, more_classes=False)
+    if best is None:
+        return None
+    below = {a: n for a, n in ranked if n < floor}
+    auto_report(report, config, floor=floor, classes=best[0], per_class=best[1], rejected=best[2], below=below)
+    return best[0], best[1]
 
 
 def build(rows: dict, config: TaskConfig, context: dict) -> Task:
@@ -39,13 +43,17 @@ def build(rows: dict, config: TaskConfig, context: dict) -> Task:
         names.setdefault(aid, aname or aid)
     ranked = sorted(by_artist, key=lambda a: (-len(by_artist[a]), a))
     counts = [len(by_artist[a]) for a in ranked]
-    auto = _auto_artists(counts, config)
-    if config.scale == "auto":
+    report = context["stats"].setdefault("artist", {}).setdefault("auto", {})
+    auto = _auto_artists([(names[a], len(by_artist[a])) for a in ranked], config, report)
+    if not report:
+        del context["stats"]["artist"]["auto"]
+    if config.is_auto:
         if auto is None:
+            floor = config.min_tracks("artist") if config.scale == "auto-all-classes" else config.auto_floor("artist")
             raise TaskScaleError(
-                f"artist task: --scale auto needs two artists with at least {config.min_tracks('artist')} tracks "
+                f"artist task: --scale {config.scale} needs two artists with at least {floor} tracks "
                 f"each, but the corpus has {len(ranked)} artists (the largest have "
-                f"{', '.join(map(str, counts[:5])) or 'no'} tracks); lower --min-per-class or add tracks")
+                f"{', '.join(map(str, counts[:5])) or 'no'} tracks); lower --min-per-class or --min-test-per-class, or add tracks")
         n_artists, per_artist = auto
     else:
         n_artists, per_artist = config.artists, config.per_artist

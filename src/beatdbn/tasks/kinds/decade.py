@@ -6,8 +6,9 @@ out. Balanced: ``per_decade`` (100) tracks of each decade, drawn at random
 (seeded). Classes: every decade with at least ``per_decade`` tracks (at
 least two of them), or the decades ``decades`` names (``'1980s,1990s'``),
 each of which must have that many. At ``scale='auto'`` ``per_decade`` is a
-cap: the decades that reach the floor (``--min-per-class``), as many tracks
-each as the smallest of them has.
+cap: the k largest decades that use the most tracks (k × the k-th largest),
+each with 20+ tracks (``--min-test-per-class``, ``--min-per-class``);
+``'auto-all-classes'``: every decade above the floor, at the smallest's size.
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ def build(rows: dict, config: TaskConfig, context: dict) -> Task:
         listing = ", ".join(f"{d}: {n}" for d, n in sorted(counts.items())) or "none"
         raise TaskScaleError(f"decade task: {config.per_decade} tracks per decade asked, but fewer than two decades "
                              f"have that many (dated tracks: {listing}). Use --per-decade N or --scale auto")
-    auto, why = try_auto(lambda: auto_balanced("decade", counts, classes, config, bool(named)))
+    auto, why = try_auto(lambda: auto_balanced("decade", counts, classes, config, bool(named),
+                                               report=context["stats"]["decade"].setdefault("auto", {})))
     return balanced_task("decade", labels, classes, config.per_decade, "--per-decade", config,
                          auto=auto, auto_error=why)
 

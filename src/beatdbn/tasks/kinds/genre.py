@@ -108,7 +108,8 @@ def build(rows: dict, config: TaskConfig, context: dict) -> Task:
                              f"{len(labels):,} labelled tracks ({have}); two or more are needed")
     pick_all = parse_genres(config.genres)[0] != "all"
     auto, why = try_auto(lambda: auto_balanced("genre", counts, classes, config, pick_all,
-                                               fewer_hint="; choose fewer genres with --genres top:N or a list"))
+                                               fewer_hint="; choose fewer genres with --genres top:N or a list",
+                                               report=context["stats"]["genre"].setdefault("auto", {})))
     artist_of = dict(zip(rows["track_id"], rows["artist_id"])) if config.artist_filter else None
     return balanced_task("genre", labels, classes, config.per_genre, "--per-genre", config,
                          auto=auto, auto_error=why, artist_of=artist_of)

@@ -53,7 +53,8 @@ def build(rows: dict, config: TaskConfig, context: dict) -> Task:
             labels[rows["track_id"][i]] = label
     classes = list(KEY_NAMES if config.key_classes == 12 else KEY_NAMES_24)
     counts = Counter(labels.values())
-    auto, why = try_auto(lambda: auto_balanced("key", counts, classes, config, True))
+    auto, why = try_auto(lambda: auto_balanced("key", counts, classes, config, True,
+                                               report=context["stats"].setdefault("key", {}).setdefault("auto", {})))
     return balanced_task("key", labels, classes, config.per_key, "--per-key", config, auto=auto, auto_error=why,
                          ranked=True)
 
