@@ -92,11 +92,19 @@ kernels compute the same update (:attr:`ConvRBM.cd_kernel`):
   one weight-gradient convolution serving both phases at once (data and
   reconstruction batches side by side, the negative phase negated);
 * ``'gemm'``: the two up passes and the weight gradient as matrix products
-  on im2col buffers (``cols[n*T'+t, c*w+k] = v[n,c,t+k]``), all allocated
-  once per batch shape and reused; the down pass (the transposed convolution)
-  as a ``conv1d`` with flipped filters over the samples written into a
-  zero-margined buffer. On CPU, fresh multi-megabyte conv outputs each step
-  cost page faults that took longer than the arithmetic for layers 1a/1b.
+  on im2col buffers (``cols[n*T'+t, c*w+k] = v[n,c,t+k]``), all
+  in memory kept per model that only grows (tracks of any length get views
+  of it); the down pass (the transposed convolution) as one matrix product per
+  filter tap for one track, else as a ``conv1d`` with flipped filters over the
+  samples written into a zero-margined buffer. On CPU, fresh multi-megabyte
+  conv outputs each step cost page faults that took longer than the
+  arithmetic for layers 1a/1b. ``'auto'`` picks it on CPU for layers 1a/1b
+  and for any batch of at most :data:`AUTO_GEMM_ROWS` hidden positions (layer
+  3 at one track a step).
+
+With monitoring on, the 'gemm' kernel computes the free energies' softplus
+terms on CPU as ``pre - log(sigmoid(pre))`` from the probabilities it needs
+anyway (within float32 rounding of ``softplus``; see ``free_energy_sum``).
 
 The constant-target sparsity term is added analytically
 (``lam * p * sum_t v0[., c, t + k]``), so it costs no pass over the hidden
@@ -150,6 +158,9 @@ __all__ = [
 
 #: Paper learning rates (section 5.2) by kind of visible unit.
 DEFAULT_LEARNING_RATES = {"binary": 0.005, "gaussian": 0.0001}
+
+#: 'auto' kernel choice: 'gemm' on CPU for batches of at most this many hidden positions (N * T'), any layer.
+AUTO_GEMM_ROWS = 512
 
 _VISIBLE_KINDS = ("binary", "gaussian")
 _SPARSITY_KINDS = ("goh", "goh-rank", "none")
@@ -291,6 +302,9 @@ class ConvRBM(nn.Module):
     #: im2col matrix products into buffers reused across calls), or 'auto' (the default): 'gemm'
     #: on CPU when ``n_visible * width <= 256`` (layers 1a/1b, whose large hidden tensors made
     #: fresh allocations cost more than the arithmetic), 'conv' otherwise (layer 3, CUDA).
+    #: 'auto' also picks 'gemm' on CPU for any layer when a batch has at most ``AUTO_GEMM_ROWS`` hidden
+    #: positions (layer 3 at one track a step, pretraining's default: 0.80x the time of 'conv'; equal at 8
+    #: tracks of 123 steps, 1.17x at 32).
     cd_kernel: str = "auto"
 
     def __init__(
@@ -375,9 +389,10 @@ class ConvRBM(nn.Module):
             lengths = torch.as_tensor(lengths, device=v.device)
             if lengths.shape != (n,):
                 raise ParameterError(f"lengths has shape {tuple(lengths.shape)}: expected ({n},)")
-            if bool((lengths < 0).any()) or bool((lengths > t).any()):
-                raise ParameterError(f"lengths must lie in [0, {t}] (the padded length), got {lengths.tolist()}")
-            if bool((lengths == t).all()):
+            values = lengths.tolist()  # one host read for the three checks
+            if any(x < 0 or x > t for x in values):
+                raise ParameterError(f"lengths must lie in [0, {t}] (the padded length), got {values}")
+            if all(x == t for x in values):
                 return None
             return valid_mask(lengths, t)
         if mask is not None:
@@ -628,19 +643,22 @@ class ConvRBM(nn.Module):
             n_v = float(n * t)
             n_ex = float(n)
         v0 = v0.contiguous()
-        kernel = cd1_gemm if self._kernel_name(v0.device) == "gemm" else cd1_conv
+        kernel = cd1_gemm if self._kernel_name(v0.device, rows=n * t_h) == "gemm" else cd1_conv
         gw, gbh, gbv, mon = kernel(self, v0, hm, vm, n_h, g, monitor)
 
-        # sums over time, means over sequences (the learning rate is per track)
-        gw.div_(n_ex)
-        gbh = gbh / n_ex
-        gbv = gbv / n_ex
+        # sums over time, means over sequences (the learning rate is per track); one track: nothing to divide
+        if not (isinstance(n_ex, float) and n_ex == 1.0):
+            gw.div_(n_ex)
+            gbh = gbh / n_ex
+            gbv = gbv / n_ex
         if not monitor:
             self._apply_update(gw, gbh, gbv)
             return {}
         rec, sum_h0, fe0, fe1 = mon
-        out = torch.stack([rec / (n_v * n_vis), sum_h0 / (n_h * c.n_hidden), fe0 / n_v, fe1 / n_v,
-                           gw.abs().sum() + gbh.abs().sum()]).tolist()
+        # one host read of the raw sums; the normalizing divisions in float64 on the host
+        raw = torch.stack([rec, sum_h0, fe0, fe1, gw.abs().sum() + gbh.abs().sum()]).tolist()
+        n_v, n_h = float(n_v), float(n_h)
+        out = [raw[0] / (n_v * n_vis), raw[1] / (n_h * c.n_hidden), raw[2] / n_v, raw[3] / n_v, raw[4]]
         if not all(math.isfinite(x) for x in out):
             raise ParameterError(
                 f"CD-1 produced non-finite values (reconstruction error {out[0]}, free energy {out[2]}): "
@@ -650,12 +668,13 @@ class ConvRBM(nn.Module):
         return {"reconstruction_error": out[0], "mean_hidden": out[1], "free_energy_data": out[2],
                 "free_energy_recon": out[3], "n_positions": int(n_h)}
 
-    def _kernel_name(self, device: torch.device) -> str:
+    def _kernel_name(self, device: torch.device, *, rows: int | None = None) -> str:
+        """The kernel of a batch of ``rows`` hidden positions (``N * T'``; None: a large batch) on ``device``."""
         k = self.cd_kernel
         if k not in ("auto", "gemm", "conv"):
             raise ParameterError(f"cd_kernel={k!r}: must be 'auto', 'gemm' or 'conv'")
         if k == "auto":
-            small = self.config.n_visible * self.config.width <= 256
+            small = self.config.n_visible * self.config.width <= 256 or (rows is not None and rows <= AUTO_GEMM_ROWS)
             return "gemm" if device.type == "cpu" and small else "conv"
         return k
 
