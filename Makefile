@@ -1,4 +1,4 @@
-# beatdbn: make setup | make demo | make real | make test | make test-fast | make bench
+# beatdbn: make setup | make demo | make real | make curve | make test | make test-fast | make bench
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
@@ -14,7 +14,7 @@ REAL_SEEDS ?= 3
 REAL    ?= $(DEMO)/real
 REAL_SOURCES = $(or $(wildcard $(REAL_MSD)/subset-*),$(REAL_MSD))
 
-.PHONY: setup demo real real-check test test-fast bench clean model browser synth-tools
+.PHONY: setup demo real real-check curve test test-fast bench clean model browser synth-tools
 
 setup: $(STAMP)
 
@@ -41,6 +41,15 @@ real: real-check setup
 	OMP_NUM_THREADS=1 $(BIN)/beatdbn reproduce $(REAL)/store --out $(REAL)/run --scale auto --seeds $(REAL_SEEDS) \
 	  $(if $(wildcard $(REAL_TAGTRAUM)),--genre-labels $(REAL_TAGTRAUM)) --recipe both --pretrain-min-beats 1000000
 	@cat $(REAL)/run/table.md
+
+# Label-efficiency curve on the real tracks (issue 23 item 4): one DBN pretrained without labels, then every model
+# on 1..50 labelled tracks per class, 3 seeds; REAL_CURVE_TASK (key) at --scale auto; resumes when rerun.
+REAL_CURVE_TASK ?= key
+curve: real-check setup
+	OMP_NUM_THREADS=1 $(BIN)/beatdbn extract $(REAL_SOURCES) --out $(REAL)/store --scheduler sync
+	OMP_NUM_THREADS=1 $(BIN)/beatdbn curve $(REAL)/store $(REAL)/curve-$(REAL_CURVE_TASK) --task $(REAL_CURVE_TASK) \
+	  --scale auto --seeds $(REAL_SEEDS) $(if $(wildcard $(REAL_TAGTRAUM)),--genre-labels $(REAL_TAGTRAUM)) \
+	  --pretrain-min-beats 1000000
 
 real-check:
 	@test -d "$(REAL_MSD)" || { echo "make real: REAL_MSD=$(REAL_MSD) is not a folder; give REAL_MSD=/path/to/MillionSongSubset/data (a folder of MSD .h5 track files)" >&2; exit 2; }

@@ -50,9 +50,6 @@ def curve(
                          models=tuple(m.strip() for m in models.split(",") if m.strip()), epochs=epochs,
                          quick=quick, genre_labels=str(genre_labels or ""), duplicates=str(duplicates or ""),
                          pretrain_min_beats=pretrain_min_beats)
-    result = label_curve(store, out, config, device=device,
-                         progress=lambda line: err_console.print(line, highlight=False, soft_wrap=True))
-    console.print((out / "curve.md").read_text(), highlight=False, soft_wrap=True)
-    for s in result["skipped"]:
-        err_console.print(f"[yellow]skipped:[/yellow] n={s['n']} seed {s['seed']} {s['model']}: {s['reason']}",
-                          highlight=False)
+    label_curve(store, out, config, device=device,
+                progress=lambda line: err_console.print(line, highlight=False, soft_wrap=True, markup=False))
+    console.print((out / "curve.md").read_text(), highlight=False, soft_wrap=True, markup=False)  # skipped points too

@@ -301,10 +301,11 @@ def curve_markdown(curve: dict) -> str:
     ns = sorted({r["n"] for rows in curve["summary"].values() for r in rows})
     lines = [f"# Label-efficiency curve: {curve['task']}", "",
              f"Test accuracy against labelled tracks per class ({len(curve['classes'])} classes, chance "
-             f"{curve['chance']:.1%}); seeds {', '.join(map(str, curve['config']['seeds']))}; one DBN pretrained "
-             f"without labels on {curve['store_tracks'] - curve['pretrain_excluded']:,} of the store's "
-             f"{curve['store_tracks']:,} tracks (every seed's valid/test tracks left out). Mean ± sd "
-             f"[95 % interval] over seeds.", "", "![curve](curve.png)", "",
+             f"{curve['chance']:.1%}); seeds {', '.join(map(str, curve['config']['seeds']))}; "
+             + (f"one DBN pretrained without labels on {curve['store_tracks'] - curve['pretrain_excluded']:,} of "
+                f"the store's {curve['store_tracks']:,} tracks (every seed's valid/test tracks left out)"
+                if any(m.startswith("convmlp") for m in curve["config"]["models"]) else "no DBN (no conv MLP asked)")
+             + ". Mean ± sd [95 % interval] over seeds.", "", "![curve](curve.png)", "",
              "| model | " + " | ".join(f"n={n}" for n in ns) + " |", "|---|" + "---:|" * len(ns)]
     for model, rows in curve["summary"].items():
         by_n = {r["n"]: r for r in rows}
