@@ -17,7 +17,7 @@ __all__ = ["FeatureStore", "BeatdbnError", "DataError", "ParameterError", "__ver
 
 def __getattr__(name):  # lazy: `import beatdbn` stays cheap for the CLI
     if name == "FeatureStore":
-        from beatdbn.store.reader import FeatureStore  # lazy: `import beatdbn` must not load pyarrow/h5py
+        from beatdbn.store.reader import FeatureStore  # reason: lazy, `import beatdbn` must not load pyarrow/h5py
 
         return FeatureStore
     raise AttributeError(f"module 'beatdbn' has no attribute {name!r}")

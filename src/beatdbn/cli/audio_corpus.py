@@ -21,7 +21,7 @@ def synth_audio(
     workers: int = typer.Option(1, help="Processes rendering in parallel."),
 ):
     """Synthesize tonal pieces with known keys as audio, plus labels.csv (path, key) for `extract --labels`."""
-    from beatdbn.synth.audio_keys import write_corpus  # lazy: scipy and the audio stack (fast --help)
+    from beatdbn.synth.audio_keys import write_corpus  # reason: lazy, scipy and the audio stack (fast --help)
 
     with counting_bar(console, "synth-audio", pieces, unit="pieces", fmt=",.2f") as advance:
         labels = write_corpus(out, pieces=pieces, seed=seed, fmt=fmt, workers=workers, progress=advance)

@@ -39,9 +39,9 @@ def baseline(
     device: str = typer.Option("cpu", help="Torch device for logistic regression (cpu, cuda)."),
 ):
     """Train a window baseline (section 6) on one task; print valid/test accuracy and the chosen learning rate."""
-    from beatdbn.data.splits import load_split  # lazy: torch (fast --help)
-    from beatdbn.train import runner  # lazy: torch (fast --help)
-    from beatdbn.train.baselines import (PAPER_LEARNING_RATES, BaselineConfig, run_logreg,  # lazy: torch, sklearn
+    from beatdbn.data.splits import load_split  # reason: lazy, torch (fast --help)
+    from beatdbn.train import runner  # reason: lazy, torch (fast --help)
+    from beatdbn.train.baselines import (PAPER_LEARNING_RATES, BaselineConfig, run_logreg,  # reason: lazy, torch, sklearn
                                          run_naive_bayes)
 
     check_options(device=device, out=out)  # one line for a bad --device or an unwritable --out

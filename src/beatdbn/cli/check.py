@@ -27,7 +27,7 @@ def check(
     Exit code 0 when the store is sound (or was repaired), 1 when a problem
     remains (run again with --repair; a broken shards/ folder must be restored by hand).
     """
-    from beatdbn.store.check import check_store  # here: the CLI starts without h5py
+    from beatdbn.store.check import check_store  # reason: lazy, the CLI starts without h5py
 
     report = check_store(store, repair=repair, wait=wait)
     if as_json:

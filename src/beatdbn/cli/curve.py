@@ -10,6 +10,7 @@ import typer
 from beatdbn.cli import command, console, err_console
 from beatdbn.cli.options import check_options
 from beatdbn.cli.tasks import TASK_HELP, with_task_options
+from beatdbn.exceptions import ParameterError
 from beatdbn.tasks.registry import TaskConfig
 
 __all__ = ["curve"]
@@ -39,12 +40,10 @@ def curve(
     logistic regression and naive Bayes trained on n tracks per class of the train split; mean and 95 % band
     over seeds.
     """
-    from beatdbn.pipeline.curve import CurveConfig, label_curve  # lazy: torch
+    from beatdbn.pipeline.curve import CurveConfig, label_curve  # reason: lazy, torch
 
     check_options(device=device, out=out)
     if seeds < 1:
-        from beatdbn.exceptions import ParameterError
-
         raise ParameterError(f"--seeds {seeds}: give 1 or more")
     config = CurveConfig(task=curve_task, per_class=per_class, seeds=tuple(range(seeds)), tasks=task_config,
                          models=tuple(m.strip() for m in models.split(",") if m.strip()), epochs=epochs,

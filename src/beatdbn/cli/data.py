@@ -36,7 +36,7 @@ def synth(
             rate = done / max(time.perf_counter() - t0, 1e-9)
             bar.update(job, completed=done, rate=f"{rate:,.0f} tracks/s")
 
-        from beatdbn.synth.corpus import generate_corpus  # here: the CLI starts without it
+        from beatdbn.synth.corpus import generate_corpus  # reason: lazy, the CLI starts without it
         paths = generate_corpus(out, tracks, seed=seed, n_artists=artists, progress=advance)
     console.print(f"wrote {len(paths)} synthetic tracks (not real music) to {out}")
 
@@ -74,7 +74,7 @@ def extract(
             logging.getLogger(name).setLevel(logging.ERROR)
     if folder_labels is not None and folder_labels not in ("genre", "artist", "key"):
         raise ParameterError(f"--folder-labels {folder_labels!r}: choose genre, artist or key")
-    from beatdbn.labels import read_label_csv  # here: the CLI starts without the readers
+    from beatdbn.labels import read_label_csv  # reason: lazy, the CLI starts without the readers
 
     label_map = read_label_csv(labels) if labels else None
 
@@ -99,7 +99,7 @@ def extract(
             err_console.print(f"{out} is being written by another beatdbn process (pid {pid or 'unknown'}); "
                               f"waiting for it (--wait)", highlight=False, soft_wrap=True)
 
-        from beatdbn.store.extract import extract as run_extract  # here: heavy (h5py, Dask, ...)
+        from beatdbn.store.extract import extract as run_extract  # reason: lazy, h5py, Dask, ...
         report = run_extract(sources, out, shard_size=shard_size, scheduler=scheduler, workers=workers,
                              on_progress=step, on_start=start, labels=label_map, folder_label=folder_labels,
                              retry_skipped=retry_skipped, wait=wait, on_wait=waiting, allow_mixed=allow_mixed)
@@ -129,7 +129,7 @@ def info(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON object (tracks, beats, ...)."),
 ):
     """Summarize a feature store: tracks, beats, shards, skipped inputs."""
-    from beatdbn.store.reader import FeatureStore  # here: pyarrow and h5py only for this command
+    from beatdbn.store.reader import FeatureStore  # reason: lazy, pyarrow and h5py only for this command
     summary = FeatureStore.open(store).summary()
     if as_json:
         typer.echo(json.dumps(summary, indent=2))

@@ -43,11 +43,11 @@ def embed(
     check_options(out_file=out, out=out_dir)
     if out is not None and fmt is not None:
         raise ParameterError(f"--format {fmt} goes with --out-dir; with --out the suffix says it ({out.name})")
-    from beatdbn.inference.embed import embed as run_embed, embed_each, output_names  # lazy: torch (fast --help)
-    from beatdbn.inference.encoders import load_encoder  # lazy: torch (fast --help)
-    from beatdbn.inference.inputs import iter_inputs  # lazy: beside the above
+    from beatdbn.inference.embed import embed as run_embed, embed_each, output_names  # reason: lazy, torch (fast --help)
+    from beatdbn.inference.encoders import load_encoder  # reason: lazy, torch (fast --help)
+    from beatdbn.inference.inputs import iter_inputs  # reason: lazy, beside the import above
 
-    from beatdbn.inference.runs import shipped_model_dir  # lazy: beside the above
+    from beatdbn.inference.runs import shipped_model_dir  # reason: lazy, beside the import above
 
     model, inputs = model_and_inputs(paths, task, command="embed", model="DBN_OR_RUN")
     if out_dir is not None:

@@ -50,8 +50,8 @@ def finetune(
                             "(the paper's control); without it, a plain random initialization."),
 ):
     """Finetune the conv MLP on a task over a learning-rate sweep; selects on valid, reports test."""
-    from beatdbn.train import runner  # lazy: torch (fast --help)
-    from beatdbn.train.finetune import FinetuneConfig, finetune as run  # lazy: torch, matplotlib (fast --help)
+    from beatdbn.train import runner  # reason: lazy, torch (fast --help)
+    from beatdbn.train.finetune import FinetuneConfig, finetune as run  # reason: lazy, torch, matplotlib (fast --help)
 
     check_options(device=device, out=out)  # one line for a bad --device or an unwritable --out
     registry.spec(task)  # an unknown task: one line naming the known ones

@@ -45,7 +45,7 @@ def _read_ahead(paths: list[Path], workers: int, scheduler: Optional[str]):
         return None
     import concurrent.futures
 
-    from beatdbn.features.sources import read_input  # here: the reader alone (no torch)
+    from beatdbn.features.sources import read_input  # reason: lazy, the reader alone (no torch)
 
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="beatdbn-read")
     future = pool.submit(read_input, first)
@@ -67,7 +67,7 @@ def _workers_that_pay(files: list[Path], workers: int, scheduler: Optional[str])
     ``--scheduler`` given is always used."""
     if workers == 1 or scheduler is not None:
         return workers
-    from beatdbn.features.sources import MSD_SUFFIXES  # the reader alone (no torch)
+    from beatdbn.features.sources import MSD_SUFFIXES  # reason: lazy, the reader alone (no torch)
 
     n_audio = sum(1 for f in files if f.suffix.lower() not in MSD_SUFFIXES)
     if n_audio >= WORKERS_PAY_FROM:
@@ -80,7 +80,7 @@ def _workers_that_pay(files: list[Path], workers: int, scheduler: Optional[str])
 
 
 def _run_and_inputs(paths: list[Path], task: Optional[str]):
-    from beatdbn.inference import load_run, shipped_model  # lazy: torch (fast --help)
+    from beatdbn.inference import load_run, shipped_model  # reason: lazy, torch (fast --help)
 
     model_dir, inputs = model_and_inputs(paths, task, command="predict")
     if model_dir is None:
@@ -161,9 +161,9 @@ def predict(
         check_scheduler(scheduler)
     # the first file's analysis starts now, in a thread, and overlaps torch's import and the model's loading
     ahead = _read_ahead(paths, workers, scheduler) if out is None or not over_time else None
-    from beatdbn.inference import iter_inputs, iter_predictions, row_writer  # lazy: torch (fast --help)
-    from beatdbn.inference.key_answer import key_classes  # lazy: beside the above
-    from beatdbn.inference.rows import check_output  # lazy: beside the above
+    from beatdbn.inference import iter_inputs, iter_predictions, row_writer  # reason: lazy, torch (fast --help)
+    from beatdbn.inference.key_answer import key_classes  # reason: lazy, beside the import above
+    from beatdbn.inference.rows import check_output  # reason: lazy, beside the import above
 
     if out is not None:
         check_output(out, over_time=over_time)  # e.g. --over-time into a CSV file: refused before any work
@@ -231,7 +231,7 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ):
     """Accuracy and per-class accuracy of a run's selected model on a split of its task."""
-    from beatdbn.evaluate.split import evaluate_split  # lazy: torch (fast --help)
+    from beatdbn.evaluate.split import evaluate_split  # reason: lazy, torch (fast --help)
 
     res = evaluate_split(run_dir, store, tasks, split)
     if as_json:

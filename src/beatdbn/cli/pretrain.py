@@ -61,10 +61,10 @@ def pretrain(
                                      "the store; only rank 0 writes --out."),
 ):
     """Pretrain the convolutional DBN (layers 1a, 1b, then 3) on a store, streaming; a rerun resumes."""
-    from beatdbn.models.dbn import DBNConfig  # heavy: imports torch, only for this command
-    from beatdbn.train.pretrain import PretrainConfig, pretrain as run, read_exclusion, write_plots  # heavy: torch
+    from beatdbn.models.dbn import DBNConfig  # reason: lazy, imports torch, only for this command
+    from beatdbn.train.pretrain import PretrainConfig, pretrain as run, read_exclusion, write_plots  # reason: lazy, torch
 
-    from beatdbn.train.launch import join_launch, launched_rank, run_local  # heavy: torch.distributed
+    from beatdbn.train.launch import join_launch, launched_rank, run_local  # reason: lazy, torch.distributed
 
     check_device(device)  # before anything is created: a bad device leaves no empty --out behind
     check_workers(workers)

@@ -59,8 +59,8 @@ def reproduce(
     cover the finished seeds (OUT/seeds.json). A model that did not leave chance is named at the end, with
     what would help.
     """
-    from beatdbn.evaluate.table import Table1  # lazy: torch, matplotlib (fast --help)
-    from beatdbn.pipeline.reproduce import (ReproduceConfig, parse_seeds, reproduce as run_reproduce,  # lazy: torch
+    from beatdbn.evaluate.table import Table1  # reason: lazy, torch, matplotlib (fast --help)
+    from beatdbn.pipeline.reproduce import (ReproduceConfig, parse_seeds, reproduce as run_reproduce,  # reason: lazy, torch
                                             reproduce_seeds)
 
     check_options(device=device, out=out, scheduler=scheduler,
@@ -113,8 +113,8 @@ def report(
     embed: bool = typer.Option(False, help="Embed the images in the HTML (one self-contained file)."),
 ):
     """(Re)write the report of a reproduction run: Table 1, curves, confusion matrices, filters."""
-    from beatdbn.evaluate.report import write_report  # lazy: matplotlib (fast --help)
-    from beatdbn.evaluate.table import Table1  # lazy: torch, matplotlib (fast --help)
+    from beatdbn.evaluate.report import write_report  # reason: lazy, matplotlib (fast --help)
+    from beatdbn.evaluate.table import Table1  # reason: lazy, torch, matplotlib (fast --help)
 
     Table1.from_run(run_dir).write(run_dir)
     console.print(f"report: {write_report(run_dir, embed_images=embed)}")

@@ -89,8 +89,8 @@ def serve(
         import uvicorn  # optional dependency (beatdbn[serve])
     except ImportError:
         raise ParameterError("beatdbn serve needs FastAPI and uvicorn: pip install 'beatdbn[serve]'") from None
-    from beatdbn.inference.runs import load_run, shipped_model  # lazy: torch (fast --help)
-    from beatdbn.serve.app import UploadLimits, create_app  # lazy: FastAPI, torch (fast --help)
+    from beatdbn.inference.runs import load_run, shipped_model  # reason: lazy, torch (fast --help)
+    from beatdbn.serve.app import UploadLimits, create_app  # reason: lazy, FastAPI, torch (fast --help)
 
     warning = exposure_warning(host)
     if warning:

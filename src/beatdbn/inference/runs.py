@@ -202,7 +202,7 @@ def _model_name(path: Path) -> str | None:
     cfg = _read_json(path / "config.json", "run configuration")
     if cfg.get("format") == "beatdbn-convmlp":  # a conv MLP model folder, not a run
         return None
-    from beatdbn.models.window_model import FORMAT as WINDOW_MODEL_FORMAT  # here: it loads scikit-learn
+    from beatdbn.models.window_model import FORMAT as WINDOW_MODEL_FORMAT  # reason: lazy, it loads scikit-learn
     if cfg.get("format") == WINDOW_MODEL_FORMAT:  # a baseline model folder
         return str(cfg.get("kind") or "baseline")
     name = cfg.get("model")
@@ -287,9 +287,9 @@ def shipped_model(task: str = "key", *, device: str | torch.device = "cpu") -> R
 
     Examples
     --------
-    >>> run = shipped_model("key")          # doctest: +SKIP
-    >>> run.task, run.representation, run.labels[:3]
-    ('key', 'audio', ['C', 'C#', 'D'])
+    >>> run = shipped_model("key")
+    >>> run.task, run.representation, run.labels[:3], run.labels[-1]
+    ('key', 'audio', ['C major', 'C# major', 'D major'], 'no key')
     """
     return load_run(shipped_model_dir(task), device=device)
 

@@ -204,7 +204,7 @@ def plot_filters(dbn, path: str | Path, *, max_filters: int = 100, scale: str = 
         if stage not in _TITLES:
             raise ParameterError(f"stage={stage!r}: must be one of {tuple(_TITLES)}")
     if isinstance(dbn, (str, Path)):
-        from beatdbn.models.dbn import ConvDBN  # same layer, loaded only for a path (plots stays below models)
+        from beatdbn.models.dbn import ConvDBN  # reason: lazy, models loads torch; only a path given needs it
 
         dbn = ConvDBN.load(dbn)
     out = Path(path)
