@@ -186,7 +186,7 @@ def _finetune_epoch(quick: bool) -> tuple[float, float]:
     from beatdbn.data.splits import SplitData
     from beatdbn.train.finetune import run_convmlp
     from beatdbn.train.finetune_config import FinetuneConfig
-    from beatdbn.train.runner import lr_dir
+    from beatdbn.train.rundir import lr_dir
 
     rng = np.random.default_rng(0)
     n = 200 if quick else 1000

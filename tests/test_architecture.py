@@ -115,7 +115,7 @@ def test_the_checker_finds_hidden_local_imports(tmp_path):
     probe = root / "train" / "probe.py"
     probe.write_text(
         "import importlib\n"
-        "from beatdbn.train import runner\n"                        # top level, own package: fine
+        "from beatdbn.train import rundir\n"                        # top level, own package: fine
         "def f():\n"
         "    from beatdbn.evaluate.table import Table1  # lazy\n"   # a comment but no reason
         "    from ..evaluate import report\n"                       # relative, another package

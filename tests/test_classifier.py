@@ -102,7 +102,7 @@ def test_a_baseline_has_the_same_protocol_and_no_steps():
 
     c = WindowClassifier(NB())
     tracks, steps = c.predict_proba(_tracks([60, 70]))
-    assert tracks.shape == (2, 2) and steps is None and not c.has_steps
+    assert tracks.shape == (2, 2) and steps is None and not c.answers_over_time
     with pytest.raises(ParameterError, match="no layer-4 steps"):
         c.predict_proba(_tracks([60]), over_time=True)
     run = Run(__import__("pathlib").Path("nb"), NB(), ["rock", "jazz"], "genre", {}, None, kind="naive_bayes")

@@ -64,7 +64,7 @@ def test_load_run_records_the_representation_and_dispatches_baselines(tmp_path, 
     model = ConvMLP(MLPConfig(n_classes=12, classes=tuple(str(i) for i in range(12)), task="key", **SMALL))
     run = load_run(_save_run(tmp_path / "mlp", model, {"model": "convmlp_random", "representation": "echonest"}))
     assert run.kind == "convmlp" and run.representation == "echonest" and run.labels[:2] == ["C", "C#"]
-    assert run.has_steps
+    assert run.answers_over_time
     # a baseline run: load_run hands it to beatdbn.inference.baselines.load_baseline
     (tmp_path / "lr").mkdir()
     (tmp_path / "lr" / "config.json").write_text(json.dumps({"model": "logreg", "task": "genre"}))
@@ -80,7 +80,7 @@ def test_load_run_records_the_representation_and_dispatches_baselines(tmp_path, 
     calls = []
     monkeypatch.setattr("beatdbn.inference.baselines.load_baseline", lambda path, device: calls.append((path, device)) or Fake())
     run = load_run(tmp_path / "lr")
-    assert calls and run.kind == "logreg" and run.labels == ["rock", "jazz"] and not run.has_steps
+    assert calls and run.kind == "logreg" and run.labels == ["rock", "jazz"] and not run.answers_over_time
     assert predict_features(run, _tracks([60, 70])) == pytest.approx(np.tile([0.25, 0.75], (2, 1)))
     with pytest.raises(DataError, match="no such run"):
         load_run(tmp_path / "absent")

@@ -208,7 +208,7 @@ def test_predict_and_evaluate_a_real_baseline_run(demo_corpus, tmp_path):
                               "key", "--model", "naive-bayes", "--out", str(out)])
     assert res.exit_code == 0, res.output
     run = load_run(out)
-    assert run.kind == "naive_bayes" and run.labels == list(KEY_NAMES) and not run.has_steps
+    assert run.kind == "naive_bayes" and run.labels == list(KEY_NAMES) and not run.answers_over_time
     f = _files(demo_corpus, 1)[0]
     res = runner.invoke(app, ["predict", str(out), str(f), "--json", "-k", "0"])
     assert res.exit_code == 0, res.output

@@ -151,7 +151,7 @@ def test_a_job_resumed_by_a_caller_on_two_threads_ends_as_one_run_through(demo_c
     and rerun in a process on 2 torch threads resumes that checkpoint and ends bit for bit as the same job run
     through on 1 thread: run_job computes with one thread wherever it runs (2 threads train other bits)."""
     from beatdbn.models.dbn import ConvDBN
-    from beatdbn.train import runner
+    from beatdbn.train import rundir
 
     config = dataclasses.replace(SMALL, finetune=FinetuneConfig(learning_rates=(0.05,), epochs=3, snapshot_epochs=(3,)))
     job = Job("key", "convmlp_random", "paper", 0.05)
@@ -161,7 +161,7 @@ def test_a_job_resumed_by_a_caller_on_two_threads_ends_as_one_run_through(demo_c
         shutil.copytree(demo_corpus["tasks"], out / "tasks")
         ConvDBN(DBNConfig(n_maps_1a=6, n_maps_1b=6, n_maps_3=6, seed=1)).save(out / "dbn")
         runs[name] = out / "experiments" / "key" / job.model / "lr-0.05"
-    write_metrics = runner.write_metrics
+    write_metrics = rundir.write_metrics
 
     def killed_after_epoch_1(path, rows, columns=None):  # called just after each epoch's checkpoint
         if rows and rows[-1]["epoch"] == 1:
@@ -188,7 +188,7 @@ def test_a_job_resumed_by_a_caller_on_two_threads_ends_as_one_run_through(demo_c
     assert not scratch.exists()
 
     def numbers(lr_dir):
-        rows = runner.read_metrics(lr_dir / "metrics.csv")
+        rows = rundir.read_metrics(lr_dir / "metrics.csv")
         return [{k: v for k, v in r.items() if k not in ("seconds", "beats_per_s")} for r in rows]
 
     assert len(numbers(runs["resumed"])) == 3 and numbers(runs["resumed"]) == numbers(runs["through"])

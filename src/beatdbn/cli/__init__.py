@@ -161,4 +161,4 @@ def main() -> None:
     app()
 
 
-from beatdbn.cli import data, check, tasks, pretrain, finetune, predict, baselines, report, audio_corpus, embed, serve, curve  # noqa: E402,F401  (registers the commands)
+from beatdbn.cli import synth, extract, info, check, tasks, pretrain, finetune, predict, baseline, reproduce, embed, serve, curve  # noqa: E402,F401  (registers the commands)

@@ -50,7 +50,7 @@ def finetune(
                             "(the paper's control); without it, a plain random initialization."),
 ):
     """Finetune the conv MLP on a task over a learning-rate sweep; selects on valid, reports test."""
-    from beatdbn.train import runner  # reason: lazy, torch (fast --help)
+    from beatdbn.train import rundir  # reason: lazy, torch (fast --help)
     from beatdbn.train.finetune import FinetuneConfig, finetune as run  # reason: lazy, torch, matplotlib (fast --help)
 
     check_options(device=device, out=out)  # one line for a bad --device or an unwritable --out
@@ -72,7 +72,7 @@ def finetune(
         if dbn is not None:
             raise ParameterError("--dbn is for --init random; with --init DBN_DIR the weights come from DBN_DIR")
         mode, dbn_dir = "pretrained", Path(init)
-    with runner.run_lock(out), progress_bar(console) as bar:  # a second run into --out fails at once
+    with rundir.run_lock(out), progress_bar(console) as bar:  # a second run into --out fails at once
         job = bar.add_task(f"finetune {task}", total=len(config.learning_rates) * epochs, rate="")
 
         def advance(p: dict) -> None:

@@ -165,7 +165,7 @@ class PlainProgress:
         with self._lock:
             for t in self._tasks.values():  # a stage still open at the end: say where it stopped
                 if not t.finished and t.completed:
-                    self._finish(t, stopped=exc[0] is not None or bool(t.total and t.completed < t.total))
+                    self._print_done_line(t, stopped=exc[0] is not None or bool(t.total and t.completed < t.total))
 
     def add_task(self, description: str, total: float | None = 100.0, completed: float = 0, **fields: Any) -> int:
         with self._lock:
@@ -181,7 +181,7 @@ class PlainProgress:
             t = self._tasks[task_id]
             if description is not None and str(description) != t.description:
                 if t.completed and not t.finished:
-                    self._finish(t, stage_end=True)  # a new stage in the same task: the previous one is done
+                    self._print_done_line(t, stage_end=True)  # a new stage in the same task: the previous one is done
                 new_total = total if total is not None else t.total
                 goes_on = new_total == t.total and (completed if completed is not None else t.completed) >= t.completed
                 now = self._clock()
@@ -196,7 +196,7 @@ class PlainProgress:
                 t.completed += float(advance)
             t.fields.update(fields)
             if t.total and t.completed >= t.total and not t.finished:
-                self._finish(t)
+                self._print_done_line(t)
             elif t.finished and t.total and t.completed < t.total:
                 t.finished = False
 
@@ -218,7 +218,7 @@ class PlainProgress:
     def _print(self, text: str) -> None:
         self.console.print(text, markup=False, highlight=False, soft_wrap=True)
 
-    def _finish(self, t: _Task, *, stopped: bool = False, stage_end: bool = False) -> None:
+    def _print_done_line(self, t: _Task, *, stopped: bool = False, stage_end: bool = False) -> None:
         t.finished = True
         self._print(("stopped " if stopped else "done ") + t.line(self._clock(), stage_end=stage_end))
 

@@ -54,7 +54,7 @@ def evaluate_split(run_dir: Run | str | Path, store, tasks_dir, split: str = "te
         raise ParameterError(f"split={split!r}: must be one of train, valid, test")
     fs = store if isinstance(store, FeatureStore) else FeatureStore.open(store)
     task = load_task(tasks_dir, run.task)
-    model_classes = list(run.model.config.class_names) if run.has_steps else [str(c) for c in run.model.classes]
+    model_classes = list(run.model.config.class_names) if run.answers_over_time else [str(c) for c in run.model.classes]
     if list(task.classes) != model_classes:
         raise DataError(f"{Path(tasks_dir) / run.task}: classes {task.classes[:5]}... differ from the model's "
                         f"{model_classes[:5]}...: were the tasks rebuilt since training?")

@@ -43,7 +43,7 @@ def _model_answer(run: Run, name: str, meta: dict, track: Track, top_k: int) -> 
     mismatch = representation_mismatch(run, meta, Path(name).name)
     if mismatch:
         return {**out, "error": mismatch}
-    post = run.predict_proba([track], over_time=run.has_steps)
+    post = run.predict_proba([track], over_time=run.answers_over_time)
     answer = track_answer(run, post.tracks[0], top_k=top_k, steps=post.steps[0] if post.steps else None,
                           n_beats=len(track.features), beats=track.beats)
     return {**out, **page_answer(answer)}

@@ -107,7 +107,7 @@ Steps = list[np.ndarray] | None
 class Classifier(Protocol):
     """What a finished run classifies with."""
 
-    has_steps: bool
+    answers_over_time: bool
     n_inputs: int
 
     def predict_proba(self, features: Sequence[np.ndarray], *, over_time: bool = False
@@ -147,7 +147,7 @@ def conv_posteriors(model: ConvMLP, features: Sequence[np.ndarray], *, over_time
 class ConvMLPClassifier:
     """A conv MLP behind the protocol (see :func:`conv_posteriors`)."""
 
-    has_steps = True
+    answers_over_time = True
 
     def __init__(self, model: ConvMLP, *, batch_size: int = 32):
         self.model, self.batch_size = model, batch_size
@@ -160,7 +160,7 @@ class ConvMLPClassifier:
 class WindowClassifier:
     """A window baseline (``predict_proba(list of tracks) -> (n, n_classes)``) behind the protocol."""
 
-    has_steps = False
+    answers_over_time = False
     n_inputs = 24
 
     def __init__(self, model: Any):

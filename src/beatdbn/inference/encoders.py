@@ -82,6 +82,6 @@ def load_encoder(path: str | Path, *, device: str | torch.device = "cpu") -> Enc
     if not path.exists():
         raise DataError(f"{path}: no such DBN or run folder")
     run = load_run(path, device=device)
-    if not run.has_steps:
+    if not run.answers_over_time:
         raise DataError(f"{path}: a {run.kind} run has no layer-4 features; give a DBN folder or a conv MLP run")
     return Encoder(path, "convmlp", run.model, run.model.config.dbn_config, run.representation)

@@ -69,7 +69,7 @@ def iter_predictions(run_dir: Run | str | Path, files: Iterable[str | Path], *, 
     first = next(files, None)
     head = [] if first is None else [_Ahead(first, ahead) if ahead is not None else first]
     files = itertools.chain(head, files)
-    if over_time_steps and not run.has_steps:
+    if over_time_steps and not run.answers_over_time:
         raise ParameterError(f"{run.path}: a {run.kind} model has no layer-4 steps; posteriors over time need a "
                              f"conv MLP run")
     return _iter_answers(run, files, top_k=top_k, batch_size=batch_size, over_time_steps=over_time_steps,

@@ -110,7 +110,7 @@ class Run:
         return None if t is None else float(t)
 
     @property
-    def has_steps(self) -> bool:
+    def answers_over_time(self) -> bool:
         """True for a conv MLP: it has layer-4 steps (posteriors over time, embeddings)."""
         return isinstance(self.model, ConvMLP)
 
@@ -154,7 +154,7 @@ class Run:
         ParameterError
             A track that does not pass the door, or ``over_time`` with a model without steps.
         """
-        if over_time and not self.has_steps:
+        if over_time and not self.answers_over_time:
             raise ParameterError(f"{self.path}: a {self.kind} model has no layer-4 steps; posteriors over time need "
                                  f"a conv MLP run")
         feats = []

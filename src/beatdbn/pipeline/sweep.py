@@ -73,7 +73,7 @@ from beatdbn.models.dbn import ConvDBN
 from beatdbn.store.reader import INDEX_FILE, FeatureStore
 from beatdbn.tasks.build import load_task
 from beatdbn.tasks.selection import SPLITS
-from beatdbn.train import runner
+from beatdbn.train import rundir
 from beatdbn.train.baselines import run_logreg, run_naive_bayes
 from beatdbn.train.finetune import run_convmlp
 from beatdbn.utils.atomic import write_json
@@ -123,7 +123,7 @@ def _done(out: Path, job: Job, config) -> bool:
         return True  # the serial pass checks its settings
     if job.lr is None:
         return False
-    lr_dir = runner.lr_dir(exp, job.lr)
+    lr_dir = rundir.lr_dir(exp, job.lr)
     if job.model == "logreg":
         return (lr_dir / RESULT_FILE).exists()
     # a conv MLP rate is trained when its last epoch's snapshot is saved (just before the last checkpoint: a
@@ -363,13 +363,13 @@ def _run_job(job: Job, store: str, out: str, config, device: str, report: Callab
         phases["train"] = time.perf_counter() - t1
         return info()
     scratch = exp / f".job-lr-{job.lr:g}"
-    final = runner.lr_dir(exp, job.lr)
+    final = rundir.lr_dir(exp, job.lr)
     with _exclusive(exp / f".job-lr-{job.lr:g}.lock"):
         if _done(out_path, job, config):  # another process ran it while this one waited for the lock
             shutil.rmtree(scratch, ignore_errors=True)
             (exp / f".job-lr-{job.lr:g}.lock").unlink(missing_ok=True)
             return info()
-        mine = runner.lr_dir(scratch, job.lr)
+        mine = rundir.lr_dir(scratch, job.lr)
         if final.exists():  # an unfinished rate of a serial run: resume it from its checkpoint
             shutil.rmtree(mine, ignore_errors=True)
             scratch.mkdir(parents=True, exist_ok=True)

@@ -41,7 +41,7 @@ epochs, seed 0), valid / test track accuracy, sum rule::
 (The synthetic demo is far easier than the MSD — chance is 8 %, 5 %, 10 % —
 so large rates do not overfit it as they would real data.)
 
-**Run directory, resuming** (the layout of :mod:`beatdbn.train.runner`, shared
+**Run directory, resuming** (the layout of :mod:`beatdbn.train.rundir`, shared
 with the conv MLP). ``out/result.json`` written by a finished run with the same
 configuration and the same splits is returned as is (after checking that
 ``out/model`` loads). ``out/model`` is the selected model as a
@@ -89,7 +89,7 @@ from beatdbn.models.logreg import GRAD_NORMS, WindowedLogReg
 from beatdbn.models.naive_bayes import WindowedNaiveBayes
 from beatdbn.models.window_model import WindowModel
 from beatdbn.models.windows import Standardizer, WindowedTracks, make_windows
-from beatdbn.train import runner
+from beatdbn.train import rundir
 from beatdbn.train.provenance import run_versions
 from beatdbn.utils.atomic import save_torch, write_json
 
@@ -224,15 +224,15 @@ def _window_stats(windows: dict[str, WindowedTracks]) -> dict[str, Any]:
 
 
 def _settings(model: str, task: str, fields: dict[str, Any], fingerprint: str) -> dict:
-    return runner.settings_of(task=task, model=model, config=fields, splits=fingerprint)
+    return rundir.settings_of(task=task, model=model, config=fields, splits=fingerprint)
 
 
-def _finish(out: Path, *, kind: str, task: str, model, std: Standardizer, config: BaselineConfig,
+def _save_run(out: Path, *, kind: str, task: str, model, std: Standardizer, config: BaselineConfig,
             classes: list[str], representation: str | None, settings: dict, result: ExperimentResult) -> None:
     """Save the selected model (``out/model``), the run record and the result (last: it marks the run finished)."""
     WindowModel(kind, model, std, config.window, config.stride, classes, task, representation).save(
-        out / runner.MODEL_DIR)
-    runner.write_record(out, {"task": task, "model": kind, "representation": representation, "settings": settings})
+        out / rundir.MODEL_DIR)
+    rundir.write_record(out, {"task": task, "model": kind, "representation": representation, "settings": settings})
     result.extra["settings"] = settings
     result.save(out)
 
@@ -257,7 +257,7 @@ def run_naive_bayes(train, valid, test, *, task: str, out: str | Path, config: B
     task : str
         The task's name (``'artist'``, ``'genre'``, ``'key'``), recorded in the result.
     out : path
-        The run directory (:mod:`beatdbn.train.runner`): ``result.json``, ``config.json``, ``model/``.
+        The run directory (:mod:`beatdbn.train.rundir`): ``result.json``, ``config.json``, ``model/``.
     config : BaselineConfig
         ``window``, ``stride``, ``var_smoothing`` are used.
     progress : callable or None
@@ -284,7 +284,7 @@ def run_naive_bayes(train, valid, test, *, task: str, out: str | Path, config: B
     classes = check_splits(train, valid, test)
     fingerprint = splits_fingerprint(train, valid, test)
     settings = _settings("naive_bayes", task, config.nb_fields(), fingerprint)
-    done = runner.finished(out, settings, load=WindowModel.load)
+    done = rundir.finished(out, settings, load=WindowModel.load)
     if done is not None:
         _emit(progress, 3, 3, "naive Bayes: already done")
         return done
@@ -313,7 +313,7 @@ def run_naive_bayes(train, valid, test, *, task: str, out: str | Path, config: B
                "standardizer": std.to_dict(), "versions": run_versions(),
                "table_uses": "valid_accuracy/test_accuracy: mean of window posteriors", **targets_of(test),
                "note": "GaussianNB (scikit-learn) on standardized windows; standardization from train beats only"})
-    _finish(out, kind="naive_bayes", task=task, model=nb, std=std, config=config, classes=classes,
+    _save_run(out, kind="naive_bayes", task=task, model=nb, std=std, config=config, classes=classes,
             representation=train.representation, settings=settings, result=result)
     return result
 
@@ -365,7 +365,7 @@ def _train_one_lr(lr: float, windows: dict[str, WindowedTracks], labels: dict[st
                   config: BaselineConfig, lr_out: Path, fingerprint: str, device, tensors: dict,
                   tick: Callable[[int, str], None]) -> dict[str, Any]:
     """Train (or resume, or reuse) one learning rate; returns its result row at the last epoch."""
-    meta = runner.jsonable({"learning_rate": lr, "splits": fingerprint, **config.lr_fields()})
+    meta = rundir.jsonable({"learning_rate": lr, "splits": fingerprint, **config.lr_fields()})
     cfg_path, row_path, ckpt_path = lr_out / "config.json", lr_out / RESULT_FILE, lr_out / CHECKPOINT
     if cfg_path.exists():
         if json.loads(cfg_path.read_text()) != meta:
@@ -380,12 +380,12 @@ def _train_one_lr(lr: float, windows: dict[str, WindowedTracks], labels: dict[st
     model = WindowedLogReg(windows["train"].n_inputs, n_classes).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     start_epoch, history = 1, []
-    ckpt = runner.load_checkpoint(ckpt_path, fmt=CHECKPOINT_FORMAT, expect=meta, what="logistic regression")
+    ckpt = rundir.load_checkpoint(ckpt_path, fmt=CHECKPOINT_FORMAT, expect=meta, what="logistic regression")
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         start_epoch = int(ckpt["epoch"]) + 1
-        history = runner.read_metrics(lr_out / "metrics.csv", int(ckpt["epoch"]))
+        history = rundir.read_metrics(lr_out / "metrics.csv", int(ckpt["epoch"]))
         tick(int(ckpt["epoch"]), f"lr {lr:g}: resumed after epoch {int(ckpt['epoch'])}")
     seconds = history[-1]["seconds"] if history else 0.0
 
@@ -401,8 +401,8 @@ def _train_one_lr(lr: float, windows: dict[str, WindowedTracks], labels: dict[st
         seconds += time.perf_counter() - t0
         history.append({"epoch": epoch, "learning_rate": lr, "train_loss": total / n_win,
                         "train_accuracy": train_acc, "valid_accuracy": valid_acc, "seconds": seconds})
-        runner.write_metrics(lr_out / "metrics.csv", history, METRICS_COLUMNS)
-        runner.save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch},
+        rundir.write_metrics(lr_out / "metrics.csv", history, METRICS_COLUMNS)
+        rundir.save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch},
                                ckpt_path, fmt=CHECKPOINT_FORMAT, expect=meta)
         tick(1, f"lr {lr:g} epoch {epoch}/{config.epochs}: loss {history[-1]['train_loss']:.3f}, "
                 f"valid {valid_acc:.1%}")
@@ -419,7 +419,7 @@ def _train_one_lr(lr: float, windows: dict[str, WindowedTracks], labels: dict[st
     row.update({"train_loss": history[-1]["train_loss"], "train_accuracy": history[-1]["train_accuracy"],
                 "seconds": seconds})
     save_torch(model.state_dict(), lr_out / "model.pt")
-    write_json(row_path, runner.jsonable(row))
+    write_json(row_path, rundir.jsonable(row))
     ckpt_path.unlink(missing_ok=True)
     return row
 
@@ -463,7 +463,7 @@ def run_logreg(train, valid, test, *, task: str, out: str | Path, config: Baseli
     fingerprint = splits_fingerprint(train, valid, test)
     total = len(config.learning_rates) * config.epochs
     settings = _settings("logreg", task, config._json(), fingerprint)
-    done_before = runner.finished(out, settings, load=WindowModel.load)
+    done_before = rundir.finished(out, settings, load=WindowModel.load)
     if done_before is not None:
         _emit(progress, total, total, "logistic regression: already done")
         return done_before
@@ -483,7 +483,7 @@ def run_logreg(train, valid, test, *, task: str, out: str | Path, config: Baseli
 
     runs = []
     for lr in config.learning_rates:
-        runs.append(_train_one_lr(lr, windows, labels, n_classes, config, runner.lr_dir(out, lr), fingerprint,
+        runs.append(_train_one_lr(lr, windows, labels, n_classes, config, rundir.lr_dir(out, lr), fingerprint,
                                   device, tensors, tick))
     best = max(runs, key=lambda r: (r["valid_accuracy"], -runs.index(r)))
     result = ExperimentResult(
@@ -497,8 +497,8 @@ def run_logreg(train, valid, test, *, task: str, out: str | Path, config: Baseli
                         "cross-entropies; standardization from train beats only")})
     chosen = result.select()
     model = WindowedLogReg(windows["train"].n_inputs, n_classes)
-    model.load_state_dict(torch.load(runner.lr_dir(out, chosen["learning_rate"]) / "model.pt", map_location="cpu",
+    model.load_state_dict(torch.load(rundir.lr_dir(out, chosen["learning_rate"]) / "model.pt", map_location="cpu",
                                      weights_only=True))
-    _finish(out, kind="logreg", task=task, model=model.eval(), std=std, config=config, classes=classes,
+    _save_run(out, kind="logreg", task=task, model=model.eval(), std=std, config=config, classes=classes,
             representation=train.representation, settings=settings, result=result)
     return result

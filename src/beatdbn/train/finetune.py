@@ -158,7 +158,7 @@ from beatdbn.models.dbn import ConvDBN
 from beatdbn.plots import plot_confusion, plot_learning_curves
 from beatdbn.store.reader import FeatureStore, check_representations
 from beatdbn.tasks.build import load_task
-from beatdbn.train import runner
+from beatdbn.train import rundir
 from beatdbn.train.augment import is_key_task, key_class_map, transpose_batch
 from beatdbn.train.finetune_config import (BEATDBN_RECIPE, INIT_CHOICES, RECIPES, FinetuneConfig, model_name,
                                            updates_per_epoch)
@@ -235,7 +235,7 @@ def _train_one_rate(lr: float, model: ConvMLP, train: SplitData, valid: SplitDat
     opt = make_optimizer(model, lr, config)
     per_epoch = updates_per_epoch(len(train), config)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(config, per_epoch * config.epochs))
-    state = runner.load_checkpoint(lr_dir / CHECKPOINT, fmt=CHECKPOINT_FORMAT, expect=expect, what="finetuning")
+    state = rundir.load_checkpoint(lr_dir / CHECKPOINT, fmt=CHECKPOINT_FORMAT, expect=expect, what="finetuning")
     rows: list[dict] = []
     snapshots: dict[int, dict] = {}
     start, elapsed = 0, 0.0
@@ -246,7 +246,7 @@ def _train_one_rate(lr: float, model: ConvMLP, train: SplitData, valid: SplitDat
         rows, start, elapsed = list(state["rows"]), int(state["epoch"]), float(state["elapsed"])
         snapshots = {int(k): v for k, v in state["snapshots"].items()}
         log.info("%s: resuming after epoch %d", lr_dir, start)
-        runner.write_metrics(lr_dir / "metrics.csv", rows, METRICS_COLUMNS)  # a kill between checkpoint and csv
+        rundir.write_metrics(lr_dir / "metrics.csv", rows, METRICS_COLUMNS)  # a kill between checkpoint and csv
     labels_all = torch.from_numpy(np.asarray(train.labels, dtype=np.int64))
     lengths = train.lengths
     crop = config.crop
@@ -298,12 +298,12 @@ def _train_one_rate(lr: float, model: ConvMLP, train: SplitData, valid: SplitDat
         elapsed += time.perf_counter() - t0
         row["seconds"] = round(elapsed, 3)
         rows.append(row)
-        runner.save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(),
+        rundir.save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(),
                                 "scheduler": sched.state_dict(), "epoch": epoch, "rows": rows, "elapsed": elapsed,
                                 "snapshots": {str(k): v for k, v in snapshots.items()},
                                 "rng": {"seed": config.seed, "next_epoch": epoch + 1}},
                                lr_dir / CHECKPOINT, fmt=CHECKPOINT_FORMAT, expect=expect)
-        runner.write_metrics(lr_dir / "metrics.csv", rows, METRICS_COLUMNS)
+        rundir.write_metrics(lr_dir / "metrics.csv", rows, METRICS_COLUMNS)
         tick(row)
     return snapshots
 
@@ -382,9 +382,9 @@ def run_convmlp(
         augment = "transpose" if is_key_task(classes) else "none"
     key_of_class = torch.from_numpy(key_class_map(classes)) if augment == "transpose" else None
     name = model_name(init, config.recipe)
-    settings = runner.settings_of(task=task, model=name, config=config.to_dict(),
+    settings = rundir.settings_of(task=task, model=name, config=config.to_dict(),
                                   splits=splits_fingerprint(train, valid, test))
-    done = runner.finished(out, settings, load=lambda d: ConvMLP.load(d))
+    done = rundir.finished(out, settings, load=lambda d: ConvMLP.load(d))
     if done is not None:
         return done
 
@@ -392,7 +392,7 @@ def run_convmlp(
     model0 = initial_model(init, dbn, classes, seed=config.seed, task=task, device=device, template=model_template,
                            transpose_keys=transpose_keys)
     init_state = {k: v.clone() for k, v in model0.state_dict().items()}
-    expect = runner.jsonable({"task": task, "model": name, "tracks": splits_fingerprint(train, valid, test),
+    expect = rundir.jsonable({"task": task, "model": name, "tracks": splits_fingerprint(train, valid, test),
                         "initial_weights": _weights_fingerprint(model0),
                         "finetune": {k: v for k, v in config.to_dict().items() if k != "learning_rates"}})
     random_kind = None if init == "pretrained" else ("like_dbn" if dbn is not None else "plain")
@@ -404,7 +404,7 @@ def run_convmlp(
                 "splits": {"train": len(train), "valid": len(valid), "test": len(test)},
                 "tracks_fingerprint": expect["tracks"], "representation": train.representation,
                 "settings": settings}
-    runner.write_record(out, run_info)
+    rundir.write_record(out, run_info)
     if config.precision == "bf16" and not run_info["bf16_native"]:
         log.warning("%s has no native bfloat16 (no AVX-512 BF16 / AMX): bf16 training will be emulated and slow",
                     device)
@@ -419,7 +419,7 @@ def run_convmlp(
         model = initial_model(init, dbn, classes, seed=config.seed, task=task, device=device, template=model_template,
                               transpose_keys=transpose_keys)
         model.load_state_dict(init_state)
-        lr_dir = runner.lr_dir(out, lr)
+        lr_dir = rundir.lr_dir(out, lr)
 
         def tick(row: dict, lr: float = lr, base: int = done_before) -> None:
             if progress is None:
@@ -431,10 +431,10 @@ def run_convmlp(
                                  f"loss {row['train_loss']:.3f}, valid {row['valid_accuracy']:.3f}"})
 
         snapshots = _train_one_rate(lr, model, train, valid, test, config=config, device=device, lr_dir=lr_dir,
-                                    expect=runner.jsonable({**expect, "learning_rate": lr}), key_of_class=key_of_class,
+                                    expect=rundir.jsonable({**expect, "learning_rate": lr}), key_of_class=key_of_class,
                                     tick=tick)
         runs.extend(snapshots[e] for e in config.snapshots)
-        state = runner.load_checkpoint(lr_dir / CHECKPOINT, fmt=CHECKPOINT_FORMAT,
+        state = rundir.load_checkpoint(lr_dir / CHECKPOINT, fmt=CHECKPOINT_FORMAT,
                                        expect={**expect, "learning_rate": lr}, what="finetuning")
         curves[f"{init} lr={lr:g}"] = list(state["rows"])
         done_before += config.epochs
@@ -444,9 +444,9 @@ def run_convmlp(
                               chance=chance_level(train.labels, len(classes)), runs=runs, seconds=last_seconds)
     selected = result.select(config.epochs)
     summary = {k: selected[k] for k in ("learning_rate", "epoch", "valid_accuracy", "test_accuracy")}
-    with atomic_path(out / runner.MODEL_DIR) as tmp_dir:
-        shutil.copytree(runner.lr_dir(out, selected["learning_rate"]) / f"epoch-{config.epochs}", tmp_dir)
-        write_json(tmp_dir / "selected.json", runner.jsonable({"task": task, "model": name, **summary}))
+    with atomic_path(out / rundir.MODEL_DIR) as tmp_dir:
+        shutil.copytree(rundir.lr_dir(out, selected["learning_rate"]) / f"epoch-{config.epochs}", tmp_dir)
+        write_json(tmp_dir / "selected.json", rundir.jsonable({"task": task, "model": name, **summary}))
     result.extra = {"selected": summary, "finetune": config.to_dict(), "model_config": model0.config.to_dict(),
                     "init": init, "random_init": random_kind, "device": str(device),
                     "versions": run_versions(), "wall_seconds_this_call": time.perf_counter() - t_start,

@@ -1,8 +1,7 @@
-"""Data commands: synth, extract, info."""
+"""``beatdbn extract``: MSD files or audio into a feature store."""
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -15,30 +14,7 @@ from beatdbn.cli.options import check_out, check_scheduler, check_workers
 from beatdbn.cli.progress import progress_bar
 from beatdbn.exceptions import ParameterError
 
-__all__ = ["synth", "extract", "info"]
-
-
-@command()
-def synth(
-    out: Path = typer.Argument(..., help="Folder to write the synthetic MSD-format .h5 files into."),
-    tracks: int = typer.Option(1000, "--tracks", "-n", help="Number of tracks."),
-    artists: Optional[int] = typer.Option(None, help="Number of artists (default: tracks // 25)."),
-    seed: int = typer.Option(0, help="Random seed."),
-):
-    """Write a synthetic demo corpus in the MSD track-file format (not real music)."""
-    check_out(out, "OUT")
-
-    with progress_bar(console) as bar:
-        job = bar.add_task("synth", total=tracks, rate="")
-        t0 = time.perf_counter()
-
-        def advance(done: int) -> None:
-            rate = done / max(time.perf_counter() - t0, 1e-9)
-            bar.update(job, completed=done, rate=f"{rate:,.0f} tracks/s")
-
-        from beatdbn.synth.corpus import generate_corpus  # reason: lazy, the CLI starts without it
-        paths = generate_corpus(out, tracks, seed=seed, n_artists=artists, progress=advance)
-    console.print(f"wrote {len(paths)} synthetic tracks (not real music) to {out}")
+__all__ = ["extract"]
 
 
 @command()
@@ -121,35 +97,3 @@ def extract(
     if report.tracks_total == 0:
         err_console.print("[red]error:[/red] nothing could be read; the store is empty")
         raise typer.Exit(1)
-
-
-@command()
-def info(
-    store: Path = typer.Argument(..., help="A feature store folder."),
-    as_json: bool = typer.Option(False, "--json", help="Print a JSON object (tracks, beats, ...)."),
-):
-    """Summarize a feature store: tracks, beats, shards, skipped inputs."""
-    from beatdbn.store.reader import FeatureStore  # reason: lazy, pyarrow and h5py only for this command
-    summary = FeatureStore.open(store).summary()
-    if as_json:
-        typer.echo(json.dumps(summary, indent=2))
-        return
-    from rich.table import Table
-
-    table = Table(title=f"feature store {store}", show_header=False)
-    bpt = summary["beats_per_track"]
-    for key, value in [
-        ("tracks", f"{summary['tracks']:,}"),
-        ("beats", f"{summary['beats']:,}"),
-        ("beats per track", f"min {bpt['min']}, median {bpt['median']:.0f}, max {bpt['max']}"),
-        ("artists", f"{summary['artists']:,}"),
-        ("shards", f"{summary['shards']:,}"),
-        ("repeated track ids", f"{summary['repeated_track_ids']:,}"),
-        ("skipped inputs", f"{len(summary['skipped']):,}"),
-    ]:
-        table.add_row(key, value)
-    console.print(table)
-    for s in summary["skipped"][:20]:
-        console.print(f"  skipped {s['path']}: {s['reason']}", highlight=False)
-    if len(summary["skipped"]) > 20:
-        console.print(f"  ... and {len(summary['skipped']) - 20} more (see {store}/report.json)")

@@ -9,7 +9,7 @@ import torch
 
 from beatdbn.exceptions import DataError
 from beatdbn.metrics.results import ExperimentResult
-from beatdbn.train import runner
+from beatdbn.train import rundir
 
 
 def finished_run(out, settings, *, model_ok: bool = True):
@@ -29,52 +29,52 @@ def loader(model_dir):
 
 
 def test_finished_returns_a_run_of_the_same_settings_and_refuses_others(tmp_path):
-    settings = runner.settings_of(task="key", model="logreg", config={"epochs": 2, "learning_rates": [0.1]},
+    settings = rundir.settings_of(task="key", model="logreg", config={"epochs": 2, "learning_rates": [0.1]},
                                   splits="abc")
-    assert runner.finished(tmp_path / "none", settings) is None
+    assert rundir.finished(tmp_path / "none", settings) is None
     finished_run(tmp_path / "run", settings)
-    assert runner.finished(tmp_path / "run", settings, load=loader).model == "logreg"
-    other = runner.settings_of(task="key", model="logreg", config={"epochs": 3, "learning_rates": [0.1]},
+    assert rundir.finished(tmp_path / "run", settings, load=loader).model == "logreg"
+    other = rundir.settings_of(task="key", model="logreg", config={"epochs": 3, "learning_rates": [0.1]},
                                splits="abc")
     with pytest.raises(DataError, match="epochs was 2, now 3"):
-        runner.finished(tmp_path / "run", other)
+        rundir.finished(tmp_path / "run", other)
     # another learning-rate sweep only: redone (None), reusing the rates it shares
-    wider = runner.settings_of(task="key", model="logreg", config={"epochs": 2, "learning_rates": [0.1, 0.01]},
+    wider = rundir.settings_of(task="key", model="logreg", config={"epochs": 2, "learning_rates": [0.1, 0.01]},
                                splits="abc")
-    assert runner.finished(tmp_path / "run", wider) is None
+    assert rundir.finished(tmp_path / "run", wider) is None
     with pytest.raises(DataError, match="splits was 'abc', now 'xyz'"):
-        runner.finished(tmp_path / "run", {**settings, "splits": "xyz"})
+        rundir.finished(tmp_path / "run", {**settings, "splits": "xyz"})
 
 
 def test_a_finished_run_whose_model_does_not_load_is_not_finished(tmp_path):
-    settings = runner.settings_of(task="key", model="logreg", config={}, splits="abc")
+    settings = rundir.settings_of(task="key", model="logreg", config={}, splits="abc")
     finished_run(tmp_path / "run", settings, model_ok=False)
     with pytest.raises(DataError, match="does not load .*ValueError: cannot read the weights.*delete"):
-        runner.finished(tmp_path / "run", settings, load=loader)
+        rundir.finished(tmp_path / "run", settings, load=loader)
 
 
 def test_metrics_round_trip_and_jsonable(tmp_path):
     rows = [{"epoch": 1, "loss": 0.5, "test_accuracy": None}, {"epoch": 2, "loss": 0.25, "test_accuracy": 0.75}]
-    runner.write_metrics(tmp_path / "m.csv", rows, ("epoch", "loss", "test_accuracy"))
-    back = runner.read_metrics(tmp_path / "m.csv")
+    rundir.write_metrics(tmp_path / "m.csv", rows, ("epoch", "loss", "test_accuracy"))
+    back = rundir.read_metrics(tmp_path / "m.csv")
     assert back == [{"epoch": 1.0, "loss": 0.5}, {"epoch": 2.0, "loss": 0.25, "test_accuracy": 0.75}]
-    assert runner.read_metrics(tmp_path / "m.csv", upto=1) == back[:1]
-    assert runner.jsonable({"a": (1, float("nan")), "b": {"c": float("inf")}}) == {"a": [1, None], "b": {"c": None}}
-    runner.write_record(tmp_path, {"model": "logreg", "x": float("nan")})
+    assert rundir.read_metrics(tmp_path / "m.csv", upto=1) == back[:1]
+    assert rundir.jsonable({"a": (1, float("nan")), "b": {"c": float("inf")}}) == {"a": [1, None], "b": {"c": None}}
+    rundir.write_record(tmp_path, {"model": "logreg", "x": float("nan")})
     record = json.loads((tmp_path / "config.json").read_text())  # strict JSON: NaN became null
     assert record["x"] is None and "torch" in record["versions"]
 
 
 def test_checkpoints_carry_their_format_and_settings(tmp_path):
     path = tmp_path / "checkpoint.pt"
-    runner.save_checkpoint({"epoch": 3, "model": {"w": torch.ones(2)}}, path, fmt="demo/1", expect={"lr": 0.1})
-    state = runner.load_checkpoint(path, fmt="demo/1", expect={"lr": 0.1}, what="demo")
+    rundir.save_checkpoint({"epoch": 3, "model": {"w": torch.ones(2)}}, path, fmt="demo/1", expect={"lr": 0.1})
+    state = rundir.load_checkpoint(path, fmt="demo/1", expect={"lr": 0.1}, what="demo")
     assert state["epoch"] == 3 and torch.equal(state["model"]["w"], torch.ones(2))
     with pytest.raises(DataError, match="another lr"):
-        runner.load_checkpoint(path, fmt="demo/1", expect={"lr": 0.2}, what="demo")
+        rundir.load_checkpoint(path, fmt="demo/1", expect={"lr": 0.2}, what="demo")
     with pytest.raises(DataError, match="not a beatdbn demo checkpoint"):
-        runner.load_checkpoint(path, fmt="other/1", expect={}, what="demo")
-    assert runner.lr_dir(tmp_path, 5e-5).name == "lr-5e-05"
+        rundir.load_checkpoint(path, fmt="other/1", expect={}, what="demo")
+    assert rundir.lr_dir(tmp_path, 5e-5).name == "lr-5e-05"
 
 
 def test_a_second_run_into_a_held_folder_fails_at_once_naming_it_and_the_holder(tmp_path):
@@ -84,28 +84,28 @@ def test_a_second_run_into_a_held_folder_fails_at_once_naming_it_and_the_holder(
     import time
 
     out = tmp_path / "run"
-    with runner.run_lock(out):
+    with rundir.run_lock(out):
         with pytest.raises(DataError, match=rf"^{out}: another beatdbn run is writing this run folder "
                                             rf"\(pid {os.getpid()}\); wait for it to finish, or use another --out$"):
-            with runner.run_lock(out):
+            with rundir.run_lock(out):
                 pass
-    with runner.run_lock(out):  # released on leaving the block
+    with rundir.run_lock(out):  # released on leaving the block
         pass
     # held by another process: named by its pid; released by the OS when that process dies
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from beatdbn.train import runner\n"
-                               "with runner.run_lock(sys.argv[1]):\n print('held', flush=True); time.sleep(60)",
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from beatdbn.train import rundir\n"
+                               "with rundir.run_lock(sys.argv[1]):\n print('held', flush=True); time.sleep(60)",
                                str(out)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
         t0 = time.monotonic()
         with pytest.raises(DataError, match=rf"\(pid {holder.pid}\)"):
-            with runner.run_lock(out):
+            with rundir.run_lock(out):
                 pass
         assert time.monotonic() - t0 < 2  # at once, not after waiting
     finally:
         holder.kill()
         holder.wait()
-    with runner.run_lock(out):
+    with rundir.run_lock(out):
         pass
 
 
@@ -116,7 +116,7 @@ def test_cli_finetune_and_baseline_refuse_a_folder_another_run_holds(tmp_path):
 
     out = tmp_path / "run"
     cli = CliRunner()
-    with runner.run_lock(out):
+    with rundir.run_lock(out):
         for args in (["finetune", str(tmp_path / "store"), str(tmp_path / "tasks"), "--task", "key",
                       "--init", "random", "--out", str(out)],
                      ["baseline", str(tmp_path / "store"), str(tmp_path / "tasks"), "--task", "key",
@@ -129,12 +129,12 @@ def test_cli_finetune_and_baseline_refuse_a_folder_another_run_holds(tmp_path):
 
 
 def test_a_finished_folder_of_other_settings_is_refused_saying_how_to_proceed(tmp_path):
-    settings = runner.settings_of(task="key", model="convmlp_random", config={"seed": 0, "learning_rates": [0.1]},
+    settings = rundir.settings_of(task="key", model="convmlp_random", config={"seed": 0, "learning_rates": [0.1]},
                                   splits="abc")
     finished_run(tmp_path / "run", settings)
     other = {**settings, "config": {"seed": 1, "learning_rates": [0.1]}}
-    with runner.run_lock(tmp_path / "run"):  # the lock does not hide it: the settings are checked inside it
+    with rundir.run_lock(tmp_path / "run"):  # the lock does not hide it: the settings are checked inside it
         with pytest.raises(DataError, match=r"result\.json: a finished logreg run on 'key' made with other settings "
                                             r"\(config: seed was 0, now 1\); use a new --out, or delete .*result\.json "
                                             r"to redo it"):
-            runner.finished(tmp_path / "run", other)
+            rundir.finished(tmp_path / "run", other)

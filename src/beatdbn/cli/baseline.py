@@ -40,7 +40,7 @@ def baseline(
 ):
     """Train a window baseline (section 6) on one task; print valid/test accuracy and the chosen learning rate."""
     from beatdbn.data.splits import load_split  # reason: lazy, torch (fast --help)
-    from beatdbn.train import runner  # reason: lazy, torch (fast --help)
+    from beatdbn.train import rundir  # reason: lazy, torch (fast --help)
     from beatdbn.train.baselines import (PAPER_LEARNING_RATES, BaselineConfig, run_logreg,  # reason: lazy, torch, sklearn
                                          run_naive_bayes)
 
@@ -52,7 +52,7 @@ def baseline(
         raise ParameterError(f"--model {model!r}: must be one of {sorted(MODELS)}")
     config = BaselineConfig(window=window, stride=stride, learning_rates=tuple(lr) if lr else PAPER_LEARNING_RATES,
                             epochs=epochs, batch_size=batch_size, grad_norm=grad_norm, seed=seed)
-    with runner.run_lock(out):  # a second run into --out fails at once, naming the holder
+    with rundir.run_lock(out):  # a second run into --out fails at once, naming the holder
         fs = FeatureStore.open(store)
         t = load_task(tasks, task)
         splits = [load_split(fs, t, s) for s in ("train", "valid", "test")]
