@@ -57,73 +57,12 @@ real corpora. Both are named in ``config.json`` (``recipe``, and
 ``overrides`` for any setting changed by hand) and in the model name
 (``convmlp_<init>`` / ``convmlp_<init>_beatdbn``).
 
-Why the paper's recipe stalls on small corpora (measured with
-``scripts/finetune_diagnostics.py``, seed 0, initial models):
-
-=============================  ==========================  ==========================
-figure                         real MSD key, 12 x 8 train  synthesized audio key
-                               (subset-AA, 96 tracks)      (336 short pieces)
-=============================  ==========================  ==========================
-beats / track (median)         487                         57 (57 % give 1 layer-4 step)
-layer-4 steps / track          median 28 (9 .. 71)         median 1 (1 .. 20)
-SGD updates a run (paper)      6 x 30 = 180                21 x 30 = 630
-layer-4 mean activation        0.10 (pretrained)           0.11 (pretrained)
-layer-4 between-track std      0.009 (1 pass DBN),         0.0027
-                               0.023 (5 passes), 0.004
-                               (random control)
-hidden biases (1a / 1b / 3)    -2.4 / -2.9 / -1.6          -2.7 / -2.9 / -1.7
-output weights (std)           0.54: initial logits spread 0.54
-                               0.67 over classes, loss
-                               2.66 > uniform 2.48
-relative gradient |g|/|w|      1a 0.16, 1b 0.56,           1a 0.007, 1b 0.019,
-(paper loss, 16 tracks)        3 1.2, output 0.50          3 0.25, output 0.05
-chroma / timbre scaling        chroma in [0, 1], mean 0.34; timbre z-scored per track
-                               in the net (raw std 7..59 per dimension)
-=============================  ==========================  ==========================
-
-The sparse pretrained units (biases near log(0.05 / 0.95)) give layer-4
-features that hardly differ between tracks; the output layer's start then
-dominates the logits, and the gradients reaching layers 1a/1b are orders of
-magnitude below those of layer 3. Plain SGD with one global rate cannot serve
-both: a rate that moves layer 1 blows up layer 3, and 180-630 updates are
-too few at any rate. With short pieces a track is one layer-4 step, so each
-update sees a batch of 16 numbers per unit. A DBN pretrained on 9.7 k beats
-(the issue's audio set) is barely trained: five passes over the 295 real
-tracks (``beatdbn pretrain --passes 5``) give 2.5x the between-track spread of one.
-
-The ``beatdbn`` recipe's levers, each for one of these causes:
-
-* **AdamW** (per-parameter step sizes): every layer moves at the same
-  relative speed whatever its gradient scale;
-* **at least 1,500 updates a run** (``min_updates``; more passes over a
-  small task within each of the 30 epochs), a **5 % linear warm-up** (Adam's
-  first steps on a plateau are otherwise erratic) and a **cosine decay**
-  (the final epochs settle rather than oscillate between snapshots);
-* **random 128-beat crops** (``crop``): a 1,000-beat track and a 128-beat
-  one weigh alike in the loss (the paper's sum over steps gives long tracks
-  8x the weight), every pass sees other windows of a long track, and the
-  batches have one length (no padding);
-* **transposition** on key (``augment='auto'``): chroma rotated, label
-  shifted, and the finished model averages its posteriors over the 12
-  transpositions (``MLPConfig.transpose_keys``), so its predictions are
-  exactly transposition-equivariant. Why the augmentation alone lowered
-  the demo's accuracy under the paper's protocol: each epoch shows a track
-  in one of 12 keys, so within the paper's few updates the net is not yet
-  invariant and a track heard in its own key is classified worse. Demo key
-  task, pretrained, paper recipe, validation accuracy at epoch 7 (lr 0.05 /
-  0.005): no augmentation 91.7 / 68.1 %; transposition, evaluated without
-  averaging 87.5 / 65.3 %; the same weights with averaging 90.3 / 83.3 %;
-  at epoch 10 the averaged model leads (97.2 / 87.5 % against 95.8 /
-  80.6 %). With the beatdbn recipe's updates the augmented net is nearly
-  invariant anyway (97.2 % valid with averaging, 95.8 % without
-  augmentation).
-* Adam's rates are swept (0.003 and 0.001) and chosen on validation as the
-  paper's are; the best rate shrinks with the layers' width (fan-in 1,600
-  for layer 3 at the paper's 100 + 100 maps): on a toy key task (36 tracks
-  of 55 beats, 600 updates) 16 maps a side reach 79 % valid at 0.01 and 63 %
-  at 0.003, while 100 maps stay at chance at 0.01 and reach 79 % at 0.003.
-  0.0003 was never better than both others (final epoch) on the real and
-  audio key sets, so the sweep stops at 0.001.
+The ``beatdbn`` recipe's levers: **AdamW** (per-parameter steps: layers whose gradients differ by orders of
+magnitude move alike), **at least 1,500 updates a run** (``min_updates``) with a 5 % linear warm-up and a cosine
+decay, **random 128-beat crops** (``crop``: long and short tracks weigh alike, one length per batch), and on key
+**transposition** (``augment='auto'``, posteriors averaged over the 12 transpositions); Adam's rates (0.003,
+0.001) are swept and chosen on validation. Why the paper's recipe stalls on small corpora and what each lever
+answers, with the figures: ``docs/measurements/finetune-recipes.md``.
 
 Examples
 --------
