@@ -14,7 +14,7 @@ REAL_SEEDS ?= 3
 REAL    ?= $(DEMO)/real
 REAL_SOURCES = $(or $(wildcard $(REAL_MSD)/subset-*),$(REAL_MSD))
 
-.PHONY: setup demo real real-check curve test test-fast bench clean model browser synth-tools
+.PHONY: setup demo real real-check curve test test-fast bench bench-scale clean model browser synth-tools
 
 setup: $(STAMP)
 
@@ -31,7 +31,6 @@ demo: setup
 	$(BIN)/beatdbn extract $(DEMO)/msd --out $(DEMO)/store
 	$(BIN)/beatdbn info $(DEMO)/store
 	$(BIN)/beatdbn reproduce $(DEMO)/store --out $(DEMO)/run --quick --artists 10 --per-artist 40 --per-genre 40 --per-key 60 --per-decade 60
-	@echo "report: $(DEMO)/run/report.html (Table 1: $(DEMO)/run/table.md)"
 
 # Table 1 on real MSD track files (REAL_MSD, default ../shared/data/msd: its 878 subset tracks), tasks at the
 # scale the corpus supports (--scale auto: the classes that use the most tracks, 2+ test tracks each), the tagtraum
@@ -66,6 +65,13 @@ synth-tools:
 	  || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && apt-get update -qq \
 	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fluidsynth timgm6mb-soundfont espeak-ng >/dev/null; } \
 	  || echo "no fluidsynth/espeak-ng: the key corpus render tests will skip"
+
+# the MSD-sized dry run (issue 27; not in CI): SCALE_TRACKS synthetic tracks through extract (Dask), one pretraining
+# pass on every core, paper-scale tasks, one Table 1 experiment; projections to the full MSD in docs/measurements/.
+# 50,000 tracks need about 20 GB free.
+SCALE_TRACKS ?= 50000
+bench-scale: setup
+	OMP_NUM_THREADS=1 $(BIN)/python scripts/bench_scale.py --tracks $(SCALE_TRACKS)
 
 # the layer contracts (pyproject.toml, [tool.importlinter]) first: a cycle fails CI before any test runs
 test: setup browser synth-tools
