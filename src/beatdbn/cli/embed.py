@@ -57,11 +57,11 @@ def embed(
     if model is not None:
         check_model_task(model, getattr(encoder.model.config, "task", None), task)
     if len(inputs) == 1 and (inputs[0] / "store.json").exists():
-        total = len(FeatureStore.open(inputs[0]))
+        total, unit = len(FeatureStore.open(inputs[0])), "tracks"
     else:
-        total = sum(1 for _ in iter_inputs(inputs))
+        total, unit = sum(1 for _ in iter_inputs(inputs)), "files"
     with progress_bar(err_console) as bar:
-        job = bar.add_task("embed", total=total, rate="")
+        job = bar.add_task("embed", total=total, rate="", unit=unit)
         shown = dict(batch_size=batch_size, progress=lambda n: bar.update(job, completed=n))
         summary = run_embed(encoder, inputs, out, **shown) if out is not None else \
             embed_each(encoder, inputs, out_dir, fmt=fmt, **shown)

@@ -187,7 +187,7 @@ def predict(
     writer = row_writer(out, classes=run.labels, key=is_key, over_time=over_time) if out is not None else _no_writer()
     n_ok = n_failed = 0
     with writer as write, progress_bar(err_console) as bar:
-        job = bar.add_task("predict", total=len(files), rate="") if len(files) > 1 else None
+        job = bar.add_task("predict", total=len(files), rate="", unit="files") if len(files) > 1 else None
         first = True
         if as_json:
             typer.echo("[")
