@@ -81,7 +81,7 @@ def reproduce(
         def advance(p: dict) -> None:
             bar.update(overall, completed=p["work_done"] / p["work_total"], info=f"now: {p['stage']}")
             bar.update(current, description=p["stage"], completed=p["step"], total=max(p["total"], 1),
-                       info=p["message"])  # whole: a terminal's bar fits it, never cutting its last clause
+                       info=p["message"], unit=_unit(p["stage"]))  # whole: a bar fits it, never cutting its last clause
 
         if seed_values is None:
             record = run_reproduce(store, out, config=config, device=device, progress=advance, scheduler=scheduler,
@@ -118,3 +118,9 @@ def report(
 
     Table1.from_run(run_dir).write(run_dir)
     console.print(f"report: {write_report(run_dir, embed_images=embed)}")
+
+
+def _unit(stage: str) -> str:
+    """What a stage of ``reproduce`` counts, for its rate (``seed 1: sweep`` -> jobs)."""
+    last = stage.rsplit(": ", 1)[-1]
+    return {"sweep": "jobs", "pretrain": "tracks"}.get(last, "epochs" if "/" in last else "steps")
