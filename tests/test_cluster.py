@@ -472,7 +472,12 @@ def test_a_torchrun_launcher_killed_mid_pass_then_rerun_resumes_to_the_two_worke
 def test_a_rank_that_loses_its_peer_under_torchrun_says_so_in_one_line(torchrun_cut):
     rank_lines = [line for line in torchrun_cut["survivor"].splitlines() if line.startswith("[rank")]
     assert not any("Traceback" in line for line in rank_lines), "\n".join(rank_lines[:5])
-    assert any(line.startswith("error:") for line in torchrun_cut["survivor"].splitlines())
+    survivor = torchrun_cut["survivor"]
+    # Which launcher hosts the c10d rendezvous store is a race. When the killed one hosted it, the surviving
+    # launcher's own agent fails first (torchrun's RendezvousConnectionError) and stops its rank before the rank
+    # can speak: then only "no traceback from the rank" can be checked. Otherwise the rank says so in one line.
+    if "RendezvousConnectionError" not in survivor:
+        assert any(line.startswith("error:") for line in survivor.splitlines()), survivor[-3000:]
 
 
 @pytest.mark.slow

@@ -126,7 +126,8 @@ def test_reproduce_at_auto_scale_runs_the_tasks_it_can(tmp_path):
     labels = tmp_path / "labels.cls"  # tagtraum labels of another corpus: no genre task on this one
     labels.write_text("TRAAAAW128F429D538\tRap\nTRAAABD128F429CF47\tPop_Rock\n")
     config = ReproduceConfig(
-        tasks=TaskConfig(artists=3, per_artist=8, per_key=4, scale="auto", seed=0, tasks=("artist", "genre", "key")),
+        tasks=TaskConfig(artists=3, per_artist=8, per_key=4, scale="auto", seed=0, tasks=("artist", "genre", "key"),
+                             min_per_class=3),  # a tiny corpus: below the default 20-track floor
         dbn=TINY.dbn, pretrain=TINY.pretrain, finetune=FinetuneConfig(learning_rates=(0.05,), epochs=2,
                                                                       snapshot_epochs=(1, 2)),
         baselines=BaselineConfig(learning_rates=(5e-4,), epochs=2), quick=True, genre_labels=str(labels))

@@ -173,7 +173,7 @@ def test_a_job_resumed_by_a_caller_on_two_threads_ends_as_one_run_through(demo_c
         torch.set_num_threads(1)
         run_job(job, str(demo_corpus["store"]), str(tmp_path / "through"), config)
         torch.set_num_threads(2)
-        monkeypatch.setattr(runner, "write_metrics", killed_after_epoch_1)
+        monkeypatch.setattr(rundir, "write_metrics", killed_after_epoch_1)
         with pytest.raises(_Killed):
             run_job(job, str(demo_corpus["store"]), str(tmp_path / "resumed"), config)
         monkeypatch.undo()
