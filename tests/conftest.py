@@ -56,3 +56,19 @@ def demo_corpus(tmp_path_factory) -> dict:
     write_tasks(root / "tasks", built, config=config, errors=errors, stats=stats, dropped=set(),
                 store=str(root / "store"))
     return {"msd": root / "msd", "store": root / "store", "tasks": root / "tasks"}
+
+
+@pytest.fixture(scope="session")
+def ranks_store(tmp_path_factory) -> Path:
+    """24 short tracks of varied lengths (60-451 beats) in 3 shards, for multi-rank pretraining tests.
+    Read-only: tests that write must write elsewhere."""
+    from beatdbn.store.extract import extract
+    from beatdbn.synth.corpus import make_track
+    from beatdbn.synth.msd_writer import write_track
+
+    root = tmp_path_factory.mktemp("ranks")
+    for i in range(24):
+        tid = f"TRRANK{i:012d}"
+        write_track(root / "msd" / f"{tid}.h5", make_track(track_id=tid, n_beats=60 + 17 * i, seed=i))
+    extract([root / "msd"], root / "store", scheduler="sync", shard_size=8)
+    return root / "store"

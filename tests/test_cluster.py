@@ -363,22 +363,7 @@ def test_a_worker_killed_mid_sweep_then_the_run_or_its_rerun_gives_the_serial_ta
     assert not list((run / "experiments").rglob(".job-*")) or proc.returncode != 0  # scratch moved into place
 
 
-# --- torchrun --nnodes 2 ---------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def ranks_store(tmp_path_factory) -> Path:
-    """24 short tracks of varied lengths in 3 shards (as tests/test_pretrain_ranks.py)."""
-    from beatdbn.store.extract import extract
-    from beatdbn.synth.corpus import make_track
-    from beatdbn.synth.msd_writer import write_track
-
-    root = tmp_path_factory.mktemp("torchrun")
-    for i in range(24):
-        tid = f"TRRANK{i:012d}"
-        write_track(root / "msd" / f"{tid}.h5", make_track(track_id=tid, n_beats=60 + 17 * i, seed=i))
-    extract([root / "msd"], root / "store", scheduler="sync", shard_size=8)
-    return root / "store"
+# --- torchrun --nnodes 2 (on conftest's ranks_store) -------------------------------------------------------------
 
 
 def _launchers(programs: Programs, name: str, args: list, **env: str) -> list[subprocess.Popen]:

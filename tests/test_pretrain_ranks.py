@@ -31,14 +31,9 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory) -> Path:
-    """24 short tracks of varied lengths in 3 shards."""
-    root = tmp_path_factory.mktemp("ranks")
-    for i in range(24):
-        tid = f"TRRANK{i:012d}"
-        write_track(root / "msd" / f"{tid}.h5", make_track(track_id=tid, n_beats=60 + 17 * i, seed=i))
-    extract([root / "msd"], root / "store", scheduler="sync", shard_size=8)
-    return root / "store"
+def store(ranks_store) -> Path:
+    """24 short tracks of varied lengths in 3 shards (conftest's ranks_store)."""
+    return ranks_store
 
 
 def _weights(out) -> dict[str, torch.Tensor]:
