@@ -1,15 +1,39 @@
-"""Shared fixtures: where the real data lives (skip when absent)."""
+"""Shared fixtures: where the real data lives (skip when absent).
+
+The real data (MSD track files in ``msd/``, recordings in ``audio/``) is looked up in one place:
+:func:`shared_data`, the folder named by the environment variable ``BEATDBN_SHARED_DATA``, by default
+``../shared/data`` beside the repository. Tests that need a file from it skip, naming the variable
+(:func:`missing`), when it is absent.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-SHARED_MSD = SHARED / "data" / "msd"
-SHARED_AUDIO = SHARED / "data" / "audio"
+#: The environment variable that points the real-data tests at another copy of ``shared/data``.
+SHARED_DATA_ENV = "BEATDBN_SHARED_DATA"
+
+
+def shared_data(environ=os.environ) -> Path:
+    """The real-data folder: ``$BEATDBN_SHARED_DATA`` when set (``~`` expanded; relative to the current
+    folder), else ``../shared/data`` beside the repository."""
+    given = environ.get(SHARED_DATA_ENV, "").strip()
+    return Path(given).expanduser() if given else ROOT.parent / "shared" / "data"
+
+
+def missing(path: Path) -> str:
+    """The skip reason of a test whose real-data file or folder ``path`` is absent."""
+    return (f"{path} is not present (real data: set {SHARED_DATA_ENV} to a folder holding msd/ and audio/; "
+            f"default ../shared/data beside the repository)")
+
+
+SHARED_DATA = shared_data()
+SHARED_MSD = SHARED_DATA / "msd"
+SHARED_AUDIO = SHARED_DATA / "audio"
 RICK = SHARED_MSD / "TRAXLZU12903D05F94.h5"
 
 
@@ -28,7 +52,7 @@ def _keep_torch_threads():
 def shared_msd() -> Path:
     """The folder of ten real MSD track files; skips the test when absent."""
     if not RICK.exists():
-        pytest.skip("../shared/data/msd is not present")
+        pytest.skip(missing(RICK))
     return SHARED_MSD
 
 

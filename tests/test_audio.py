@@ -369,13 +369,13 @@ def test_chain_audio_extract_labels_tasks(tmp_path):
 
 @pytest.fixture(scope="module")
 def real_store(tmp_path_factory):
-    from conftest import SHARED_AUDIO
+    from conftest import SHARED_AUDIO, missing
 
     from beatdbn.store.extract import extract
     from beatdbn.store.reader import FeatureStore
 
     if not (SHARED_AUDIO / "LICENSES.txt").exists():
-        pytest.skip("../shared/data/audio is not present")
+        pytest.skip(missing(SHARED_AUDIO / "LICENSES.txt"))
     out = tmp_path_factory.mktemp("real") / "store"
     report = extract([SHARED_AUDIO], out, scheduler="sync")
     assert not report.skipped, report.skipped

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from beatdbn.cli import app
 
-from conftest import SHARED_MSD
+from conftest import SHARED_MSD, missing
 
 SUBSET_AA = SHARED_MSD / "subset-AA"
 TAGTRAUM = SHARED_MSD / "additional" / "msd_tagtraum_cd1.cls"
@@ -18,7 +18,7 @@ TAGTRAUM = SHARED_MSD / "additional" / "msd_tagtraum_cd1.cls"
 @pytest.fixture(scope="module")
 def aa_store(tmp_path_factory):
     if not SUBSET_AA.is_dir():
-        pytest.skip("../shared/data/msd/subset-AA is not present")
+        pytest.skip(missing(SUBSET_AA))
     store = tmp_path_factory.mktemp("aa") / "store"
     r = CliRunner().invoke(app, ["extract", str(SUBSET_AA), "--out", str(store), "--scheduler", "sync"])
     assert r.exit_code == 0, r.output
@@ -28,7 +28,7 @@ def aa_store(tmp_path_factory):
 @pytest.mark.parametrize("labels", ["musicbrainz", "tagtraum"])
 def test_subset_aa_builds_every_task_at_auto_scale(aa_store, tmp_path, labels):
     if labels == "tagtraum" and not TAGTRAUM.exists():
-        pytest.skip("the tagtraum file is not present")
+        pytest.skip(missing(TAGTRAUM))
     # the earlier auto rule (every class, at the rarest's size): 'auto' needs 20 tracks per class (issue 23 item 3)
     args = ["tasks", str(aa_store), "--out", str(tmp_path / "tasks"), "--scale", "auto-all-classes"]
     args += ["--genre-labels", str(TAGTRAUM)] if labels == "tagtraum" else []

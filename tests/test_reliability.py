@@ -29,7 +29,7 @@ from beatdbn.synth.corpus import make_track
 from beatdbn.synth.msd_writer import write_track
 from beatdbn.train.pretrain import read_exclusion
 
-from conftest import RICK
+from conftest import RICK, missing
 
 runner = CliRunner()
 #: A full disk in one line: the store's own check, or the atomic-write layer's (utils.atomic.disk_full_error).
@@ -76,7 +76,7 @@ def _umount(path: Path) -> None:
 @pytest.mark.parametrize("value", [1e308, 1e30, np.inf, np.nan])
 def test_1_huge_or_non_finite_timbre_becomes_a_gap_never_stored(tmp_path, value):
     if not RICK.exists():
-        pytest.skip("../shared/data/msd is not present")
+        pytest.skip(missing(RICK))
     src = tmp_path / "in" / "rick.h5"
     src.parent.mkdir()
     shutil.copy(RICK, src)

@@ -181,13 +181,13 @@ def test_tempogram_equals_librosa_bit_for_bit(win_length, center):
 
 
 def test_real_recording_equals_librosa():
-    from conftest import SHARED_AUDIO
+    from conftest import SHARED_AUDIO, missing
 
     from beatdbn.features.audio_decode import decode_blocks
 
     path = SHARED_AUDIO / "Kevin_MacLeod_-_P_I_Tchaikovsky_Dance_of_the_Sugar_Plum_Fairy.ogg"
     if not path.exists():
-        pytest.skip("../shared/data/audio is not present")
+        pytest.skip(missing(path))
     y = np.concatenate(list(decode_blocks(path, sr=SR, max_duration=40.0)))
     s_db = _log_mel(y)
     mean_env = onset_strength(s_db, hop_length=HOP)

@@ -17,8 +17,8 @@ from beatdbn.exceptions import ParameterError
 from beatdbn.features.msd import Track, iter_tracks, read_track
 from beatdbn.synth import GENRES, generate_corpus, iter_corpus, make_track, write_aggregate, write_track
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-REAL_TRACK = SHARED / "data" / "msd" / "TRAXLZU12903D05F94.h5"
+from conftest import RICK as REAL_TRACK, missing  # the real MSD file (BEATDBN_SHARED_DATA)
+
 ARRAY_NAMES = ("segments_start", "segments_pitches", "segments_timbre", "segments_loudness_max", "beats_start")
 
 
@@ -182,7 +182,7 @@ def test_write_aggregate_round_trip_and_idx(tmp_path):
         write_aggregate(tmp_path / "x.h5", tracks, extras=[{}])
 
 
-@pytest.mark.skipif(not REAL_TRACK.exists(), reason="needs ../shared/data/msd (the real MSD file)")
+@pytest.mark.skipif(not REAL_TRACK.exists(), reason=missing(REAL_TRACK))
 def test_writer_layout_matches_real_msd_file(tmp_path):
     mine = write_track(tmp_path / "t.h5", make_track(n_beats=80))
 
