@@ -145,7 +145,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=2, help="epochs of the timed experiment (projected to the paper's 30)")
     ap.add_argument("--keep-inputs", action="store_true", help="keep the synthetic .h5 files after extraction")
     ap.add_argument("--report", type=Path, default=None, help="default: docs/measurements/scale-<date>.md")
+    ap.add_argument("--corpus", type=Path, default=None,
+                    help="MSD-format files synthesized earlier (--synth-only): extract these instead of synthesizing "
+                         "(the synthesis is not projected anyway); the folder is kept")
+    ap.add_argument("--synth-only", action="store_true",
+                    help="only synthesize the corpus into --corpus (so that the timed stages can run later, on an "
+                         "idle machine)")
     args = ap.parse_args(argv)
+    if args.synth_only:
+        if args.corpus is None:
+            ap.error("--synth-only needs --corpus DIR (where the corpus goes)")
+        from beatdbn.synth.corpus import generate_corpus
+
+        t0 = time.perf_counter()
+        generate_corpus(str(args.corpus), args.tracks, seed=0, n_jobs=args.workers)
+        print(f"corpus: {args.corpus} ({args.tracks:,} tracks, {time.perf_counter() - t0:,.0f} s); time the stages "
+              f"with: python scripts/bench_scale.py --tracks {args.tracks} --corpus {args.corpus}")
+        return 0
+    if args.corpus is not None and not args.corpus.is_dir():
+        ap.error(f"--corpus {args.corpus}: no such folder; make it with --synth-only --corpus {args.corpus}")
     if args.tracks < 100:
         ap.error(f"--tracks {args.tracks}: use 100 or more (the tasks need tracks per class)")
     if args.workers < 1 or args.epochs < 1:
@@ -157,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     work.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(work).free
-    if free < args.tracks * BYTES_PER_TRACK:
+    if free < args.tracks * BYTES_PER_TRACK * (0.4 if args.corpus else 1):
         print(f"error: {work}: {free / 1e9:.1f} GB free, {args.tracks:,} tracks need about "
               f"{args.tracks * BYTES_PER_TRACK / 1e9:.1f} GB; use --work on a larger disk or fewer --tracks",
               file=sys.stderr)
@@ -178,15 +196,20 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(1)
         return r
 
-    step("synth", [sys.executable, "-c", "import sys; from beatdbn.synth.corpus import generate_corpus; "
-                   f"generate_corpus(sys.argv[1], {args.tracks}, seed=0, n_jobs={args.workers})", msd])
+    if args.corpus is not None:  # synthesized earlier: not timed here
+        msd = args.corpus.resolve()
+        stages.append({"stage": "synth", "command": f"earlier: --synth-only --corpus {msd}", "rc": 0,
+                       "wall_s": float("nan"), "cpu_s": float("nan"), "peak_tree_rss_mb": float("nan")})
+    else:
+        step("synth", [sys.executable, "-c", "import sys; from beatdbn.synth.corpus import generate_corpus; "
+                       f"generate_corpus(sys.argv[1], {args.tracks}, seed=0, n_jobs={args.workers})", msd])
     msd_bytes = du(msd)
     workers = ["--workers", str(args.workers)] if args.scheduler == "local" else []
     extract = step("extract", [*BEATDBN, "extract", msd, "--out", store, "--scheduler", args.scheduler, *workers])
     store_bytes = du(store)
     n_tracks = json.loads((store / "report.json").read_text())["tracks_total"]
     index_bytes = _index_bytes(store)
-    if not args.keep_inputs:
+    if not args.keep_inputs and args.corpus is None:
         shutil.rmtree(msd)
     pretrain = step("pretrain", [*BEATDBN, "pretrain", store, "--out", dbn, "--workers", str(args.workers),
                                  "--no-plots"])
@@ -196,7 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     if built["rc"] != 0 or not (tasks / "key" / "train.tsv").exists():
         scale = "auto"
         shutil.rmtree(tasks, ignore_errors=True)
-        built = step("tasks", [*BEATDBN, "tasks", store, "--out", tasks, "--scale", "auto"])
+        # a try on a few hundred tracks is below auto's 20-tracks-per-class floor: a timing run only needs a split
+        floor = [] if n_tracks >= 2_000 else ["--min-per-class", "4"]
+        built = step("tasks", [*BEATDBN, "tasks", store, "--out", tasks, "--scale", "auto", *floor])
     key_tracks = _task_tracks(tasks, "key")
     experiment = step("experiment", [*BEATDBN, "finetune", store, tasks, "--task", "key", "--init", dbn,
                                      "--recipe", "paper", "--lr", "0.05", "--epochs", str(args.epochs),
@@ -262,8 +287,9 @@ def main(argv: list[str] | None = None) -> int:
         f"- Store: {store_bytes / n_tracks / 1e3:,.1f} kB per track ({store_bytes / 1e6:,.1f} MB for {n_tracks:,}); "
         f"the full MSD: **{store_bytes / n_tracks * MSD_TRACKS / 1e9:,.1f} GB** (linear in tracks; real tracks "
         f"average ~500 beats, these {beats / n_tracks:,.0f}).",
-        f"- Synthesis (not projected: the MSD exists): {synth['wall_s']:,.1f} s, "
-        f"{msd_bytes / max(n_tracks, 1) / 1e3:,.0f} kB of MSD-format .h5 per track.",
+        f"- Synthesis (not projected: the MSD exists): "
+        + (f"{synth['wall_s']:,.1f} s, " if synth["wall_s"] == synth["wall_s"] else "done earlier (--corpus), ")
+        + f"{msd_bytes / max(n_tracks, 1) / 1e3:,.0f} kB of MSD-format .h5 per track.",
         f"- Pretraining: {summary['n_tracks']:,} tracks, {beats:,} beats; "
         + ", ".join(f"{k} {v['beats_per_s']:,.0f} beats/s" for k, v in summary.get("phases", {}).items()) + ".",
         "- Peak memory: the largest sum of resident memory over the stage's processes (psutil, every 0.2 s; "
