@@ -18,11 +18,17 @@ REAL_SOURCES = $(or $(wildcard $(REAL_MSD)/subset-*),$(REAL_MSD))
 
 setup: $(STAMP)
 
+# PyTorch, CPU build. The project's machines hold torch 2.13.0's CPU wheel, which pip takes for the plain pin; on
+# stock PyPI the same pin (or any looser one) takes a multi-GB CUDA build on Linux x86_64. Elsewhere give PyTorch's
+# CPU index: make setup TORCH_INDEX=https://download.pytorch.org/whl/cpu (used only when set; TORCH_VERSION to pin
+# another release).
+TORCH_VERSION ?= 2.13.0
+TORCH_INDEX ?=
+
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	# The CPU build of PyTorch on this machine's disk; a looser pin pulls a CUDA build.
-	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet torch==$(TORCH_VERSION)$(if $(TORCH_INDEX), --index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install --quiet -e '.[test,serve]'
 	touch $(STAMP)
 

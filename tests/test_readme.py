@@ -98,3 +98,43 @@ def test_the_checker_catches_a_wrong_command_and_a_wrong_option():
         "`beatdbn predict` has no --no-such-flag, in: beatdbn predict x --top-k 0 --no-such-flag   # --not-this",
         "unknown command 'frobnicate' in: beatdbn frobnicate y",
         "unknown global option --nope in: beatdbn --nope info store"]
+
+
+ROOT = README.parent
+
+
+def _make_dry_run(*args: str) -> str:
+    """The commands ``make -n -B setup ARGS`` would run (printed, none run: -n; -B: as on a fresh clone)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("make") is None:
+        pytest.skip("no make on this machine")
+    res = subprocess.run(["make", "-n", "-B", "setup", *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
+def test_make_setup_takes_the_torch_index_only_when_given():
+    """On stock PyPI the plain pin pulls a CUDA build: TORCH_INDEX names PyTorch's CPU index (the README says so);
+    unset, the torch line is the plain pin this machine's wheel store answers."""
+    plain = [line for line in _make_dry_run().splitlines() if "pip install" in line and "torch==" in line]
+    assert len(plain) == 1 and "--index-url" not in plain[0] and "torch==2.13.0" in plain[0]
+    index = "https://download.pytorch.org/whl/cpu"
+    lines = _make_dry_run(f"TORCH_INDEX={index}").splitlines()
+    given = [line for line in lines if "torch==" in line]
+    assert len(given) == 1 and given[0].endswith(f"torch==2.13.0 --index-url {index}")
+    assert not any("--index-url" in line for line in lines if "torch==" not in line)  # beatdbn's own deps: PyPI
+    assert f"make setup TORCH_INDEX={index}" in _text()
+
+
+def test_the_readme_says_what_setup_and_test_install_and_how_to_point_the_real_data_tests():
+    from conftest import SHARED_DATA_ENV
+
+    text = _text()
+    section = text[text.index("## Setup, disk and tests"):text.index("## How it works")]
+    makefile = (ROOT / "Makefile").read_text()
+    for package in ("chromium", "fluidsynth", "timgm6mb-soundfont", "espeak-ng"):  # what make test may apt-install
+        assert package in section and package in makefile
+    assert f"{SHARED_DATA_ENV}=/path/to/data make test" in section
+    assert "GB" in section and "demo/" in section  # the disk the venv and the demo take
