@@ -54,6 +54,16 @@ def pretrain(
         DEFAULT_COMBINE, help="How the ranks' parameter changes are combined every --sync-every steps: capped-sum "
                            "(their mean x min(ranks, 2): the sum for 2 ranks), mean (parameter averaging) or sum "
                            "(diverged with 4 ranks). See beatdbn.train.ranks."),
+    resident: str = typer.Option(
+        "auto", help="Keep each phase's inputs in device memory and read the monitoring every --monitor-every "
+                     "steps instead of every step: auto (on CUDA when they fit), on, off (stream from the store). "
+                     "One track a step, one process; the same DBN either way (see beatdbn.train.resident)."),
+    monitor_every: int = typer.Option(
+        256, "--monitor-every", help="With a resident pass: CD-1 steps between two host reads of the statistics."),
+    resident_budget: Optional[float] = typer.Option(
+        None, "--resident-budget", help="With a resident pass: GiB a phase's inputs may take (default: 80 % of the "
+                                        "free CUDA memory, half the available memory elsewhere); a phase over it "
+                                        "streams."),
     distributed: bool = typer.Option(
         False, "--distributed", help="Be one rank of a torchrun launch across machines: `torchrun --nnodes M "
                                      "--nproc-per-node N --rdzv-endpoint HOST:PORT -m beatdbn pretrain STORE "
@@ -65,6 +75,7 @@ def pretrain(
     from beatdbn.train.pretrain import PretrainConfig, pretrain as run, read_exclusion, write_plots  # reason: lazy, torch
 
     from beatdbn.train.launch import join_launch, launched_rank, run_local  # reason: lazy, torch.distributed
+    from beatdbn.train.resident import ResidentConfig  # reason: lazy, imports torch, only for this command
 
     check_device(device)  # before anything is created: a bad device leaves no empty --out behind
     check_workers(workers)
@@ -73,6 +84,10 @@ def pretrain(
     if distributed and workers != 1:
         raise ParameterError("--distributed with --workers: under torchrun, --nproc-per-node sets the processes "
                              "of each machine")
+    if resident_budget is not None and not resident_budget >= 0:
+        raise ParameterError(f"--resident-budget {resident_budget}: expected GiB >= 0")
+    how = ResidentConfig(mode=resident, monitor_every=monitor_every,
+                         budget_bytes=None if resident_budget is None else int(resident_budget * 2**30))
     ranks = None
     with launched_rank(str(out)) if distributed else contextlib.nullcontext():
         if distributed:
@@ -82,7 +97,7 @@ def pretrain(
         config = PretrainConfig(batch_size=batch_size, passes=passes, min_beats=min_beats, checkpoint_every=checkpoint_every, seed=seed)
         excluded = read_exclusion(exclude, known_ids=FeatureStore.open(store).track_ids) if exclude else None
         kwargs = dict(store=str(store), out=str(out), exclude=excluded, config=config, dbn_config=DBNConfig(seed=seed),
-                      device=device)
+                      device=device, resident=how)
         local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", 1)) if distributed else workers  # on this machine
         # one thread per rank at one track per update (tiny kernels: 2 threads ran at 0.82x of one on an idle
         # 2-core machine); larger batches get this machine's CPUs shared among its ranks; --threads N overrides
@@ -108,6 +123,10 @@ def pretrain(
             passes = summary["passes"]  # the progress lines' beats/s is this measure; they end on this figure
             console.print(f"{phase}: {passes} pass{'es' if passes > 1 else ''} over {summary['n_beats']:,} beats in "
                           f"{info['seconds']:.1f} s: {info['beats_per_s']:,.0f} beats/s")
+        for phase, info in summary.get("pass", {}).get("phases", {}).items():
+            console.print(f"{phase}: " + (f"resident on {info['device']} ({info['bytes'] / 2**20:,.1f} MiB, "
+                                          f"statistics read every {info['monitor_every']} steps)"
+                                          if info["resident"] else f"streamed from the store ({info['why']})"))
         if plots:
             for path in write_plots(out):
                 console.print(f"plot: {path}")

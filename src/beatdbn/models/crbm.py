@@ -261,6 +261,13 @@ class CRBMConfig(JsonConfig):
         return math.log(p / (1.0 - p))
 
 
+def _raw_sums(mon: tuple, gw: torch.Tensor, gbh: torch.Tensor) -> list[torch.Tensor]:
+    """A step's raw monitoring sums (0-d tensors): reconstruction error, hidden activation, the two free
+    energies and the update's size (``sum |dW| + sum |db_h|``)."""
+    rec, sum_h0, fe0, fe1 = mon
+    return [rec, sum_h0, fe0, fe1, gw.abs().sum() + gbh.abs().sum()]
+
+
 def _finite(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
@@ -654,19 +661,69 @@ class ConvRBM(nn.Module):
         if not monitor:
             self._apply_update(gw, gbh, gbv)
             return {}
-        rec, sum_h0, fe0, fe1 = mon
         # one host read of the raw sums; the normalizing divisions in float64 on the host
-        raw = torch.stack([rec, sum_h0, fe0, fe1, gw.abs().sum() + gbh.abs().sum()]).tolist()
-        n_v, n_h = float(n_v), float(n_h)
-        out = [raw[0] / (n_v * n_vis), raw[1] / (n_h * c.n_hidden), raw[2] / n_v, raw[3] / n_v, raw[4]]
+        raw = torch.stack(_raw_sums(mon, gw, gbh)).tolist()
+        stats = self.monitoring(raw, n_visible_steps=float(n_v), n_positions=float(n_h))
+        self._apply_update(gw, gbh, gbv)
+        return stats
+
+    def monitoring(self, raw: list[float], *, n_visible_steps: float, n_positions: float) -> dict[str, float]:
+        """The monitoring dict of :meth:`partial_fit` from a step's raw sums (host floats, in the order
+        reconstruction error, hidden activation, free energy of the data, of the reconstruction, update size)
+        and its valid visible steps and hidden positions (the divisions in float64).
+
+        Raises
+        ------
+        ParameterError
+            A value is not finite (the step is then not to be applied).
+        """
+        c = self.config
+        n_v, n_h = float(n_visible_steps), float(n_positions)
+        out = [raw[0] / (n_v * c.n_visible), raw[1] / (n_h * c.n_hidden), raw[2] / n_v, raw[3] / n_v, raw[4]]
         if not all(math.isfinite(x) for x in out):
             raise ParameterError(
                 f"CD-1 produced non-finite values (reconstruction error {out[0]}, free energy {out[2]}): "
                 f"either the batch holds NaN/inf or learning_rate={c.lr:g} is too high for this "
                 f"{c.visible} layer; the parameters were left unchanged")
-        self._apply_update(gw, gbh, gbv)
         return {"reconstruction_error": out[0], "mean_hidden": out[1], "free_energy_data": out[2],
                 "free_energy_recon": out[3], "n_positions": int(n_h)}
+
+    @torch.no_grad()
+    def partial_fit_on_device(self, v: torch.Tensor, *, generator: torch.Generator, raw_out: torch.Tensor,
+                              ok: torch.Tensor) -> None:
+        """One CD-1 step on whole sequences (no padding) without a host read: the update of :meth:`partial_fit`.
+
+        For a pass whose inputs already live on the device (:mod:`beatdbn.train.resident`): nothing here
+        reads a device value on the host, so the host can queue the next steps while the device computes.
+        Shapes are the caller's to check (``v`` is ``(batch, n_visible, T)`` with ``T >= width``, on the
+        model's device and dtype).
+
+        Parameters
+        ----------
+        v : torch.Tensor [shape=(batch, n_visible, T)]
+        generator : torch.Generator
+            On the model's device.
+        raw_out : torch.Tensor [shape=(5,)]
+            Receives the step's raw monitoring sums (:meth:`monitoring` turns them into :meth:`partial_fit`'s
+            dict once read on the host).
+        ok : torch.Tensor [shape=(), dtype=bool]
+            A latch on the device: ``ok &= all(raw_out finite)``; the update is applied only while it holds,
+            so a non-finite step and every later one leave the parameters as they were (the caller reads the
+            latch with the sums and stops, as :meth:`partial_fit` raises).
+        """
+        c = self.config
+        n, _, t = v.shape
+        rows = n * (t - c.width + 1)
+        v0 = v.contiguous()
+        kernel = cd1_gemm if self._kernel_name(v0.device, rows=rows) == "gemm" else cd1_conv
+        gw, gbh, gbv, mon = kernel(self, v0, None, None, float(rows), generator, True)
+        if n != 1:
+            gw.div_(n)
+            gbh = gbh / n
+            gbv = gbv / n
+        torch.stack(_raw_sums(mon, gw, gbh), out=raw_out)
+        torch.logical_and(ok, torch.isfinite(raw_out).all(), out=ok)
+        self._apply_update(gw, gbh, gbv, gate=ok)
 
     def _kernel_name(self, device: torch.device, *, rows: int | None = None) -> str:
         """The kernel of a batch of ``rows`` hidden positions (``N * T'``; None: a large batch) on ``device``."""
@@ -682,9 +739,29 @@ class ConvRBM(nn.Module):
         """Turn visible pre-activations ``a`` into ``E[v | h]`` in place."""
         raise NotImplementedError  # pragma: no cover
 
-    def _apply_update(self, gw: torch.Tensor, gbh: torch.Tensor, gbv: torch.Tensor) -> None:
+    def _apply_update(self, gw: torch.Tensor, gbh: torch.Tensor, gbv: torch.Tensor,
+                      gate: torch.Tensor | None = None) -> None:
+        """``W += lr * dW`` (and the biases), through momentum and weight decay when set; with a boolean
+        ``gate`` on the device, only where it holds (no host read; the values are bitwise those of an
+        ungated update where it does)."""
         c = self.config
         lr = c.lr
+        if gate is not None:
+            if c.momentum or c.weight_decay:  # the state moves even for a zero gradient: keep and restore it
+                state = (self.weight, self.hidden_bias, self.visible_bias, self.weight_velocity,
+                         self.hidden_bias_velocity, self.visible_bias_velocity)
+                before = [t.clone() for t in state]
+                self._apply_update(gw, gbh, gbv)
+                for t, old in zip(state, before):
+                    t.copy_(torch.where(gate, t, old))
+                self.n_updates.sub_(1).add_(gate)
+                return
+            gw, gbh, gbv = (torch.where(gate, x, 0.0) for x in (gw, gbh, gbv))  # NaN-safe: not x * gate
+            self.weight.add_(gw, alpha=lr)
+            self.hidden_bias.add_(gbh, alpha=lr)
+            self.visible_bias.add_(gbv, alpha=lr)
+            self.n_updates.add_(gate)
+            return
         if c.weight_decay:
             gw = gw - c.weight_decay * self.weight
         if c.momentum:

@@ -75,9 +75,10 @@ from beatdbn.plots import plot_filters, plot_pretraining
 from beatdbn.store.reader import FeatureStore, check_representations
 from beatdbn.train.checkpoint import load_checkpoint
 from beatdbn.train.ranks import Ranks, rank_seed
+from beatdbn.train.resident import ResidentConfig, ResidentPhase, resident_budget
 from beatdbn.utils.atomic import save_torch, write_json
 
-__all__ = ["PretrainConfig", "pretrain", "batch_plan", "read_exclusion", "iter_stats", "write_plots", "PHASES", "STATS_COLUMNS"]
+__all__ = ["PretrainConfig", "ResidentConfig", "pretrain", "batch_plan", "read_exclusion", "iter_stats", "write_plots", "PHASES", "STATS_COLUMNS"]
 
 log = logging.getLogger(__name__)
 
@@ -229,6 +230,7 @@ def pretrain(
     device: str | torch.device = "cpu",
     progress: Callable[[dict], None] | None = None,
     ranks: Ranks | None = None,
+    resident: ResidentConfig | str = "auto",
 ) -> dict | None:
     """Pretrain a :class:`ConvDBN` on every track of ``store`` not in ``exclude``; resumes from ``out``.
 
@@ -257,6 +259,11 @@ def pretrain(
         This process's place in a run of several processes or machines
         (:mod:`beatdbn.train.ranks`; :mod:`beatdbn.train.launch` starts them).
         Rank 0 alone writes ``out`` and reports progress. Default: one process.
+    resident : ResidentConfig or str
+        Keep each phase's inputs in device memory and read the monitoring every ``monitor_every`` steps
+        (:mod:`beatdbn.train.resident`): ``'auto'`` (CUDA, when they fit), ``'on'``, ``'off'``, or a
+        :class:`ResidentConfig`. The same DBN either way (bitwise on the CPU); what was used is recorded in
+        the summary's ``"pass"``. A phase whose inputs do not fit streams, with a warning saying why.
 
     Returns
     -------
@@ -272,6 +279,7 @@ def pretrain(
     """
     ranks = ranks or Ranks.solo()
     lead = ranks.lead
+    resident = ResidentConfig(mode=resident) if isinstance(resident, str) else resident
     fs = store if isinstance(store, FeatureStore) else FeatureStore.open(store)
     out = Path(out)
     device = torch.device(device)
@@ -307,6 +315,8 @@ def pretrain(
     dbn = ConvDBN(dbn_config, device=device)
     gen = torch.Generator(device=device).manual_seed(
         config.seed if ranks.world == 1 else rank_seed(config.seed, ranks.rank))
+    use_resident, why_not = resident.wanted(device, batch_size=config.batch_size, world=ranks.world)
+    how = {"resident": resident.to_dict(), "phases": {}}  # the summary's "pass": how each phase ran
     position = (0, 0, 0)  # where to resume: phase index, pass, batches done in that pass
     elapsed = {name: 0.0 for name in PHASES}
     if state is not None:
@@ -337,6 +347,13 @@ def pretrain(
                     "position": [phase_i, pass_, batch_i], "stats_rows": stats.n_rows, "elapsed": elapsed},
                    out / CHECKPOINT)
 
+    def non_finite(pos: np.ndarray, message: str) -> DataError:
+        ids = fs.metadata.column("track_id").to_numpy(zero_copy_only=False)[rows[pos]]
+        bad = [t for t, f in zip(ids, fs.read_features(rows[pos])) if not np.isfinite(f).all()]
+        who = (f"track {bad[0]} holds non-finite features (run `beatdbn check {fs.path}`)" if bad
+               else f"batch of track(s) {', '.join(map(str, ids[:5]))}")
+        return DataError(f"{phase} pass {pass_ + 1}, {who}: {message}")
+
     def step(stages, pos: np.ndarray) -> dict[str, dict]:
         x, xl = padded_batch(fs.read_features(rows[pos]), device=device)
         try:
@@ -344,15 +361,34 @@ def pretrain(
         except ParameterError as exc:
             if "non-finite" not in str(exc):
                 raise
-            ids = fs.metadata.column("track_id").to_numpy(zero_copy_only=False)[rows[pos]]
-            bad = [t for t, f in zip(ids, fs.read_features(rows[pos])) if not np.isfinite(f).all()]
-            who = (f"track {bad[0]} holds non-finite features (run `beatdbn check {fs.path}`)" if bad
-                   else f"batch of track(s) {', '.join(map(str, ids[:5]))}")
-            raise DataError(f"{phase} pass {pass_ + 1}, {who}: {exc}") from None
+            raise non_finite(pos, str(exc)) from None
+
+    def resident_phase(phase: str) -> ResidentPhase | None:
+        """The phase's inputs in device memory, or None (the streaming pass) with the reason recorded."""
+        if not use_resident:
+            how["phases"][phase] = {"resident": False, "why": why_not}
+            return None
+        need = ResidentPhase.bytes_needed(dbn_config, phase, lengths)
+        budget = resident_budget(device, resident.budget_bytes)
+        if need > budget[0]:
+            why = (f"its inputs need {need / 2**20:,.0f} MiB, over the budget of {budget[0] / 2**20:,.0f} MiB "
+                   f"({budget[1]})")
+            if lead:
+                log.warning("%s: %s streams from the store: %s", out, phase, why)
+            how["phases"][phase] = {"resident": False, "why": why, "bytes": need, "budget_bytes": budget[0]}
+            return None
+        res = ResidentPhase(fs, rows, lengths, dbn, phase, monitor_every=resident.monitor_every)
+        how["phases"][phase] = res.record(budget)
+        if lead:
+            log.info("%s: %s resident on %s (%.0f MiB, loaded in %.1f s)", out, phase, device, need / 2**20,
+                     res.load_seconds)
+        elapsed[phase] += res.load_seconds  # loading is part of the pass's work (the streaming pass reads too)
+        return res
 
     try:
         for phase_i, (phase, stages) in enumerate(PHASES.items()):
             layers = [dbn.layer(s) for s in stages]
+            res = None if (phase_i, passes) <= position[:2] else resident_phase(phase)  # phases left to train
             for pass_ in range(passes):
                 plan = batch_plan(shards, lengths, config.batch_size, _plan_seed(config.seed, phase, pass_))
                 skip = position[2] if (phase_i, pass_) == position[:2] else 0
@@ -362,14 +398,21 @@ def pretrain(
                 stage_beats = int(sum(lengths[b].sum() for b in plan[:skip]))
                 done_tracks += stage_tracks
                 done_beats += stage_beats
-                for start in range(skip, len(plan), ranks.round_size):
+                end = skip
+                while end < len(plan):
+                    start = end
                     t0 = time.perf_counter()
-                    begun = ranks.begin(layers)
-                    costs = [float(lengths[b].sum()) for b in plan[start:start + ranks.round_size]]
-                    local = {b: step(stages, plan[b]) for b in ranks.mine(start, costs)}
-                    results = ranks.exchange(layers, begun, local, stages, start, len(plan))
+                    if res is not None:  # steps queued on the device, then one host read
+                        end = res.chunk_end(start, len(plan), config.checkpoint_every)
+                        res.launch(plan, start, end, gen)
+                        results = res.read(plan, start, end, non_finite)
+                    else:
+                        begun = ranks.begin(layers)
+                        costs = [float(lengths[b].sum()) for b in plan[start:start + ranks.round_size]]
+                        local = {b: step(stages, plan[b]) for b in ranks.mine(start, costs)}
+                        results = ranks.exchange(layers, begun, local, stages, start, len(plan))
+                        end = start + len(results)
                     elapsed[phase] += time.perf_counter() - t0
-                    end = start + len(results)
                     if lead:
                         for batch_i in sorted(results):
                             pos = plan[batch_i]
@@ -392,6 +435,8 @@ def pretrain(
                     last = end == len(plan)
                     if last or end // config.checkpoint_every > start // config.checkpoint_every:
                         checkpoint(*((phase_i, pass_ + 1, 0) if last else (phase_i, pass_, end)))
+            if res is not None:
+                res.release()
     finally:
         if stats is not None:
             stats.close()
@@ -400,6 +445,7 @@ def pretrain(
     dbn.save(out)
     summary = _summary(out, n_tracks, n_beats, passes, expect, elapsed, complete=True)
     summary["representation"] = representation  # what a conv MLP started from this DBN must be trained on
+    summary["pass"] = how  # resident or streamed, per phase (this run's; not part of the settings compared)
     write_json(out / "pretrain.json", summary)
     (out / CHECKPOINT).unlink(missing_ok=True)
     log.info("%s: pretrained in %.1f s", out, time.perf_counter() - t_start)
