@@ -12,11 +12,16 @@ torch's default intra-op threads, i.e. every CPU of the machine):
   beats/s, CUDA against the CPU. Also, on CUDA: the other kernel, a step with
   monitoring (one host sync, as pretraining runs it), and cuDNN with TF32
   switched off (the default lets cuDNN convolutions use TF32).
+* **Resident CD-1 steps**: one track of 512 beats a step as the resident pass
+  takes it (``partial_fit_on_device``, no host read, 256 steps queued between
+  synchronizations) against ``partial_fit`` with monitoring (one host read a step).
 * **A pretraining pass** (:func:`beatdbn.train.pretrain.pretrain`, paper DBN,
   one track per CD-1 step, store reading included) over a synthetic store of
   500 tracks (built once under ``.bench-data/`` with ``scheduler='sync'``; or
-  the store named by ``BEATDBN_BENCH_STORE``), in beats/s per phase, CUDA
-  against the CPU.
+  the store named by ``BEATDBN_BENCH_STORE``), in beats/s per phase: the
+  streaming pass on CUDA against the CPU, and the resident pass
+  (``resident='on'``, :mod:`beatdbn.train.resident`, loading included) against
+  the streaming pass on CUDA. Issue 27 item 4 aims at 1 M beats/s.
 * **Conv MLP training steps** (forward, loss, backward, SGD update) at batches
   of 16 tracks x 512 beats, 50 classes: CUDA fp32 and CUDA under bf16
   autocast, against the CPU in fp32; the projected time of an epoch over
@@ -146,17 +151,43 @@ def _store(n: int) -> Path:
     return store
 
 
+def _resident_steps(results: Results, seconds: float) -> None:
+    """One track a CD-1 step as the resident pass takes it (``partial_fit_on_device``: no host read; 256 steps
+    queued between two synchronizations) against ``partial_fit`` with monitoring (one host read a step)."""
+    from beatdbn.models.crbm import ConvRBM, CRBMConfig
+
+    queue = 256
+    for name, (kind, c, t, p) in LAYERS.items():
+        rbm = ConvRBM.from_config(CRBMConfig(n_visible=c, visible=kind, sparsity_target=p), device=GPU)
+        v = _crbm_data(kind, 1, c, t, GPU)
+        g = torch.Generator(device=GPU).manual_seed(0)
+        raw = torch.empty((queue, 5), device=GPU)
+        ok = torch.ones((), dtype=torch.bool, device=GPU)
+
+        def resident_steps():
+            for k in range(queue):
+                rbm.partial_fit_on_device(v, generator=g, raw_out=raw[k], ok=ok)
+
+        resident = _rate(resident_steps, GPU, seconds, warmup=1) * queue * BEATS
+        host = _rate(lambda: rbm.partial_fit(v, generator=g, monitor=True), GPU, seconds) * BEATS
+        results.add(f"cuda crbm {name} CD-1, 1 track a step, resident (no host read; {queue} steps a sync)", resident,
+                    "beats/s", baseline="partial_fit with monitoring (one host read a step)", baseline_value=host,
+                    note=f"1 x {BEATS} beats, 100 maps, fp32, kernel {rbm._kernel_name(v.device, rows=t - 7)}; "
+                         f"aim >= 1 M beats/s a phase (issue 27 item 4)")
+        print(f"CD-1 {name} 1 track: resident {resident:,.0f} beats/s, host read a step {host:,.0f} beats/s")
+
+
 def _pretrain(results: Results, quick: bool) -> None:
     from beatdbn.store.reader import FeatureStore
     from beatdbn.train.pretrain import PretrainConfig, pretrain
 
     store = FeatureStore.open(_store(200 if quick else 500))
     summaries = {}
-    for key, device in (("gpu", GPU), ("cpu", "cpu")):
+    for key, device, resident in (("gpu", GPU, "off"), ("resident", GPU, "on"), ("cpu", "cpu", "off")):
         out = DATA / f"cuda-bench-dbn-{key}"
         shutil.rmtree(out, ignore_errors=True)
         t0 = time.perf_counter()
-        summaries[key] = pretrain(store, out, config=PretrainConfig(batch_size=1), device=device)
+        summaries[key] = pretrain(store, out, config=PretrainConfig(batch_size=1), device=device, resident=resident)
         summaries[key]["wall"] = time.perf_counter() - t0
         shutil.rmtree(out, ignore_errors=True)
     s = summaries["gpu"]
@@ -164,9 +195,16 @@ def _pretrain(results: Results, quick: bool) -> None:
             f"step, monitoring on, store reading included; CPU: {torch.get_num_threads()} threads")
     for phase, info in s["phases"].items():
         cpu = summaries["cpu"]["phases"][phase]
+        res = summaries["resident"]["phases"][phase]
+        how = summaries["resident"]["pass"]["phases"][phase]
         results.add(f"cuda pretrain pass, 1 track a step: {phase} ({'+'.join(info['stages'])})", info["beats_per_s"],
                     "beats/s", baseline="CPU, same pass", baseline_value=cpu["beats_per_s"], note=note)
-        print(f"pretrain {phase}: cuda {info['beats_per_s']:,.0f} beats/s ({info['seconds']:.1f} s), "
+        results.add(f"cuda pretrain pass, 1 track a step, resident (--resident on): {phase}", res["beats_per_s"],
+                    "beats/s", baseline="the streaming pass on CUDA, same run", baseline_value=info["beats_per_s"],
+                    note=note + f"; loading the inputs included ({how.get('load_seconds', 'n/a')} s); resident: "
+                                f"{how['resident']}; aim >= 1 M beats/s (issue 27 item 4)")
+        print(f"pretrain {phase}: cuda {info['beats_per_s']:,.0f} beats/s ({info['seconds']:.1f} s), resident "
+              f"{res['beats_per_s']:,.0f} beats/s ({res['seconds']:.1f} s; {how}), "
               f"cpu {cpu['beats_per_s']:,.0f} beats/s ({cpu['seconds']:.1f} s)")
     results.add("cuda pretrain pass, wall time (both phases, plots excluded)", s["wall"], "s",
                 baseline="CPU, same pass", baseline_value=summaries["cpu"]["wall"],
@@ -234,7 +272,8 @@ def run(results: Results, quick: bool = False) -> None:
           f"cuDNN {torch.backends.cudnn.version()}, cudnn.allow_tf32={torch.backends.cudnn.allow_tf32}, "
           f"matmul precision {torch.get_float32_matmul_precision()}, CPU threads {torch.get_num_threads()}")
     seconds = 0.4 if quick else 0.75
-    for part, fn in (("cd1", lambda: _cd1(results, seconds)), ("pretrain", lambda: _pretrain(results, quick)),
+    for part, fn in (("cd1", lambda: _cd1(results, seconds)), ("resident", lambda: _resident_steps(results, seconds)),
+                     ("pretrain", lambda: _pretrain(results, quick)),
                      ("convmlp", lambda: _convmlp(results, seconds))):
         t0 = time.perf_counter()
         fn()

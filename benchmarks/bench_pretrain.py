@@ -18,6 +18,8 @@ thread policy (``OMP_WAIT_POLICY=PASSIVE``), reading included:
   against the idle figure of the same configuration (aim: >= 0.4x; on 2
   cores a fair share is 1x for one single-thread process, 0.67x for 2, 0.5x
   for one process of 2 threads);
+* **resident**: the resident pass (``pretrain --resident on``: each phase's inputs in memory, statistics
+  read every 256 steps) against the streaming pass, one process of one thread, interleaved, same run;
 * **projection**: one pass over the whole MSD (4.6e8 beats through layer 1,
   then layer 3) at the measured rates.
 """
@@ -68,16 +70,17 @@ except OSError:
             time.sleep(0.01)
     threading.Thread(target=sample, daemon=True).start()
 if __name__ == "__main__":
-    s = run_local(pretrain, dict(store=args["store"], out=args["out"],
+    s = run_local(pretrain, dict(store=args["store"], out=args["out"], resident=args["resident"],
                                  config=PretrainConfig(batch_size=args["batch_size"], min_beats=args["min_beats"])),
                   workers=args["workers"], sync_every=args["sync_every"], threads=args["threads"])
     peak = status("VmHWM") if sampled is None else max(sampled[-1], status("VmRSS"))
-    print(json.dumps({"peak_kb": peak, "start_kb": start, "how": how, "beats": s["n_beats"], "phases": s["phases"]}))
+    print(json.dumps({"peak_kb": peak, "start_kb": start, "how": how, "beats": s["n_beats"], "phases": s["phases"],
+                      "pass": s["pass"]}))
 """
 
 
 def _pass(store: Path, out: Path, batch_size: int = 1, *, workers: int = 1, threads: int = 1,
-          sync_every: int = SYNC_EVERY, min_beats: int = 0) -> dict:
+          sync_every: int = SYNC_EVERY, min_beats: int = 0, resident: str = "auto") -> dict:
     import shutil
     import tempfile
 
@@ -85,7 +88,7 @@ def _pass(store: Path, out: Path, batch_size: int = 1, *, workers: int = 1, thre
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:  # spawned workers re-import __main__
         f.write(_CHILD)
     args = {"store": str(store), "out": str(out), "batch_size": batch_size, "workers": workers, "threads": threads,
-            "sync_every": sync_every, "min_beats": min_beats}
+            "sync_every": sync_every, "min_beats": min_beats, "resident": resident}
     env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
     env.pop("OMP_NUM_THREADS", None)
     try:
@@ -96,6 +99,35 @@ def _pass(store: Path, out: Path, batch_size: int = 1, *, workers: int = 1, thre
     r = json.loads(proc.stdout.strip().splitlines()[-1])
     r["rates"] = {phase: info["beats_per_s"] for phase, info in r["phases"].items()}
     return r
+
+
+def resident_vs_streaming(results, store: Path, *, repeats: int = 2) -> dict:
+    """The resident pass (``--resident on``) against the streaming pass (``--resident off``) on this CPU, one
+    process of one thread, one track a step, interleaved ``repeats`` times (best of each), in one run."""
+    import shutil
+
+    best: dict[str, dict] = {}
+    load = [load_average()]
+    for i in range(repeats):
+        for mode in ("off", "on"):
+            r = _pass(store, DATA / f"dbn-resident-{mode}", 1, resident=mode)
+            for phase, rate in r["rates"].items():
+                best.setdefault(mode, {})[phase] = max(best.get(mode, {}).get(phase, 0.0), rate)
+            best[mode]["beats"] = r["beats"]
+            shutil.rmtree(DATA / f"dbn-resident-{mode}", ignore_errors=True)
+    load.append(load_average())
+    for phase in best["on"]:
+        if phase == "beats":
+            continue
+        results.add(f"pretrain resident pass vs streaming, 1 track a step, 1 process x 1 thread (CPU): {phase}",
+                    best["on"][phase], "beats/s", baseline="the streaming pass (--resident off), same run",
+                    baseline_value=best["off"][phase],
+                    note=f"{best['on']['beats']:,} beats of {store.name}, loading included, best of {repeats} "
+                         f"interleaved; load average {load[0]} before, {load[1]} after")
+    print("resident vs streaming (CPU, 1 thread): " + ", ".join(
+        f"{p} {best['on'][p]:,.0f} vs {best['off'][p]:,.0f} beats/s ({best['on'][p] / best['off'][p]:.2f}x)"
+        for p in best["on"] if p != "beats") + f"; load average {load[0]} -> {load[1]}")
+    return best
 
 
 def _hours(rates: dict) -> float:
@@ -117,6 +149,7 @@ def run(results, quick: bool = False) -> None:
         if n != sizes[0]:
             continue
         one = r  # 1 process x 1 thread: `pretrain` (--workers 1; one thread at one track a step)
+        resident_vs_streaming(results, store)
         load = {"one": load_average()}
         r32 = _pass(store, DATA / f"dbn-{n}-b32", 32)
         wide = _pass(store, DATA / f"dbn-{n}-t{n_cpu}", 1, threads=n_cpu)  # `beatdbn --threads N pretrain`
@@ -158,3 +191,12 @@ def run(results, quick: bool = False) -> None:
             for name, r_ in (("1x1", one), (f"1x{n_cpu}", wide), (f"{n_cpu}x1", many),
                              ("1x1 busy", loaded["one"]), (f"{n_cpu}x1 busy", loaded["many"]),
                              (f"1x{n_cpu} busy", loaded["wide"]))) + f"; load {load}")
+
+
+if __name__ == "__main__":  # the resident row alone: python -m benchmarks.bench_pretrain [N_TRACKS]
+    from benchmarks._common import Results
+
+    res = Results()
+    resident_vs_streaming(res, demo_store(int(sys.argv[1]) if len(sys.argv) > 1 else 500))
+    for figure in res.figures:
+        print(figure)
