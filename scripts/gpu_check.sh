@@ -3,6 +3,9 @@
 #   1. the environment: nvidia-smi, torch / CUDA / cuDNN versions                      -> $OUT/env.txt
 #   2. the CUDA tests (tests/test_cuda.py and every other test that uses device='cuda') -> $OUT/junit.xml
 #   3. python -m benchmarks bench_cuda                                                  -> $OUT/bench-cuda.json
+#   3b. the resident pretraining pass (issue 27 item 4: aim >= 1 M beats/s a phase at one track a step):
+#      beatdbn pretrain --device cuda --resident on against --resident off on the same store, and the two
+#      DBNs compared                                                                    -> $OUT/resident.txt
 #   4. beatdbn reproduce --quick --device cuda on a synthetic corpus (600 tracks, 20 artists; the task
 #      options of the Makefile's demo target)                                           -> $OUT/table.md, reproduce.json
 #   5. the same with --scale auto (every task the corpus supports: on 600 tracks the demo options build only
@@ -12,7 +15,8 @@
 #
 # Environment: OUT (default ./gpu-check-out), PY (python3), WORK (scratch, default /tmp/gpu-check),
 # STORE (an existing feature store to use instead of synthesizing one), TRACKS (600), ARTISTS (20),
-# TEST_TIMEOUT (300), BENCH_TIMEOUT (180), REPRO_TIMEOUT (300) in seconds, STEPS (default "env tests bench reproduce reproduce-auto").
+# TEST_TIMEOUT (300), BENCH_TIMEOUT (180), REPRO_TIMEOUT (300), RESIDENT_TIMEOUT (240) in seconds, STEPS (default
+# "env tests bench resident reproduce reproduce-auto").
 # Wheels in .whl/ (packages the machine's python lacks: dask, librosa, ...) are installed into $WORK/site first.
 set -u -o pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +26,7 @@ PY=${PY:-python3}
 WORK=${WORK:-/tmp/gpu-check}
 TRACKS=${TRACKS:-600}
 ARTISTS=${ARTISTS:-20}
-STEPS=${STEPS:-env tests bench reproduce reproduce-auto}
+STEPS=${STEPS:-env tests bench resident reproduce reproduce-auto}
 mkdir -p "$OUT" "$WORK"
 export PYTHONUNBUFFERED=1 MPLBACKEND=Agg
 export PYTHONPATH="$ROOT/src:$ROOT${PYTHONPATH:+:$PYTHONPATH}"
@@ -89,7 +93,7 @@ EOF
 fi
 
 # -- the synthetic corpus (shared by the benchmark's pretraining pass and reproduce) -------------------------------
-if wants bench || wants reproduce || wants reproduce-auto; then
+if wants bench || wants resident || wants reproduce || wants reproduce-auto; then
     if [ -z "${STORE:-}" ]; then
         STORE=$WORK/store
         if [ ! -f "$STORE/tracks.parquet" ]; then
@@ -104,7 +108,7 @@ fi
 if wants tests; then
     step tests "${TEST_TIMEOUT:-300}" "$PY" -m pytest -q -rs -p no:cacheprovider --junitxml="$OUT/junit.xml" \
         tests/test_cuda.py tests/test_crbm.py tests/test_dbn.py tests/test_reliability.py \
-        -k "cuda or wrong_device or bad_device"
+        tests/test_pretrain_resident.py -k "cuda or wrong_device or bad_device"
     if [ "$last_rc" -ne 0 ]; then  # a failure: do the CPU-agreement tests pass with cuDNN's TF32 switched off?
         step tests-no-tf32 90 "$PY" -c 'import sys, torch, pytest
 torch.backends.cudnn.allow_tf32 = False
@@ -117,6 +121,33 @@ fi
 if wants bench; then
     BEATDBN_BENCH_STORE=$STORE step bench "${BENCH_TIMEOUT:-180}" "$PY" -m benchmarks bench_cuda \
         --out "$OUT/bench-cuda.json"
+fi
+
+# -- 3b. the resident pass -----------------------------------------------------------------------------------------
+if wants resident; then
+    if "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then
+        for mode in on off; do  # one pass of the paper DBN over $STORE on CUDA, resident then streaming
+            rm -rf "$WORK/dbn-$mode"
+            step "resident-$mode" "${RESIDENT_TIMEOUT:-240}" "$PY" -m beatdbn pretrain "$STORE" \
+                --out "$WORK/dbn-$mode" --device cuda --resident "$mode" --no-plots
+        done
+        if [ -f "$WORK/dbn-on/model.pt" ] && [ -f "$WORK/dbn-off/model.pt" ]; then
+            "$PY" - "$WORK/dbn-on" "$WORK/dbn-off" <<'EOF' 2>&1 | tee "$OUT/resident.txt"
+import json, sys, torch
+on, off = (json.load(open(f"{d}/pretrain.json")) for d in sys.argv[1:])
+for phase in on["phases"]:
+    r, s = on["phases"][phase]["beats_per_s"], off["phases"][phase]["beats_per_s"]
+    print(f"{phase}: resident {r:,.0f} beats/s, streaming {s:,.0f} beats/s ({r / s:.2f}x); 1 M beats/s "
+          f"{'met' if r >= 1e6 else 'NOT met'}; {on['pass']['phases'][phase]}")
+a, b = (torch.load(f"{d}/model.pt", weights_only=True) for d in sys.argv[1:])
+worst = max(float((a[k].double() - b[k].double()).abs().max() / b[k].double().abs().max().clamp_min(1e-12))
+            for k in a if a[k].is_floating_point())
+print(f"resident vs streaming DBN on CUDA: largest difference {worst:.2e} of a tensor's largest value")
+EOF
+        fi
+    else
+        echo "no CUDA: the resident pass check skipped" | tee "$OUT/resident.txt"
+    fi
 fi
 
 # -- 4./5. Table 1, quick, on CUDA ----------------------------------------------------------------------------------
