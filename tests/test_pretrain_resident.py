@@ -15,8 +15,9 @@ from typer.testing import CliRunner
 from beatdbn.cli import app
 from beatdbn.exceptions import DataError, ParameterError
 from beatdbn.models.crbm import BernoulliCRBM, ConvRBM
-from beatdbn.models.dbn import DBNConfig
+from beatdbn.models.dbn import ConvDBN, DBNConfig
 from beatdbn.store.extract import extract
+from beatdbn.store.reader import FeatureStore
 from beatdbn.synth.corpus import make_track
 from beatdbn.synth.msd_writer import write_track
 from beatdbn.train.pretrain import CHECKPOINT, PretrainConfig, iter_stats, pretrain
@@ -72,6 +73,28 @@ def test_resident_pass_gives_the_streaming_pass_dbn_bitwise(store, tmp_path, dbn
     other = pretrain(store, tmp_path / "other", config=PretrainConfig(min_beats=6000, seed=1), dbn_config=dbn_config,
                      resident="on")
     assert other["complete"] and not torch.equal(_weights(tmp_path / "other")["layer3.weight"], a["layer3.weight"])
+
+
+def test_batched_loading_gives_the_same_inputs_to_float_rounding(store, tmp_path):
+    """A GPU loads padded batches of similar lengths (load_batch 64): each track's input as loaded one at a time,
+    to within float rounding (the timbre statistics and convolutions of a padded batch sum in another order)."""
+    fs = FeatureStore.open(store)
+    rows = fs.select_rows()
+    lengths = fs.metadata.column("n_beats").to_numpy()[rows]
+    dbn = ConvDBN(SMALL)
+    for phase in ("layer1", "layer3"):
+        one = ResidentPhase(fs, rows, lengths, dbn, phase, load_batch=1)
+        many = ResidentPhase(fs, rows, lengths, dbn, phase, load_batch=6)
+        assert one.offsets == many.offsets and one.inputs.keys() == many.inputs.keys()
+        for s in one.inputs:
+            torch.testing.assert_close(many.inputs[s], one.inputs[s], rtol=1e-5, atol=1e-5)  # values ~1: float32
+            assert not torch.equal(many.inputs[s], torch.zeros_like(many.inputs[s]))
+    assert ResidentConfig().load_batch_on(torch.device("cpu")) == 1
+    assert ResidentConfig().load_batch_on(torch.device("cuda")) == 64
+    assert ResidentConfig(load_batch=3).load_batch_on(torch.device("cpu")) == 3
+    r = pretrain(store, tmp_path / "dbn", config=PretrainConfig(), dbn_config=SMALL,
+                 resident=ResidentConfig(mode="on", load_batch=6))
+    assert r["complete"] and {i["load_batch"] for i in r["pass"]["phases"].values()} == {6}
 
 
 _READS = ("item", "tolist", "cpu", "numpy", "__float__", "__int__", "__bool__", "__index__")
@@ -149,7 +172,8 @@ def test_resident_pass_on_cuda_syncs_only_at_reads_and_matches_streaming(store, 
             torch.cuda.set_sync_debug_mode(0)
 
     monkeypatch.setattr(ResidentPhase, "launch", strict_launch)
-    r = pretrain(store, tmp_path / "resident", config=CONFIG, dbn_config=SMALL, device="cuda", resident="auto")
+    r = pretrain(store, tmp_path / "resident", config=CONFIG, dbn_config=SMALL, device="cuda",
+                 resident=ResidentConfig(mode="auto", load_batch=1))  # load_batch 64 would round inputs otherwise
     assert all(i["resident"] and i["device"].startswith("cuda") for i in r["pass"]["phases"].values())
     pretrain(store, tmp_path / "streamed", config=CONFIG, dbn_config=SMALL, device="cuda", resident="off")
     a, b = _weights(tmp_path / "streamed"), _weights(tmp_path / "resident")
@@ -251,7 +275,8 @@ def test_cli_resident_option(store, tmp_path):
     assert r.exit_code == 0, r.output
     assert "layer1: resident on cpu" in r.output and "statistics read every 2 steps" in r.output
     record = json.loads((out / "pretrain.json").read_text())["pass"]
-    assert record["resident"] == {"mode": "on", "monitor_every": 2, "budget_bytes": None}
+    assert record["resident"] == {"mode": "on", "monitor_every": 2, "budget_bytes": None, "load_batch": None}
+    assert record["phases"]["layer3"]["load_batch"] == 1  # on the CPU: one track at a time
     over = CliRunner().invoke(app, ["pretrain", str(store), "--out", str(tmp_path / "small"), "--resident", "on",
                                     "--resident-budget", "0", "--no-plots"])
     assert over.exit_code == 0, over.output

@@ -377,7 +377,8 @@ def pretrain(
                 log.warning("%s: %s streams from the store: %s", out, phase, why)
             how["phases"][phase] = {"resident": False, "why": why, "bytes": need, "budget_bytes": budget[0]}
             return None
-        res = ResidentPhase(fs, rows, lengths, dbn, phase, monitor_every=resident.monitor_every)
+        res = ResidentPhase(fs, rows, lengths, dbn, phase, monitor_every=resident.monitor_every,
+                            load_batch=resident.load_batch_on(device))
         how["phases"][phase] = res.record(budget)
         if lead:
             log.info("%s: %s resident on %s (%.0f MiB, loaded in %.1f s)", out, phase, device, need / 2**20,
