@@ -143,3 +143,132 @@ def test_mp3_decoder_notes_reach_the_user_only_when_verbose(tmp_path, capfd, mon
     monkeypatch.setenv("BEATDBN_VERBOSE", "1")
     assert sum(len(b) for b in decode_blocks(bad)) > sr
     assert "Note:" in capfd.readouterr().err
+
+
+# -- reproduce's screen (issue 25, newcomer items 7-8): the tasks chosen, an honest sweep ETA, Table 1's legend ------
+
+import pytest
+
+
+@pytest.fixture
+def quiet_ticks():
+    """--progress-every 3600 for the test (no timed lines), the global progress settings restored after."""
+    from beatdbn.cli.progress import configure, settings
+
+    before = (settings().quiet, settings().every)
+    yield ["--progress-every", "3600"]
+    configure(quiet=before[0], every=before[1])
+
+
+def _fake_pipeline(demo_corpus, monkeypatch, calls: list[dict]):
+    """``beatdbn reproduce`` with the pipeline replaced: the run gets demo_corpus' tasks and one naive Bayes result,
+    and the progress callback gets ``calls`` (after the tasks stage, which is sent first)."""
+    import shutil
+
+    import beatdbn.pipeline.reproduce as pipeline
+    from beatdbn.metrics.results import ExperimentResult
+
+    def fake(store, out, *, progress, **_):
+        progress({"stage": "tasks", "step": 0, "total": 1, "message": "building tasks", "work_done": 0,
+                  "work_total": 1})
+        shutil.copytree(demo_corpus["tasks"], out / "tasks")
+        r = ExperimentResult("key", "naive_bayes", classes=["C", "D"], chance=0.5)
+        r.runs.append({"learning_rate": None, "epoch": 0, "valid_accuracy": 0.6, "test_accuracy": 0.7})
+        r.save(out / "experiments" / "key" / "naive_bayes")
+        for p in calls:
+            progress(p)
+        return {}
+
+    monkeypatch.setattr(pipeline, "reproduce", fake)
+
+
+def test_reproduce_prints_the_tasks_chosen_before_the_sweep_and_table1_with_its_legend(demo_corpus, tmp_path,
+                                                                                     monkeypatch, quiet_ticks):
+    from beatdbn.evaluate.table import Table1
+
+    sweep = {"stage": "sweep", "step": 0, "total": 7, "message": "7 jobs on local", "work_done": 0.2, "work_total": 1}
+    _fake_pipeline(demo_corpus, monkeypatch, [
+        {"stage": "pretrain", "step": 3, "total": 10, "message": "layer1: 1,000 beats/s", "work_done": 0.1,
+         "work_total": 1}, sweep, {**sweep, "step": 1, "message": "key/naive_bayes done"}])
+    out = tmp_path / "run"
+    r = runner.invoke(app, [*quiet_ticks, "reproduce", str(demo_corpus["store"]), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    head = lines.index(f"tasks ({out / 'tasks' / 'tasks.json'}):")
+    key = next(x for x in lines if x.startswith("  key: "))
+    assert key.startswith("  key: 12 classes × 16 tracks (--scale paper; paper 12×250): train ") and "C, " in key
+    assert "(2 per class)" in key  # the test tracks per class: 16 per class at 80/10/10
+    assert [x.split(":")[0] for x in lines[head + 1:head + 5]] == ["  genre", "  artist", "  key", "  decade"]
+    assert head < min(i for i, x in enumerate(lines) if "sweep" in x)  # before the sweep's first line
+    assert sum(x.startswith("tasks (") for x in lines) == 1  # once
+    # under the table, every footnote of table.md: what bold means, chance, the paper's columns, ...
+    table = Table1.from_run(out)
+    notes = [n for n in table.footnotes]
+    assert "**bold**" in notes[0] and "Chance level" in notes[1] and "*paper*" in notes[2]
+    for note in notes:
+        assert f"  {note}" in lines, note
+
+
+def test_reproduce_seeds_print_each_seeds_tasks_once(demo_corpus, tmp_path, monkeypatch, quiet_ticks):
+    import shutil
+
+    import beatdbn.pipeline.reproduce as pipeline
+
+    def fake_seeds(store, out, *, seeds, progress, **_):
+        for s in seeds:
+            progress({"stage": f"seed {s}: tasks", "seed": s, "step": 0, "total": 1, "message": "", "work_done": s,
+                      "work_total": len(seeds)})
+            shutil.copytree(demo_corpus["tasks"], pipeline.seed_dir(out, s) / "tasks")
+            for _ in range(2):
+                progress({"stage": f"seed {s}: pretrain", "seed": s, "step": 1, "total": 2, "message": "",
+                          "work_done": s + 0.5, "work_total": len(seeds)})
+        shutil.copytree(demo_corpus["tasks"], out / "tasks")  # for Table 1's header
+        return {}
+
+    monkeypatch.setattr(pipeline, "reproduce_seeds", fake_seeds)
+    out = tmp_path / "run"
+    r = runner.invoke(app, [*quiet_ticks, "reproduce", str(demo_corpus["store"]), "--out", str(out),
+                            "--seeds", "2"])
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert lines.count(f"seed 0: tasks ({out / 'seed-0' / 'tasks' / 'tasks.json'}):") == 1
+    assert lines.count("seed 1: tasks: the same scales and classes as the seed before (each seed its own split)") == 1
+
+
+def test_task_scale_lines_name_the_unbuilt_and_shorten_long_class_lists(demo_corpus, tmp_path):
+    import json
+    import shutil
+
+    from beatdbn.cli.reproduce import task_scale_lines
+
+    assert task_scale_lines(tmp_path / "none") == []
+    shutil.copytree(demo_corpus["tasks"], tmp_path / "tasks")
+    summary = json.loads((tmp_path / "tasks" / "tasks.json").read_text())
+    summary["errors"] = {"artist": "artist task: --scale auto needs two artists with at least 20 tracks each"}
+    (tmp_path / "tasks" / "tasks.json").write_text(json.dumps(summary))
+    lines = task_scale_lines(tmp_path / "tasks", show_classes=3)
+    genre = next(x for x in lines if x.startswith("genre: "))
+    assert genre.startswith("genre: 20 classes × 6 tracks") and genre.endswith(", … (17 more)")
+    assert lines[-1] == "not built: artist task: --scale auto needs two artists with at least 20 tracks each"
+
+
+def test_table1_on_a_narrow_terminal_keeps_its_legend_and_says_where_the_paper_columns_are(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from beatdbn.cli.reproduce import PAPER_WIDTH, print_table1
+    from beatdbn.evaluate.table import Table1
+    from beatdbn.metrics.results import ExperimentResult
+
+    r = ExperimentResult("key", "naive_bayes", classes=["C", "D"], chance=0.5)
+    r.runs.append({"learning_rate": None, "epoch": 0, "valid_accuracy": 0.6, "test_accuracy": 0.7})
+    table = Table1([r])
+    for width, paper in ((100, False), (PAPER_WIDTH, True)):
+        buf = io.StringIO()
+        print_table1(Console(file=buf, force_terminal=True, width=width, color_system=None), table, out=tmp_path)
+        text = buf.getvalue()
+        assert ("paper: key 12×250" in text) is paper
+        assert (f"{tmp_path / 'table.md'} has them" in text) is not paper
+        for note in table.footnotes:  # the legend, whole (soft-wrapped, never cut)
+            assert f"  {note}" in text, note

@@ -215,3 +215,70 @@ def test_stages_that_continue_a_job_count_its_elapsed_time_and_eta():
         bar.update(stage, completed=2)
         assert bar.tasks[1].line(now[0]).startswith("key: 2/8 (25%), 30.0 items/min, elapsed 0:04, eta 0:12")
     assert "done key epoch 14/30: 14/60 (23% of the job), 180,000 beats/s, elapsed 0:30\n" in buf.getvalue()
+
+
+def test_a_caller_given_eta_and_its_basis_replace_the_counts_own():
+    """reproduce's sweep: 0.1 of 48 jobs done in 15 s made the count's ETA 'eta 2:00:00'-ish (the real one was
+    16 minutes); the caller says what it knows instead, on plain lines and on a terminal."""
+    now = [0.0]
+    console, buf = _console()
+    bar = PlainProgress(console, every=0, clock=lambda: now[0])
+    with bar:
+        job = bar.add_task("seed 0: sweep", total=48, info="")
+        now[0] += 15.0
+        bar.update(job, completed=0.1, eta="after the first job", eta_basis=None)
+        line = bar.tasks[0].line(now[0])
+        assert ", eta after the first job" in line and "2:00" not in line, line
+        bar.update(job, completed=2.0, eta=730.0, eta_basis="from the running jobs' epoch rates")
+        line = bar.tasks[0].line(now[0])
+        assert ", eta 12:10 (from the running jobs' epoch rates)" in line, line
+        assert "running jobs' epoch rates" not in line.split("eta 12:10")[0] + line.split(")")[-1]  # not a field too
+        bar.update(job, eta=None, eta_basis="at most")  # the count's own again, with the basis
+        assert bar.tasks[0].line(now[0]).endswith(", eta 5:45 (at most)"), bar.tasks[0].line(now[0])
+        bar.update(job, eta=None, eta_basis=None)
+        assert bar.tasks[0].line(now[0]).endswith(", eta 5:45")
+
+    term, out = _console(terminal=True)
+    term.width = 160
+    with progress_bar(term) as rich_bar:
+        job = rich_bar.add_task("seed 0: sweep", total=48, info="1 running", unit="jobs")
+        rich_bar.update(job, completed=0.1, eta="after the first job", eta_basis=None)
+        rich_bar.refresh()
+    shown = out.getvalue()
+    assert "eta after the first job" in shown and "1 running" in shown and "None" not in shown
+
+
+def _sweep(stage="sweep", **p):
+    return {"stage": stage, "step": 0, "total": 48, "message": "", "work_done": 0.1, "work_total": 1, **p}
+
+
+def test_sweep_eta_waits_for_a_job_without_costs_and_says_the_count_is_an_upper_bound():
+    from beatdbn.cli.reproduce import SweepEta
+
+    eta = SweepEta(clock=lambda: 0.0)
+    assert eta(_sweep(stage="pretrain")) == {"eta": None, "eta_basis": None}  # other stages: the count's own
+    running = [{"job": "key/convmlp_random lr=0.05", "step": 2, "total": 30, "eta_seconds": 166.0}]
+    assert eta(_sweep(running=running, message="1 running: ...")) == {"eta": "after the first job", "eta_basis": None}
+    assert eta(_sweep(step=1, message="key/convmlp_random lr=0.05 done")) == {
+        "eta": None, "eta_basis": "at most: the longest jobs run first"}
+    # a new seed's sweep starts over
+    assert eta(_sweep(stage="seed 1: sweep", running=running))["eta"] == "after the first job"
+
+
+def test_sweep_eta_from_the_running_jobs_rates_and_the_cost_left():
+    from beatdbn.cli.reproduce import SweepEta
+
+    now = [0.0]
+    eta = SweepEta(clock=lambda: now[0])
+    starting = {"job": "key/logreg lr=0.005", "step": 0, "total": 0, "eta_seconds": None, "cost": 1.0}
+    # no job with two epochs yet: no rate to go on
+    assert eta(_sweep(running=[starting], sweep_left=30.0)) == {"eta": "after the first epochs", "eta_basis": None}
+    measured = {"job": "key/convmlp_random lr=0.05", "step": 10, "total": 30, "eta_seconds": 40.0, "cost": 6.0}
+    # the measured job gets through 6 x 20/30 of cost in 40 s: 0.1/s; the starting one holds the other worker
+    got = eta(_sweep(running=[measured, starting], sweep_left=30.0))
+    assert got["eta"] == pytest.approx(30.0 / 0.2) and got["eta_basis"] == SweepEta.RATES
+    now[0] += 10.0  # the measured job ends; the other has no rate yet: the last estimate, counted down
+    got = eta(_sweep(step=1, message="key/convmlp_random lr=0.05 done", sweep_left=28.0))
+    assert got["eta"] == pytest.approx(140.0) and got["eta_basis"] == SweepEta.RATES
+    slower = {**measured, "step": 15, "eta_seconds": 60.0}  # 6 x 15/30 in 60 s: 0.05/s
+    assert eta(_sweep(running=[slower], sweep_left=10.0))["eta"] == pytest.approx(200.0)

@@ -20,7 +20,11 @@ A task whose total is a share of the work (the float 1.0; an int total is a
 count, even 1) shows as a percentage only; a rate
 below one per second is given per minute; a ``unit`` field names what is
 counted (default "items"); a stage's ``now: ...`` note is left off its
-``done`` line.
+``done`` line. A caller that knows better than the count's own rate gives the
+ETA itself: an ``eta`` field (seconds, or a text such as "after the first
+job") with an optional ``eta_basis`` ("from the running jobs' epoch rates"),
+shown as ``eta 12:10 (from ...)`` (:func:`eta_text`); ``eta=None`` goes back to
+the count's.
 
 The global options are set once by the app callback (:func:`configure`).
 """
@@ -41,7 +45,7 @@ from rich.table import Column, Table
 from rich.text import Text
 
 __all__ = ["progress_bar", "counting_bar", "configure", "settings", "PlainProgress", "SilentProgress",
-           "FitProgress", "fit_row", "format_seconds", "format_rate"]
+           "FitProgress", "fit_row", "format_seconds", "format_rate", "eta_text"]
 
 
 @dataclass
@@ -89,7 +93,27 @@ def format_rate(per_second: float | None, unit: str = "items") -> str:
 #: A field that already holds a rate ("109,745 beats/s"): the line then shows no items/s of its own.
 _HAS_RATE = re.compile(r"\d\s*\S*/(s|min)\b")
 #: Fields that describe the task rather than inform (not printed as text).
-_META = ("rate", "unit")
+_META = ("rate", "unit", "eta", "eta_basis")
+
+
+def eta_text(fields: dict, computed: float | None) -> str:
+    """The ETA shown for a task with these ``fields``: the caller's ``eta`` (seconds, or a text) when given,
+    else ``computed`` (seconds; None: unknown), then the caller's ``eta_basis`` in parentheses (none after "?").
+
+    Examples
+    --------
+    >>> eta_text({}, 75.0), eta_text({"eta": "after the first job"}, 9000.0)
+    ('1:15', 'after the first job')
+    >>> eta_text({"eta": 730.0, "eta_basis": "from the running jobs' epoch rates"}, 9000.0)
+    "12:10 (from the running jobs' epoch rates)"
+    >>> eta_text({"eta_basis": "at most"}, 90.0), eta_text({"eta_basis": "at most"}, None)
+    ('1:30 (at most)', '?')
+    """
+    given = fields.get("eta")
+    text = format_seconds(computed) if given is None else (
+        given if isinstance(given, str) else format_seconds(float(given)))
+    basis = fields.get("eta_basis")
+    return f"{text} ({basis})" if basis and text != "?" else text
 
 
 @dataclass
@@ -133,7 +157,7 @@ class _Task:
             rate, self.fields.get("unit") or "items")
         rate_s = f", {given}" if given else (f", {own}" if own else "")
         eta = (self.total - self.completed) / rate if rate and self.total else None
-        eta_s = f", eta {format_seconds(eta)}" if self.total and not self.finished and not stage_end else ""
+        eta_s = f", eta {eta_text(self.fields, eta)}" if self.total and not self.finished and not stage_end else ""
         extra = " ".join(texts)
         return (f"{self.description}: {count}{rate_s}, elapsed {format_seconds(elapsed)}{eta_s}"
                 + (f" [{extra}]" if extra else ""))
@@ -325,10 +349,11 @@ class FitProgress(Progress):
         total = task.total
         count = f"{_num(task.completed)}/{_num(total)}" if total and total > 1 else ""
         percent = f"{task.percentage:.0f}%" if total else ""
-        message = " ".join(str(v) for k, v in task.fields.items() if k != "unit" and v not in (None, ""))
+        message = " ".join(str(v) for k, v in task.fields.items()
+                           if k not in ("unit", "eta", "eta_basis") and v not in (None, ""))
         times = format_seconds(task.finished_time if task.finished else task.elapsed)
         if total and not task.finished:
-            times += f" eta {format_seconds(task.time_remaining)}"
+            times += f" eta {eta_text(task.fields, task.time_remaining)}"
         desc, bar, count, percent, message, times = fit_row(
             self.console.width, description=str(task.description), count=count, percent=percent, message=message,
             times=times)

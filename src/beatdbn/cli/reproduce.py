@@ -1,9 +1,16 @@
-"""Reproduction commands: reproduce (Table 1 end to end) and report."""
+"""Reproduction commands: reproduce (Table 1 end to end) and report.
+
+While ``reproduce`` runs it prints each run's tasks as built (:func:`task_scale_lines`: the scale that
+``--scale auto`` chose, the test tracks per class, the classes) before any training, and gives the sweep an
+honest ETA (:class:`SweepEta`); at the end, Table 1 with its legend (:func:`print_table1`).
+"""
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import typer
 from rich.progress import BarColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -16,7 +23,10 @@ from beatdbn.cli.tasks import TASK_HELP, with_task_options
 from beatdbn.exceptions import ParameterError
 from beatdbn.tasks.registry import TaskConfig
 
-__all__ = ["reproduce", "report"]
+__all__ = ["reproduce", "report", "task_scale_lines", "SweepEta", "print_table1", "PAPER_WIDTH"]
+
+#: The terminal width from which Table 1 shows the paper's columns beside this run's.
+PAPER_WIDTH = 140
 
 
 @command()
@@ -61,7 +71,7 @@ def reproduce(
     """
     from beatdbn.evaluate.table import Table1  # reason: lazy, torch, matplotlib (fast --help)
     from beatdbn.pipeline.reproduce import (ReproduceConfig, parse_seeds, reproduce as run_reproduce,  # reason: lazy, torch
-                                            reproduce_seeds)
+                                            reproduce_seeds, seed_dir)
 
     check_options(device=device, out=out, scheduler=scheduler,
                   workers=workers)  # one line for a bad --device, --scheduler, --workers or an unwritable --out
@@ -74,14 +84,19 @@ def reproduce(
                                   duplicates=duplicates, tasks_dir=tasks_dir, epochs=epochs)
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(),
                TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
+    sweep_eta = SweepEta()
+    shown_tasks: dict[Path, list[str]] = {}  # run folder -> the scale lines printed for it
     with progress_bar(console, columns=columns) as bar:  # plain lines off a terminal
         overall = bar.add_task("reproduce", total=1.0, info="")
         current = bar.add_task("tasks", total=1, info="")
 
         def advance(p: dict) -> None:
+            if p["stage"].rsplit(": ", 1)[-1] != "tasks":  # the tasks are built: say what was chosen, once a run
+                _print_tasks_once(out if "seed" not in p else seed_dir(out, p["seed"]), p.get("seed"), shown_tasks)
             bar.update(overall, completed=p["work_done"] / p["work_total"], info=f"now: {p['stage']}")
             bar.update(current, description=p["stage"], completed=p["step"], total=max(p["total"], 1),
-                       info=p["message"], unit=_unit(p["stage"]))  # whole: a bar fits it, never cutting its last clause
+                       info=p["message"], unit=_unit(p["stage"]),  # whole: a bar fits it, never cutting its last clause
+                       **sweep_eta(p))
 
         if seed_values is None:
             record = run_reproduce(store, out, config=config, device=device, progress=advance, scheduler=scheduler,
@@ -90,10 +105,7 @@ def reproduce(
             record = reproduce_seeds(store, out, seeds=seed_values, config=config, device=device, progress=advance,
                                      scheduler=scheduler, workers=workers)
     table = Table1.from_run(out)
-    # the paper's columns need a wide terminal; off a terminal the Markdown table, whole
-    print_table(console, table.to_rich(paper=console.width >= 140), table.to_markdown(paper=True).split("\n\n", 1)[0])
-    for note in table.footnotes[3:]:
-        console.print(f"  {note}", highlight=False, soft_wrap=True)
+    print_table1(console, table, out=out)
     projected = record.get("projected", {})
     if projected.get("total_seconds"):
         pre = projected.get("pretrain_seconds")
@@ -124,3 +136,150 @@ def _unit(stage: str) -> str:
     """What a stage of ``reproduce`` counts, for its rate (``seed 1: sweep`` -> jobs)."""
     last = stage.rsplit(": ", 1)[-1]
     return {"sweep": "jobs", "pretrain": "tracks"}.get(last, "epochs" if "/" in last else "steps")
+
+
+def print_table1(console, table, *, out: Path) -> None:
+    """Table 1 on ``console`` with its legend: the table (rich on a terminal, its paper columns from
+    :data:`PAPER_WIDTH` columns; off a terminal the Markdown table of ``table.md``, whole), then every footnote of
+    ``table.md`` (:attr:`~beatdbn.evaluate.table.Table1.footnotes`: how to read a cell, what bold means, chance,
+    the paper's columns, ≈chance, ▲/▼ against windowed logistic regression, ...)."""
+    paper = console.width >= PAPER_WIDTH or not console.is_terminal
+    print_table(console, table.to_rich(paper=paper), table.to_markdown(paper=True).split("\n\n", 1)[0])
+    for note in table.footnotes:
+        console.print(f"  {note}", markup=False, highlight=False, soft_wrap=True)
+    if not paper:
+        console.print(f"  (the paper's columns need a terminal of {PAPER_WIDTH} columns; {out / 'table.md'} has them)",
+                      markup=False, highlight=False, soft_wrap=True)
+
+
+def task_scale_lines(tasks_dir: Path, *, show_classes: int = 8) -> list[str]:
+    """One line per task of ``tasks_dir/tasks.json`` (as ``beatdbn tasks`` or ``reproduce`` wrote it): its scale
+    (classes × tracks per class, and the rule that chose it: ``auto`` is ``--scale auto``), the tracks per split
+    and the test tracks per class, its classes (the first ``show_classes``); then one line per task not built,
+    with why. [] when the tasks are not written yet.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> _ = (d / "genre").mkdir(), (d / "genre" / "classes.txt").write_text("Rock\\nPop\\n")
+    >>> _ = (d / "tasks.json").write_text(json.dumps({"tasks": {"genre": {"classes": 2, "per_class": 20,
+    ...     "scale_rule": "auto", "paper_scale": "20×250", "counts": {"train": 32, "valid": 4, "test": 4}}},
+    ...     "errors": {"artist": "artist task: no artist has 20 tracks"}}))
+    >>> print("\\n".join(task_scale_lines(d)))
+    genre: 2 classes × 20 tracks (--scale auto; paper 20×250): train 32, valid 4, test 4 (2 per class); Rock, Pop
+    not built: artist task: no artist has 20 tracks
+    """
+    try:
+        summary = json.loads((Path(tasks_dir) / "tasks.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    lines = []
+    for name, t in (summary.get("tasks") or {}).items():
+        k, c = t["classes"], t["counts"]
+        per_test = c["test"] / k if k else 0
+        try:
+            classes = [x for x in (Path(tasks_dir) / name / "classes.txt").read_text(encoding="utf-8-sig").splitlines()
+                       if x]
+        except OSError:
+            classes = []
+        named = ", ".join(classes[:show_classes]) + (f", … ({len(classes) - show_classes} more)"
+                                                     if len(classes) > show_classes else "")
+        rule = t.get("scale_rule", "")
+        lines.append(f"{name}: {k} classes × {t['per_class']} tracks ("
+                     + (f"--scale {rule}" if rule else "scale") + f"; paper {t.get('paper_scale', '—')}): "
+                     f"train {c['train']}, valid {c['valid']}, test {c['test']} ({per_test:.3g} per class)"
+                     + (f"; {named}" if named else ""))
+    lines += [f"not built: {why}" for why in (summary.get("errors") or {}).values()]
+    return lines
+
+
+def _print_tasks_once(run: Path, seed: int | None, shown: dict[Path, list[str]]) -> None:
+    """Print the tasks of ``run`` (:func:`task_scale_lines`) the first time they are there; a later seed whose
+    scales and classes are those of the seed before says so in one line."""
+    if run in shown:
+        return
+    lines = task_scale_lines(run / "tasks")
+    if not lines:
+        return
+    shown[run] = lines
+    before = [v for k, v in shown.items() if k != run]
+    who = "tasks" if seed is None else f"seed {seed}: tasks"
+    if before and before[-1] == lines:
+        console.print(f"{who}: the same scales and classes as the seed before (each seed its own split)",
+                      markup=False, highlight=False, soft_wrap=True)
+        return
+    console.print(f"{who} ({run / 'tasks' / 'tasks.json'}):", markup=False, highlight=False, soft_wrap=True)
+    for line in lines:
+        console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
+
+
+class SweepEta:
+    """The ETA fields (``eta``, ``eta_basis``: :func:`beatdbn.cli.progress.eta_text`) of reproduce's stage line.
+
+    Why the count's own ETA misled: a sweep's ETA was its jobs left over the jobs done per second so far. Its
+    48 jobs differ a hundredfold (a key conv MLP's learning rate against a genre naive Bayes) and run longest
+    first, and its first seconds are the workers' start: 15 s into a real sweep, 0.1 of a job was done, so
+    the line said ``eta 3:04:44``; the sweep took 16 minutes (``make real``, 878 tracks, 2 workers).
+
+    So, in a sweep stage (any other stage keeps the count's ETA):
+
+    * when the running jobs carry their estimated ``cost`` and the progress its ``sweep_left`` (the cost of the
+      sweep not yet done, same units): the cost left over the rate at which the running jobs get through
+      cost, from their measured epoch rates (each job's ``eta_seconds``, which leaves out its start);
+      ``eta_basis`` says so; until a running job has two epochs, "after the first epochs";
+    * else (a sweep that gives no costs), "after the first job" until one is done; then the count's ETA,
+      marked as an upper bound (the longest jobs run first).
+    """
+
+    RATES = "from the running jobs' epoch rates"
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.stage: str | None = None
+        self.finished = 0
+        self.running: list[dict] = []
+        self.last: tuple[float, float] | None = None  # (when, seconds): the last estimate from rates
+
+    def __call__(self, p: dict) -> dict:
+        stage = str(p.get("stage", ""))
+        if stage.rsplit(": ", 1)[-1] != "sweep":
+            self.stage = None
+            return {"eta": None, "eta_basis": None}
+        if stage != self.stage:
+            self.stage, self.finished, self.running, self.last = stage, 0, [], None
+        message = str(p.get("message", ""))
+        if "running" in p:
+            self.running = list(p["running"] or [])
+        elif message.endswith(" done"):  # one job finished (its line comes between two polls)
+            self.finished += 1
+            name = message[:-len(" done")]
+            self.running = [r for r in self.running if r.get("job") != name]
+        seconds = self._from_rates(p.get("sweep_left"))
+        now = self.clock()
+        if seconds is not None:
+            self.last = (now, seconds)
+            return {"eta": seconds, "eta_basis": self.RATES}
+        if self.last is not None:  # between two measurements (a job just started): the last one, counted down
+            return {"eta": max(self.last[1] - (now - self.last[0]), 0.0), "eta_basis": self.RATES}
+        if p.get("sweep_left") is not None:
+            return {"eta": "after the first epochs", "eta_basis": None}
+        if self.finished == 0:
+            return {"eta": "after the first job", "eta_basis": None}
+        return {"eta": None, "eta_basis": "at most: the longest jobs run first"}
+
+    def _from_rates(self, left) -> float | None:
+        """Seconds to get through ``left`` at the running jobs' measured rate (cost per second), or None."""
+        if left is None or not self.running:
+            return None
+        rates = []
+        for r in self.running:
+            total, step, eta, cost = r.get("total"), r.get("step", 0), r.get("eta_seconds"), r.get("cost")
+            if not total or cost is None or eta is None or step >= total or eta <= 0:
+                continue
+            rates.append(cost * (total - step) / total / eta)  # its cost per second: what is left of it, over its eta
+        if not rates:
+            return None
+        # every running job holds a worker; one without a measured rate yet works as fast as the measured ones
+        per_second = sum(rates) / len(rates) * len(self.running)
+        return max(float(left), 0.0) / per_second if per_second > 0 else None
