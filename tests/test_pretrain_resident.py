@@ -116,10 +116,15 @@ def _count_host_reads(monkeypatch):
     yield counting, calls
 
 
-@pytest.mark.parametrize("kernel", ["conv", "auto"])
-def test_no_host_read_inside_the_step_loop(store, tmp_path, monkeypatch, kernel):
+@pytest.mark.parametrize("kernel, from_layer1_input", [("conv", False), ("auto", False), ("conv", True)])
+def test_no_host_read_inside_the_step_loop(store, tmp_path, monkeypatch, kernel, from_layer1_input):
     """The steps between two reads read nothing on the host. 'conv' is the kernel CUDA runs; on the CPU 'auto'
-    takes 'gemm', whose free-energy guard reads one CPU scalar per free energy (a CPU read, not a device sync)."""
+    takes 'gemm', whose free-energy guard reads one CPU scalar per free energy (a CPU read, not a device sync).
+    ``from_layer1_input``: layer 3's input computed each step from the kept layer-1 input."""
+    dbn_config, budget = SMALL, None
+    if from_layer1_input:
+        dbn_config = DBNConfig(n_maps_3=6)
+        budget = ResidentPhase.bytes_needed(dbn_config, "layer3", [2770], from_layer1_input=True)
     monkeypatch.setattr(ConvRBM, "cd_kernel", kernel)
     with _count_host_reads(monkeypatch) as (counting, calls):
         # the counter sees the streaming step's read: the assertions below can fail
@@ -146,8 +151,9 @@ def test_no_host_read_inside_the_step_loop(store, tmp_path, monkeypatch, kernel)
 
         monkeypatch.setattr(ResidentPhase, "launch", counted_launch)
         monkeypatch.setattr(ResidentPhase, "read", counted_read)
-        summary = pretrain(store, tmp_path / "dbn", config=CONFIG, dbn_config=SMALL,
-                           resident=ResidentConfig(mode="on", monitor_every=4))
+        summary = pretrain(store, tmp_path / "dbn", config=CONFIG, dbn_config=dbn_config,
+                           resident=ResidentConfig(mode="on", monitor_every=4, budget_bytes=budget))
+    assert summary["pass"]["phases"]["layer3"]["from_layer1_input"] == from_layer1_input
     assert sum(launched) == 2 * 3 * 15 and max(launched) == 4  # 2 phases x 3 passes x 15 tracks, chunks <= 4
     assert len(reads) == len(launched)  # one host read per chunk of steps
     steps_with_free_energy = 3 * sum(1 for n in (5, 20, 45, 60, 90, 120, 150, 180, 200, 240, 260, 300, 330, 370, 400)
@@ -197,6 +203,24 @@ def test_a_phase_over_the_budget_streams_with_one_line(store, tmp_path, caplog):
     pretrain(store, tmp_path / "streamed", config=CONFIG, dbn_config=SMALL, resident="off")
     a, b = _weights(tmp_path / "streamed"), _weights(tmp_path / "dbn")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_layer3_over_the_budget_keeps_the_layer1_input_and_gives_the_same_dbn(store, tmp_path):
+    wide = DBNConfig(n_maps_3=6)  # 200 pooled layer-1 channels: layer 3's own input outweighs the 24 input channels
+    lengths = [5, 20, 45, 60, 90, 120, 150, 180, 200, 240, 260, 300, 330, 370, 400]
+    x_bytes = ResidentPhase.bytes_needed(wide, "layer3", lengths, from_layer1_input=True)
+    assert x_bytes == 4 * 24 * 2770 == ResidentPhase.bytes_needed(wide, "layer1", lengths)
+    assert ResidentPhase.bytes_needed(wide, "layer3", lengths) > x_bytes
+    config = PretrainConfig(checkpoint_every=5)
+    r = pretrain(store, tmp_path / "resident", config=config, dbn_config=wide,
+                 resident=ResidentConfig(mode="on", budget_bytes=x_bytes, monitor_every=4))
+    phases = r["pass"]["phases"]
+    assert phases["layer3"]["resident"] and phases["layer3"]["from_layer1_input"]
+    assert phases["layer3"]["bytes"] == x_bytes and not phases["layer1"]["from_layer1_input"]
+    pretrain(store, tmp_path / "streamed", config=config, dbn_config=wide, resident="off")
+    a, b = _weights(tmp_path / "streamed"), _weights(tmp_path / "resident")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert _same_rows(iter_stats(tmp_path / "streamed"), iter_stats(tmp_path / "resident"))
 
 
 def test_modes_auto_streams_on_cpu_on_refuses_what_it_cannot_do(store, tmp_path):

@@ -370,6 +370,12 @@ def pretrain(
             return None
         need = ResidentPhase.bytes_needed(dbn_config, phase, lengths)
         budget = resident_budget(device, resident.budget_bytes)
+        derive = need > budget[0] and ResidentPhase.bytes_needed(
+            dbn_config, phase, lengths, from_layer1_input=True) <= budget[0]
+        if derive:
+            need = ResidentPhase.bytes_needed(dbn_config, phase, lengths, from_layer1_input=True)
+            if lead:
+                log.info("%s: %s keeps the layer-1 input (its own would exceed %s)", out, phase, budget[1])
         if need > budget[0]:
             why = (f"its inputs need {need / 2**20:,.0f} MiB, over the budget of {budget[0] / 2**20:,.0f} MiB "
                    f"({budget[1]})")
@@ -378,7 +384,7 @@ def pretrain(
             how["phases"][phase] = {"resident": False, "why": why, "bytes": need, "budget_bytes": budget[0]}
             return None
         res = ResidentPhase(fs, rows, lengths, dbn, phase, monitor_every=resident.monitor_every,
-                            load_batch=resident.load_batch_on(device))
+                            load_batch=resident.load_batch_on(device), from_layer1_input=derive)
         how["phases"][phase] = res.record(budget)
         if lead:
             log.info("%s: %s resident on %s (%.0f MiB, loaded in %.1f s)", out, phase, device, need / 2**20,

@@ -52,7 +52,7 @@ from beatdbn.data.splits import padded_batch
 from beatdbn.exceptions import ParameterError
 from beatdbn.models.config import JsonConfig
 from beatdbn.models.dbn import ConvDBN
-from beatdbn.models.layout import PHASES, layer_spec
+from beatdbn.models.layout import PHASES, layer2, layer_spec, prepare_input
 from beatdbn.store.reader import FeatureStore
 
 __all__ = ["ResidentConfig", "ResidentPhase", "RESIDENT_MODES", "MONITOR_EVERY", "LOAD_BATCH", "resident_budget",
@@ -182,26 +182,34 @@ class ResidentPhase:
     load_batch : int
         Tracks prepared together (sorted by length within every 1,024 tracks read, padded to the longest):
         1 gives each track exactly the streaming pass's input.
+    from_layer1_input : bool
+        Layer 3 only: keep the prepared layer-1 input (24 channels, every beat: about half the memory of
+        layer 3's own input) and compute the pooled layer-1 probabilities of each step's track on the
+        device (:func:`~beatdbn.models.layout.layer2`, two convolutions more a step; the same values).
     """
 
     def __init__(self, fs: FeatureStore, rows: np.ndarray, lengths: np.ndarray, dbn: ConvDBN, phase: str, *,
-                 monitor_every: int = MONITOR_EVERY, load_batch: int = 1) -> None:
+                 monitor_every: int = MONITOR_EVERY, load_batch: int = 1, from_layer1_input: bool = False) -> None:
         self.dbn, self.phase, self.stages = dbn, phase, PHASES[phase]
         self.layers = [dbn.layer(s) for s in self.stages]
         like = self.layers[0].weight
         self.device = like.device
-        self.monitor_every = monitor_every
-        self.steps = {s: stage_steps(dbn.config, s, lengths) for s in self.stages}
-        self.channels = {s: layer.config.n_visible for s, layer in zip(self.stages, self.layers)}
+        self.monitor_every, self.load_batch = monitor_every, load_batch
+        self.from_layer1_input = from_layer1_input and any(layer_spec(s).inputs == "layer2" for s in self.stages)
+        c = dbn.config
+        self._steps = {s: stage_steps(c, s, lengths).tolist() for s in self.stages}  # host ints: no numpy a step
+        # what is stored: each stage's input, or (from_layer1_input) the prepared network input, key "x"
+        kept = {"x": (c.n_inputs, lengths)} if self.from_layer1_input else {
+            s: (layer.config.n_visible, stage_steps(c, s, lengths)) for s, layer in zip(self.stages, self.layers)}
         t0 = time.perf_counter()
-        self.inputs, self.offsets = {}, {}
-        for s in self.stages:
-            sizes = self.channels[s] * self.steps[s]
-            self.offsets[s] = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64).tolist()
-            self.inputs[s] = like.new_empty(int(sizes.sum()))
-        self._steps = {s: self.steps[s].tolist() for s in self.stages}
+        self.inputs, self.offsets, self.channels = {}, {}, {}
+        for key, (ch, steps) in kept.items():
+            sizes = ch * np.asarray(steps, dtype=np.int64)
+            self.channels[key] = ch
+            self.offsets[key] = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64).tolist()
+            self.inputs[key] = like.new_empty(int(sizes.sum()))
+        self._steps.setdefault("x", np.asarray(lengths, dtype=np.int64).tolist())
         order = np.lexsort((rows, fs.shard_of(rows)))  # shard by shard: the store's LRU cache reads each once
-        self.load_batch = load_batch
         for i in range(0, len(order), 1024):
             part = order[i:i + 1024]
             feats = fs.read_features(rows[part])
@@ -209,20 +217,25 @@ class ResidentPhase:
             for j in range(0, len(part), load_batch):
                 sel = by_length[j:j + load_batch].tolist()
                 x, xl = padded_batch([feats[k] for k in sel], device=self.device)
-                for s in self.stages:  # the streaming pass's input to each stage (layer_input)
-                    v, _ = dbn.layer_input(s, x, lengths=xl)
-                    ch = self.channels[s]
+                for key in kept:  # the streaming pass's input to each stage (layer_input), or its prepared input
+                    v = (prepare_input(c, x, xl, like=like, pad_short=False)[0] if key == "x" else
+                         dbn.layer_input(key, x, lengths=xl)[0])
+                    ch = self.channels[key]
                     for n, p in enumerate(part[sel].tolist()):
-                        t, o = self._steps[s][p], self.offsets[s][p]
-                        self.inputs[s][o:o + ch * t].view(1, ch, t).copy_(v[n:n + 1, :, :t])
+                        t, o = self._steps[key][p], self.offsets[key][p]
+                        self.inputs[key][o:o + ch * t].view(1, ch, t).copy_(v[n:n + 1, :, :t])
         dbn._input_memo = None  # the last batch's prepared input: not kept alive
         self.raw = like.new_empty((monitor_every, len(self.stages), 5))
         self.ok = torch.ones((), dtype=torch.bool, device=self.device)
         self.load_seconds = time.perf_counter() - t0
 
     @staticmethod
-    def bytes_needed(dbn_config, phase: str, lengths: np.ndarray, *, itemsize: int = 4) -> int:
-        """Bytes of the phase's inputs for tracks of ``lengths`` beats (float32: ``itemsize`` 4)."""
+    def bytes_needed(dbn_config, phase: str, lengths: np.ndarray, *, from_layer1_input: bool = False,
+                     itemsize: int = 4) -> int:
+        """Bytes of the phase's inputs for tracks of ``lengths`` beats (float32: ``itemsize`` 4); with
+        ``from_layer1_input``, of the prepared network input a layer-3 phase then keeps instead."""
+        if from_layer1_input and any(layer_spec(s).inputs == "layer2" for s in PHASES[phase]):
+            return dbn_config.n_inputs * int(np.sum(lengths)) * itemsize
         total = 0
         for s in PHASES[phase]:
             spec = layer_spec(s)
@@ -239,17 +252,19 @@ class ResidentPhase:
         """Queue the CD-1 steps of batches ``start .. end - 1`` (one track each); reads nothing on the host."""
         raw = self.raw[:end - start]
         raw.fill_(math.nan)
-        stages = [(layer, self.inputs[s], self.offsets[s], self._steps[s], self.channels[s], layer.config.width)
+        c, params = self.dbn.config, self.dbn.params()
+        stages = [(layer, "x" if self.from_layer1_input else s, self._steps[s], layer.config.width)
                   for s, layer in zip(self.stages, self.layers)]
         for k, b in enumerate(range(start, end)):
             (p,) = plan[b].tolist()  # a host array: one track a step
-            for j, (layer, flat, offsets, steps, ch, width) in enumerate(stages):
-                t = steps[p]
-                if t < width:  # shorter than the filter: no window, no update (as partial_fit)
+            for j, (layer, key, steps, width) in enumerate(stages):
+                if steps[p] < width:  # shorter than the filter: no window, no update (as partial_fit)
                     continue
-                o = offsets[p]
-                layer.partial_fit_on_device(flat[o:o + ch * t].view(1, ch, t), generator=generator,
-                                            raw_out=raw[k, j], ok=self.ok)
+                ch, t, o = self.channels[key], self._steps[key][p], self.offsets[key][p]
+                v = self.inputs[key][o:o + ch * t].view(1, ch, t)
+                if key == "x":  # the pooled layer-1 probabilities of this track, on the device
+                    v = layer2(c, params, v)[0]
+                layer.partial_fit_on_device(v, generator=generator, raw_out=raw[k, j], ok=self.ok)
 
     def read(self, plan: list[np.ndarray], start: int, end: int,
              fail: Callable[[np.ndarray, str], Exception]) -> dict[int, dict[str, dict]]:
@@ -282,7 +297,7 @@ class ResidentPhase:
         return {"resident": True, "device": str(self.device), "bytes": int(sum(t.numel() for t in self.inputs.values())
                                                                              * self.layers[0].weight.element_size()),
                 "budget_bytes": load_budget[0], "budget": load_budget[1], "monitor_every": self.monitor_every,
-                "load_batch": self.load_batch,
+                "load_batch": self.load_batch, "from_layer1_input": self.from_layer1_input,
                 "load_seconds": round(self.load_seconds, 3), "cuda_graphs": False}
 
     def release(self) -> None:
