@@ -53,7 +53,9 @@ def _weights(out):
 
 
 @pytest.mark.parametrize("dbn_config", [SMALL, DBNConfig(n_maps_1a=8, n_maps_1b=8, n_maps_3=6, momentum=0.5,
-                                                         weight_decay=1e-3)], ids=["paper", "momentum"])
+                                                         weight_decay=1e-3),
+                                        DBNConfig(n_maps_1a=8, n_maps_1b=8, n_maps_3=6, sparsity="goh-rank")],
+                         ids=["paper", "momentum", "goh-rank"])
 def test_resident_pass_gives_the_streaming_pass_dbn_bitwise(store, tmp_path, dbn_config):
     streamed, resident = tmp_path / "streamed", tmp_path / "resident"
     s = pretrain(store, streamed, config=CONFIG, dbn_config=dbn_config, resident="off")
@@ -116,12 +118,13 @@ def _count_host_reads(monkeypatch):
     yield counting, calls
 
 
-@pytest.mark.parametrize("kernel, from_layer1_input", [("conv", False), ("auto", False), ("conv", True)])
-def test_no_host_read_inside_the_step_loop(store, tmp_path, monkeypatch, kernel, from_layer1_input):
+@pytest.mark.parametrize("kernel, from_layer1_input, sparsity", [("conv", False, "goh"), ("auto", False, "goh"),
+                                                                   ("conv", True, "goh"), ("conv", False, "goh-rank")])
+def test_no_host_read_inside_the_step_loop(store, tmp_path, monkeypatch, kernel, from_layer1_input, sparsity):
     """The steps between two reads read nothing on the host. 'conv' is the kernel CUDA runs; on the CPU 'auto'
     takes 'gemm', whose free-energy guard reads one CPU scalar per free energy (a CPU read, not a device sync).
     ``from_layer1_input``: layer 3's input computed each step from the kept layer-1 input."""
-    dbn_config, budget = SMALL, None
+    dbn_config, budget = DBNConfig(n_maps_1a=8, n_maps_1b=8, n_maps_3=6, sparsity=sparsity), None
     if from_layer1_input:
         dbn_config = DBNConfig(n_maps_3=6)
         budget = ResidentPhase.bytes_needed(dbn_config, "layer3", [2770], from_layer1_input=True)

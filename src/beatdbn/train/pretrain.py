@@ -45,6 +45,15 @@ Gaussian layer. Larger batches trade updates for arithmetic throughput.
 Memory stays a few shards (the store's LRU cache) plus one batch: the data is
 streamed, never loaded whole.
 
+**The resident pass** (``resident='auto'``, the default, on CUDA; ``'on'``
+anywhere; :mod:`beatdbn.train.resident`): at one track a step and one process,
+each phase's inputs are loaded once into device memory, the steps read
+nothing back on the host, and the statistics are read every
+``monitor_every`` steps (256) instead of every step; rows, checkpoints and
+the DBN are those of the streaming pass (bitwise on the CPU, tested). A phase
+whose inputs exceed the memory budget streams, saying why in one warning;
+the summary's ``"pass"`` records how each phase ran.
+
 Examples
 --------
 >>> from beatdbn.train.pretrain import PretrainConfig, pretrain
