@@ -23,6 +23,11 @@ metadata), tracks shorter than a filter are skipped on the host, the kernel is p
 CPU the result is bitwise the streaming pass's (same inputs, same kernels, same generator; tested), which is
 what makes the GPU figure trustworthy without a GPU here.
 
+**On the CPU** there is no device to wait for: resident against streaming, one process of one thread on 500
+demo tracks (``benchmarks/bench_pretrain.py``, interleaved, same run), measured 1.07x / 0.98x, 1.30x / 1.60x
+and 0.97x / 0.99x (layer 1 / layer 3) in three runs at load averages 4.6, 7.5 and 9.3 on 2 cores: no
+reliable gain, so ``'auto'`` streams there.
+
 **CUDA graphs: not used.** A graph replays fixed shapes, and every track has its own length (the 10k subset
 has over 1,000 distinct lengths): one graph per length costs a capture each (more than the steps it would
 save for most lengths), and padding tracks to a few bucket lengths changes the sums (the masked statistics
