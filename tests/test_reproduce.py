@@ -100,10 +100,12 @@ def test_reproduce_computes_every_number_on_one_thread_whatever_the_callers(demo
                 raise _Stop()
         return run
 
+    import beatdbn.train.kinds as kinds  # the trainers the registry's kinds bind by name
+
     monkeypatch.setattr(rep, "pretrain", pretrain)
-    monkeypatch.setattr(rep, "run_naive_bayes", trainer("naive_bayes"))
-    monkeypatch.setattr(rep, "run_logreg", trainer("logreg"))
-    monkeypatch.setattr(rep, "run_convmlp", trainer("convmlp", stop=True))
+    monkeypatch.setattr(kinds, "run_naive_bayes", trainer("naive_bayes"))
+    monkeypatch.setattr(kinds, "run_logreg", trainer("logreg"))
+    monkeypatch.setattr(kinds, "run_convmlp", trainer("convmlp", stop=True))
     config = dataclasses.replace(TINY, tasks=TaskConfig(per_key=16, tasks=("key",), seed=0))
     before = torch.get_num_threads()
     try:

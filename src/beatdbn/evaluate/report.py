@@ -54,6 +54,7 @@ from beatdbn.evaluate.table import (MODELS, RECIPE_MODELS, SEEDS_FILE, TASKS, Ta
                                     format_learning_rate, load_results)
 from beatdbn.evaluate.examples import task_examples
 from beatdbn.exceptions import BeatdbnError, DataError
+from beatdbn.experiments.registry import variant
 from beatdbn.metrics.scores import KEY_SCORE_RULE, fifth_convention
 from beatdbn.plots.confusion import plot_confusion
 from beatdbn.plots.filters import plot_filters
@@ -241,7 +242,7 @@ def _section_table(page: _Page, table: Table1) -> None:
 
 def _row_label(table: Table1, model: str, block: str) -> str:
     short = MODELS[model].replace("windowed logistic regression", "windowed LR")
-    if model == "naive_bayes" or block == "final":
+    if not variant(model).epochs or block == "final":
         return short
     return f"{short} ({table.early_epoch} ep.)"
 
@@ -361,7 +362,7 @@ def _section_key_scores(page: _Page, table: Table1) -> None:
     rows = []
     for block, model, score in scores:
         cell = table.cells[(model, block)]["key"]
-        rows.append([MODELS[model], "" if model == "naive_bayes" else cell.epoch,
+        rows.append([MODELS[model], "" if not variant(model).epochs else cell.epoch,
                      format_accuracy(cell.valid_accuracy), format_accuracy(cell.test_accuracy), f"{score:.4f}"])
     page.table(["model", "epoch", "valid accuracy", "test accuracy", "test weighted score"], rows,
                numeric={1, 2, 3, 4})
@@ -374,11 +375,11 @@ def _section_curves(page: _Page, run_dir: Path, out: Path, table: Table1, missin
               "reports. The paper's claim: pretraining converges faster (its 20-epoch rows).")
     figs = []
     exp = run_dir / "experiments"
-    conv_models = [m for r in table.recipes for m in RECIPE_MODELS[r]]
+    conv_models = [m for r in table.recipes for m in RECIPE_MODELS[r]]  # the recipes' experiments
     for task in TASKS:
         curves: dict[str, list[dict[str, Any]]] = {}
         for model in conv_models:
-            kind = model.removeprefix("convmlp_").replace("_", " ")
+            kind = variant(model).curve
             runs = _metrics(exp / task / model, missing)
             if not runs and (exp / task).is_dir():
                 missing.append(f"learning curves: {task} / {MODELS[model]}: no lr-*/metrics.csv")
@@ -419,14 +420,15 @@ def _section_confusion(page: _Page, out: Path, table: Table1, missing: list[str]
             cell = table.cells.get((model, "final"), {}).get(task)
             if r is None or cell is None:
                 continue
-            row = r.select() if model == "naive_bayes" else r.select(cell.epoch)
+            epochs = variant(model).epochs
+            row = r.select(cell.epoch) if epochs else r.select()
             matrix = row.get("confusion")
             if matrix is None:
                 missing.append(f"confusion matrix: {task} / {MODELS[model]}: no 'confusion' in result.json")
                 continue
             lr = format_learning_rate(row.get("learning_rate"))
             caption = (f"{task} / {MODELS[model]}" + (f", lr {lr}" if lr else "")
-                       + (f", epoch {row.get('epoch')}" if model != "naive_bayes" else "")
+                       + (f", epoch {row.get('epoch')}" if epochs else "")
                        + f": test {format_accuracy(row.get('test_accuracy'))}")
             p = _attempt(missing, f"confusion matrix {task} / {MODELS[model]}", lambda: plot_confusion(
                 matrix, r.classes, out / f"confusion_{task}_{model}.png", title=f"{task} / {MODELS[model]}"))

@@ -83,6 +83,7 @@ from beatdbn.metrics.predictions import predictions_of
 from beatdbn.metrics.results import RESULT_FILE, ExperimentResult
 from beatdbn.metrics.scores import KEY_SCORE_RULE, fifth_convention
 from beatdbn.exceptions import DataError, ParameterError
+from beatdbn.experiments import registry as model_kinds
 from beatdbn.tasks import registry
 from beatdbn.utils.atomic import write_text
 
@@ -103,31 +104,15 @@ _ABOVE, _BELOW = "\u25b2", "\u25bc"
 TASKS = registry.task_names()
 #: The tasks the paper ran: the columns of its side of the table.
 PAPER_TASKS = tuple(name for name, spec in registry.specs().items() if spec.paper is not None)
-#: Model keys of :class:`ExperimentResult` and their names in the table.
-MODELS = {
-    "naive_bayes": "naive Bayes",
-    "logreg": "windowed logistic regression",
-    "convmlp_random": "conv. MLP without pretraining",
-    "convmlp_pretrained": "conv. MLP with pretraining",
-    "convmlp_random_beatdbn": "conv. MLP (beatdbn recipe), random init",
-    "convmlp_pretrained_beatdbn": "conv. MLP (beatdbn recipe), pretrained",
-}
-_SHORT = {"naive_bayes": "naive Bayes", "logreg": "windowed log. regression",
-          "convmlp_random": "conv. MLP, random init", "convmlp_pretrained": "conv. MLP, pretrained",
-          "convmlp_random_beatdbn": "conv. MLP (beatdbn), random init",
-          "convmlp_pretrained_beatdbn": "conv. MLP (beatdbn), pretrained"}
+#: Model keys of :class:`ExperimentResult` and their names in the table: every experiment of the registry
+#: (:mod:`beatdbn.experiments.registry`).
+MODELS = model_kinds.labels()
+_SHORT = {name: v.short for name, v in model_kinds.variants().items()}
 #: Finetuning recipes whose conv MLP rows Table 1 can show, and their model keys (random, pretrained).
-RECIPE_MODELS = {"paper": ("convmlp_random", "convmlp_pretrained"),
-                 "beatdbn": ("convmlp_random_beatdbn", "convmlp_pretrained_beatdbn")}
+RECIPE_MODELS = {r: tuple(name for name, v in model_kinds.variants().items() if v.recipe == r)
+                 for r in model_kinds.recipes()}
 #: Rows, in the paper's order: (model, block).
-ROWS = (
-    ("naive_bayes", "final"),
-    ("logreg", "final"),
-    ("convmlp_random", "final"),
-    ("convmlp_pretrained", "final"),
-    ("convmlp_random", "early"),
-    ("convmlp_pretrained", "early"),
-)
+ROWS = model_kinds.table_rows(("paper",))
 #: Epochs of the paper's two blocks.
 PAPER_EPOCHS = {"final": 30, "early": 20}
 PAPER_SOURCE = ("Dieleman, Brakel & Schrauwen, \"Audio-based music classification with a pretrained "
@@ -141,9 +126,10 @@ PAPER_CLASSES = {t: registry.spec(t).paper.classes for t in PAPER_TASKS}
 PAPER_SCALES = {t: f"{registry.spec(t).paper.classes}\u00d7{registry.spec(t).paper.per_class}" for t in PAPER_TASKS}
 
 
-def table_rows(recipes: Iterable[str] = ("paper",)) -> tuple[tuple[str, str], ...]:
-    """(model, block) rows in order: naive Bayes, logistic regression, then each recipe's conv MLP rows in
-    the final block, then the same conv MLP rows in the early block.
+def table_rows(recipes: Iterable[str] = ("paper",), extra: Iterable[str] = ()) -> tuple[tuple[str, str], ...]:
+    """(model, block) rows in order: naive Bayes (and the added models of ``extra``), logistic regression, then
+    each recipe's conv MLP rows in the final block, then the same conv MLP rows in the early block
+    (:func:`beatdbn.experiments.registry.table_rows`).
 
     Examples
     --------
@@ -152,9 +138,13 @@ def table_rows(recipes: Iterable[str] = ("paper",)) -> tuple[tuple[str, str], ..
     >>> table_rows(("beatdbn",))[2]
     ('convmlp_random_beatdbn', 'final')
     """
-    convs = [m for r in recipes for m in RECIPE_MODELS[r]]
-    return (("naive_bayes", "final"), ("logreg", "final"), *((m, "final") for m in convs),
-            *((m, "early") for m in convs))
+    return model_kinds.table_rows(tuple(recipes), extra)
+
+
+def _epochless(model: str) -> bool:
+    """A model fit once (naive Bayes): its row shows no epoch and stands before the blocks' labels."""
+    return not model_kinds.variant(model).epochs
+
 
 _SUPERSCRIPT = str.maketrans("-0123456789", "\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079")
 _DASH = "\u2014"
@@ -382,22 +372,23 @@ class Table1:
         self.results = self.by_seed[self.seed_ids[0]] if self.seed_ids else {}
         every = [r for by_key in self.by_seed.values() for r in by_key.values()]
         if recipes is None:
-            convs = {r.model for r in every if r.model.startswith("convmlp")}
+            convs = {r.model for r in every if model_kinds.variant(r.model).recipe is not None}
             recipes = tuple(r for r, models in RECIPE_MODELS.items()
                             if convs & set(models) or (r == "paper" and not convs))
         unknown = [r for r in recipes if r not in RECIPE_MODELS]
         if unknown or not recipes:
             raise ParameterError(f"recipes={recipes!r}: choose from {tuple(RECIPE_MODELS)}")
         self.recipes = tuple(recipes)
-        self.rows = table_rows(self.recipes)
+        # an opt-in model of the registry (``reproduce --models +NAME``) has a row when it has a result
+        self.rows = table_rows(self.recipes, [m for m in model_kinds.optional() if any(r.model == m for r in every)])
 
-        epochs = [int(row["epoch"]) for r in every if r.model != "naive_bayes" for row in r.runs if "epoch" in row]
+        epochs = [int(row["epoch"]) for r in every if not _epochless(r.model) for row in r.runs if "epoch" in row]
         self.final_epoch = int(final_epoch) if final_epoch is not None else (max(epochs) if epochs else
                                                                               PAPER_EPOCHS["final"])
         if early_epoch is not None:
             self.early_epoch: int | None = int(early_epoch)
         else:
-            early = [int(row["epoch"]) for r in every if r.model.startswith("convmlp")
+            early = [int(row["epoch"]) for r in every if "early" in model_kinds.variant(r.model).blocks
                      for row in r.runs if int(row.get("epoch", -1)) < self.final_epoch]
             self.early_epoch = max(early) if early else (
                 PAPER_EPOCHS["early"] if self.final_epoch == PAPER_EPOCHS["final"] else None)
@@ -461,7 +452,7 @@ class Table1:
             return None, ""
         note = ""
         try:
-            if model == "naive_bayes":
+            if _epochless(model):
                 return r.select(), ""
             if block == "final":
                 try:
@@ -549,13 +540,13 @@ class Table1:
 
     def _compare_with_logreg(self) -> None:
         for task in self.tasks:
-            if self.cells[("logreg", "final")].get(task) is None:
+            if self.cells[(model_kinds.REFERENCE, "final")].get(task) is None:
                 continue
             for model, block in self.rows:
                 cell = self.cells[(model, block)].get(task)
-                if not model.startswith("convmlp") or cell is None:
+                if not model_kinds.variant(model).compare or cell is None:
                     continue
-                p = self.paired(task, (model, block), ("logreg", "final"))
+                p = self.paired(task, (model, block), (model_kinds.REFERENCE, "final"))
                 self.comparisons[(task, model, block)] = p
                 if p is not None:
                     self.cells[(model, block)][task] = replace(cell, versus=p)
@@ -664,8 +655,8 @@ class Table1:
         out: list[tuple[str, str, tuple[str, str] | None]] = [("", "chance level", None)]
         previous = None
         for model, block in self.rows:
-            label = "" if model == "naive_bayes" or block == previous else self.block_label(block)
-            if model != "naive_bayes":
+            label = "" if _epochless(model) or block == previous else self.block_label(block)
+            if not _epochless(model):
                 previous = block
             out.append((label, MODELS[model], (model, block)))
         return out
@@ -749,7 +740,7 @@ class Table1:
                                                   "on both sides)") + ".")
         scores = self.key_scores()
         if scores:
-            shown = ", ".join(f"{_SHORT[m]}{'' if b == 'final' or m == 'naive_bayes' else f' ({self.early_epoch} ep.)'}"
+            shown = ", ".join(f"{_SHORT[m]}{'' if b == 'final' or _epochless(m) else f' ({self.early_epoch} ep.)'}"
                               f" {s:.3f}" for b, m, s in scores)
             notes.append(f"Key task, MIREX weighted key score of the same runs (test"
                          f"{'; mean over seeds' if self.multi_seed else ''}): {shown}. "
@@ -821,7 +812,7 @@ class Table1:
         def rows(cells, paper: bool) -> list[dict[str, Any]]:
             return [{"model": model, "name": MODELS[model], "block": block,
                      "epoch": PAPER_EPOCHS[block] if paper else
-                     (None if model == "naive_bayes" else
+                     (None if _epochless(model) else
                       (self.final_epoch if block == "final" else self.early_epoch)),
                      "cells": {t: (c.to_dict() if c is not None else None) for t, c in cells[(model, block)].items()}}
                     for model, block in (self.rows if not paper else ROWS)]
@@ -999,7 +990,7 @@ def _test_tracks(result: ExperimentResult, row: dict[str, Any]) -> int | None:
 def _advice(model: str, epoch: int | None, config: Mapping[str, Any]) -> str:
     """What would help a model that did not leave chance, from the run's options (``config.json``)."""
     tips = []
-    if model != "naive_bayes":
+    if not _epochless(model):
         trained = f"this run trained {epoch}" if epoch else "this run's epochs"
         if config.get("quick"):
             trained += ", --quick"
@@ -1011,8 +1002,9 @@ def _advice(model: str, epoch: int | None, config: Mapping[str, Any]) -> str:
         tips.append("the beatdbn recipe (`--recipe beatdbn`: Adam with warm-up on crops)"
                     if "beatdbn" not in (config.get("recipes") or ()) else
                     "its beatdbn-recipe rows (this run has them)")
-    if model == "naive_bayes":
-        tips.append("more training tracks per class (a larger task scale); naive Bayes has no schedule to change")
+    if _epochless(model):
+        tips.append(f"more training tracks per class (a larger task scale); {_SHORT[model]} has no schedule to "
+                    f"change")
     return "try " + " or ".join(tips)
 
 

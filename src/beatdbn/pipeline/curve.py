@@ -44,6 +44,7 @@ its test tracks), plotted as a band.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import time
@@ -62,8 +63,11 @@ from beatdbn.store.reader import FeatureStore
 from beatdbn.tasks.build import prepare_tasks, write_tasks
 from beatdbn.tasks.registry import TaskConfig
 from beatdbn.tasks.selection import rng
-from beatdbn.train.baselines import BaselineConfig, run_logreg, run_naive_bayes
-from beatdbn.train.finetune import FinetuneConfig, model_name, run_convmlp
+from beatdbn.experiments import registry as model_kinds
+from beatdbn.experiments.kinds.convmlp import model_name
+from beatdbn.pipeline.sweep import train_experiment
+from beatdbn.train.baselines import BaselineConfig
+from beatdbn.train.finetune import FinetuneConfig
 from beatdbn.train.pretrain import PretrainConfig, pretrain
 from beatdbn.utils.atomic import write_json, write_text
 
@@ -71,6 +75,23 @@ __all__ = ["CurveConfig", "CURVE_MODELS", "parse_counts", "subsample", "label_cu
 
 #: The curve's models, in plot order.
 CURVE_MODELS = (model_name("pretrained", "beatdbn"), model_name("random", "beatdbn"), "logreg", "naive_bayes")
+#: Every model a curve can train: the registry's experiments without a recipe or of the ``beatdbn`` recipe.
+CURVE_CHOICES = tuple(name for name, v in model_kinds.variants().items() if v.recipe in (None, "beatdbn"))
+
+
+class _SeedSettings:
+    """One seed's settings in the shape a kind reads them (``baselines``, ``finetune_for(recipe)``): the curve's
+    baselines and its ``beatdbn`` recipe."""
+
+    def __init__(self, config: "CurveConfig", seed: int) -> None:
+        self.baselines, self._finetune = config.baselines(seed), config.finetune(seed)
+
+    def finetune_for(self, recipe: str) -> FinetuneConfig:
+        return self._finetune
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def parse_counts(text: str | Sequence[int]) -> tuple[int, ...]:
@@ -111,9 +132,9 @@ class CurveConfig:
         self.seeds = tuple(dict.fromkeys(int(s) for s in self.seeds))
         if not self.seeds:
             raise ParameterError("a curve needs one or more seeds (--seeds N)")
-        unknown = [m for m in self.models if m not in CURVE_MODELS]
+        unknown = [m for m in self.models if m not in CURVE_CHOICES]
         if unknown:
-            raise ParameterError(f"curve models {unknown}: choose from {', '.join(CURVE_MODELS)}")
+            raise ParameterError(f"curve models {unknown}: choose from {', '.join(CURVE_CHOICES)}")
         if self.epochs is not None and (not isinstance(self.epochs, int) or self.epochs < 1):
             raise ParameterError(f"epochs={self.epochs!r}: must be an int >= 1")
         self.tasks = self.tasks.replace(tasks=(self.task,))
@@ -215,7 +236,7 @@ def label_curve(store, out, config: CurveConfig, *, device: str = "cpu",
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     tasks, exclude = _build_seed_tasks(fs, out, config)
-    convs = [m for m in config.models if m.startswith("convmlp")]
+    convs = [m for m in config.models if model_kinds.kind(m).needs_dbn]
     dbn = None
     if convs:
         say(f"pretraining one DBN on the store without the {len(exclude):,} valid/test tracks of seeds "
@@ -236,7 +257,8 @@ def label_curve(store, out, config: CurveConfig, *, device: str = "cpu",
                             "train": _fingerprint(sorted(task.track_ids("train"))),
                             "test": _fingerprint(sorted(task.track_ids("test"))),
                             "epochs": config.epochs, "quick": config.quick,
-                            "finetune": config.finetune(s).to_dict() if model.startswith("convmlp") else None}
+                            "finetune": (config.finetune(s).to_dict() if model_kinds.variant(model).recipe is not None
+                                         else None)}
                 settings = json.loads(json.dumps(settings))  # as read back from point.json (tuples -> lists)
                 saved = run_dir / "point.json"
                 if saved.exists():
@@ -254,16 +276,8 @@ def label_curve(store, out, config: CurveConfig, *, device: str = "cpu",
                                     "reason": f"a class has {fewest} training tracks < {n}"})
                     continue
                 valid, test = splits["valid"], splits["test"]
-                if model == "logreg":
-                    result = run_logreg(train, valid, test, task=config.task, out=run_dir,
-                                        config=config.baselines(s), device=device)
-                elif model == "naive_bayes":
-                    result = run_naive_bayes(train, valid, test, task=config.task, out=run_dir,
-                                             config=config.baselines(s))
-                else:
-                    init = "pretrained" if "pretrained" in model else "random"
-                    result = run_convmlp(train, valid, test, task=config.task, init=init, dbn=dbn, out=run_dir,
-                                         config=config.finetune(s), device=device, plots=False)
+                result = train_experiment(config.task, model, (train, valid, test), run_dir, _SeedSettings(config, s),
+                                          device=device, plots=False, dbn=functools.partial(_same, dbn))
                 point = _point(result, model=model, n=n, seed=s, tracks=len(train), test_tracks=len(test),
                                settings=settings)
                 write_json(saved, point)
@@ -304,7 +318,8 @@ def curve_markdown(curve: dict) -> str:
              f"{curve['chance']:.1%}); seeds {', '.join(map(str, curve['config']['seeds']))}; "
              + (f"one DBN pretrained without labels on {curve['store_tracks'] - curve['pretrain_excluded']:,} of "
                 f"the store's {curve['store_tracks']:,} tracks (every seed's valid/test tracks left out)"
-                if any(m.startswith("convmlp") for m in curve["config"]["models"]) else "no DBN (no conv MLP asked)")
+                if any(model_kinds.kind(m).needs_dbn for m in curve["config"]["models"])
+                else "no DBN (no conv MLP asked)")
              + ". Mean ± sd [95 % interval] over seeds.", "", "![curve](curve.png)", "",
              "| model | " + " | ".join(f"n={n}" for n in ns) + " |", "|---|" + "---:|" * len(ns)]
     for model, rows in curve["summary"].items():

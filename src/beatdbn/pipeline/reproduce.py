@@ -10,7 +10,13 @@ What flows where (``RUN_DIR`` layout, read by :mod:`beatdbn.evaluate.report`)::
           conv MLP, random init --> RUN_DIR/experiments/<task>/convmlp_random/  (3 learning rates, 30 epochs)
           conv MLP, pretrained  --> RUN_DIR/experiments/<task>/convmlp_pretrained/
           (recipe 'beatdbn': convmlp_random_beatdbn/, convmlp_pretrained_beatdbn/ instead or as well)
+          (--models +meanstd_lr: an opt-in model of the registry, experiments/<task>/meanstd_lr/, as well)
     --> RUN_DIR/table.md, table.json (Table 1 beside the paper's), report.html/.md, config.json
+
+The experiments are the experiment registry's (:mod:`beatdbn.experiments.registry`: one module per model
+kind, declaring its names, Table 1 rows, learning rates, cost and projection, and its trainer by name):
+:func:`experiments` is its plan for the run's recipes and added models, and each experiment trains through
+:func:`~beatdbn.pipeline.sweep.train_experiment`, here or in a sweep job.
 
 Every stage resumes: finished tasks, DBN and experiments are skipped on a
 rerun (each trainer checks its own ``result.json`` and checkpoints), so a
@@ -75,6 +81,7 @@ overstate the time).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -87,13 +94,12 @@ from beatdbn.data.splits import load_split
 from beatdbn.evaluate.report import write_report
 from beatdbn.evaluate.table import Table1
 from beatdbn.exceptions import DataError, ParameterError
+from beatdbn.experiments import registry as model_kinds
 from beatdbn.models.config import JsonConfig
 from beatdbn.models.dbn import ConvDBN, DBNConfig
-from beatdbn.pipeline.sweep import WORKER_IMPORTS, one_thread, plan_jobs, run_jobs
+from beatdbn.pipeline.sweep import WORKER_IMPORTS, one_thread, plan_jobs, run_jobs, settings_of, train_experiment
 from beatdbn.store.reader import FeatureStore
 from beatdbn.tasks.build import check_tasks_in_store, load_task, prepare_tasks, write_tasks
-from beatdbn.train.baselines import run_logreg, run_naive_bayes
-from beatdbn.train.finetune import run_convmlp
 from beatdbn.train.pretrain import pretrain, read_exclusion, write_plots
 from beatdbn.train.provenance import run_versions
 from beatdbn.utils.atomic import atomic_path, write_json
@@ -102,17 +108,17 @@ from beatdbn.utils.processes import Stopped, stop_on_signals
 from beatdbn.tasks import registry
 from beatdbn.tasks.registry import TaskConfig
 from beatdbn.train.baselines import BaselineConfig
-from beatdbn.train.finetune import FinetuneConfig, model_name, updates_per_epoch
+from beatdbn.train.finetune import FinetuneConfig
 from beatdbn.train.pretrain import PretrainConfig
 
-__all__ = ["ReproduceConfig", "reproduce", "reproduce_seeds", "seed_dir", "parse_seeds", "snapshot_epoch",
-           "experiments", "projected_time", "default_scheduler", "EXPERIMENTS", "PAPER_SCALE", "RECIPE_CHOICES",
-           "SEEDS_FILE"]
+__all__ = ["ReproduceConfig", "reproduce", "reproduce_seeds", "seed_dir", "parse_seeds", "parse_models",
+           "snapshot_epoch", "experiments", "projected_time", "default_scheduler", "EXPERIMENTS", "PAPER_SCALE",
+           "RECIPE_CHOICES", "SEEDS_FILE"]
 
-#: Model names in Table 1 order (the paper's recipe).
-EXPERIMENTS = ("naive_bayes", "logreg", "convmlp_random", "convmlp_pretrained")
-#: ``recipe`` values of :class:`ReproduceConfig`.
-RECIPE_CHOICES = ("paper", "beatdbn", "both")
+#: Model names in Table 1 order (the paper's recipe): the experiment registry's default plan.
+EXPERIMENTS = tuple(v.name for v in model_kinds.plan(("paper",)))
+#: ``recipe`` values of :class:`ReproduceConfig`: each recipe of the registry, or all of them.
+RECIPE_CHOICES = (*model_kinds.recipes(), "both")
 #: The paper's corpus: training tracks per task (80 % of 5,000 / 5,000 / 3,000); pretraining: the whole MSD,
 #: 1,000,000 tracks less ~78,000 duplicates and the held-out tracks (~920,000), ~500 beats a track
 #: (~4.6e8 beats, the paper's section 5.2).
@@ -163,11 +169,13 @@ class ReproduceConfig(JsonConfig):
     duplicates: str = ""  # msd_duplicates.txt ('' : none dropped)
     tasks_dir: str = ""  # tasks built beforehand ('' : built from the store with ``tasks``)
     epochs: int | None = None  # --epochs: conv MLPs' and windowed LR's epochs (None: the protocol's, 30 or quick's 10)
+    models: tuple[str, ...] = ()  # --models +NAME: opt-in experiments of the registry added to the default ones
 
     def __post_init__(self) -> None:
         if self.recipe not in RECIPE_CHOICES:
             raise ParameterError(f"recipe {self.recipe!r}: choose from {', '.join(RECIPE_CHOICES)}")
         _check_epochs(self.epochs)
+        object.__setattr__(self, "models", model_kinds.check_models(self.models))
         if "beatdbn" in self.recipes and self.finetune_beatdbn is None:
             object.__setattr__(self, "finetune_beatdbn",
                                FinetuneConfig.for_recipe("beatdbn", quick=self.quick, seed=self.finetune.seed,
@@ -176,7 +184,7 @@ class ReproduceConfig(JsonConfig):
     @property
     def recipes(self) -> tuple[str, ...]:
         """The finetuning recipes run: ``('paper',)``, ``('beatdbn',)`` or both."""
-        return ("paper", "beatdbn") if self.recipe == "both" else (self.recipe,)
+        return model_kinds.recipes() if self.recipe == "both" else (self.recipe,)
 
     def finetune_for(self, recipe: str) -> FinetuneConfig:
         """The conv MLP settings of one recipe."""
@@ -186,6 +194,8 @@ class ReproduceConfig(JsonConfig):
         d = dict(super().to_dict(), tasks=self.tasks.to_dict(), recipes=list(self.recipes))
         if self.epochs is None:  # not recorded unless given: a run folder of an older beatdbn still resumes
             del d["epochs"]
+        if not self.models:  # the same: recorded only when a model is added
+            del d["models"]
         return d
 
     def with_seed(self, seed: int) -> "ReproduceConfig":
@@ -201,14 +211,16 @@ class ReproduceConfig(JsonConfig):
     @classmethod
     def make(cls, *, quick: bool = False, seed: int = 0, tasks: TaskConfig | None = None, recipe: str = "paper",
              genre_labels=None, duplicates=None, tasks_dir=None, pretrain_min_beats: int = 0,
-             epochs: int | None = None) -> "ReproduceConfig":
+             epochs: int | None = None, models: Sequence[str] = ()) -> "ReproduceConfig":
         """The paper's protocol, or with ``quick`` a smoke run: 2 learning rates of each sweep, 10 epochs
         (snapshot at 7, standing in for the paper's 20 of 30); conv MLPs by ``recipe``; pretraining makes
         more than the paper's one pass when the corpus has fewer than ``pretrain_min_beats`` beats.
 
         ``epochs`` (with or without ``quick``): the conv MLPs (either recipe) and windowed logistic regression
         train this many epochs, and the conv MLPs' earlier snapshot scales as the paper's 20 of 30
-        (:func:`snapshot_epoch`); recorded as ``epochs`` in ``config.json``."""
+        (:func:`snapshot_epoch`); recorded as ``epochs`` in ``config.json``. ``models``: opt-in experiments of
+        the registry (:func:`beatdbn.experiments.registry.optional`, e.g. ``meanstd_lr``) trained beside the
+        default ones, with their own Table 1 rows."""
         tasks = tasks or TaskConfig(seed=seed)
         if recipe not in RECIPE_CHOICES:
             raise ParameterError(f"--recipe {recipe!r}: choose from {', '.join(RECIPE_CHOICES)}")
@@ -224,13 +236,13 @@ class ReproduceConfig(JsonConfig):
                    finetune=FinetuneConfig.for_recipe("paper", quick=quick, seed=seed, **more), baselines=baselines,
                    quick=quick, recipe=recipe, finetune_beatdbn=beatdbn,
                    genre_labels=str(genre_labels or ""), duplicates=str(duplicates or ""),
-                   tasks_dir=str(tasks_dir or ""), epochs=epochs)
+                   tasks_dir=str(tasks_dir or ""), epochs=epochs, models=tuple(models))
 
 
 def experiments(config: ReproduceConfig) -> tuple[tuple[str, str | None], ...]:
-    """(model name, recipe) of every experiment per task, in Table 1 order (recipe None for the baselines)."""
-    convs = tuple((model_name(init, r), r) for r in config.recipes for init in ("random", "pretrained"))
-    return (("naive_bayes", None), ("logreg", None)) + convs
+    """(model name, recipe) of every experiment per task, in Table 1 order (recipe None for the baselines): the
+    experiment registry's plan for the run's recipes and added models (:func:`beatdbn.experiments.registry.plan`)."""
+    return tuple((v.name, v.recipe) for v in model_kinds.plan(config.recipes, config.models))
 
 
 def _build_tasks(fs, out: Path, config: ReproduceConfig) -> list[str]:
@@ -264,16 +276,6 @@ def _build_tasks(fs, out: Path, config: ReproduceConfig) -> list[str]:
     return [t for t in registry.task_names() if t in built]
 
 
-def _cost(model: str, recipe: str | None, config: ReproduceConfig, beats: int) -> float:
-    """Rough relative cost of one experiment, in conv-MLP beat-epochs (for the overall ETA)."""
-    if model == "naive_bayes":
-        return 0.02 * beats
-    if model == "logreg":
-        return 0.03 * beats * config.baselines.epochs * len(config.baselines.learning_rates)
-    ft = config.finetune_for(recipe)
-    return 1.2 * beats * ft.epochs * len(ft.learning_rates)
-
-
 def _load() -> dict[str, Any]:
     """The 1/5/15-minute load averages and the CPU count now (None where the OS has none)."""
     try:
@@ -288,6 +290,102 @@ def default_scheduler(device: str = "cpu") -> str:
     on a CPU; ``'sync'`` (this process) on a GPU, which one process keeps busy (several would each hold a
     CUDA context on the same device)."""
     return "local" if str(device) == "cpu" else "sync"
+
+
+class _Run:
+    """One run's record (``config.json``: configuration, versions, stage timings) and its progress, counted in
+    relative cost units (:attr:`work`: the pretraining's and each experiment's, from its kind's cost)."""
+
+    def __init__(self, out: Path, fs, config: ReproduceConfig, progress: Callable[[dict], None] | None) -> None:
+        self.path = out / "config.json"
+        self.record = json.loads(self.path.read_text()) if self.path.exists() else {}
+        wanted = json.loads(json.dumps(config.to_dict()))  # tuples as lists, as read back
+        if self.record.get("config") not in (None, wanted):
+            raise DataError(f"{self.path}: this run was started with other settings; use a new RUN_DIR "
+                            f"(or the same options as before to resume it)")
+        self.timings: dict[str, float] = self.record.get("timings", {})
+        self.record.update(config=wanted, store=str(fs.path), **run_versions())
+        self.record["machine"] = {"start": _load()}
+        self.progress = progress
+        self.work: dict[tuple[str, str], float] = {}
+        self.work_total, self.work_done = 1.0, 0.0
+
+    def notify(self, info: dict) -> None:
+        if self.progress is not None:
+            self.progress(info)
+
+    def save(self) -> None:
+        write_json(self.path, self.record)
+
+    def add_time(self, name: str, seconds: float) -> None:
+        self.timings[name] = self.timings.get(name, 0.0) + seconds
+        self.record["timings"] = self.timings
+        self.save()
+
+    def timed(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)``, its seconds added to stage ``name``'s timing."""
+        t0 = time.perf_counter()
+        value = fn(*args, **kwargs)
+        self.add_time(name, time.perf_counter() - t0)
+        return value
+
+    def plan_work(self, fs, config: ReproduceConfig, tasks: dict, exclude) -> None:
+        """The pretraining's beats, each task's training beats and the cost of every stage."""
+        self.n_pretrain = len(fs.select_rows(exclude=exclude))
+        pretrain_beats = int(fs.n_beats * self.n_pretrain / max(len(fs), 1))
+        n_beats = fs.metadata.column("n_beats").to_numpy()
+        self.train_beats = {name: int(sum(n_beats[fs.select_rows(t.track_ids("train"))])) for name, t in tasks.items()}
+        self.work = {("pretrain", ""): 3.0 * pretrain_beats * config.pretrain.passes_for(pretrain_beats)}
+        for name in tasks:
+            for model, _ in experiments(config):
+                self.work[(name, model)] = model_kinds.kind(model).cost(settings_of(model, config),
+                                                                        self.train_beats[name])
+        self.work_total = sum(self.work.values())
+
+    def cost(self, task: str, model: str, recipe: str | None = None) -> float:
+        return self.work[(task, model)]
+
+    def relay(self, stage: str, key: tuple, step_info: dict) -> None:
+        """A stage's own progress, and the run's: ``work_done`` plus that fraction of the stage's cost."""
+        frac = step_info["step"] / max(step_info["total"], 1)
+        self.notify({"stage": stage, "step": step_info["step"], "total": step_info["total"],
+                     "message": step_info.get("message", ""), "work_done": self.work_done + frac * self.work[key],
+                     "work_total": self.work_total})
+
+    def on_pretrain(self, p: dict) -> None:
+        self.relay("pretrain", ("pretrain", ""), {"step": p["tracks_done"], "total": p["tracks_total"],
+                                                  "message": f"{p['phase']}: {p['beats_per_s']:,.0f} beats/s"})
+
+
+class _SweepProgress:
+    """The sweep's callbacks (:func:`~beatdbn.pipeline.sweep.run_jobs`' ``done`` and ``running``): each job's
+    seconds into the run's timings, and the jobs done (with the running ones' fractions; never shown going
+    back) as the run's progress."""
+
+    def __init__(self, run: _Run, n_jobs: int) -> None:
+        self.run, self.n_jobs, self.count, self.shown = run, n_jobs, 0, 0.0
+
+    def step(self, step: float) -> dict:
+        run = self.run
+        self.shown = max(self.shown, min(step, self.n_jobs))
+        return {"step": self.shown, "total": self.n_jobs, "work_total": run.work_total,
+                "work_done": run.work_done + self.shown / max(self.n_jobs, 1) * (run.work_total - run.work_done)}
+
+    def done(self, info: dict) -> None:
+        if info["kind"] == "side":
+            key = info["name"]
+        else:
+            job = info.get("job")
+            key = f"{job.task}/{job.model}" if job is not None else f"{info['task']}/{info['model']}"
+        self.run.add_time(key, info["seconds"])
+        if info["kind"] != "rate":
+            return
+        self.count += 1
+        self.run.notify({"stage": "sweep", "message": f"{info['job'].name} done", **self.step(self.count)})
+
+    def running(self, info: dict) -> None:  # from the sweep's progress thread: epochs inside the jobs
+        self.run.notify({"stage": "sweep", "message": info["message"], "running": info["running"],
+                         **self.step(self.count + info["fraction"])})
 
 
 def reproduce(
@@ -327,158 +425,127 @@ def reproduce(
                         f"(the same options as before), or use a new --out for a single run")
     out.mkdir(parents=True, exist_ok=True)
     fs = store if isinstance(store, FeatureStore) else FeatureStore.open(store)
-    record_path = out / "config.json"
-    record = json.loads(record_path.read_text()) if record_path.exists() else {}
-    wanted = json.loads(json.dumps(config.to_dict()))  # tuples as lists, as read back
-    if record.get("config") not in (None, wanted):
-        raise DataError(f"{record_path}: this run was started with other settings; use a new RUN_DIR "
-                        f"(or the same options as before to resume it)")
-    timings: dict[str, float] = record.get("timings", {})
-    record.update(config=wanted, store=str(fs.path), **run_versions())
-    record["machine"] = {"start": _load()}
-    notify = progress or (lambda info: None)
-
-    def timed(name: str, fn: Callable[[], Any]) -> Any:
-        t0 = time.perf_counter()
-        value = fn()
-        timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
-        record["timings"] = timings
-        write_json(record_path, record)
-        return value
-
-    notify({"stage": "tasks", "step": 0, "total": 1, "message": "building tasks", "work_done": 0, "work_total": 1})
-    task_names = timed("tasks", lambda: _build_tasks(fs, out / "tasks", config))
+    run = _Run(out, fs, config, progress)
+    run.notify({"stage": "tasks", "step": 0, "total": 1, "message": "building tasks", "work_done": 0,
+                "work_total": 1})
+    task_names = run.timed("tasks", _build_tasks, fs, out / "tasks", config)
     tasks = {name: load_task(out / "tasks", name) for name in task_names}
     exclude = read_exclusion(out / "tasks")
-    n_pretrain = len(fs.select_rows(exclude=exclude))
-    pretrain_beats = int(fs.n_beats * n_pretrain / max(len(fs), 1))
-    train_beats = {name: int(sum(fs.metadata.column("n_beats").to_numpy()[fs.select_rows(t.track_ids("train"))]))
-                   for name, t in tasks.items()}
-    work = {("pretrain", ""): 3.0 * pretrain_beats * config.pretrain.passes_for(pretrain_beats)}
-    plan = experiments(config)
-    for name in task_names:
-        for model, recipe in plan:
-            work[(name, model)] = _cost(model, recipe, config, train_beats[name])
-    work_total = sum(work.values())
-    work_done = 0.0
-
-    def relay(stage: str, key: tuple, step_info: dict) -> None:
-        frac = step_info["step"] / max(step_info["total"], 1)
-        notify({"stage": stage, "step": step_info["step"], "total": step_info["total"],
-                "message": step_info.get("message", ""), "work_done": work_done + frac * work[key],
-                "work_total": work_total})
-
-    def on_pretrain(p: dict) -> None:
-        relay("pretrain", ("pretrain", ""), {"step": p["tracks_done"], "total": p["tracks_total"],
-                                             "message": f"{p['phase']}: {p['beats_per_s']:,.0f} beats/s"})
-
+    run.plan_work(fs, config, tasks, exclude)
     # SIGTERM/SIGINT: the cluster's workers and fork server are stopped, none left; one torch thread for
     # every number (the module's docstring): the caller's thread count must not change the results
     with stop_on_signals(), one_thread():
-        dbn_dir = out / "dbn"
-        cluster, jobs = None, []
-        if scheduler != "sync":  # started now: the workers start and import while the DBN is pretrained
-            jobs = plan_jobs(out, task_names, plan, config, cost=lambda t, m, r: work[(t, m)])
-            if jobs or not (dbn_dir / "plots").exists():
-                cluster = BackgroundClient(scheduler, workers, setup=WORKER_IMPORTS, saturation=1.0)
+        cluster, jobs = _start_cluster(run, out, task_names, config, scheduler, workers)
         try:
-            timed("pretrain", lambda: pretrain(fs, dbn_dir, exclude=exclude, config=config.pretrain,
-                                               dbn_config=config.dbn, device=device, progress=on_pretrain))
-            work_done += work[("pretrain", "")]
-            assembled: set[tuple[str, str]] = set()
+            run.timed("pretrain", pretrain, fs, out / "dbn", exclude=exclude, config=config.pretrain,
+                      dbn_config=config.dbn, device=device, progress=run.on_pretrain)
+            run.work_done += run.work[("pretrain", "")]
             if cluster is None:
-                if not (dbn_dir / "plots").exists():
-                    timed("pretrain plots", lambda: write_plots(dbn_dir))
+                if not (out / "dbn" / "plots").exists():
+                    run.timed("pretrain plots", write_plots, out / "dbn")
+                assembled: set[tuple[str, str]] = set()
             else:
-                n_jobs = len(jobs)
-                side = [] if (dbn_dir / "plots").exists() else [("pretrain plots", write_plots, (dbn_dir,))]
-                count = [0]
-                shown = [0.0]  # jobs done, with the running ones' fractions: never shown going back
-
-                def sweep_step(step: float) -> dict:
-                    shown[0] = max(shown[0], min(step, n_jobs))
-                    return {"step": shown[0], "total": n_jobs, "work_total": work_total,
-                            "work_done": work_done + shown[0] / max(n_jobs, 1) * (work_total - work_done)}
-
-                def job_done(info: dict) -> None:
-                    if info["kind"] == "side":
-                        key = info["name"]
-                    else:
-                        job = info.get("job")
-                        key = f"{job.task}/{job.model}" if job is not None else f"{info['task']}/{info['model']}"
-                    timings[key] = timings.get(key, 0.0) + info["seconds"]
-                    record["timings"] = timings
-                    write_json(record_path, record)
-                    if info["kind"] != "rate":
-                        return
-                    count[0] += 1
-                    notify({"stage": "sweep", "message": f"{info['job'].name} done", **sweep_step(count[0])})
-
-                def jobs_running(info: dict) -> None:  # from the sweep's progress thread: epochs inside the jobs
-                    notify({"stage": "sweep", "message": info["message"], "running": info["running"],
-                            **sweep_step(count[0] + info["fraction"])})
-
-                notify({"stage": "sweep", "step": 0, "total": n_jobs,
-                        "message": f"{n_jobs} jobs on {scheduler}", "work_done": work_done, "work_total": work_total})
-                swept = run_jobs(jobs, str(fs.path), str(out), config, cluster=cluster, device=device,
-                                 experiments=plan, side=side, done=job_done, running=jobs_running,
-                                 poll_seconds=poll_seconds)
-                workers_used = len(cluster.client().nthreads())
-                cluster.close()  # in the background, while the rest is assembled and the report written
-                assembled = swept["assembled"]
-                record["sweep"] = {"scheduler": scheduler, "workers": workers_used, "jobs": n_jobs,
-                                   "jobs_here": swept["here"], "wall_seconds": swept["wall_seconds"]}
-                write_json(record_path, record)
-
-            dbn = None
-            for name in task_names:
-                left = [(model, recipe) for model, recipe in plan if (name, model) not in assembled]
-                splits = [load_split(fs, tasks[name], s) for s in ("train", "valid", "test")] if left else []
-                if left and dbn is None:
-                    dbn = ConvDBN.load(dbn_dir, device=device)
-                for model, recipe in plan:
-                    stage = f"{name}/{model}"
-                    exp_dir = out / "experiments" / name / model
-                    key = (name, model)
-                    if (model, recipe) not in left:  # assembled by its jobs
-                        work_done += work[key]
-                        continue
-
-                    def step(info: dict, stage=stage, key=key) -> None:
-                        relay(stage, key, info)
-
-                    relay(stage, key, {"step": 0, "total": 1, "message": "starting"})
-                    if model == "naive_bayes":
-                        run = lambda: run_naive_bayes(*splits, task=name, out=exp_dir,  # noqa: E731
-                                                      config=config.baselines, progress=step)
-                    elif model == "logreg":
-                        run = lambda: run_logreg(*splits, task=name, out=exp_dir, config=config.baselines,  # noqa: E731
-                                                 progress=step, device=device)
-                    else:
-                        init = "pretrained" if model.startswith("convmlp_pretrained") else "random"
-                        run = lambda init=init, ft=config.finetune_for(recipe): run_convmlp(  # noqa: E731
-                            *splits, task=name, init=init, dbn=dbn, out=exp_dir, config=ft, device=device,
-                            progress=step)
-                    if scheduler == "sync":
-                        timed(stage, run)
-                    else:  # trained by the jobs (their seconds are in the timings); assembled here
-                        run()
-                    work_done += work[key]
-
-            notify({"stage": "report", "step": 0, "total": 1, "message": "writing Table 1 and the report",
-                    "work_done": work_total, "work_total": work_total})
-            record["machine"]["end"] = _load()
-            record["projected"] = projected_time(record["timings"], config, fs, n_pretrain, train_beats,
-                                                 machine=record["machine"],
-                                                 train_tracks={n: len(t.track_ids("train")) for n, t in tasks.items()})
-            write_json(record_path, record)
-            table = Table1.from_run(out)
-            table.write(out)
-            write_report(out)
+                assembled = _sweep(run, cluster, jobs, fs=fs, out=out, config=config, scheduler=scheduler,
+                                   device=device, poll_seconds=poll_seconds)
+            _train_left(run, fs, out, tasks, assembled, config=config, device=device, timed=scheduler == "sync")
+            _finish(run, fs, out, tasks, config)
         finally:
             if cluster is not None:
                 cluster.join()
-    return record
+    return run.record
+
+
+def _start_cluster(run: _Run, out: Path, task_names, config: ReproduceConfig, scheduler: str,
+                   workers: int | None) -> tuple[BackgroundClient | None, list]:
+    """The sweep's jobs and its cluster, started now (its workers start and import while the DBN is
+    pretrained); none with ``scheduler='sync'``, or when nothing is left to run there."""
+    if scheduler == "sync":
+        return None, []
+    jobs = plan_jobs(out, task_names, experiments(config), config, cost=run.cost)
+    if not jobs and (out / "dbn" / "plots").exists():
+        return None, jobs
+    return BackgroundClient(scheduler, workers, setup=WORKER_IMPORTS, saturation=1.0), jobs
+
+
+def _sweep(run: _Run, cluster: BackgroundClient, jobs: list, *, fs, out: Path, config: ReproduceConfig,
+           scheduler: str, device: str, poll_seconds: float) -> set[tuple[str, str]]:
+    """Run the jobs (and the DBN's plots) on the cluster; returns the (task, model) experiments they assembled."""
+    dbn_dir = out / "dbn"
+    side = [] if (dbn_dir / "plots").exists() else [("pretrain plots", write_plots, (dbn_dir,))]
+    n_jobs = len(jobs)
+    watch = _SweepProgress(run, n_jobs)
+    run.notify({"stage": "sweep", "step": 0, "total": n_jobs, "message": f"{n_jobs} jobs on {scheduler}",
+                "work_done": run.work_done, "work_total": run.work_total})
+    swept = run_jobs(jobs, str(fs.path), str(out), config, cluster=cluster, device=device,
+                     experiments=experiments(config), side=side, done=watch.done, running=watch.running,
+                     poll_seconds=poll_seconds)
+    workers_used = len(cluster.client().nthreads())
+    cluster.close()  # in the background, while the rest is assembled and the report written
+    run.record["sweep"] = {"scheduler": scheduler, "workers": workers_used, "jobs": n_jobs,
+                           "jobs_here": swept["here"], "wall_seconds": swept["wall_seconds"]}
+    run.save()
+    return swept["assembled"]
+
+
+def _train_left(run: _Run, fs, out: Path, tasks: dict, assembled: set[tuple[str, str]], *,
+                config: ReproduceConfig, device: str, timed: bool) -> None:
+    """Train (or, after a sweep, assemble) every experiment no sweep job assembled, task by task (splits loaded
+    once per task, the DBN once); ``timed``: their seconds are the stages' timings (the serial path; a sweep's
+    jobs timed themselves)."""
+    dbn = functools.cache(functools.partial(ConvDBN.load, out / "dbn", device=device))
+    plan = experiments(config)
+    for name, task in tasks.items():
+        left = [model for model, _ in plan if (name, model) not in assembled]
+        splits = [load_split(fs, task, s) for s in ("train", "valid", "test")] if left else []
+        for model, _ in plan:
+            key = (name, model)
+            if model in left:
+                stage = f"{name}/{model}"
+                run.relay(stage, key, {"step": 0, "total": 1, "message": "starting"})
+                kwargs = {"device": device, "progress": functools.partial(run.relay, stage, key), "dbn": dbn}
+                args = (name, model, splits, out / "experiments" / name / model, config)
+                if timed:
+                    run.timed(stage, train_experiment, *args, **kwargs)
+                else:
+                    train_experiment(*args, **kwargs)
+            run.work_done += run.work[key]
+
+
+def _finish(run: _Run, fs, out: Path, tasks: dict, config: ReproduceConfig) -> None:
+    """The projection into ``config.json``, then Table 1 and the report."""
+    run.notify({"stage": "report", "step": 0, "total": 1, "message": "writing Table 1 and the report",
+                "work_done": run.work_total, "work_total": run.work_total})
+    run.record["machine"]["end"] = _load()
+    run.record["projected"] = projected_time(run.timings, config, fs, run.n_pretrain, run.train_beats,
+                                             machine=run.record["machine"],
+                                             train_tracks={n: len(t.track_ids("train")) for n, t in tasks.items()})
+    run.save()
+    Table1.from_run(out).write(out)
+    write_report(out)
+
+
+def parse_models(text: str | Sequence[str] | None) -> tuple[str, ...]:
+    """The opt-in models of ``--models +meanstd_lr,+knn`` (each added to the default ones, which always run).
+
+    Raises
+    ------
+    ParameterError
+        A name without its ``+``, or one that is not an opt-in model of the registry.
+
+    Examples
+    --------
+    >>> parse_models("+meanstd_lr")
+    ('meanstd_lr',)
+    >>> parse_models("")
+    ()
+    """
+    items = [x.strip() for x in (text.split(",") if isinstance(text, str) else (text or ())) if x.strip()]
+    plain = [x for x in items if not x.startswith("+")]
+    if plain:
+        raise ParameterError(f"--models {plain[0]}: name a model to add with a '+' (--models +{plain[0]}); the "
+                             f"default models ({', '.join(EXPERIMENTS)} and the recipes' conv MLPs) always run; "
+                             f"to add: {', '.join('+' + m for m in model_kinds.optional()) or '(none)'}")
+    return model_kinds.check_models(x[1:] for x in items)
 
 
 def seed_dir(out: str | Path, seed: int) -> Path:
@@ -632,12 +699,6 @@ def _machine_note(machine: dict | None) -> str:
             f"shared the CPUs, so the rates are lower and the projection longer than on an idle machine")
 
 
-def _sweep_crops(n_train: int, config: FinetuneConfig) -> int:
-    """Training crops a whole learning-rate sweep processes on ``n_train`` training tracks (updates x batch)."""
-    return (updates_per_epoch(n_train, config) * config.epochs * len(config.learning_rates)
-            * min(config.batch_size, n_train))
-
-
 def projected_time(timings: dict[str, float], config: ReproduceConfig, fs, n_pretrain: int,
                    train_beats: dict[str, int], *, machine: dict | None = None,
                    train_tracks: dict[str, int] | None = None) -> dict[str, Any]:
@@ -649,14 +710,15 @@ def projected_time(timings: dict[str, float], config: ReproduceConfig, fs, n_pre
     measured seconds per training beat (and per epoch and learning rate for
     the sweeps) times the paper's task sizes (4,000 / 4,000 / 2,400 training
     tracks of 500 beats) and the full sweeps (30 epochs; 3 and 5 learning
-    rates). A recipe that trains on fixed-size crops (``beatdbn``) costs its
-    crops instead (updates x batch), so its time scales with the crops it would
+    rates); each kind says how its time scales (:attr:`ModelKind.project
+    <beatdbn.experiments.registry.ModelKind.project>`): a recipe that trains on fixed-size crops
+    (``beatdbn``) costs its crops instead (updates x batch), so its time scales with the crops it would
     train on at the paper's task size (``train_tracks`` gives this run's). Evaluation and
     start-up costs scale the same way, which slightly overstates small fixed
     costs. ``machine`` (load averages) says whether the
     rates were measured on an idle machine.
     """
-    full = ReproduceConfig.make(recipe=config.recipe)
+    full = ReproduceConfig.make(recipe=config.recipe, models=config.models)
     per_track = PAPER_SCALE["beats_per_track"]
     seconds: dict[str, float] = {}
     rates: dict[str, float] = {}
@@ -669,26 +731,13 @@ def projected_time(timings: dict[str, float], config: ReproduceConfig, fs, n_pre
         paper = registry.spec(task).paper
         if paper is None:  # a task the paper did not run (decade): no paper scale to project to
             continue
-        paper_beats = paper.train_tracks * per_track
-        for model, recipe in experiments(config):
+        for model, _ in experiments(config):
             t = timings.get(f"{task}/{model}")
             if not t or not beats:
                 continue
-            if model == "naive_bayes":
-                factor = 1.0
-            elif model == "logreg":
-                factor = (full.baselines.epochs * len(full.baselines.learning_rates)
-                          / (config.baselines.epochs * len(config.baselines.learning_rates)))
-            else:
-                here, there = config.finetune_for(recipe), full.finetune_for(recipe)
-                if here.crop and train_tracks and train_tracks.get(task):
-                    # fixed-size crops: a run costs the crops it trains on, not its tracks' beats
-                    paper_tracks = paper.train_tracks
-                    seconds[f"{task}/{model}"] = t * _sweep_crops(paper_tracks, there) / _sweep_crops(
-                        train_tracks[task], here)
-                    continue
-                factor = (there.epochs * len(there.learning_rates)) / (here.epochs * len(here.learning_rates))
-            seconds[f"{task}/{model}"] = t / beats * paper_beats * factor
+            seconds[f"{task}/{model}"] = model_kinds.kind(model).project(
+                t, beats=beats, paper_beats=paper.train_tracks * per_track, here=settings_of(model, config),
+                full=settings_of(model, full), tracks=(train_tracks or {}).get(task), paper_tracks=paper.train_tracks)
     total = sum(seconds.values())
     return {"total_seconds": total, "pretrain_seconds": seconds.get("pretrain"), "stages_seconds": seconds,
             "measured_rates": rates, "machine": _machine_note(machine),

@@ -68,14 +68,15 @@ from typing import Any, Callable, Iterator, Sequence
 
 from beatdbn.data.splits import load_split
 from beatdbn.exceptions import BeatdbnError
+from beatdbn.experiments import registry
+from beatdbn.experiments.registry import TrainJob
 from beatdbn.metrics.results import RESULT_FILE
 from beatdbn.models.dbn import ConvDBN
 from beatdbn.store.reader import INDEX_FILE, FeatureStore
 from beatdbn.tasks.build import load_task
 from beatdbn.tasks.selection import SPLITS
 from beatdbn.train import rundir
-from beatdbn.train.baselines import run_logreg, run_naive_bayes
-from beatdbn.train.finetune import run_convmlp
+from beatdbn.train.kinds import train
 from beatdbn.utils.atomic import write_json
 from beatdbn.utils.cluster import dask_client
 
@@ -93,7 +94,8 @@ WORKER_IMPORTS = ("beatdbn.pipeline.sweep", "torch._dynamo")
 
 @dataclass(frozen=True)
 class Job:
-    """One unit of the sweep: an experiment's learning rate (``lr`` None: naive Bayes, which has none).
+    """One unit of the sweep: an experiment's learning rate (``lr`` None: the whole experiment, for a kind that
+    sweeps no rate, such as naive Bayes).
 
     ``cost`` (not compared) orders the jobs, longest first; any unit.
     """
@@ -109,12 +111,14 @@ class Job:
         return f"{self.task}/{self.model}" + ("" if self.lr is None else f" lr={self.lr:g}")
 
 
-def _rates(model: str, recipe: str | None, config) -> tuple[float, ...]:
-    if model == "naive_bayes":
-        return (None,)
-    if model == "logreg":
-        return config.baselines.learning_rates
-    return config.finetune_for(recipe).learning_rates
+def settings_of(model: str, config) -> Any:
+    """The settings experiment ``model`` trains with in the run configuration ``config`` (its kind's)."""
+    return registry.kind(model).settings(config, registry.variant(model))
+
+
+def _rates(model: str, config) -> tuple[float | None, ...]:
+    """The jobs' learning rates of experiment ``model`` (``(None,)``: one job trains it whole)."""
+    return registry.kind(model).rates(settings_of(model, config)) or (None,)
 
 
 def _done(out: Path, job: Job, config) -> bool:
@@ -123,12 +127,19 @@ def _done(out: Path, job: Job, config) -> bool:
         return True  # the serial pass checks its settings
     if job.lr is None:
         return False
-    lr_dir = rundir.lr_dir(exp, job.lr)
-    if job.model == "logreg":
-        return (lr_dir / RESULT_FILE).exists()
-    # a conv MLP rate is trained when its last epoch's snapshot is saved (just before the last checkpoint: a
-    # rate killed between the two trains its last epoch again in its experiment's assembly, on one thread too)
-    return (lr_dir / f"epoch-{config.finetune_for(job.recipe).epochs}" / "model.pt").exists()
+    return registry.kind(job.model).rate_done(rundir.lr_dir(exp, job.lr), settings_of(job.model, config))
+
+
+def train_experiment(task: str, model: str, splits, out: Path, config, *, device: str = "cpu",
+                     progress: Callable[[dict], None] | None = None, plots: bool = True,
+                     dbn: Callable[[], Any] | None = None, lr: float | None = None):
+    """Train experiment ``model`` of ``task`` into ``out`` with its kind's trainer (:mod:`beatdbn.train.kinds`):
+    every learning rate, or only ``lr``. ``dbn``: gives the pretrained DBN (kinds that need it)."""
+    settings = settings_of(model, config)
+    if lr is not None:
+        settings = dataclasses.replace(settings, learning_rates=(lr,))
+    return train(TrainJob(task=task, variant=registry.variant(model), splits=tuple(splits), out=out,
+                          settings=settings, device=device, progress=progress, plots=plots, dbn=dbn))
 
 
 def plan_jobs(out: str | Path, task_names, experiments, config,
@@ -139,7 +150,7 @@ def plan_jobs(out: str | Path, task_names, experiments, config,
     jobs = []
     for t in task_names:
         for m, r in experiments:
-            rates = _rates(m, r, config)
+            rates = _rates(m, config)
             each = 1.0 if cost is None else cost(t, m, r) / len(rates)
             jobs.extend(Job(t, m, r, lr, each) for lr in rates)
     return [j for j in jobs if not _done(out, j, config)]
@@ -357,10 +368,13 @@ def _run_job(job: Job, store: str, out: str, config, device: str, report: Callab
         return {"job": job, "kind": "rate", "seconds": time.perf_counter() - t0, "phases": phases,
                 "cpu_seconds": time.process_time() - c0, "pid": os.getpid()}
 
+    loads: list[float] = []  # the DBN's load time counts as loading, not training
+    dbn = _dbn_loader(out_path, device, loads)
     if job.lr is None:
         t1 = time.perf_counter()
-        run_naive_bayes(*splits, task=job.task, out=exp, config=config.baselines, progress=report)
-        phases["train"] = time.perf_counter() - t1
+        train_experiment(job.task, job.model, splits, exp, config, device=device, progress=report, dbn=dbn)
+        phases["train"] = time.perf_counter() - t1 - sum(loads)
+        phases["load"] += sum(loads)
         return info()
     scratch = exp / f".job-lr-{job.lr:g}"
     final = rundir.lr_dir(exp, job.lr)
@@ -376,20 +390,12 @@ def _run_job(job: Job, store: str, out: str, config, device: str, report: Callab
             os.replace(final, mine)
         scratch.mkdir(parents=True, exist_ok=True)  # kept from a killed job: resumed from its checkpoint
         t1 = time.perf_counter()
-        if job.model == "logreg":
-            run_logreg(*splits, task=job.task, out=scratch, device=device, progress=report,
-                       config=dataclasses.replace(config.baselines, learning_rates=(job.lr,)))
-        else:
-            ft = config.finetune_for(job.recipe)
-            init = "pretrained" if job.model.startswith("convmlp_pretrained") else "random"
-            dbn, seconds = _timed(lambda: _dbn(out_path, device))
-            phases["load"] += seconds
-            t1 = time.perf_counter()
-            # the one-rate result in the scratch folder is thrown away: its experiment's assembly draws the plots
-            run_convmlp(*splits, task=job.task, init=init, dbn=dbn, out=scratch, device=device, plots=False,
-                        progress=report, config=dataclasses.replace(ft, learning_rates=(job.lr,)))
+        # the one-rate result in the scratch folder is thrown away: its experiment's assembly draws the plots
+        train_experiment(job.task, job.model, splits, scratch, config, device=device, progress=report,
+                         plots=False, dbn=dbn, lr=job.lr)
         t2 = time.perf_counter()
-        phases["train"] = t2 - t1
+        phases["train"] = t2 - t1 - sum(loads)
+        phases["load"] += sum(loads)
         os.replace(mine, final)
         shutil.rmtree(scratch, ignore_errors=True)
         (exp / f".job-lr-{job.lr:g}.lock").unlink(missing_ok=True)
@@ -397,10 +403,16 @@ def _run_job(job: Job, store: str, out: str, config, device: str, report: Callab
     return info()
 
 
-def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
-    t0 = time.perf_counter()
-    value = fn()
-    return value, time.perf_counter() - t0
+def _dbn_loader(out: Path, device: str, seconds: list[float]) -> Callable[[], ConvDBN]:
+    """A job's DBN, loaded (or taken from this process's cache) when its trainer asks; the load's seconds are
+    appended to ``seconds``."""
+    def load() -> ConvDBN:
+        t0 = time.perf_counter()
+        dbn = _dbn(out, device)
+        seconds.append(time.perf_counter() - t0)
+        return dbn
+
+    return load
 
 
 def assemble(task: str, model: str, recipe: str | None, store: str, out: str, config, device: str = "cpu",
@@ -411,26 +423,17 @@ def assemble(task: str, model: str, recipe: str | None, store: str, out: str, co
     Computes with one torch thread, as :func:`run_job` (a rate whose last epoch is still to train is trained
     here)."""
     with one_thread():
-        return _assemble(task, model, recipe, store, out, config, device)
+        return _assemble(task, model, store, out, config, device)
 
 
-def _assemble(task: str, model: str, recipe: str | None, store: str, out: str, config,
-              device: str) -> dict[str, Any]:
+def _assemble(task: str, model: str, store: str, out: str, config, device: str) -> dict[str, Any]:
     t0, c0 = time.perf_counter(), time.process_time()
     out_path = Path(out)
     splits = _splits(store, out_path, task)
     exp = out_path / "experiments" / task / model
-    load = time.perf_counter() - t0
-    if model == "naive_bayes":
-        run_naive_bayes(*splits, task=task, out=exp, config=config.baselines)
-    elif model == "logreg":
-        run_logreg(*splits, task=task, out=exp, config=config.baselines, device=device)
-    else:
-        init = "pretrained" if model.startswith("convmlp_pretrained") else "random"
-        dbn, seconds = _timed(lambda: _dbn(out_path, device))
-        load += seconds
-        run_convmlp(*splits, task=task, init=init, dbn=dbn, out=exp, config=config.finetune_for(recipe),
-                    device=device)
+    loads: list[float] = [time.perf_counter() - t0]  # the splits', then the DBN's
+    train_experiment(task, model, splits, exp, config, device=device, dbn=_dbn_loader(out_path, device, loads))
+    load = sum(loads)
     total = time.perf_counter() - t0
     return {"task": task, "model": model, "kind": "assemble", "seconds": total,
             "phases": {"load": load, "assemble": total - load}, "cpu_seconds": time.process_time() - c0,
@@ -505,7 +508,7 @@ def run_jobs(jobs: Sequence[Job], store: str, out: str, config, *, client=None, 
         if info["kind"] == "rate":
             over.add(info["job"].name)
         result["infos"].append(info)
-        if info["kind"] == "assemble" or (info["kind"] == "rate" and info["job"].model == "naive_bayes"):
+        if info["kind"] == "assemble" or (info["kind"] == "rate" and info["job"].lr is None):
             job = info.get("job")
             result["assembled"].add((job.task, job.model) if job is not None else (info["task"], info["model"]))
         if done is not None:
@@ -516,9 +519,10 @@ def run_jobs(jobs: Sequence[Job], store: str, out: str, config, *, client=None, 
         touched = {(jobs[i].task, jobs[i].model) for i in order}
         failed: set[tuple[str, str]] = set()
         recipes = dict(experiments)
+        whole = {(j.task, j.model) for j in jobs if j.lr is None}  # one job is the whole experiment
         # experiments to assemble once their rates are trained, in Table 1 order
         pending = [key for key in dict.fromkeys((jobs[i].task, jobs[i].model) for i in range(len(jobs)))
-                   if key[1] != "naive_bayes" and key[1] in recipes]
+                   if key not in whole and key[1] in recipes]
         if cluster is not None:  # work here while the cluster starts (assemblies too, once the rates are done)
             while (side or order or pending) and not cluster.ready():
                 if not side and not order:
@@ -570,9 +574,9 @@ def run_jobs(jobs: Sequence[Job], store: str, out: str, config, *, client=None, 
                 futures.append(f)
                 by_experiment[(j.task, j.model)].append(f)
             for (task, model), deps in by_experiment.items():
-                if (model == "naive_bayes" or model not in recipes or (task, model) in failed
+                if ((task, model) in whole or model not in recipes or (task, model) in failed
                         or (task, model) in result["assembled"]):
-                    continue  # naive Bayes' one job is its whole experiment; a failed rate leaves it unassembled
+                    continue  # a rate-less experiment's one job is all of it; a failed rate leaves it unassembled
                 f = client.submit(assemble, task, model, recipes[model], store, out, config, device, *deps, pure=False,
                                   priority=0, key=f"assemble-{task}-{model}")
                 names[f.key] = f"{task}/{model} (assembly)"

@@ -12,18 +12,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from beatdbn.exceptions import ParameterError
+from beatdbn.experiments.kinds.convmlp import INITS, RECIPES, model_name, updates_per_epoch
 from beatdbn.models.config import JsonConfig
 
 __all__ = ["FinetuneConfig", "RECIPES", "BEATDBN_RECIPE", "INIT_CHOICES", "model_name", "updates_per_epoch"]
 
-#: Initializations ``run_convmlp`` accepts (the model name is ``convmlp_<init>``).
-INIT_CHOICES = ("pretrained", "random")
+#: Initializations ``run_convmlp`` accepts (the model name is ``convmlp_<init>``); the recipes (:data:`RECIPES`),
+#: the inits and the experiment names (:func:`model_name`) live with the conv MLP kind of the experiment
+#: registry (:mod:`beatdbn.experiments.kinds.convmlp`).
+INIT_CHOICES = INITS
 _PRECISIONS = ("fp32", "bf16")
 _AUGMENTS = ("none", "transpose", "auto")
 
-
-#: Named finetuning recipes (:meth:`FinetuneConfig.for_recipe`).
-RECIPES = ("paper", "beatdbn")
 _OPTIMIZERS = ("sgd", "adam")
 _SCHEDULES = ("constant", "warmup_cosine")
 
@@ -144,14 +144,3 @@ BEATDBN_RECIPE: dict[str, Any] = {
     "batch_size": 32,
     "augment": "auto",
 }
-
-
-def model_name(init: str, recipe: str = "paper") -> str:
-    """The experiment name of a conv MLP: ``convmlp_<init>`` (paper recipe) or ``convmlp_<init>_<recipe>``."""
-    return f"convmlp_{init}" if recipe == "paper" else f"convmlp_{init}_{recipe}"
-
-
-def updates_per_epoch(n_tracks: int, config: FinetuneConfig) -> int:
-    """SGD/Adam steps in one epoch: one pass of ``ceil(n / batch)``, or more to reach ``min_updates`` overall."""
-    one_pass = -(-n_tracks // config.batch_size)
-    return max(one_pass, -(-config.min_updates // config.epochs))
