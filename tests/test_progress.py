@@ -281,4 +281,30 @@ def test_sweep_eta_from_the_running_jobs_rates_and_the_cost_left():
     got = eta(_sweep(step=1, message="key/convmlp_random lr=0.05 done", sweep_left=28.0))
     assert got["eta"] == pytest.approx(140.0) and got["eta_basis"] == SweepEta.RATES
     slower = {**measured, "step": 15, "eta_seconds": 60.0}  # 6 x 15/30 in 60 s: 0.05/s
-    assert eta(_sweep(running=[slower], sweep_left=10.0))["eta"] == pytest.approx(200.0)
+    # one job seen running between two polls: the other worker is taking the next job, so still 2 busy ...
+    assert eta(_sweep(running=[slower], sweep_left=10.0))["eta"] == pytest.approx(10.0 / 0.1)
+    # ... unless it was the last job: 1 of 2 jobs done, 1 left, 1 worker busy
+    assert eta(_sweep(total=2, running=[slower], sweep_left=10.0))["eta"] == pytest.approx(10.0 / 0.05)
+
+
+def test_the_whole_runs_eta_follows_the_sweeps_and_counts_the_seeds_to_come():
+    from beatdbn.cli.reproduce import SweepEta
+
+    now = [0.0]
+    eta = SweepEta(clock=lambda: now[0])
+    seed = {"stage": "seed 0: pretrain", "seed": 0, "step": 1, "total": 2, "message": "", "work_done": 0.1,
+            "work_total": 3}
+    assert eta.overall(seed, eta(seed)) == {"eta": None, "eta_basis": None}  # not a sweep: the count's own
+    sweep = {**seed, "stage": "seed 0: sweep", "total": 10, "step": 0, "sweep_left": 30.0, "running": []}
+    assert eta.overall(sweep, eta(sweep)) == {"eta": "after the first epochs", "eta_basis": None}
+    now[0] = 100.0  # the seed began at 0; its sweep has 150 s to go; 2 seeds after it, each as long (250 s)
+    job = {"job": "key/convmlp_random lr=0.05", "step": 10, "total": 30, "eta_seconds": 40.0, "cost": 6.0}
+    stage = eta({**sweep, "running": [job, {**job, "job": "b"}], "work_done": 0.5})
+    assert stage["eta"] == pytest.approx(150.0)
+    got = eta.overall({**sweep, "work_done": 0.5}, stage)
+    assert got["eta"] == pytest.approx(150.0 + 2 * 250.0) and "2 more seeds as long" in got["eta_basis"]
+    last = {**sweep, "seed": 2, "stage": "seed 2: sweep", "work_done": 2.5}
+    assert eta.overall(last, stage)["eta"] == pytest.approx(150.0)  # the last seed: its sweep's ETA
+    single = {k: v for k, v in sweep.items() if k != "seed"}
+    assert eta.overall({**single, "work_done": 0.5, "work_total": 1}, stage) == {
+        "eta": stage["eta"], "eta_basis": "the sweep, " + SweepEta.RATES}

@@ -44,6 +44,8 @@ def reproduce(
     genre_labels: Optional[Path] = typer.Option(None, help=TASK_HELP["genre_labels"]),
     tasks_dir: Optional[Path] = typer.Option(None, "--tasks", help="Tasks built beforehand with `beatdbn tasks` (instead of the task options)."),
     recipe: str = typer.Option("paper", help="Conv MLP finetuning: 'paper' (section 6), 'beatdbn', or 'both' (extra Table 1 rows)."),
+    models: str = typer.Option("", help="Add opt-in models to the default ones, each with a '+' (e.g. +meanstd_lr: "
+                                        "logistic regression on each track's feature mean and std); extra Table 1 rows."),
     pretrain_min_beats: int = typer.Option(
         0, help="Small corpora: pretrain with more passes until each layer has seen this many beats (e.g. 1000000); "
                 "0: the paper's single pass."),
@@ -70,8 +72,8 @@ def reproduce(
     what would help.
     """
     from beatdbn.evaluate.table import Table1  # reason: lazy, torch, matplotlib (fast --help)
-    from beatdbn.pipeline.reproduce import (ReproduceConfig, parse_seeds, reproduce as run_reproduce,  # reason: lazy, torch
-                                            reproduce_seeds, seed_dir)
+    from beatdbn.pipeline.reproduce import (ReproduceConfig, parse_models, parse_seeds,  # reason: lazy, torch
+                                            reproduce as run_reproduce, reproduce_seeds, seed_dir)
 
     check_options(device=device, out=out, scheduler=scheduler,
                   workers=workers)  # one line for a bad --device, --scheduler, --workers or an unwritable --out
@@ -81,7 +83,7 @@ def reproduce(
                              f"with --seed-list (e.g. --seed-list {seed})")
     config = ReproduceConfig.make(quick=quick, seed=seed, tasks=task_config, recipe=recipe, genre_labels=genre_labels,
                                   pretrain_min_beats=pretrain_min_beats,
-                                  duplicates=duplicates, tasks_dir=tasks_dir, epochs=epochs)
+                                  duplicates=duplicates, tasks_dir=tasks_dir, epochs=epochs, models=parse_models(models))
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(),
                TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
     sweep_eta = SweepEta()
@@ -93,10 +95,12 @@ def reproduce(
         def advance(p: dict) -> None:
             if p["stage"].rsplit(": ", 1)[-1] != "tasks":  # the tasks are built: say what was chosen, once a run
                 _print_tasks_once(out if "seed" not in p else seed_dir(out, p["seed"]), p.get("seed"), shown_tasks)
-            bar.update(overall, completed=p["work_done"] / p["work_total"], info=f"now: {p['stage']}")
+            stage_eta = sweep_eta(p)
+            bar.update(overall, completed=p["work_done"] / p["work_total"], info=f"now: {p['stage']}",
+                       **sweep_eta.overall(p, stage_eta))
             bar.update(current, description=p["stage"], completed=p["step"], total=max(p["total"], 1),
                        info=p["message"], unit=_unit(p["stage"]),  # whole: a bar fits it, never cutting its last clause
-                       **sweep_eta(p))
+                       **stage_eta)
 
         if seed_values is None:
             record = run_reproduce(store, out, config=config, device=device, progress=advance, scheduler=scheduler,
@@ -230,6 +234,9 @@ class SweepEta:
       ``eta_basis`` says so; until a running job has two epochs, "after the first epochs";
     * else (a sweep that gives no costs), "after the first job" until one is done; then the count's ETA,
       marked as an upper bound (the longest jobs run first).
+
+    The whole run's line (:meth:`overall`) says the same in a sweep: the sweep's ETA from rates, plus, with
+    several seeds, each seed still to come as long as this one (its time so far and its sweep's ETA).
     """
 
     RATES = "from the running jobs' epoch rates"
@@ -238,23 +245,30 @@ class SweepEta:
         self.clock = clock
         self.stage: str | None = None
         self.finished = 0
+        self.workers = 0  # the most jobs seen running at once in this sweep
         self.running: list[dict] = []
         self.last: tuple[float, float] | None = None  # (when, seconds): the last estimate from rates
+        self.seed_start: dict[int, float] = {}
 
     def __call__(self, p: dict) -> dict:
         stage = str(p.get("stage", ""))
+        if p.get("seed") is not None:
+            self.seed_start.setdefault(int(p["seed"]), self.clock())
         if stage.rsplit(": ", 1)[-1] != "sweep":
             self.stage = None
             return {"eta": None, "eta_basis": None}
         if stage != self.stage:
-            self.stage, self.finished, self.running, self.last = stage, 0, [], None
+            self.stage, self.finished, self.workers, self.running, self.last = stage, 0, 0, [], None
         message = str(p.get("message", ""))
         if "running" in p:
             self.running = list(p["running"] or [])
+            self.workers = max(self.workers, len(self.running))
         elif message.endswith(" done"):  # one job finished (its line comes between two polls)
             self.finished += 1
             name = message[:-len(" done")]
             self.running = [r for r in self.running if r.get("job") != name]
+        # every worker holds a job while jobs are left (a finished job's worker takes the next at once)
+        self.busy = min(self.workers, max(int(p.get("total") or 0) - self.finished, len(self.running)))
         seconds = self._from_rates(p.get("sweep_left"))
         now = self.clock()
         if seconds is not None:
@@ -280,6 +294,21 @@ class SweepEta:
             rates.append(cost * (total - step) / total / eta)  # its cost per second: what is left of it, over its eta
         if not rates:
             return None
-        # every running job holds a worker; one without a measured rate yet works as fast as the measured ones
-        per_second = sum(rates) / len(rates) * len(self.running)
+        # each busy worker (one whose job has no measured rate yet too) as fast as the measured ones
+        per_second = sum(rates) / len(rates) * max(self.busy, len(rates))
         return max(float(left), 0.0) / per_second if per_second > 0 else None
+
+    def overall(self, p: dict, stage: dict) -> dict:
+        """The whole run's ETA fields, given this stage's (:meth:`__call__`): in a sweep with an ETA from rates,
+        that ETA, plus each seed after this one as long as this seed (its time so far and that ETA); in a sweep
+        still waiting for its first job or epochs, the same words; elsewhere, the count's own (None)."""
+        eta = stage.get("eta")
+        if eta is None or isinstance(eta, str):
+            return {"eta": eta, "eta_basis": None}
+        seed, total, done = p.get("seed"), p.get("work_total"), p.get("work_done")
+        later = max(int(total) - int(done) - 1, 0) if seed is not None and total and done is not None else 0
+        if not later:
+            return {"eta": eta, "eta_basis": f"the sweep, {self.RATES}"}
+        this_seed = self.clock() - self.seed_start.get(int(seed), self.clock()) + eta
+        return {"eta": eta + later * this_seed,
+                "eta_basis": f"the sweep, {self.RATES}; {later} more seed{'s' if later > 1 else ''} as long"}
