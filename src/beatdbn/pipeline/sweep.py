@@ -421,7 +421,7 @@ def assemble(task: str, model: str, recipe: str | None, store: str, out: str, co
     ordering): the call the serial path makes, which finds every rate done and writes the selection,
     ``model/``, the plots and ``result.json``. Returns ``{"task", "model", "kind", "seconds", "phases"}``.
     Computes with one torch thread, as :func:`run_job` (a rate whose last epoch is still to train is trained
-    here)."""
+    here). ``recipe`` is the experiment's (the registry knows it too: :func:`settings_of`)."""
     with one_thread():
         return _assemble(task, model, store, out, config, device)
 
