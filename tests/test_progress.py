@@ -232,11 +232,13 @@ def test_a_caller_given_eta_and_its_basis_replace_the_counts_own():
         bar.update(job, completed=2.0, eta=730.0, eta_basis="from the running jobs' epoch rates")
         line = bar.tasks[0].line(now[0])
         assert ", eta 12:10 (from the running jobs' epoch rates)" in line, line
+        now[0] += 60.0  # no word from the caller for a minute (an epoch): its figure counts down, not repeated
+        assert ", eta 11:10 (from the running jobs' epoch rates)" in bar.tasks[0].line(now[0])
         assert "running jobs' epoch rates" not in line.split("eta 12:10")[0] + line.split(")")[-1]  # not a field too
         bar.update(job, eta=None, eta_basis="at most")  # the count's own again, with the basis
-        assert bar.tasks[0].line(now[0]).endswith(", eta 5:45 (at most)"), bar.tasks[0].line(now[0])
+        assert bar.tasks[0].line(now[0]).endswith(", eta 28:45 (at most)"), bar.tasks[0].line(now[0])
         bar.update(job, eta=None, eta_basis=None)
-        assert bar.tasks[0].line(now[0]).endswith(", eta 5:45")
+        assert bar.tasks[0].line(now[0]).endswith(", eta 28:45")
 
     term, out = _console(terminal=True)
     term.width = 160

@@ -93,12 +93,14 @@ def format_rate(per_second: float | None, unit: str = "items") -> str:
 #: A field that already holds a rate ("109,745 beats/s"): the line then shows no items/s of its own.
 _HAS_RATE = re.compile(r"\d\s*\S*/(s|min)\b")
 #: Fields that describe the task rather than inform (not printed as text).
-_META = ("rate", "unit", "eta", "eta_basis")
+_META = ("rate", "unit", "eta", "eta_basis", "eta_at")
 
 
-def eta_text(fields: dict, computed: float | None) -> str:
+def eta_text(fields: dict, computed: float | None, now: float | None = None) -> str:
     """The ETA shown for a task with these ``fields``: the caller's ``eta`` (seconds, or a text) when given,
     else ``computed`` (seconds; None: unknown), then the caller's ``eta_basis`` in parentheses (none after "?").
+    Seconds given at clock time ``eta_at`` (set by the progress display when the caller gives them) count down
+    to ``now``, so a line between two of the caller's updates does not repeat a stale figure.
 
     Examples
     --------
@@ -110,6 +112,8 @@ def eta_text(fields: dict, computed: float | None) -> str:
     ('1:30 (at most)', '?')
     """
     given = fields.get("eta")
+    if isinstance(given, (int, float)) and fields.get("eta_at") is not None and now is not None:
+        given = max(float(given) - (now - fields["eta_at"]), 0.0)
     text = format_seconds(computed) if given is None else (
         given if isinstance(given, str) else format_seconds(float(given)))
     basis = fields.get("eta_basis")
@@ -157,7 +161,7 @@ class _Task:
             rate, self.fields.get("unit") or "items")
         rate_s = f", {given}" if given else (f", {own}" if own else "")
         eta = (self.total - self.completed) / rate if rate and self.total else None
-        eta_s = f", eta {eta_text(self.fields, eta)}" if self.total and not self.finished and not stage_end else ""
+        eta_s = f", eta {eta_text(self.fields, eta, now)}" if self.total and not self.finished and not stage_end else ""
         extra = " ".join(texts)
         return (f"{self.description}: {count}{rate_s}, elapsed {format_seconds(elapsed)}{eta_s}"
                 + (f" [{extra}]" if extra else ""))
@@ -219,6 +223,8 @@ class PlainProgress:
             if advance is not None:
                 t.completed += float(advance)
             t.fields.update(fields)
+            if "eta" in fields:
+                t.fields["eta_at"] = self._clock()  # a caller's ETA counts down from now (eta_text)
             if t.total and t.completed >= t.total and not t.finished:
                 self._print_done_line(t)
             elif t.finished and t.total and t.completed < t.total:
@@ -342,6 +348,11 @@ class FitProgress(Progress):
     """rich's ``Progress`` drawing each task as one row fitted to the terminal by :func:`fit_row`: description,
     bar, count (totals above 1), percentage, the task's text fields (``rate``, ``info``...), elapsed and ETA."""
 
+    def update(self, task_id, **kwargs: Any) -> None:  # noqa: D102  (rich's, stamping a caller's ETA: eta_text)
+        if "eta" in kwargs:
+            kwargs["eta_at"] = self.get_time()
+        super().update(task_id, **kwargs)
+
     def make_tasks_table(self, tasks):  # noqa: D102  (rich's hook)
         return Group(*(self._row(task) for task in tasks if task.visible))
 
@@ -350,10 +361,10 @@ class FitProgress(Progress):
         count = f"{_num(task.completed)}/{_num(total)}" if total and total > 1 else ""
         percent = f"{task.percentage:.0f}%" if total else ""
         message = " ".join(str(v) for k, v in task.fields.items()
-                           if k not in ("unit", "eta", "eta_basis") and v not in (None, ""))
+                           if k not in ("unit", "eta", "eta_basis", "eta_at") and v not in (None, ""))
         times = format_seconds(task.finished_time if task.finished else task.elapsed)
         if total and not task.finished:
-            times += f" eta {eta_text(task.fields, task.time_remaining)}"
+            times += f" eta {eta_text(task.fields, task.time_remaining, self.get_time())}"
         desc, bar, count, percent, message, times = fit_row(
             self.console.width, description=str(task.description), count=count, percent=percent, message=message,
             times=times)
