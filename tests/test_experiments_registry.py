@@ -49,8 +49,9 @@ def test_rates_cost_and_projection_come_from_the_kinds():
     assert _rates("convmlp_random_beatdbn", config) == config.finetune_beatdbn.learning_rates
     assert settings_of("convmlp_pretrained", config) is config.finetune
     ft = config.finetune
-    assert registry.kind("convmlp").cost(ft, 1000) == 1.2 * 1000 * ft.epochs * len(ft.learning_rates)
-    assert registry.kind("naive_bayes").cost(config.baselines, 1000) == 0.02 * 1000
+    runs = ft.epochs * len(ft.learning_rates)  # training on the beats, and evaluating 1/8 of them, each epoch
+    assert registry.kind("convmlp").cost(ft, 1000, tracks=2, task="genre") == pytest.approx(1.2 * (1000 + 125) * runs)
+    assert registry.kind("naive_bayes").cost(config.baselines, 1000, tracks=2, task="genre") == 0.02 * 1000
     full = ReproduceConfig.make()
     got = registry.kind("logreg").project(10.0, beats=1000, paper_beats=2000, here=config.baselines,
                                           full=full.baselines)

@@ -426,3 +426,19 @@ def test_cli_reproduce_seeds_and_epochs(demo_corpus, tmp_path, monkeypatch):
     assert table["seeds"] == [0, 1] and table["final_epoch"] == 1
     assert "(n=2)" in result.output and "paired: key: conv. MLP" in result.output
     assert "warning: key / conv. MLP without pretraining did not leave chance" in result.output
+
+
+def test_an_experiments_cost_counts_crops_and_evaluation():
+    """The ETAs' and the sweep order's cost model (issue 25): a crop recipe costs its crops (at least
+    min_updates updates, however few the tracks), not its tracks' beats; evaluating the 12 transpositions of
+    the key task costs more."""
+    from beatdbn.experiments import registry as model_kinds
+
+    config = ReproduceConfig.make(recipe="both")
+    conv = model_kinds.kind("convmlp")
+    crops = [conv.cost(config.finetune_beatdbn, beats, tracks=n, task="genre") for beats, n in ((16_000, 32),
+                                                                                                  (160_000, 320))]
+    whole = [conv.cost(config.finetune, beats, tracks=n, task="genre") for beats, n in ((16_000, 32), (160_000, 320))]
+    assert whole[1] == pytest.approx(10 * whole[0])  # whole tracks: the beats
+    assert crops[1] < 1.3 * crops[0] and crops[0] > 5 * whole[0]  # 1,500 updates of 32 crops either way
+    assert conv.cost(config.finetune_beatdbn, 160_000, tracks=320, task="key") > 1.5 * crops[1]

@@ -377,6 +377,10 @@ def test_reproduce_passes_the_running_jobs_epochs_to_its_progress(demo_corpus, t
     assert early and all(p["message"].startswith("1 running: key/") for p in early)
     assert early[-1]["work_done"] > early[0]["work_done"] > sweep[0]["work_done"]
     assert 0 < early[0]["step"] < early[-1]["step"] <= 1  # the first job's epochs, before it is done
+    # each running job with its estimated cost, and the cost of the sweep left, for the CLI's ETA (issue 25)
+    assert all(r["cost"] > 0 for p in early for r in p["running"])
+    assert sweep[0]["sweep_left"] > early[0]["sweep_left"] > early[-1]["sweep_left"] > sweep[-1]["sweep_left"] >= 0
+    assert sweep[-1]["sweep_left"] == pytest.approx(0.0, abs=1e-9)
     assert record["sweep"]["jobs_here"] == record["sweep"]["jobs"] + 3  # and the 3 assemblies
     for model in EXPERIMENTS:
         assert ExperimentResult.load(tmp_path / "run" / "experiments" / "key" / model).model == model

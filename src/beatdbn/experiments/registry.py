@@ -11,7 +11,7 @@ so adding a model is adding one module (and its test)::
 
     # src/beatdbn/experiments/kinds/knn.py
     KIND = ModelKind(name="knn", order=12, variants=(Variant("knn", "k nearest neighbours", "kNN", epochs=False),),
-                     settings=lambda config, variant: KnnConfig(), cost=lambda s, beats: 0.01 * beats,
+                     settings=lambda config, variant: KnnConfig(), cost=lambda s, beats, **_: 0.01 * beats,
                      trainer="beatdbn.experiments.kinds.knn:train", default=False)
 
 A kind with ``default=False`` runs only when asked (``beatdbn reproduce --models +knn``), so the default
@@ -102,8 +102,8 @@ class ModelKind:
     :class:`~beatdbn.pipeline.reproduce.ReproduceConfig`, or anything with ``baselines`` and
     ``finetune_for(recipe)``); ``rates(settings)``: the learning rates swept, each its own job (empty: one job
     trains the whole experiment); ``rate_done(lr_dir, settings)``: whether a rate's job has finished;
-    ``cost(settings, beats)``: relative cost on ``beats`` training beats, in conv-MLP beat-epochs (ETA and
-    job order); ``project(seconds, beats=, paper_beats=, here=, full=, tracks=, paper_tracks=)``: this run's
+    ``cost(settings, beats, *, tracks, task)``: relative cost on ``beats`` training beats of ``tracks`` tracks
+    of task ``task``, in conv-MLP beat-epochs (the ETAs and the sweep's job order); ``project(seconds, beats=, paper_beats=, here=, full=, tracks=, paper_tracks=)``: this run's
     seconds at the paper's task size and full protocol; ``trainer``: ``"module:function"`` taking a
     :class:`TrainJob` and returning its :class:`~beatdbn.metrics.results.ExperimentResult`; ``needs_dbn``:
     the trainer uses the pretrained DBN; ``default``: run by ``reproduce`` unless left out (False: only when
@@ -114,7 +114,7 @@ class ModelKind:
     order: int
     variants: tuple[Variant, ...]
     settings: Callable[[Any, Variant], Any]
-    cost: Callable[[Any, int], float]
+    cost: Callable[..., float]
     trainer: str
     rates: Callable[[Any], tuple[float, ...]] = _no_rates
     rate_done: Callable[[Path, Any], bool] | None = None

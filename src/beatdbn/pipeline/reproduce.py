@@ -336,10 +336,10 @@ class _Run:
         n_beats = fs.metadata.column("n_beats").to_numpy()
         self.train_beats = {name: int(sum(n_beats[fs.select_rows(t.track_ids("train"))])) for name, t in tasks.items()}
         self.work = {("pretrain", ""): 3.0 * pretrain_beats * config.pretrain.passes_for(pretrain_beats)}
-        for name in tasks:
+        for name, task in tasks.items():
             for model, _ in experiments(config):
-                self.work[(name, model)] = model_kinds.kind(model).cost(settings_of(model, config),
-                                                                        self.train_beats[name])
+                self.work[(name, model)] = model_kinds.kind(model).cost(
+                    settings_of(model, config), self.train_beats[name], tracks=len(task.track_ids("train")), task=name)
         self.work_total = sum(self.work.values())
 
     def cost(self, task: str, model: str, recipe: str | None = None) -> float:
@@ -360,16 +360,28 @@ class _Run:
 class _SweepProgress:
     """The sweep's callbacks (:func:`~beatdbn.pipeline.sweep.run_jobs`' ``done`` and ``running``): each job's
     seconds into the run's timings, and the jobs done (with the running ones' fractions; never shown going
-    back) as the run's progress."""
+    back) as the run's progress. The run's ``work_done`` counts each job at its cost (:attr:`Job.cost`), not
+    as 1/n of the sweep (they differ a hundredfold); ``sweep_left`` is the cost of the sweep not yet done and
+    each running job carries its ``cost``, for the CLI's ETA from the running jobs' epoch rates."""
 
-    def __init__(self, run: _Run, n_jobs: int) -> None:
-        self.run, self.n_jobs, self.count, self.shown = run, n_jobs, 0, 0.0
+    def __init__(self, run: _Run, jobs: list) -> None:
+        self.run, self.n_jobs, self.count, self.shown = run, len(jobs), 0, 0.0
+        self.costs = {job.name: job.cost for job in jobs}
+        self.sweep_work = sum(self.costs.values())
+        self.finished_cost, self.cost_shown = 0.0, 0.0
+        # job name -> its cost times its share done, at the last poll: a new dict each time (the sweep's
+        # progress thread and this one both read it)
+        self.running_cost: dict[str, float] = {}
 
     def step(self, step: float) -> dict:
         run = self.run
         self.shown = max(self.shown, min(step, self.n_jobs))
+        done = self.finished_cost + sum(self.running_cost.values())
+        self.cost_shown = max(self.cost_shown, min(done, self.sweep_work))
+        share = self.cost_shown / self.sweep_work if self.sweep_work > 0 else self.shown / max(self.n_jobs, 1)
         return {"step": self.shown, "total": self.n_jobs, "work_total": run.work_total,
-                "work_done": run.work_done + self.shown / max(self.n_jobs, 1) * (run.work_total - run.work_done)}
+                "work_done": run.work_done + share * (run.work_total - run.work_done),
+                "sweep_left": max(self.sweep_work - done, 0.0)}
 
     def done(self, info: dict) -> None:
         if info["kind"] == "side":
@@ -381,10 +393,16 @@ class _SweepProgress:
         if info["kind"] != "rate":
             return
         self.count += 1
-        self.run.notify({"stage": "sweep", "message": f"{info['job'].name} done", **self.step(self.count)})
+        name = info["job"].name
+        self.finished_cost += self.costs.get(name, 0.0)
+        self.running_cost = {k: v for k, v in self.running_cost.items() if k != name}
+        self.run.notify({"stage": "sweep", "message": f"{name} done", **self.step(self.count)})
 
     def running(self, info: dict) -> None:  # from the sweep's progress thread: epochs inside the jobs
-        self.run.notify({"stage": "sweep", "message": info["message"], "running": info["running"],
+        running = [{**r, "cost": self.costs.get(r.get("job"))} for r in info["running"]]
+        self.running_cost = {r["job"]: min(r.get("step", 0) / r["total"], 1.0) * r["cost"] for r in running
+                             if r.get("total") and r["cost"] is not None}
+        self.run.notify({"stage": "sweep", "message": info["message"], "running": running,
                          **self.step(self.count + info["fraction"])})
 
 
@@ -414,8 +432,9 @@ def reproduce(
     progress, ``work_*`` the whole run's in relative cost units (for an ETA). During a sweep it also
     comes every ``poll_seconds`` while the running jobs train (from a thread of the sweep:
     :func:`~beatdbn.pipeline.sweep.run_jobs`), with ``message`` "3 running: key/convmlp_random lr=0.05
-    epoch 4/30 eta 2:10; ...", ``running`` (each job's epochs and ETA) and ``work_done`` counting the
-    running jobs' finished epochs.
+    epoch 4/30 eta 2:10; ...", ``running`` (each job's epochs, ETA and estimated ``cost``) and ``work_done``
+    counting the finished jobs and the running jobs' finished epochs, each job at its cost; every sweep
+    progress has ``sweep_left``, the cost of the sweep not yet done (the units of ``running``'s costs).
     """
     scheduler = default_scheduler(device) if scheduler is None else scheduler
     check_scheduler(scheduler)
@@ -473,9 +492,9 @@ def _sweep(run: _Run, cluster: BackgroundClient, jobs: list, *, fs, out: Path, c
     dbn_dir = out / "dbn"
     side = [] if (dbn_dir / "plots").exists() else [("pretrain plots", write_plots, (dbn_dir,))]
     n_jobs = len(jobs)
-    watch = _SweepProgress(run, n_jobs)
+    watch = _SweepProgress(run, jobs)
     run.notify({"stage": "sweep", "step": 0, "total": n_jobs, "message": f"{n_jobs} jobs on {scheduler}",
-                "work_done": run.work_done, "work_total": run.work_total})
+                "work_done": run.work_done, "work_total": run.work_total, "sweep_left": watch.sweep_work})
     swept = run_jobs(jobs, str(fs.path), str(out), config, cluster=cluster, device=device,
                      experiments=experiments(config), side=side, done=watch.done, running=watch.running,
                      poll_seconds=poll_seconds)

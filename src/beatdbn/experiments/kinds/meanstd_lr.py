@@ -121,7 +121,7 @@ KIND = ModelKind(
     order=15,
     variants=(Variant(NAME, "mean/std logistic regression", "mean/std log. regression", epochs=False),),
     settings=lambda config, variant: MeanStdConfig(),
-    cost=lambda settings, beats: 0.01 * beats,
+    cost=lambda settings, beats, **_: 0.01 * beats,
     project=one_fit,
     trainer=f"{__name__}:train",
     default=False,

@@ -13,7 +13,7 @@ KIND = ModelKind(
     order=10,
     variants=(Variant("naive_bayes", "naive Bayes", "naive Bayes", epochs=False),),
     settings=lambda config, variant: config.baselines,
-    cost=lambda settings, beats: 0.02 * beats,
+    cost=lambda settings, beats, **_: 0.02 * beats,
     project=one_fit,
     trainer="beatdbn.train.kinds:naive_bayes",
     help="naive Bayes on windows of 32 beats (GaussianNB)",
