@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 from beatdbn.data.splits import SplitData
 from beatdbn.exceptions import DataError, ParameterError
 from beatdbn.models.dbn import DBNConfig
-from beatdbn.pipeline.curve import CurveConfig, label_curve, parse_counts, subsample
+from beatdbn.metrics.results import ExperimentResult
+from beatdbn.pipeline.curve import CurveConfig, curve_markdown, label_curve, paired, parse_counts, subsample
 from beatdbn.tasks.registry import TaskConfig
 from beatdbn.train.pretrain import PretrainConfig
 
@@ -67,6 +68,13 @@ def test_curve_on_a_tiny_store_writes_json_png_md_and_reuses_points(demo_corpus,
     assert (tmp_path / "c" / "curve.png").read_bytes()[:4] == b"\x89PNG"
     md = (tmp_path / "c" / "curve.md").read_text()
     assert "| convmlp_pretrained_beatdbn |" in md and "n=3" in md and "Skipped: n=99" in md
+    # the paired comparisons: pretrained - random, each conv MLP - logreg, per n, over both seeds' test tracks
+    test_tracks = sum(p["test_tracks"] for p in curve["points"] if p["model"] == "logreg" and p["n"] == 1)
+    assert [(r["a"], r["b"], r["n"]) for r in curve["paired"]][:2] == [
+        ("convmlp_pretrained_beatdbn", "convmlp_random_beatdbn", 1), ("convmlp_pretrained_beatdbn",
+                                                                      "convmlp_random_beatdbn", 3)]
+    assert len(curve["paired"]) == 6 and all(r["pairs"] == test_tracks and r["seeds"] == 2 for r in curve["paired"])
+    assert "| convmlp_pretrained_beatdbn − convmlp_random_beatdbn |" in md and "McNemar" in md
     # a rerun trains nothing: every point is reused
     again: list[str] = []
     label_curve(demo_corpus["store"], tmp_path / "c", config, progress=again.append)
@@ -88,3 +96,41 @@ def test_curve_command_is_registered_and_checks_its_options(demo_corpus, tmp_pat
     r = runner.invoke(app, ["curve", str(demo_corpus["store"]), str(tmp_path / "c"), "--task", "key",
                             "--per-class", "0"])
     assert r.exit_code == 1 and "--per-class" in r.output
+
+
+def _fake_point(out, model, n, seed, targets, predicted):
+    r = ExperimentResult("key", model, classes=["C", "D"], chance=0.5,
+                         runs=[{"learning_rate": None, "epoch": 1, "valid_accuracy": 0.5,
+                                "test_accuracy": float(np.mean(np.array(targets) == np.array(predicted))),
+                                "test_predicted": list(predicted)}],
+                         extra={"test_track_ids": [f"T{i}" for i in range(len(targets))], "test_targets": list(targets)})
+    r.save(out / f"seed-{seed}" / f"n-{n}" / model)
+    return {"model": model, "n": n, "seed": seed}
+
+
+def test_paired_pools_the_seeds_and_marks_a_real_difference(tmp_path):
+    config = CurveConfig(task="key", per_class=(1,), seeds=(0, 1), models=("convmlp_pretrained_beatdbn", "logreg"))
+    targets = [0, 1] * 10
+    points = [_fake_point(tmp_path, "convmlp_pretrained_beatdbn", 1, s, targets, targets) for s in (0, 1)]
+    points += [_fake_point(tmp_path, "logreg", 1, s, targets, [0] * 20) for s in (0, 1)]
+    (row,) = paired(tmp_path, points, config)
+    # the conv MLP right everywhere, logreg wrong on every target 1: 20 discordant pairs of 40, all for A
+    assert (row["a"], row["b"], row["pairs"], row["a_only"], row["b_only"], row["seeds"]) == (
+        "convmlp_pretrained_beatdbn", "logreg", 40, 20, 0, 2)
+    assert row["difference"] == pytest.approx(0.5) and row["real"] and row["p_value"] < 0.001
+    md = curve_markdown({"task": "key", "classes": ["C", "D"], "chance": 0.5, "config": config.to_dict(),
+                         "store_tracks": 40, "pretrain_excluded": 0, "summary": {}, "skipped": [], "paired": [row],
+                         "seconds": 1.0})
+    assert "| convmlp_pretrained_beatdbn − logreg | **+50.0 [" in md
+    # the same predictions: no discordant pair, no difference, not bold
+    points = [_fake_point(tmp_path, "logreg", 1, s, targets, targets) for s in (0, 1)] + points[:2]
+    (same,) = paired(tmp_path, points, config)
+    assert same["difference"] == 0 and not same["real"]
+
+
+def test_paired_refuses_points_tested_on_different_tracks(tmp_path):
+    config = CurveConfig(task="key", per_class=(1,), seeds=(0,), models=("convmlp_pretrained_beatdbn", "logreg"))
+    points = [_fake_point(tmp_path, "convmlp_pretrained_beatdbn", 1, 0, [0, 1], [0, 1]),
+              _fake_point(tmp_path, "logreg", 1, 0, [0, 1, 1], [0, 1, 0])]
+    with pytest.raises(DataError, match="different tracks"):
+        paired(tmp_path, points, config)

@@ -192,3 +192,36 @@ def test_plot_seeds_refuses_nothing_to_draw(tmp_path):
     one = plot_seeds({"key": [SeedRow("LR", [0.5], [], 0.5, 0.4, 0.6, best=True)]}, tmp_path / "one.png",
                      chance={"key": None})
     assert imread(one).shape[0] > 100
+
+
+def _curve_dir(path):
+    path.mkdir(parents=True)
+    curve = {"task": "key", "classes": list("ABC"), "chance": 1 / 3, "config": {"seeds": [0, 1]},
+             "summary": {"convmlp_random_beatdbn": [{"n": 1, "values": [0.5, 0.7], "mean": 0.6, "sd": 0.141,
+                                                     "low": 0.4, "high": 0.8}],
+                         "logreg": [{"n": 1, "values": [0.3, 0.4], "mean": 0.35, "sd": 0.07, "low": 0.2,
+                                     "high": 0.5}]},
+             "paired": [{"a": "convmlp_random_beatdbn", "b": "logreg", "n": 1, "difference": 0.25, "low": 0.1,
+                         "high": 0.4, "p_value": 0.002, "real": True}]}
+    (path / "curve.json").write_text(json.dumps(curve))
+    return path
+
+
+def test_report_shows_a_label_efficiency_curve(tmp_path):
+    from typer.testing import CliRunner
+
+    from beatdbn.cli import app
+
+    run = make_run_dir(tmp_path / "run", tasks=("key",), with_dbn=False)
+    curve = _curve_dir(tmp_path / "curve")
+    page = write_report(run, curves=[curve]).read_text()
+    md = (run / "report.md").read_text()
+    assert "Label-efficiency curve: key" in page and (run / "report" / "label-curve-key.png").is_file()
+    assert "| convmlp_random_beatdbn | 60.0 ± 14.1 [40.0, 80.0] |" in md
+    assert "| convmlp_random_beatdbn − logreg | +25.0 [+10.0, +40.0], p = 0.002 * |" in md
+    assert "Label-efficiency" not in write_report(run).read_text()  # only when asked
+    # the command: --curve names a folder without curve.json -> one line, exit 1
+    bad = CliRunner().invoke(app, ["report", str(run), "--curve", str(tmp_path)])
+    assert bad.exit_code == 1 and "no curve.json there" in bad.output
+    ok = CliRunner().invoke(app, ["report", str(run), "--curve", str(curve)])
+    assert ok.exit_code == 0 and "Label-efficiency curve: key" in (run / "report.md").read_text()

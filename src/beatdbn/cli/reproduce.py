@@ -127,13 +127,18 @@ def reproduce(
 def report(
     run_dir: Path = typer.Argument(..., help="A run folder written by `beatdbn reproduce`."),
     embed: bool = typer.Option(False, help="Embed the images in the HTML (one self-contained file)."),
+    curves: list[Path] = typer.Option([], "--curve", help="A `beatdbn curve` folder to show in the report "
+                                      "(its figure, accuracies and paired comparisons); repeatable."),
 ):
     """(Re)write the report of a reproduction run: Table 1, curves, confusion matrices, filters."""
     from beatdbn.evaluate.report import write_report  # reason: lazy, matplotlib (fast --help)
     from beatdbn.evaluate.table import Table1  # reason: lazy, torch, matplotlib (fast --help)
 
     Table1.from_run(run_dir).write(run_dir)
-    console.print(f"report: {write_report(run_dir, embed_images=embed)}")
+    missing = [str(c) for c in curves if not (Path(c) / "curve.json").is_file()]
+    if missing:
+        raise ParameterError(f"--curve {missing[0]}: no curve.json there; give the OUT folder of `beatdbn curve`")
+    console.print(f"report: {write_report(run_dir, embed_images=embed, curves=curves)}")
 
 
 def _unit(stage: str) -> str:

@@ -55,8 +55,10 @@ from beatdbn.evaluate.table import (MODELS, RECIPE_MODELS, SEEDS_FILE, TASKS, Ta
 from beatdbn.evaluate.examples import task_examples
 from beatdbn.exceptions import BeatdbnError, DataError
 from beatdbn.experiments.registry import variant
+from beatdbn.metrics.curve_tables import NO_CELL, PAIRED_LEGEND, paired_cells, summary_cells
 from beatdbn.metrics.scores import KEY_SCORE_RULE, fifth_convention
 from beatdbn.plots.confusion import plot_confusion
+from beatdbn.plots.curve import plot_curve
 from beatdbn.plots.filters import plot_filters
 from beatdbn.plots.posterior import plot_posterior_over_time
 from beatdbn.plots.seeds import SeedRow, plot_seeds
@@ -494,6 +496,33 @@ def _section_dbn(page: _Page, run_dir: Path, out: Path, missing: list[str]) -> N
         page.para("No pretrained DBN in this run.")
 
 
+def _section_label_curves(page: _Page, curve_dirs: list[Path], out: Path, missing: list[str]) -> None:
+    """Each label-efficiency curve (``beatdbn curve``'s folder): its figure, its accuracies and its paired
+    comparisons, the tables of its own ``curve.md``."""
+    for d in curve_dirs:
+        curve = _read_json(Path(d) / "curve.json", missing, f"label-efficiency curve {d}")
+        if not isinstance(curve, dict) or "summary" not in curve:
+            continue
+        task = curve.get("task", "?")
+        page.heading(2, f"Label-efficiency curve: {task}")
+        seeds = ", ".join(map(str, curve.get("config", {}).get("seeds", [])))
+        page.para(f"Test accuracy against labelled training tracks per class ({len(curve.get('classes', []))} "
+                  f"classes, chance {curve.get('chance', float('nan')):.1%}), seeds {seeds}: mean ± sd [95 % interval] "
+                  f"over seeds. From {d} (`beatdbn curve`).")
+        fig = _attempt(missing, f"curve {task}", lambda: plot_curve(curve, out / f"label-curve-{task}.png"))
+        if fig is not None:
+            page.figures([(fig, f"{task}: test accuracy against labelled tracks per class")])
+        ns, rows = summary_cells(curve)
+        page.table(["model", *(f"n={n}" for n in ns)], [[m, *cells] for m, cells in rows],
+                   numeric=set(range(1, len(ns) + 1)))
+        comparisons = paired_cells(curve, ns)
+        if comparisons:
+            page.para(PAIRED_LEGEND + "; * where the interval excludes 0.")
+            page.table(["comparison", *(f"n={n}" for n in ns)],
+                       [[label, *(NO_CELL if c is None else c[0] + (" *" if c[1] else "") for c in cells)]
+                        for label, cells in comparisons], numeric=set(range(1, len(ns) + 1)))
+
+
 def _projected_value(key: str, value: Any) -> str:
     """Seconds (a number under a key naming seconds) as a duration; anything else as text."""
     k = key.lower()
@@ -548,7 +577,7 @@ def _seeds_config(record: dict, run_dir: Path, table: Table1) -> dict[str, Any]:
     return {"config": config, "timings": timings, "versions": versions, "git_commit": commit}
 
 
-def write_report(run_dir: str | Path, *, embed_images: bool = False) -> Path:
+def write_report(run_dir: str | Path, *, embed_images: bool = False, curves: list | tuple = ()) -> Path:
     """Write ``RUN_DIR/report.md``, ``RUN_DIR/report.html`` and the plots in ``RUN_DIR/report/``.
 
     Parameters
@@ -559,6 +588,8 @@ def write_report(run_dir: str | Path, *, embed_images: bool = False) -> Path:
     embed_images : bool
         Embed the PNGs in ``report.html`` as base64 instead of linking
         ``report/<name>.png`` relatively.
+    curves : sequence of path
+        Folders of ``beatdbn curve`` whose label-efficiency curves the report shows after Table 1's sections.
 
     Returns
     -------
@@ -618,6 +649,7 @@ def write_report(run_dir: str | Path, *, embed_images: bool = False) -> Path:
         _section_confusion(page, out, table, missing)
         _section_posteriors(page, run_dir, out, missing)
         _section_dbn(page, run_dir, out, missing)
+    _section_label_curves(page, [Path(c) for c in curves], out, missing)
     _section_run(page, run_config)
     body_md, body_html = page.md, page.html[body_start:]
 

@@ -56,7 +56,10 @@ import numpy as np
 
 from beatdbn.data.splits import SplitData, load_split
 from beatdbn.exceptions import DataError, ParameterError
-from beatdbn.metrics.intervals import summarize
+from beatdbn.metrics.curve_tables import NO_CELL, PAIRED_LEGEND, paired_cells, summary_cells
+from beatdbn.metrics.intervals import paired_comparison, summarize
+from beatdbn.metrics.predictions import predictions_of
+from beatdbn.metrics.results import ExperimentResult
 from beatdbn.models.dbn import ConvDBN, DBNConfig
 from beatdbn.plots.curve import plot_curve
 from beatdbn.store.reader import FeatureStore
@@ -71,7 +74,8 @@ from beatdbn.train.finetune import FinetuneConfig
 from beatdbn.train.pretrain import PretrainConfig, pretrain
 from beatdbn.utils.atomic import write_json, write_text
 
-__all__ = ["CurveConfig", "CURVE_MODELS", "parse_counts", "subsample", "label_curve", "aggregate", "curve_markdown"]
+__all__ = ["CurveConfig", "CURVE_MODELS", "parse_counts", "subsample", "label_curve", "aggregate", "paired",
+           "curve_markdown"]
 
 #: The curve's models, in plot order.
 CURVE_MODELS = (model_name("pretrained", "beatdbn"), model_name("random", "beatdbn"), "logreg", "naive_bayes")
@@ -284,10 +288,11 @@ def label_curve(store, out, config: CurveConfig, *, device: str = "cpu",
                 points.append(point)
                 say(f"seed {s}, n={n}, {model}: {point['test_accuracy']:.1%} test accuracy")
     summary = aggregate(points, config)
+    comparisons = paired(out, points, config)
     curve = {"task": config.task, "classes": list(tasks[config.seeds[0]].classes),
              "chance": 1.0 / len(tasks[config.seeds[0]].classes), "config": config.to_dict(),
              "pretrain_excluded": len(exclude), "store_tracks": len(fs.track_ids), "points": points,
-             "skipped": skipped, "summary": summary, "seconds": time.perf_counter() - t0}
+             "skipped": skipped, "summary": summary, "paired": comparisons, "seconds": time.perf_counter() - t0}
     write_json(out / "curve.json", curve)
     plot_curve(curve, out / "curve.png")
     write_text(out / "curve.md", curve_markdown(curve))
@@ -310,9 +315,46 @@ def aggregate(points: list[dict], config: CurveConfig) -> dict[str, list[dict]]:
     return out
 
 
+def _pairs(models: Sequence[str]) -> list[tuple[str, str]]:
+    """The comparisons a curve reports: pretrained against random (the paper's claim), then each conv MLP
+    against windowed logistic regression."""
+    pre, ran = model_name("pretrained", "beatdbn"), model_name("random", "beatdbn")
+    want = [(pre, ran), (pre, "logreg"), (ran, "logreg")]
+    return [(a, b) for a, b in want if a in models and b in models]
+
+
+def paired(out: Path, points: list[dict], config: CurveConfig) -> list[dict]:
+    """Per comparison (:func:`_pairs`) and n: the exact McNemar test on the same test tracks, pairs pooled over
+    the seeds where both points exist (:func:`~beatdbn.metrics.intervals.paired_comparison`); each point's run
+    is its best-validation run, as in the curve. The band over 3 seeds is wide (t with 2 degrees of freedom);
+    the paired test asks the sharper question: on the same tracks, which model is right where the other is
+    wrong."""
+    have = {(p["model"], p["n"], p["seed"]) for p in points}
+    rows = []
+    for a, b in _pairs(config.models):
+        for n in config.per_class:
+            triples = []
+            for s in config.seeds:
+                if (a, n, s) not in have or (b, n, s) not in have:
+                    continue
+                got = []
+                for model in (a, b):
+                    result = ExperimentResult.load(Path(out) / f"seed-{s}" / f"n-{n}" / model / "result.json")
+                    got.append(predictions_of(result, result.select()))
+                (ids_a, targets, pred_a), (ids_b, _, pred_b) = got
+                if ids_a != ids_b:
+                    raise DataError(f"curve {out}: seed {s}, n={n}: {a} and {b} were tested on different tracks; "
+                                    f"rerun the curve into a new folder")
+                triples.append((targets, pred_a, pred_b))
+            if triples:
+                rows.append({"a": a, "b": b, "n": n, **paired_comparison(triples).to_dict()})
+    return rows
+
+
 def curve_markdown(curve: dict) -> str:
-    """The curve as a Markdown page: the figure, then one row per model and one column per n (mean ± sd [interval])."""
-    ns = sorted({r["n"] for rows in curve["summary"].values() for r in rows})
+    """The curve as a Markdown page: the figure, then one row per model and one column per n (mean ± sd [interval]),
+    then the paired comparisons (:func:`paired`)."""
+    ns, rows = summary_cells(curve)
     lines = [f"# Label-efficiency curve: {curve['task']}", "",
              f"Test accuracy against labelled tracks per class ({len(curve['classes'])} classes, chance "
              f"{curve['chance']:.1%}); seeds {', '.join(map(str, curve['config']['seeds']))}; "
@@ -322,17 +364,13 @@ def curve_markdown(curve: dict) -> str:
                 else "no DBN (no conv MLP asked)")
              + ". Mean ± sd [95 % interval] over seeds.", "", "![curve](curve.png)", "",
              "| model | " + " | ".join(f"n={n}" for n in ns) + " |", "|---|" + "---:|" * len(ns)]
-    for model, rows in curve["summary"].items():
-        by_n = {r["n"]: r for r in rows}
-        cells = []
-        for n in ns:
-            r = by_n.get(n)
-            if r is None:
-                cells.append("\u2014")
-                continue
-            sd = f" ± {100 * r['sd']:.1f}" if r["sd"] is not None else ""
-            cells.append(f"{100 * r['mean']:.1f}{sd} [{100 * r['low']:.1f}, {100 * r['high']:.1f}]")
-        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    lines += [f"| {model} | " + " | ".join(cells) + " |" for model, cells in rows]
+    comparisons = paired_cells(curve, ns)
+    if comparisons:
+        lines += ["", PAIRED_LEGEND + "; **bold** where the interval excludes 0.", "",
+                  "| comparison | " + " | ".join(f"n={n}" for n in ns) + " |", "|---|" + "---:|" * len(ns)]
+        lines += [f"| {label} | " + " | ".join(NO_CELL if c is None else f"**{c[0]}**" if c[1] else c[0] for c in cells)
+                  + " |" for label, cells in comparisons]
     if curve["skipped"]:
         lines += ["", "Skipped: " + "; ".join(f"n={s['n']} seed {s['seed']} {s['model']} ({s['reason']})"
                                               for s in curve["skipped"])]
