@@ -19,14 +19,13 @@ that defines ``TASK``); order in tables and summaries is ``TaskSpec.order``.
 
 from __future__ import annotations
 
-import importlib
 import math
-import pkgutil
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from beatdbn.exceptions import ParameterError
 from beatdbn.tasks.selection import held_out
+from beatdbn.utils.modules import declared
 
 __all__ = ["TaskSpec", "TaskOption", "PaperColumn", "TaskConfig", "specs", "spec", "task_names", "all_options", "SCALES"]
 
@@ -116,12 +115,7 @@ def specs() -> dict[str, TaskSpec]:
     if _SPECS is None:
         from beatdbn.tasks import kinds  # the package the task modules live in (same package: no cycle)
 
-        found = []
-        for info in pkgutil.iter_modules(kinds.__path__):
-            module = importlib.import_module(f"{kinds.__name__}.{info.name}")
-            task = getattr(module, "TASK", None)
-            if isinstance(task, TaskSpec):
-                found.append(task)
+        found = declared(kinds, "TASK", TaskSpec)
         names = [t.name for t in found]
         if len(set(names)) != len(names):
             raise RuntimeError(f"two task modules declare the same task name: {sorted(names)}")
