@@ -75,6 +75,8 @@ def test_curve_on_a_tiny_store_writes_json_png_md_and_reuses_points(demo_corpus,
                                                                       "convmlp_random_beatdbn", 3)]
     assert len(curve["paired"]) == 6 and all(r["pairs"] == test_tracks and r["seeds"] == 2 for r in curve["paired"])
     assert "| convmlp_pretrained_beatdbn − convmlp_random_beatdbn |" in md and "McNemar" in md
+    trained = sum(p["seconds"] for p in curve["points"]) / 60
+    assert f"the points' own training took {trained:.1f} min" in md
     # a rerun trains nothing: every point is reused
     again: list[str] = []
     label_curve(demo_corpus["store"], tmp_path / "c", config, progress=again.append)

@@ -374,5 +374,7 @@ def curve_markdown(curve: dict) -> str:
     if curve["skipped"]:
         lines += ["", "Skipped: " + "; ".join(f"n={s['n']} seed {s['seed']} {s['model']} ({s['reason']})"
                                               for s in curve["skipped"])]
-    lines += ["", f"Wall time: {curve['seconds']:.0f} s (this run; reused points cost nothing)."]
+    trained = sum(p.get("seconds", 0.0) for p in curve.get("points", []))
+    lines += ["", f"Wall time: {curve['seconds']:.0f} s (this run; reused points cost nothing); the points' own "
+                  f"training took {trained / 60:.1f} min in all, over every run of this folder (pretraining not counted)."]
     return "\n".join(lines) + "\n"
