@@ -330,6 +330,12 @@ def paired(out: Path, points: list[dict], config: CurveConfig) -> list[dict]:
     the paired test asks the sharper question: on the same tracks, which model is right where the other is
     wrong."""
     have = {(p["model"], p["n"], p["seed"]) for p in points}
+
+    @functools.cache
+    def answers(model: str, n: int, s: int):  # a model's run is in several comparisons: read it once
+        result = ExperimentResult.load(Path(out) / f"seed-{s}" / f"n-{n}" / model / "result.json")
+        return predictions_of(result, result.select())
+
     rows = []
     for a, b in _pairs(config.models):
         for n in config.per_class:
@@ -337,11 +343,7 @@ def paired(out: Path, points: list[dict], config: CurveConfig) -> list[dict]:
             for s in config.seeds:
                 if (a, n, s) not in have or (b, n, s) not in have:
                     continue
-                got = []
-                for model in (a, b):
-                    result = ExperimentResult.load(Path(out) / f"seed-{s}" / f"n-{n}" / model / "result.json")
-                    got.append(predictions_of(result, result.select()))
-                (ids_a, targets, pred_a), (ids_b, _, pred_b) = got
+                (ids_a, targets, pred_a), (ids_b, _, pred_b) = answers(a, n, s), answers(b, n, s)
                 if ids_a != ids_b:
                     raise DataError(f"curve {out}: seed {s}, n={n}: {a} and {b} were tested on different tracks; "
                                     f"rerun the curve into a new folder")
