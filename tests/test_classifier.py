@@ -148,3 +148,36 @@ def test_the_shipped_key_model_answers_as_before(tmp_path):
         assert np.array_equal(got, before), path.name
         assert b == pytest.approx(before, abs=1e-6) and b.argmax() == before.argmax()
         assert apply_temperature(steps.mean(axis=0)[None], run.temperature)[0] == pytest.approx(before, abs=1e-6)
+
+
+def test_budget_batches_cover_every_track_once_within_the_budget():
+    from beatdbn.data.splits import budget_batches
+
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(1, 3000, size=200)
+    for max_tracks, max_beats in ((64, 1 << 15), (4, 2000), (1, 10)):
+        batches = budget_batches(lengths, max_tracks, max_beats)
+        assert sorted(np.concatenate(batches).tolist()) == list(range(200))
+        for b in batches:
+            assert 1 <= len(b) <= max_tracks
+            assert len(b) == 1 or len(b) * lengths[b].max() <= max_beats  # a longer track alone
+    with pytest.raises(ParameterError, match="max_beats"):
+        budget_batches(lengths, 4, 0)
+
+
+def test_a_key_split_is_evaluated_in_passes_that_fit_the_caches(monkeypatch):
+    """Training evaluates a split through conv_posteriors: a transposition model's 12 rotations count toward
+    EVAL_BEATS, so 36 tracks of ~1,000 beats are not one pass of 432 x 1,000 beats (7.5x slower on real
+    tracks); the posteriors stay those of one track a pass to float rounding, the answers the same."""
+    from beatdbn.inference import classifier
+
+    model = ConvMLP(MLPConfig(n_classes=12, classes=tuple(KEY_NAMES), task="key", transpose_keys=tuple(range(12)),
+                              **SMALL))
+    feats = _tracks([900, 1000, 950, 40, 60, 980] * 6)
+    one = classifier.conv_posteriors(model, feats, batch_size=1)[0]
+    calls, real = [], ConvMLP._logits
+    monkeypatch.setattr(ConvMLP, "_logits", lambda self, x, l: calls.append(x.shape[:3:2]) or real(self, x, l))
+    got = classifier.conv_posteriors(model, feats, batch_size=64)[0]
+    assert all(rows * beats <= classifier.EVAL_BEATS or rows == 12 for rows, beats in calls)
+    assert sum(rows for rows, _ in calls) == 12 * len(feats) and len(calls) > 1
+    assert got == pytest.approx(one, abs=1e-6) and np.array_equal(got.argmax(1), one.argmax(1))

@@ -26,7 +26,7 @@ import torch
 
 from beatdbn.exceptions import DataError, ParameterError
 
-__all__ = ["SplitData", "TrackSource", "SplitSource", "load_split", "padded_batch", "bucketed_order", "check_splits", "splits_fingerprint"]
+__all__ = ["SplitData", "TrackSource", "SplitSource", "load_split", "padded_batch", "bucketed_order", "budget_batches", "check_splits", "splits_fingerprint"]
 
 
 class _Record(Protocol):
@@ -153,6 +153,31 @@ def bucketed_order(lengths: np.ndarray, batch_size: int, *, rng: np.random.Gener
         batches.extend(part[i:i + batch_size] for i in range(0, len(part), batch_size))
     if rng is not None:
         batches = [batches[i] for i in rng.permutation(len(batches))]
+    return batches
+
+
+def budget_batches(lengths: np.ndarray, max_tracks: int, max_beats: int) -> list[np.ndarray]:
+    """Deterministic batches for inference: tracks sorted by length, each batch at most ``max_tracks`` tracks
+    and, padded to its longest track, at most ``max_beats`` beats (a longer track alone in its batch).
+
+    One forward pass over a few tens of thousands of beats stays in the caches; one over every track of a
+    split at once (36 key tracks x 12 transpositions x 970 beats: 335 MB per layer-1 map) ran 7.5x slower
+    on the 878 real MSD tracks.
+
+    Examples
+    --------
+    >>> [b.tolist() for b in budget_batches(np.array([5, 100, 6, 7]), max_tracks=8, max_beats=20)]
+    [[0, 2], [3], [1]]
+    """
+    if max_tracks < 1 or max_beats < 1:
+        raise ParameterError(f"max_tracks and max_beats must be >= 1, got {max_tracks} and {max_beats}")
+    order = np.argsort(np.asarray(lengths), kind="stable")
+    batches: list[np.ndarray] = []
+    start = 0
+    for i in range(1, len(order) + 1):
+        if i == len(order) or i - start >= max_tracks or (i - start + 1) * int(lengths[order[i]]) > max_beats:
+            batches.append(order[start:i])
+            start = i
     return batches
 
 

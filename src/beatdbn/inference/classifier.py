@@ -32,7 +32,7 @@ from typing import Any, Callable, Protocol, Sequence
 import numpy as np
 import torch
 
-from beatdbn.data.splits import bucketed_order, padded_batch
+from beatdbn.data.splits import budget_batches, padded_batch
 from beatdbn.exceptions import DataError, ParameterError
 from beatdbn.models.convmlp import ConvMLP
 
@@ -120,7 +120,8 @@ def conv_posteriors(model: ConvMLP, features: Sequence[np.ndarray], *, over_time
                     batch_size: int = 32, device: str | torch.device | None = None) -> tuple[np.ndarray, Steps]:
     """A conv MLP's track posteriors (float64, input order) and, with ``over_time``, its per-step ones.
 
-    Tracks are batched by similar length (:func:`~beatdbn.data.splits.bucketed_order`); each batch is one
+    Tracks are batched by length, at most ``batch_size`` tracks and :data:`EVAL_BEATS` padded beats
+    (transpositions counted) per batch (:func:`~beatdbn.data.splits.budget_batches`); each batch is one
     forward pass (:meth:`ConvMLP.posteriors`). The model is in eval mode meanwhile (its mode is restored).
     """
     device = model.layer1a.weight.device if device is None else torch.device(device)
@@ -131,7 +132,8 @@ def conv_posteriors(model: ConvMLP, features: Sequence[np.ndarray], *, over_time
     lengths = np.array([len(f) for f in features], dtype=np.int64)
     try:
         with torch.no_grad():
-            for idx in bucketed_order(lengths, batch_size, rng=None):
+            rotations = 12 if model.config.transpose_keys else 1
+            for idx in budget_batches(lengths, batch_size, max(1, EVAL_BEATS // rotations)):
                 x, xl = padded_batch([features[i] for i in idx], device=device)
                 track, p, l4 = model.posteriors(x, xl)
                 tracks[idx] = track.double().cpu().numpy()
@@ -142,6 +144,11 @@ def conv_posteriors(model: ConvMLP, features: Sequence[np.ndarray], *, over_time
     finally:
         model.train(was_training)
     return tracks, (steps if over_time else None)
+
+
+#: Beats one forward pass holds, the 12 transpositions of a key model included: small enough for the caches
+#: (32,768 beats x 200 layer-1 maps = 26 MB), large enough that per-pass overhead does not show
+EVAL_BEATS = 1 << 15
 
 
 class ConvMLPClassifier:
