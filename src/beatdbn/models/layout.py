@@ -344,9 +344,7 @@ def layer2(layout: Layout, params: Params, x: torch.Tensor, lengths: torch.Tenso
     c = layout
     ha, la = _conv(params, "1a", x[:, :c.n_chroma], lengths)
     hb, _ = _conv(params, "1b", x[:, c.n_chroma:], lengths)
-    # pooling and the sigmoid act per map: joining the pooled maps moves a quarter of the bytes (same values)
-    pa, l2 = _pool_sigmoid(ha, c.pool_1, la)
-    return torch.cat((pa, _pool_sigmoid(hb, c.pool_1, la)[0]), dim=1), l2
+    return _pool_sigmoid(torch.cat((ha, hb), dim=1), c.pool_1, la)
 
 
 def layer4(layout: Layout, params: Params, x: torch.Tensor, lengths: torch.Tensor | None = None
