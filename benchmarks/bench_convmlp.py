@@ -9,7 +9,9 @@ classes (the artist task). Measured in the same run:
 * a plain PyTorch forward + backward of the same shapes (two ``nn.Conv1d``
   for layer 1, sigmoid, max-pool, ``nn.Conv1d`` for layer 3, sigmoid,
   max-pool, a width-1 ``nn.Conv1d`` and ``cross_entropy``), as the baseline;
-* inference (track posteriors) in tracks/s.
+* inference (track posteriors) in tracks/s;
+* the training step in fresh processes with glibc's default heap against the heap policy the CLI sets
+  (:mod:`beatdbn.utils.heap`: freed tensors reused instead of refaulted), with each one's system time.
 
 GFLOP/s count the convolution arithmetic: forward ``2 * maps * channels *
 width`` per output step for each layer; a training step counts 3x the
@@ -148,6 +150,8 @@ def run(results: Results, quick: bool = False) -> None:
                 baseline_value=bps, note=f"one CPU-bound process beside it; load average {load}; aim >= 0.4x")
     print(f"train fp32 under load: {r_busy * beats:,.0f} beats/s ({r_busy / r_fp32:.2f}x idle, load {load})")
 
+    _heap_rows(results, seconds)
+
     epoch_s, wall_s = _finetune_epoch(quick)
     results.add("finetune epoch, 5000 x 500 beats (run_convmlp, paper recipe)", epoch_s, "s", baseline="goal",
                 baseline_value=20.0, ratio=20.0 / epoch_s,
@@ -174,6 +178,60 @@ def run(results: Results, quick: bool = False) -> None:
                 baseline_value=r_fp32 * BATCH, note=f"{BEATS}-beat tracks, batches of 64, "
                                                     f"{r_inf * fwd / 1e9:.1f} GFLOP/s")
     print(f"inference: {r_inf * 64:,.0f} tracks/s ({r_inf * fwd / 1e9:.1f} GFLOP/s)")
+
+
+_HEAP_STEP = """
+import json, os, sys, time, torch
+torch.set_num_threads(1)
+if sys.argv[1] == "kept":
+    from beatdbn.utils.heap import keep_heap
+    keep_heap()
+from benchmarks.bench_convmlp import BATCH, BEATS, CLASSES, _data
+from beatdbn.models.convmlp import ConvMLP, MLPConfig
+g = torch.Generator().manual_seed(0)
+x, y = _data(BATCH, BEATS, g), torch.randint(0, CLASSES, (BATCH,), generator=g)
+model = ConvMLP(MLPConfig(n_classes=CLASSES)); opt = torch.optim.SGD(model.parameters(), lr=1e-4)
+def step():
+    logits, l4 = model(x); loss = ConvMLP.loss(logits, l4, y)
+    opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+for _ in range(2):
+    step()
+n, t0, c0 = 0, time.perf_counter(), os.times()
+while n < 2 or time.perf_counter() - t0 < float(sys.argv[2]):
+    step(); n += 1
+dt, c1 = time.perf_counter() - t0, os.times()
+print(json.dumps({"beats_per_s": n * BATCH * BEATS / dt, "sys_ms": (c1.system - c0.system) / n * 1e3}))
+"""
+
+
+def _heap_rows(results: Results, seconds: float) -> None:
+    """The training step in fresh processes with glibc's default heap and with beatdbn's (beatdbn.utils.heap),
+    alternating, best of two each: the step's rate and its system time (fresh pages faulted in)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    best: dict[str, dict] = {}
+    for _ in range(2):
+        for mode in ("default", "kept"):
+            done = subprocess.run([sys.executable, "-c", _HEAP_STEP, mode, str(seconds)], env=env, cwd=Path(__file__).resolve().parent.parent,
+                                  capture_output=True, text=True, timeout=600)
+            if done.returncode:
+                print(f"heap rows: skipped ({done.stderr.strip().splitlines()[-1:]})")
+                return
+            r = json.loads(done.stdout)
+            if r["beats_per_s"] > best.get(mode, {}).get("beats_per_s", 0):
+                best[mode] = r
+    d, k = best["default"], best["kept"]
+    results.add("convmlp train fp32, freed memory kept (beatdbn.utils.heap)", k["beats_per_s"], "beats/s",
+                baseline="glibc's default heap", baseline_value=d["beats_per_s"],
+                note=f"fresh processes, best of 2 each; system time per step {d['sys_ms']:.1f} ms -> "
+                     f"{k['sys_ms']:.1f} ms; load average {load_average()}")
+    print(f"train fp32, heap kept: {k['beats_per_s']:,.0f} beats/s against {d['beats_per_s']:,.0f} with glibc's "
+          f"defaults ({k['beats_per_s'] / d['beats_per_s']:.2f}x; sys {d['sys_ms']:.1f} -> {k['sys_ms']:.1f} ms/step)")
 
 
 def _finetune_epoch(quick: bool) -> tuple[float, float]:

@@ -18,9 +18,11 @@ Dask and matplotlib inside the commands (tests/test_cli_start.py).
 
 from __future__ import annotations
 
+from beatdbn.utils.heap import keep_heap
 from beatdbn.utils.threads import apply_threads, passive_wait
 
 passive_wait()  # first: OpenMP reads its wait policy when torch loads it (see beatdbn.utils.threads)
+keep_heap()  # freed tensors stay for the next step, in this process and those it starts (beatdbn.utils.heap)
 
 import functools  # noqa: E402
 import importlib.abc  # noqa: E402

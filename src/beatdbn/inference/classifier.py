@@ -116,6 +116,11 @@ class Classifier(Protocol):
         posteriors ``(n_steps, n_classes)`` (else None)."""
 
 
+#: Beats one forward pass holds, the 12 transpositions of a key model included: small enough for the caches
+#: (32,768 beats x 200 layer-1 maps = 26 MB), large enough that per-pass overhead does not show
+EVAL_BEATS = 1 << 15
+
+
 def conv_posteriors(model: ConvMLP, features: Sequence[np.ndarray], *, over_time: bool = False,
                     batch_size: int = 32, device: str | torch.device | None = None) -> tuple[np.ndarray, Steps]:
     """A conv MLP's track posteriors (float64, input order) and, with ``over_time``, its per-step ones.
@@ -132,8 +137,7 @@ def conv_posteriors(model: ConvMLP, features: Sequence[np.ndarray], *, over_time
     lengths = np.array([len(f) for f in features], dtype=np.int64)
     try:
         with torch.no_grad():
-            rotations = 12 if model.config.transpose_keys else 1
-            for idx in budget_batches(lengths, batch_size, max(1, EVAL_BEATS // rotations)):
+            for idx in budget_batches(lengths, batch_size, max(1, EVAL_BEATS // model.rows_per_track)):
                 x, xl = padded_batch([features[i] for i in idx], device=device)
                 track, p, l4 = model.posteriors(x, xl)
                 tracks[idx] = track.double().cpu().numpy()
@@ -144,11 +148,6 @@ def conv_posteriors(model: ConvMLP, features: Sequence[np.ndarray], *, over_time
     finally:
         model.train(was_training)
     return tracks, (steps if over_time else None)
-
-
-#: Beats one forward pass holds, the 12 transpositions of a key model included: small enough for the caches
-#: (32,768 beats x 200 layer-1 maps = 26 MB), large enough that per-pass overhead does not show
-EVAL_BEATS = 1 << 15
 
 
 class ConvMLPClassifier:

@@ -468,6 +468,12 @@ class ConvMLP(nn.Module):
             logits = logits.masked_fill(~valid_mask(l4, logits.shape[2])[:, None, :], 0.0)
         return logits, l4
 
+    @property
+    def rows_per_track(self) -> int:
+        """Forward-pass rows one input track costs in :meth:`step_proba`: 12 for a key model (its transposition
+        average), else 1. Batching code sizes its passes by it (:func:`beatdbn.inference.classifier.conv_posteriors`)."""
+        return 12 if self.config.transpose_keys else 1
+
     def step_proba(self, x: Any, lengths: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-step posteriors ``(batch, n_classes, T4)`` (0 past a track's end) and the valid steps of each track.
 
@@ -485,7 +491,7 @@ class ConvMLP(nn.Module):
         x, lengths = self._prepare(x, lengths)
         table = transposition_table(self.config.transpose_keys).to(x.device)  # (12, C)
         b = x.shape[0]
-        per_pass = max(1, min(12, _ROTATION_BEATS // max(1, b * x.shape[2])))  # rotations in one forward pass
+        per_pass = max(1, min(self.rows_per_track, _ROTATION_BEATS // max(1, b * x.shape[2])))  # rotations a pass
         total, l4 = None, None
         for k0 in range(0, 12, per_pass):
             ks = torch.arange(k0, min(12, k0 + per_pass), device=x.device)

@@ -23,6 +23,7 @@ from typing import Any, Iterator, Sequence
 
 from beatdbn.exceptions import ParameterError
 from beatdbn.utils.processes import die_with_parent, stop_on_signals
+from beatdbn.utils.heap import keep_heap
 from beatdbn.utils.threads import apply_threads, available_cpus, cap_workers
 
 __all__ = ["check_scheduler", "dask_client", "default_workers", "worker_setup", "quiet_dask", "dask_verbose",
@@ -77,6 +78,7 @@ def worker_setup(threads: int = 1, imports: Sequence[str] = ()) -> int:
     import importlib
 
     die_with_parent()  # its parent (the fork server or nanny) killed outright: this worker goes too
+    keep_heap()  # also on a worker that a user started (dask worker ...): see beatdbn.utils.heap
     n = apply_threads(threads)
     for name in imports:
         importlib.import_module(name)
