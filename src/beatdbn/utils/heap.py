@@ -9,10 +9,10 @@ as new pages, zeroed by the kernel on first touch. Measured on this project's 2-
 thread, a conv MLP step loop (``benchmarks/bench_convmlp.py`` has the row): about 8 ms of system time per
 paper-recipe step (16 tracks x 600 beats, ~60 ms of user time) and 2 ms per beatdbn-recipe step (32 x 128,
 ~23 ms), none with this policy. A real job gains less, because glibc raises its threshold after the first
-large block is freed (an evaluation pass): a beatdbn-recipe key job on the 878 real tracks (30 epochs, one
-learning rate) took 5.1 s of system time before and 1.7 s with it; a paper-recipe genre job 1.5 s either
-way. The arithmetic is the same (where memory lies does not change a sum): both jobs' models are
-byte-identical with and without it.
+large block is freed (an evaluation pass). Jobs on the 878 real MSD tracks (30 epochs, one learning rate,
+beside other work), system time before -> with it: beatdbn-recipe key 5.1 s -> 1.7 s (of ~75 s of CPU),
+paper-recipe key 3.6 s -> 1.1 s (of ~36 s), beatdbn-recipe genre 1.5 s either way. The arithmetic is the
+same (where memory lies does not change a sum): each job's models are byte-identical with and without it.
 
 :func:`keep_heap` sets ``MALLOC_MMAP_THRESHOLD_`` (32 MiB, glibc's largest) and ``MALLOC_TRIM_THRESHOLD_``
 (512 MiB) for the processes this one starts (spawned pretraining ranks, Dask's fork server and workers,
