@@ -54,6 +54,28 @@ def test_extract_then_read_back(tmp_path):
         store["TRNOPE"]
 
 
+def test_read_tracks_do_not_keep_their_shard_in_memory(tmp_path):
+    """Every way of reading a track gives arrays of its own: a caller keeping a few tracks of many shards (a
+    task's split: 3,000 tracks over every shard of a 50,000-track store) holds those tracks, not the shards.
+    With views, the 50,000-track dry run's one experiment peaked at 5.6 GB (three splits, each pinning all
+    50 shards: three times the 1.9 GB store)."""
+    from beatdbn.data.splits import load_split
+    from beatdbn.tasks.selection import Task
+
+    write_tracks(tmp_path / "in", 12)
+    extract([tmp_path / "in"], tmp_path / "store", scheduler="sync", shard_size=5)
+    store = beatdbn.FeatureStore.open(tmp_path / "store")
+    ids = list(store.metadata.column("track_id").to_pylist())
+    arrays = [store[ids[0]].features, store[ids[0]].beats]
+    arrays += [a for b in store.iter_batches(4) for r in b for a in (r.features, r.beats)]
+    arrays += store.read_features(store.select_rows(ids))
+    split = load_split(store, Task("t", ["a", "b"], {"train": [(t, "ab"[i % 2]) for i, t in enumerate(ids)]}),
+                       "train")
+    arrays += split.features
+    assert len(arrays) == 2 + 2 * 12 + 12 + 12
+    assert all(a.base is None and a.flags.owndata for a in arrays)  # no view into a cached shard array
+
+
 def test_aggregate_input_gives_many_tracks(tmp_path):
     tracks = [make_track(track_id=f"TRAGG{i:013d}", n_beats=40, seed=i) for i in range(3)]
     write_aggregate(tmp_path / "agg.h5", tracks)

@@ -82,7 +82,8 @@ class TrackRecord:
     Attributes
     ----------
     features : np.ndarray [shape=(n_beats, 24), dtype=float32]
-        12 chroma then 12 timbre per beat, as stored (no normalization).
+        12 chroma then 12 timbre per beat, as stored (no normalization). Its own copy (as ``beats``): holding
+        a record does not keep its shard in memory.
     beats : np.ndarray [shape=(n_beats,)]
         Beat start times in seconds.
     meta : dict
@@ -432,7 +433,8 @@ class FeatureStore:
         r = int(self._row[i])
         a, b = offsets[r], offsets[r + 1]
         meta = self.metadata.slice(i, 1).to_pylist()[0]
-        return TrackRecord(meta["track_id"], feats[a:b], beats[a:b], meta)
+        # copies: a view would keep its whole shard alive for as long as the caller holds the track
+        return TrackRecord(meta["track_id"], feats[a:b].copy(), beats[a:b].copy(), meta)
 
     def select_rows(self, track_ids: Iterable[str] | None = None, *,
                     exclude: Iterable[str] | None = None) -> np.ndarray:
@@ -464,13 +466,15 @@ class FeatureStore:
         """Features ``(n_beats, 24)`` of the given rows, without metadata (fast streaming).
 
         Rows of one shard should come together: shards are cached LRU
-        (``cache_shards``), so memory stays a few shards.
+        (``cache_shards``), so memory stays a few shards. Each array is a copy of its beats, never a view
+        into the shard: a caller that keeps 3,000 tracks spread over 50 shards holds 3,000 tracks, not
+        50 shards.
         """
         out = []
         for i in rows:
             feats, _, offsets = self._load_shard(int(self._shard[i]))
             r = int(self._row[i])
-            out.append(feats[offsets[r]:offsets[r + 1]])
+            out.append(feats[offsets[r]:offsets[r + 1]].copy())
         return out
 
     def iter_batches(
