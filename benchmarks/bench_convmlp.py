@@ -214,10 +214,11 @@ def _heap_rows(results: Results, seconds: float) -> None:
     from pathlib import Path
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    root = Path(__file__).resolve().parent.parent  # the subprocess imports benchmarks.bench_convmlp from here
     best: dict[str, dict] = {}
     for _ in range(2):
         for mode in ("default", "kept"):
-            done = subprocess.run([sys.executable, "-c", _HEAP_STEP, mode, str(seconds)], env=env, cwd=Path(__file__).resolve().parent.parent,
+            done = subprocess.run([sys.executable, "-c", _HEAP_STEP, mode, str(seconds)], env=env, cwd=root,
                                   capture_output=True, text=True, timeout=600)
             if done.returncode:
                 print(f"heap rows: skipped ({done.stderr.strip().splitlines()[-1:]})")

@@ -490,11 +490,11 @@ class ConvMLP(nn.Module):
             return _masked_softmax(logits, l4), l4
         x, lengths = self._prepare(x, lengths)
         table = transposition_table(self.config.transpose_keys).to(x.device)  # (12, C)
-        b = x.shape[0]
-        per_pass = max(1, min(self.rows_per_track, _ROTATION_BEATS // max(1, b * x.shape[2])))  # rotations a pass
+        b, rotations = x.shape[0], self.rows_per_track
+        per_pass = max(1, min(rotations, _ROTATION_BEATS // max(1, b * x.shape[2])))  # rotations in one pass
         total, l4 = None, None
-        for k0 in range(0, 12, per_pass):
-            ks = torch.arange(k0, min(12, k0 + per_pass), device=x.device)
+        for k0 in range(0, rotations, per_pass):
+            ks = torch.arange(k0, min(rotations, k0 + per_pass), device=x.device)
             xr = rotate_chroma(x.repeat(len(ks), 1, 1), ks.repeat_interleave(b))  # (R*B, 24, T)
             logits, l4r = self._logits(xr, lengths.repeat(len(ks)))
             p = _masked_softmax(logits, l4r).reshape(len(ks), b, -1, logits.shape[2])  # (R, B, C, T4)
@@ -502,7 +502,7 @@ class ConvMLP(nn.Module):
             idx = table[ks][:, None, :, None].expand(-1, b, -1, p.shape[3])
             p = torch.gather(p, 2, idx).sum(dim=0)
             total, l4 = (p if total is None else total + p), l4r[:b]
-        return total / 12, l4
+        return total / rotations, l4
 
     def predict_proba(self, x: Any, lengths: Any = None) -> torch.Tensor:
         """Track posteriors ``(batch, n_classes)``: the mean of the valid steps' posteriors (:meth:`step_proba`).

@@ -22,8 +22,8 @@ import threading
 from typing import Any, Iterator, Sequence
 
 from beatdbn.exceptions import ParameterError
-from beatdbn.utils.processes import die_with_parent, stop_on_signals
 from beatdbn.utils.heap import keep_heap
+from beatdbn.utils.processes import die_with_parent, stop_on_signals
 from beatdbn.utils.threads import apply_threads, available_cpus, cap_workers
 
 __all__ = ["check_scheduler", "dask_client", "default_workers", "worker_setup", "quiet_dask", "dask_verbose",
