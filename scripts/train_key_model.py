@@ -13,8 +13,10 @@ What flows where (every step resumes: it skips what its output already holds)::
         -> runs/<init>-seed<k>/  finetuned conv MLPs (beatdbn recipe, transposition augmentation)
         -> the comparison (--compare): random / synth / real starts over seeds, on valid and held-out
         -> the shipped model: the best start, calibrated on valid (temperature, "no key" threshold)
-    holdout/         other seeds: additive, GM through the HELD-OUT soundfont (never trained on), no-key
-        -> figures: tonic and 24-key accuracy, MIREX weighted score, refusals, ECE, reliability diagram,
+    holdout-s<H>/    another seed (2; 600 pieces): additive, GM through the HELD-OUT soundfont (never trained on),
+                     no-key clips -> holdout-s<H>-store/
+        -> figures: tonic and 24-key accuracy, MIREX weighted score (with 95 % piece-bootstrap intervals:
+           a piece's two renderings are resampled together), refusals, ECE, reliability diagram,
            and the real recordings of --recordings (when present)
 
 Nothing here is the music21 corpus or the FluidR3 soundfont: both are reserved for evaluation
@@ -67,8 +69,10 @@ def build_corpus(root: Path, *, pieces: int, no_key: int, seed: int, fonts, work
     from beatdbn.synth.gm import write_gm_corpus
     from beatdbn.synth.no_key import write_no_key_corpus
 
-    if (root / "labels.csv").is_file():
-        return root / "labels.csv"
+    labels = root / "labels.csv"
+    if labels.is_file() and sum(1 for _ in labels.open()) - 1 == 2 * pieces and (
+            not no_key or len(list((root / "nokey").rglob("nokey-*"))) >= no_key):
+        return labels  # complete; a larger --pieces or --no-key renders only the files missing
     rows = []
     if pieces:
         lab = write_corpus(root / "additive", pieces=pieces, seed=seed, workers=workers)
@@ -206,8 +210,9 @@ def posteriors_of(run, store: Path, track_ids: list[str], temperature: float = 1
     return apply_temperature(split_posteriors(run.model, feats), temperature)
 
 
-def evaluate(labels_true: list[str], post, classes: list[str], threshold: float | None) -> dict:
-    """Figures of a key model on labelled tracks (KEY_NAMES_24 names or NO_KEY)."""
+def evaluate(labels_true: list[str], post, classes: list[str], threshold: float | None, groups=None) -> dict:
+    """Figures of a key model on labelled tracks (KEY_NAMES_24 names or NO_KEY); with ``groups`` (the piece of
+    each track), 95 % piece-bootstrap intervals of the tonal figures too (``<figure>_ci``)."""
     import numpy as np
 
     from beatdbn.labels import KEY_NAMES_24, NO_KEY
@@ -228,8 +233,16 @@ def evaluate(labels_true: list[str], post, classes: list[str], threshold: float 
         t_pred = [p for p, m in zip(pred, tonal) if m]
         right = np.array([a == b for a, b in zip(t_true, t_pred)])
         tonic = np.array([a.split()[0] == b.split()[0] for a, b in zip(t_true, t_pred)])
+        mirex = np.array([mir_eval.key.weighted_score(a, b) for a, b in zip(t_true, t_pred)])
+        if groups is not None:
+            from beatdbn.metrics.intervals import cluster_bootstrap_interval
+
+            t_groups = [g for g, m in zip(groups, tonal) if m]
+            out["pieces"] = len(set(t_groups))
+            for name, v in (("accuracy_24", right), ("tonic_accuracy", tonic), ("mirex_weighted", mirex)):
+                out[name + "_ci"] = cluster_bootstrap_interval(v, t_groups)
         out.update(accuracy_24=float(right.mean()), tonic_accuracy=float(tonic.mean()),
-                   mirex_weighted=float(np.mean([mir_eval.key.weighted_score(a, b) for a, b in zip(t_true, t_pred)])),
+                   mirex_weighted=float(mirex.mean()),
                    tonal_refused=float(refused[tonal].mean()),
                    answered_right=float((right & ~refused[tonal]).mean()))
         ece, bins = expected_calibration_error(conf[tonal], right)
@@ -250,9 +263,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pieces", type=int, default=3000, help="Tonal pieces (each rendered twice: additive and GM).")
     ap.add_argument("--no-key", type=int, default=900, help="Clips without a key (6 kinds).")
     ap.add_argument("--seed", type=int, default=0, help="Corpus seed.")
-    ap.add_argument("--holdout-pieces", type=int, default=240)
+    ap.add_argument("--holdout-pieces", type=int, default=600,
+                    help="Held-out pieces (each rendered additive and through the held-out soundfont).")
     ap.add_argument("--holdout-no-key", type=int, default=180)
-    ap.add_argument("--holdout-seed", type=int, default=1)
+    ap.add_argument("--holdout-seed", type=int, default=2)
     ap.add_argument("--passes", type=int, default=2, help="Pretraining passes.")
     ap.add_argument("--learning-rates", type=float, nargs="+", default=[0.003],
                     help="Finetuning learning rates (the beatdbn recipe's best on the 12-tonic model).")
@@ -306,10 +320,11 @@ def main(argv: list[str] | None = None) -> int:
                              held | synth_ids, args.passes, 0)
     # held-out corpus: other seed, a soundfont never trained on
     h_fonts = [str(f) for f in available_soundfonts([HOLDOUT_FONT])] or fonts
-    h_labels = _step(log, "holdout corpus", build_corpus, work / "holdout", pieces=args.holdout_pieces,
+    h_root = work / f"holdout-s{args.holdout_seed}"
+    h_labels = _step(log, "holdout corpus", build_corpus, h_root, pieces=args.holdout_pieces,
                      no_key=args.holdout_no_key, seed=args.holdout_seed, fonts=h_fonts, workers=args.workers)
-    h_store = work / "holdout-store"
-    _step(log, "extract holdout", extract, work / "holdout", h_store, h_labels, args.workers)
+    h_store = work / f"holdout-s{args.holdout_seed}-store"
+    _step(log, "extract holdout", extract, h_root, h_store, h_labels, args.workers)
     h_rows = [r for r in track_table(h_store) if r["label"] is not None]
 
     task_dir = work / "tasks" / "key"
@@ -360,10 +375,16 @@ def main(argv: list[str] | None = None) -> int:
     nk = classes.index(NO_KEY)
     tonal_v = np.array([t != NO_KEY for t in v_true])
     threshold = choose_tonal_threshold(v_post[tonal_v, nk], max_tonal_refused=0.01)
-    valid_eval = evaluate(v_true, v_post, classes, threshold)
+    group_of = {r["track_id"]: r["group"] for r in rows}
+    valid_eval = evaluate(v_true, v_post, classes, threshold, groups=[group_of[t] for t in v_ids])
     h_post = posteriors_of(run, h_store, [r["track_id"] for r in h_rows], temperature)
     h_true = [r["label"] for r in h_rows]
-    holdout = evaluate(h_true, h_post, classes, threshold)
+    h_groups = [r["group"] for r in h_rows]
+    holdout = evaluate(h_true, h_post, classes, threshold, groups=h_groups)
+    styles = by_style(h_true, h_post, classes, threshold, h_groups)
+    for name, ev in styles.items():
+        print(f"   held-out {name}: {ev['pieces']} pieces, 24-key {ev['accuracy_24']:.3f}, "
+              f"tonic {ev['tonic_accuracy']:.3f}", flush=True)
     by_source = {}
     for kind in ("additive", "gm", "nokey"):
         m = np.array([f"/{kind}/" in r["source"] for r in h_rows])
@@ -397,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
         "valid": {k: v for k, v in valid_eval.items() if k != "reliability"},
         "holdout": {"seed": args.holdout_seed, "pieces": args.holdout_pieces, "no_key_clips": args.holdout_no_key,
                     "soundfont": h_fonts, **{k: v for k, v in holdout.items() if k != "reliability"},
-                    "by_source": by_source},
+                    "by_source": by_source, "by_style": styles},
         "recordings": recordings,
         "command": "python scripts/train_key_model.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
         "steps": log, "wall_seconds": round(time.perf_counter() - t_start, 1),
@@ -409,6 +430,37 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({"comparison": summary, "calibration": provenance["calibration"],
                       "holdout": provenance["holdout"], "recordings": recordings}, indent=2, default=str))
     return 0
+
+
+#: Styles of the generator's pieces the held-out figures are broken down by (from the piece's score):
+#: functional harmony is what real compositions of the common-practice period are written in; the
+#: popular-music loops (I-V-vi-IV, i-VII-VI-VII, ...) are where the key is most ambiguous.
+STYLES = {
+    "functional harmony": lambda d: d["loop"] is None,
+    "functional, cadenced end, no modulation": lambda d: d["loop"] is None and d["cadenced_end"] and not d["modulates"],
+    "chorale": lambda d: d["texture"] == "chorale",
+    "popular-music loop": lambda d: d["loop"] is not None,
+    "ends without a cadence": lambda d: not d["cadenced_end"],
+    "modulates": lambda d: d["modulates"],
+}
+
+
+def by_style(labels_true: list[str], post, classes: list[str], threshold: float, groups: list[str]) -> dict:
+    """:func:`evaluate` on the tonal tracks of each of :data:`STYLES` (pieces ``piece-<seed>-<index>``)."""
+    import numpy as np
+
+    from beatdbn.synth.audio_keys import piece_score
+
+    info = {g: piece_score(int(g.split("-")[2]), int(g.split("-")[1]))[1]
+            for g in sorted({g for g, t in zip(groups, labels_true) if g and g.startswith("piece-")})}
+    out = {}
+    for name, is_style in STYLES.items():
+        m = np.array([g in info and is_style(info[g]) for g in groups])
+        if m.any():
+            ev = evaluate([t for t, k in zip(labels_true, m) if k], post[m], classes, threshold,
+                          groups=[g for g, k in zip(groups, m) if k])
+            out[name] = {k: v for k, v in ev.items() if k != "reliability"}
+    return out
 
 
 def recordings_check(model_dir: Path) -> list[dict]:

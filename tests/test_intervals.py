@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from beatdbn.exceptions import ParameterError
-from beatdbn.metrics.intervals import (left_chance, mcnemar_p, paired_comparison, summarize, t_interval,
+from beatdbn.metrics.intervals import (cluster_bootstrap_interval, left_chance, mcnemar_p, paired_comparison, summarize, t_interval,
                                        wilson_interval, within_chance)
 
 
@@ -132,3 +132,24 @@ def test_summary_interval_holds_the_mean_and_stays_in_0_1(values, tracks):
     s = summarize(values, tracks=tracks)
     assert 0.0 <= s.low <= s.mean + 1e-12 and s.mean - 1e-12 <= s.high <= 1.0
     assert s.contains(s.mean)
+
+
+def test_cluster_bootstrap_resamples_whole_groups():
+    # 40 pieces, each rendered twice and right or wrong on both renderings together
+    rng = np.random.default_rng(3)
+    piece_right = rng.random(40) < 0.7
+    values = np.repeat(piece_right, 2).astype(float)
+    groups = np.repeat(np.arange(40), 2)
+    lo, hi = cluster_bootstrap_interval(values, groups)
+    lo1, hi1 = cluster_bootstrap_interval(values, np.arange(80))  # as if the 80 tracks were independent
+    assert lo <= values.mean() <= hi
+    # groups of two identical items: the interval is that of 40 items, ~sqrt(2) wider than 80 independent ones
+    assert 1.25 < (hi - lo) / (hi1 - lo1) < 1.6
+    # near the binomial interval of 40 pieces
+    half = 1.96 * math.sqrt(values.mean() * (1 - values.mean()) / 40)
+    assert abs((hi - lo) / 2 - half) < 0.3 * half
+    assert cluster_bootstrap_interval(values, groups) == (lo, hi)  # seeded
+    with pytest.raises(ParameterError):
+        cluster_bootstrap_interval(values, groups[:-1])
+    with pytest.raises(ParameterError):
+        cluster_bootstrap_interval([], [])
