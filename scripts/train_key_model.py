@@ -16,7 +16,8 @@ What flows where (every step resumes: it skips what its output already holds)::
     holdout-s<H>/    another seed (2; 600 pieces): additive, GM through the HELD-OUT soundfont (never trained on),
                      no-key clips -> holdout-s<H>-store/
         -> figures: tonic and 24-key accuracy, MIREX weighted score (with 95 % piece-bootstrap intervals:
-           a piece's two renderings are resampled together), refusals, ECE, reliability diagram,
+           a piece's two renderings are resampled together), refusals, ECE, reliability diagram, figures by the
+           style of the piece, Essentia's KeyExtractor on the same files when it is installed (a baseline only),
            and the real recordings of --recordings (when present)
 
 Nothing here is the music21 corpus or the FluidR3 soundfont: both are reserved for evaluation
@@ -260,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, default=ROOT / ".bench-data" / "key_model_24")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="Where the model, calibration and provenance go.")
-    ap.add_argument("--pieces", type=int, default=3000, help="Tonal pieces (each rendered twice: additive and GM).")
+    ap.add_argument("--pieces", type=int, default=6000, help="Tonal pieces (each rendered twice: additive and GM).")
     ap.add_argument("--no-key", type=int, default=900, help="Clips without a key (6 kinds).")
     ap.add_argument("--seed", type=int, default=0, help="Corpus seed.")
     ap.add_argument("--holdout-pieces", type=int, default=600,
@@ -277,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--final-epochs", type=int, default=30,
                     help="Epochs of a last, longer run of the chosen start (0: ship the comparison run).")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--no-essentia", dest="essentia", action="store_false",
+                    help="Skip Essentia's KeyExtractor on the held-out files (run when `import essentia` works).")
     args = ap.parse_args(argv)
     if args.holdout_seed == args.seed:
         ap.error("--holdout-seed must differ from --seed (the held-out corpus must be disjoint)")
@@ -385,6 +388,13 @@ def main(argv: list[str] | None = None) -> int:
     for name, ev in styles.items():
         print(f"   held-out {name}: {ev['pieces']} pieces, 24-key {ev['accuracy_24']:.3f}, "
               f"tonic {ev['tonic_accuracy']:.3f}", flush=True)
+    essentia = _step(log, "Essentia on the held-out files", essentia_keys, h_root) if args.essentia else None
+    versus = against_essentia(h_rows, h_post, classes, essentia, h_root) if essentia else None
+    if versus:
+        for k, v in versus["all"].items():
+            if isinstance(v, dict):
+                print(f"   against Essentia, {k}: {v['beatdbn']:.3f} vs {v['essentia']:.3f}, difference "
+                      f"{v['difference']:+.3f} [{v['difference_ci'][0]:+.3f}, {v['difference_ci'][1]:+.3f}]", flush=True)
     by_source = {}
     for kind in ("additive", "gm", "nokey"):
         m = np.array([f"/{kind}/" in r["source"] for r in h_rows])
@@ -418,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
         "valid": {k: v for k, v in valid_eval.items() if k != "reliability"},
         "holdout": {"seed": args.holdout_seed, "pieces": args.holdout_pieces, "no_key_clips": args.holdout_no_key,
                     "soundfont": h_fonts, **{k: v for k, v in holdout.items() if k != "reliability"},
-                    "by_source": by_source, "by_style": styles},
+                    "by_source": by_source, "by_style": styles, "against_essentia": versus},
         "recordings": recordings,
         "command": "python scripts/train_key_model.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
         "steps": log, "wall_seconds": round(time.perf_counter() - t_start, 1),
@@ -460,6 +470,81 @@ def by_style(labels_true: list[str], post, classes: list[str], threshold: float,
             ev = evaluate([t for t, k in zip(labels_true, m) if k], post[m], classes, threshold,
                           groups=[g for g, k in zip(groups, m) if k])
             out[name] = {k: v for k, v in ev.items() if k != "reliability"}
+    return out
+
+
+#: Essentia's KeyExtractor as the issue ran it (profile ``bgate``, 44.1 kHz), over the tonal files of a corpus's
+#: labels.csv; resumable (``out`` keeps what is done). Run in a child process: Essentia is AGPL, a baseline
+#: measured beside ours and never imported by beatdbn.
+ESSENTIA_SCRIPT = """
+import csv, json, sys
+from pathlib import Path
+import essentia
+essentia.log.infoActive = essentia.log.warningActive = False
+import essentia.standard as es
+root, out = Path(sys.argv[1]), Path(sys.argv[2])
+res = json.loads(out.read_text()) if out.exists() else {}
+ke = es.KeyExtractor(profileType="bgate")
+for i, row in enumerate(csv.DictReader(open(root / "labels.csv"))):
+    if row["path"] not in res:
+        key, scale, strength = ke(es.MonoLoader(filename=str(root / row["path"]), sampleRate=44100)())
+        res[row["path"]] = [key + " " + scale, float(strength)]
+        if i % 100 == 0:
+            out.write_text(json.dumps(res))
+out.write_text(json.dumps(res))
+"""
+
+
+def essentia_keys(root: Path) -> dict | None:
+    """Essentia's key of each tonal file under ``root`` (relative path -> [key, strength]); None without Essentia."""
+    if subprocess.run([sys.executable, "-c", "import essentia.standard"], capture_output=True).returncode != 0:
+        return None
+    out = root / "essentia-bgate.json"
+    subprocess.run([sys.executable, "-c", ESSENTIA_SCRIPT, str(root), str(out)], check=True)
+    return json.loads(out.read_text())
+
+
+def against_essentia(rows: list[dict], post, classes: list[str], essentia: dict, root: Path) -> dict:
+    """Our 24-key answers against Essentia's on the same tonal files: each figure, the paired difference with its
+    95 % piece-bootstrap interval, overall and by :data:`STYLES`."""
+    import mir_eval.key
+    import numpy as np
+
+    from beatdbn.labels import KEY_NAMES_24, NO_KEY, parse_key
+    from beatdbn.metrics.intervals import cluster_bootstrap_interval
+    from beatdbn.synth.audio_keys import piece_score
+
+    keep = [i for i, r in enumerate(rows) if r["label"] != NO_KEY and
+            str(Path(r["source"]).relative_to(root.resolve())) in essentia]
+    keys = [classes.index(k) for k in KEY_NAMES_24]
+    ours = [classes[keys[j]] for j in post[keep][:, keys].argmax(1)]
+    sub = [rows[i] for i in keep]
+    theirs = [essentia[str(Path(r["source"]).relative_to(root.resolve()))][0] for r in sub]
+    truth = [r["label"] for r in sub]
+    groups = [r["group"] for r in sub]
+
+    def figures(pred):
+        pk = [parse_key(p) for p in pred]
+        tk = [parse_key(t) for t in truth]
+        return {"accuracy_24": np.array([a == b for a, b in zip(tk, pk)], float),
+                "tonic_accuracy": np.array([a[0] == b[0] for a, b in zip(tk, pk)], float),
+                "mirex_weighted": np.array([mir_eval.key.weighted_score(KEY_NAMES_24[a[0] + 12 * (a[1] == 0)],
+                                                                        KEY_NAMES_24[b[0] + 12 * (b[1] == 0)])
+                                            for a, b in zip(tk, pk)])}
+
+    a, b = figures(ours), figures(theirs)
+    info = {g: piece_score(int(g.split("-")[2]), int(g.split("-")[1]))[1] for g in set(groups)}
+    out = {"essentia": "KeyExtractor(profileType='bgate'), MonoLoader at 44.1 kHz", "tracks": len(sub)}
+    for name, is_style in {"all": lambda d: True, **STYLES}.items():
+        m = np.array([is_style(info[g]) for g in groups])
+        if not m.any():
+            continue
+        g = [x for x, k in zip(groups, m) if k]
+        out[name] = {"pieces": len(set(g))}
+        for k in a:
+            d = a[k][m] - b[k][m]
+            out[name][k] = {"beatdbn": float(a[k][m].mean()), "essentia": float(b[k][m].mean()),
+                            "difference": float(d.mean()), "difference_ci": cluster_bootstrap_interval(d, g)}
     return out
 
 

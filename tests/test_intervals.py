@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from beatdbn.exceptions import ParameterError
-from beatdbn.metrics.intervals import (cluster_bootstrap_interval, left_chance, mcnemar_p, paired_comparison, summarize, t_interval,
-                                       wilson_interval, within_chance)
+from beatdbn.metrics.intervals import (cluster_bootstrap_interval, left_chance, mcnemar_p, paired_comparison,
+                                       summarize, t_interval, wilson_interval, within_chance)
 
 
 def test_mcnemar_known_answers():

@@ -19,10 +19,10 @@ from beatdbn.synth.no_key import render_clip
 
 runner = CliRunner()
 
-# Pieces the model never saw (its corpora are pieces seeded [0, i] and, held out, [1, i]): (tonic, mode, seed),
-# 56 beats each, both modes.
+# Pieces the model never saw (its corpora are pieces seeded [0, i] and, held out, [1, i] and [2, i]):
+# (tonic, mode, seed), 56 beats each, both modes.
 FRESH = [(tonic, mode, 9000 + 2 * tonic + mode) for tonic in (0, 3, 7, 10) for mode in (0, 1)]
-# Clips without a key, of seeds never used in training (the corpus is [0, i], the held-out one [1, i]).
+# Clips without a key, of seeds never used in training (the corpus is [0, i], the held-out ones [1, i] and [2, i]).
 KEYLESS = [("noise", [77, 1]), ("tone", [77, 2]), ("noise", [77, 3]), ("tone", [77, 4])]
 
 
@@ -61,6 +61,26 @@ def test_shipped_model_is_small_calibrated_and_documented():
     assert run.task == "key" and run.representation == "audio" and run.labels == list(KEY_NAMES_24) + [NO_KEY]
     assert 0 < run.temperature < 20 and 0 < run.tonal_threshold <= 0.5
     assert math.isfinite(prov["holdout"]["ece"])
+
+
+def test_shipped_model_provenance_gives_intervals_and_styles():
+    prov = json.loads((shipped_model_dir("key") / "PROVENANCE.json").read_text())
+    h = prov["holdout"]
+    assert h["seed"] != prov["corpus"]["seed"] and h["pieces"] >= 600 and h["n_tonal"] == 2 * h["pieces"]
+    for k in ("accuracy_24", "tonic_accuracy", "mirex_weighted"):
+        lo, hi = h[k + "_ci"]
+        assert lo <= h[k] <= hi and 0 < hi - lo < 0.1, (k, lo, h[k], hi)
+    styles = h["by_style"]
+    assert {"functional harmony", "popular-music loop", "chorale"} <= set(styles)
+    # functional harmony and the loops split the pieces between them
+    assert styles["functional harmony"]["pieces"] + styles["popular-music loop"]["pieces"] == h["pieces"]
+    versus = h.get("against_essentia")  # present when Essentia was installed where the model was built
+    if versus is not None:
+        assert versus["tracks"] == h["n_tonal"] and versus["all"]["pieces"] == h["pieces"]
+        for k in ("accuracy_24", "tonic_accuracy", "mirex_weighted"):
+            v = versus["all"][k]
+            assert v["beatdbn"] == pytest.approx(h[k]) and v["difference"] == pytest.approx(v["beatdbn"] - v["essentia"])
+            assert v["difference_ci"][0] <= v["difference"] <= v["difference_ci"][1]
 
 
 def test_shipped_model_names_the_key_of_pieces_it_never_heard(audio_files):
