@@ -393,8 +393,9 @@ def main(argv: list[str] | None = None) -> int:
     if versus:
         for k, v in versus["all"].items():
             if isinstance(v, dict):
+                lo, hi = v["difference_ci"]
                 print(f"   against Essentia, {k}: {v['beatdbn']:.3f} vs {v['essentia']:.3f}, difference "
-                      f"{v['difference']:+.3f} [{v['difference_ci'][0]:+.3f}, {v['difference_ci'][1]:+.3f}]", flush=True)
+                      f"{v['difference']:+.3f} [{lo:+.3f}, {hi:+.3f}]", flush=True)
     by_source = {}
     for kind in ("additive", "gm", "nokey"):
         m = np.array([f"/{kind}/" in r["source"] for r in h_rows])
