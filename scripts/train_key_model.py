@@ -546,6 +546,13 @@ def against_essentia(rows: list[dict], post, classes: list[str], essentia: dict,
             d = a[k][m] - b[k][m]
             out[name][k] = {"beatdbn": float(a[k][m].mean()), "essentia": float(b[k][m].mean()),
                             "difference": float(d.mean()), "difference_ci": cluster_bootstrap_interval(d, g)}
+    # each loop progression apart: where the key of a loop is ambiguous, both tools miss it
+    loops = sorted({"-".join(d["loop"]) for d in info.values() if d["loop"] is not None})
+    out["by_loop"] = {}
+    for loop in loops:
+        m = np.array([info[g]["loop"] is not None and "-".join(info[g]["loop"]) == loop for g in groups])
+        out["by_loop"][loop] = {"tracks": int(m.sum()), "beatdbn_24": float(a["accuracy_24"][m].mean()),
+                                "essentia_24": float(b["accuracy_24"][m].mean())}
     return out
 
 

@@ -82,6 +82,8 @@ def test_shipped_model_provenance_gives_intervals_and_styles():
             assert v["beatdbn"] == pytest.approx(h[k])
             assert v["difference"] == pytest.approx(v["beatdbn"] - v["essentia"])
             assert v["difference_ci"][0] <= v["difference"] <= v["difference_ci"][1]
+        # every loop progression apart: their tracks are the loops' tracks
+        assert sum(x["tracks"] for x in versus["by_loop"].values()) == styles["popular-music loop"]["n_tonal"]
 
 
 def test_shipped_model_names_the_key_of_pieces_it_never_heard(audio_files):
