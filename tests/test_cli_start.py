@@ -127,3 +127,21 @@ def test_predict_reads_the_first_song_ahead_in_a_forked_process(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result == {"children": 1, "same": True, "n": 1, "torch": False}, result
+
+
+def test_a_read_ahead_that_died_is_read_again(tmp_path):
+    import concurrent.futures
+    from concurrent.futures.process import BrokenProcessPool
+
+    from beatdbn.features.sources import read_input
+    from beatdbn.inference.files import _Ahead, _read
+
+    sr = 22050
+    song = tmp_path / "tone.wav"
+    sf.write(song, (0.2 * np.sin(2 * np.pi * 330 * np.arange(4 * sr) / sr)).astype(np.float32), sr)
+    dead = concurrent.futures.Future()
+    dead.set_exception(BrokenProcessPool("the reader was killed"))
+    name, tracks = _read(_Ahead(song, dead))
+    want_name, want = read_input(song)
+    assert name == want_name and len(tracks) == len(want) == 1
+    assert np.array_equal(tracks[0][1], want[0][1])

@@ -103,7 +103,8 @@ def _iter_answers(run: Run, files: Iterable[str | Path], *, top_k: int, batch_si
 
 
 class _Ahead:
-    """An input whose reading already started in a thread (its result is taken once, in order)."""
+    """An input whose reading already started in a thread or a child process (its result is taken once, in
+    order)."""
 
     def __init__(self, path: Path, future: concurrent.futures.Future):
         self.path, self.future = path, future
@@ -113,8 +114,14 @@ class _Ahead:
 
 
 def _read(path) -> tuple[str, Any]:
-    """:func:`read_input`, or the result of a reading started ahead."""
-    return path.future.result() if isinstance(path, _Ahead) else read_input(path)
+    """:func:`read_input`, or the result of a reading started ahead (read again here if the reader died, e.g. a
+    child process killed: :func:`read_input` itself never raises)."""
+    if not isinstance(path, _Ahead):
+        return read_input(path)
+    try:
+        return path.future.result()
+    except Exception:  # noqa: BLE001 - a broken pool or a killed child: the file is read here instead
+        return read_input(path.path)
 
 
 def _answer_chunk(run: Run, answers: list[dict], pending: list[tuple[int, Track]], top_k: int, batch_size: int,
