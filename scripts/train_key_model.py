@@ -71,7 +71,7 @@ def build_corpus(root: Path, *, pieces: int, no_key: int, seed: int, fonts, work
     from beatdbn.synth.no_key import write_no_key_corpus
 
     labels = root / "labels.csv"
-    if labels.is_file() and sum(1 for _ in labels.open()) - 1 == 2 * pieces and (
+    if labels.is_file() and len(labels.read_text().splitlines()) - 1 == 2 * pieces and (
             not no_key or len(list((root / "nokey").rglob("nokey-*"))) >= no_key):
         return labels  # complete; a larger --pieces or --no-key renders only the files missing
     rows = []
@@ -211,6 +211,21 @@ def posteriors_of(run, store: Path, track_ids: list[str], temperature: float = 1
     return apply_temperature(split_posteriors(run.model, feats), temperature)
 
 
+def key_scores(truth: list[str], pred: list[str]) -> dict:
+    """Per track: 24-key right, tonic right (1/0) and the MIREX weighted score, of key names in any spelling
+    (``A# minor``, ``Bb minor``)."""
+    import mir_eval.key
+    import numpy as np
+
+    from beatdbn.labels import KEY_NAMES_24, parse_key
+
+    tk, pk = [parse_key(t) for t in truth], [parse_key(p) for p in pred]
+    name = [KEY_NAMES_24[k[0] + 12 * (k[1] == 0)] for k in tk], [KEY_NAMES_24[k[0] + 12 * (k[1] == 0)] for k in pk]
+    return {"accuracy_24": np.array([a == b for a, b in zip(tk, pk)], float),
+            "tonic_accuracy": np.array([a[0] == b[0] for a, b in zip(tk, pk)], float),
+            "mirex_weighted": np.array([mir_eval.key.weighted_score(a, b) for a, b in zip(*name)])}
+
+
 def evaluate(labels_true: list[str], post, classes: list[str], threshold: float | None, groups=None) -> dict:
     """Figures of a key model on labelled tracks (KEY_NAMES_24 names or NO_KEY); with ``groups`` (the piece of
     each track), 95 % piece-bootstrap intervals of the tonal figures too (``<figure>_ci``)."""
@@ -218,7 +233,6 @@ def evaluate(labels_true: list[str], post, classes: list[str], threshold: float 
 
     from beatdbn.labels import KEY_NAMES_24, NO_KEY
     from beatdbn.metrics.calibration import expected_calibration_error
-    import mir_eval.key
 
     nk = classes.index(NO_KEY) if NO_KEY in classes else None
     keys_idx = [i for i, c in enumerate(classes) if c != NO_KEY]
@@ -232,9 +246,8 @@ def evaluate(labels_true: list[str], post, classes: list[str], threshold: float 
     if tonal.any():
         t_true = [t for t, m in zip(labels_true, tonal) if m]
         t_pred = [p for p, m in zip(pred, tonal) if m]
-        right = np.array([a == b for a, b in zip(t_true, t_pred)])
-        tonic = np.array([a.split()[0] == b.split()[0] for a, b in zip(t_true, t_pred)])
-        mirex = np.array([mir_eval.key.weighted_score(a, b) for a, b in zip(t_true, t_pred)])
+        scores = key_scores(t_true, t_pred)
+        right, tonic, mirex = scores["accuracy_24"].astype(bool), scores["tonic_accuracy"], scores["mirex_weighted"]
         if groups is not None:
             from beatdbn.metrics.intervals import cluster_bootstrap_interval
 
@@ -328,7 +341,9 @@ def main(argv: list[str] | None = None) -> int:
                      no_key=args.holdout_no_key, seed=args.holdout_seed, fonts=h_fonts, workers=args.workers)
     h_store = work / f"holdout-s{args.holdout_seed}-store"
     _step(log, "extract holdout", extract, h_root, h_store, h_labels, args.workers)
-    h_rows = [r for r in track_table(h_store) if r["label"] is not None]
+    # the held-out pieces and clips asked for (a store resumed from a larger run may hold more)
+    h_rows = [r for r in track_table(h_store) if r["label"] is not None and int(r["group"].split("-")[2]) <
+              (args.holdout_no_key if r["group"].startswith("nokey-") else args.holdout_pieces)]
 
     task_dir = work / "tasks" / "key"
     valid = [line.split("\t") for line in (task_dir / "valid.tsv").read_text().splitlines()[1:]]
@@ -456,14 +471,19 @@ STYLES = {
 }
 
 
+def piece_info(group: str) -> dict:
+    """What the generator drew for the piece of a group ``piece-<seed>-<index>`` (its score's ``info``)."""
+    from beatdbn.synth.audio_keys import piece_score
+
+    _, seed, index = group.split("-")
+    return piece_score(int(index), int(seed))[1]
+
+
 def by_style(labels_true: list[str], post, classes: list[str], threshold: float, groups: list[str]) -> dict:
     """:func:`evaluate` on the tonal tracks of each of :data:`STYLES` (pieces ``piece-<seed>-<index>``)."""
     import numpy as np
 
-    from beatdbn.synth.audio_keys import piece_score
-
-    info = {g: piece_score(int(g.split("-")[2]), int(g.split("-")[1]))[1]
-            for g in sorted({g for g, t in zip(groups, labels_true) if g and g.startswith("piece-")})}
+    info = {g: piece_info(g) for g in sorted({g for g in groups if g and g.startswith("piece-")})}
     out = {}
     for name, is_style in STYLES.items():
         m = np.array([g in info and is_style(info[g]) for g in groups])
@@ -486,56 +506,59 @@ import essentia.standard as es
 root, out = Path(sys.argv[1]), Path(sys.argv[2])
 res = json.loads(out.read_text()) if out.exists() else {}
 ke = es.KeyExtractor(profileType="bgate")
-for i, row in enumerate(csv.DictReader(open(root / "labels.csv"))):
-    if row["path"] not in res:
-        key, scale, strength = ke(es.MonoLoader(filename=str(root / row["path"]), sampleRate=44100)())
-        res[row["path"]] = [key + " " + scale, float(strength)]
-        if i % 100 == 0:
-            out.write_text(json.dumps(res))
+failed = {}
+with open(root / "labels.csv") as fh:
+    for i, row in enumerate(csv.DictReader(fh)):
+        if row["path"] not in res:
+            try:
+                key, scale, strength = ke(es.MonoLoader(filename=str(root / row["path"]), sampleRate=44100)())
+            except Exception as exc:  # a file Essentia cannot read is counted, not fatal
+                failed[row["path"]] = str(exc)[:200]
+                continue
+            res[row["path"]] = [key + " " + scale, float(strength)]
+            if i % 100 == 0:
+                out.write_text(json.dumps(res))
 out.write_text(json.dumps(res))
+print(json.dumps({"version": essentia.__version__, "failed": failed}))
 """
 
 
 def essentia_keys(root: Path) -> dict | None:
-    """Essentia's key of each tonal file under ``root`` (relative path -> [key, strength]); None without Essentia."""
+    """Essentia's answers on the tonal files under ``root``: ``{"keys": {relative path: [key, strength]},
+    "version", "failed": {path: why}}``; None without Essentia or when it fails (a baseline never stops the
+    build: the model is saved either way)."""
     if subprocess.run([sys.executable, "-c", "import essentia.standard"], capture_output=True).returncode != 0:
         return None
     out = root / "essentia-bgate.json"
-    subprocess.run([sys.executable, "-c", ESSENTIA_SCRIPT, str(root), str(out)], check=True)
-    return json.loads(out.read_text())
+    done = subprocess.run([sys.executable, "-c", ESSENTIA_SCRIPT, str(root), str(out)], capture_output=True,
+                          text=True)
+    if done.returncode != 0 or not out.is_file():
+        print(f"   Essentia failed (exit {done.returncode}): {done.stderr.strip()[-300:]}", flush=True)
+        return None
+    return {"keys": json.loads(out.read_text()), **json.loads(done.stdout.strip().splitlines()[-1])}
 
 
 def against_essentia(rows: list[dict], post, classes: list[str], essentia: dict, root: Path) -> dict:
     """Our 24-key answers against Essentia's on the same tonal files: each figure, the paired difference with its
     95 % piece-bootstrap interval, overall and by :data:`STYLES`."""
-    import mir_eval.key
     import numpy as np
 
-    from beatdbn.labels import KEY_NAMES_24, NO_KEY, parse_key
+    from beatdbn.labels import KEY_NAMES_24, NO_KEY
     from beatdbn.metrics.intervals import cluster_bootstrap_interval
-    from beatdbn.synth.audio_keys import piece_score
 
-    keep = [i for i, r in enumerate(rows) if r["label"] != NO_KEY and
-            str(Path(r["source"]).relative_to(root.resolve())) in essentia]
+    answers = essentia["keys"]
+    rel = [str(Path(r["source"]).relative_to(root.resolve())) for r in rows]
+    keep = [i for i, r in enumerate(rows) if r["label"] != NO_KEY and rel[i] in answers]
     keys = [classes.index(k) for k in KEY_NAMES_24]
     ours = [classes[keys[j]] for j in post[keep][:, keys].argmax(1)]
     sub = [rows[i] for i in keep]
-    theirs = [essentia[str(Path(r["source"]).relative_to(root.resolve()))][0] for r in sub]
+    theirs = [answers[rel[i]][0] for i in keep]
     truth = [r["label"] for r in sub]
     groups = [r["group"] for r in sub]
-
-    def figures(pred):
-        pk = [parse_key(p) for p in pred]
-        tk = [parse_key(t) for t in truth]
-        return {"accuracy_24": np.array([a == b for a, b in zip(tk, pk)], float),
-                "tonic_accuracy": np.array([a[0] == b[0] for a, b in zip(tk, pk)], float),
-                "mirex_weighted": np.array([mir_eval.key.weighted_score(KEY_NAMES_24[a[0] + 12 * (a[1] == 0)],
-                                                                        KEY_NAMES_24[b[0] + 12 * (b[1] == 0)])
-                                            for a, b in zip(tk, pk)])}
-
-    a, b = figures(ours), figures(theirs)
-    info = {g: piece_score(int(g.split("-")[2]), int(g.split("-")[1]))[1] for g in set(groups)}
-    out = {"essentia": "KeyExtractor(profileType='bgate'), MonoLoader at 44.1 kHz", "tracks": len(sub)}
+    a, b = key_scores(truth, ours), key_scores(truth, theirs)
+    info = {g: piece_info(g) for g in set(groups)}
+    out = {"essentia": f"Essentia {essentia['version']}: KeyExtractor(profileType='bgate'), MonoLoader at 44.1 kHz",
+           "tracks": len(sub), "failed": essentia["failed"]}
     for name, is_style in {"all": lambda d: True, **STYLES}.items():
         m = np.array([is_style(info[g]) for g in groups])
         if not m.any():

@@ -43,7 +43,11 @@ def _read_ahead(paths: list[Path], workers: int, scheduler: Optional[str]):
 
     One 3-minute song, a whole ``beatdbn predict --task key`` process (``make bench``, ``cli:`` row; 2 idle cores,
     2026-12-05): in a thread 3.01 and 3.14 s wall, 4.6-4.7 s CPU (two runs); in a forked process 2.09 s wall,
-    2.98 s CPU. Essentia's KeyExtractor in a script: 0.91 s."""
+    2.98 s CPU. Essentia's KeyExtractor in a script: 0.91 s. With several files only the first is read ahead: the
+    gain is that one file's (two 60-s clips: 2.0-2.1 s either way).
+
+    Forked on Linux only (macOS forks unsafely once system frameworks are loaded: its default is spawn);
+    anywhere a process cannot start, the thread is used."""
     if workers != 1 or scheduler not in (None, "sync"):
         return None
     first = next((p for p in paths if p.is_file() and p.name not in ("model.pt", "config.json")), None)
@@ -55,11 +59,17 @@ def _read_ahead(paths: list[Path], workers: int, scheduler: Optional[str]):
 
     from beatdbn.features.sources import read_input  # reason: lazy, the reader alone (no torch)
 
-    if "fork" in multiprocessing.get_all_start_methods() and "torch" not in sys.modules:
-        pool = concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
-    else:
+    future = None
+    if sys.platform.startswith("linux") and "torch" not in sys.modules:
+        try:
+            pool = concurrent.futures.ProcessPoolExecutor(max_workers=1,
+                                                          mp_context=multiprocessing.get_context("fork"))
+            future = pool.submit(read_input, first)
+        except (OSError, RuntimeError, ValueError, DeprecationWarning):  # e.g. a process limit: a thread reads it
+            future = None
+    if future is None:
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="beatdbn-read")
-    future = pool.submit(read_input, first)
+        future = pool.submit(read_input, first)
     pool.shutdown(wait=False)
     future.path = first  # which file it reads
     return future
@@ -170,7 +180,8 @@ def predict(
         raise ParameterError(f"--workers {workers}: must be >= 1")
     if scheduler is not None:
         check_scheduler(scheduler)
-    # the first file's analysis starts now, in a thread, and overlaps torch's import and the model's loading
+    # the first file's analysis starts now, in a child process (or a thread), and overlaps torch's import and the
+    # model's loading
     ahead = _read_ahead(paths, workers, scheduler) if out is None or not over_time else None
     from beatdbn.inference import iter_inputs, iter_predictions, row_writer  # reason: lazy, torch (fast --help)
     from beatdbn.inference.key_answer import key_classes  # reason: lazy, beside the import above

@@ -338,7 +338,8 @@ def tempogram(onset_envelope: np.ndarray, *, win_length: int = 384, center: bool
         raise ParameterError(f"tempogram: the onset envelope ({env.shape[-1]} frames) is shorter than "
                              f"win_length={win_length}; pass a longer envelope or use center=True")
     # frames as rows (n_frames, win_length): the FFTs run along contiguous memory, 1.8x faster than along
-    # columns on a 3-minute song, and bit for bit the same values; the result is returned transposed
+    # columns on a 3-minute song, and bit for bit the same values; returned in the (lags, frames) layout of
+    # before, contiguous, so that sums over it (global_tempo) add in the same order too
     frames = np.lib.stride_tricks.sliding_window_view(env, win_length)
     if center:
         frames = frames[:n]
@@ -351,7 +352,7 @@ def tempogram(onset_envelope: np.ndarray, *, win_length: int = 384, center: bool
         raise ParameterError("tempogram: the onset envelope holds values that are not finite")
     length = np.max(np.abs(acf), axis=-1, keepdims=True)
     length[length < np.finfo(acf.dtype).tiny] = 1.0
-    return (acf / length).T
+    return np.ascontiguousarray((acf / length).T)
 
 
 def _tempo_of_tempogram(tg: np.ndarray, *, sr: float, hop_length: int, start_bpm: float, std_bpm: float,

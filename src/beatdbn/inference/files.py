@@ -57,8 +57,8 @@ def iter_predictions(run_dir: Run | str | Path, files: Iterable[str | Path], *, 
     :func:`~beatdbn.inference.parallel.map_inputs`). ``progress(n_files_done)``
     is called after each file is read. The arguments and the run are checked when this is called, before
     the first answer is asked for (so a command can refuse before it prints anything). ``ahead``: the
-    :func:`read_input` of the first file, already under way (a command starts it in a thread before it
-    loads torch, so that the import and the audio analysis overlap).
+    :func:`read_input` of the first file, already under way (a command starts it in a child process or a
+    thread before it loads torch, so that the import and the audio analysis overlap).
     """
     if not isinstance(top_k, int) or top_k < 0:
         raise ParameterError(f"top_k={top_k!r}: must be an int >= 0 (0 lists every class)")
