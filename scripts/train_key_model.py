@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import os
 import platform
@@ -217,13 +218,13 @@ def key_scores(truth: list[str], pred: list[str]) -> dict:
     import mir_eval.key
     import numpy as np
 
-    from beatdbn.labels import KEY_NAMES_24, parse_key
+    from beatdbn.labels import parse_key
 
     tk, pk = [parse_key(t) for t in truth], [parse_key(p) for p in pred]
-    name = [KEY_NAMES_24[k[0] + 12 * (k[1] == 0)] for k in tk], [KEY_NAMES_24[k[0] + 12 * (k[1] == 0)] for k in pk]
     return {"accuracy_24": np.array([a == b for a, b in zip(tk, pk)], float),
             "tonic_accuracy": np.array([a[0] == b[0] for a, b in zip(tk, pk)], float),
-            "mirex_weighted": np.array([mir_eval.key.weighted_score(a, b) for a, b in zip(*name)])}
+            # mir_eval reads either spelling itself (A# minor against Bb minor scores 1)
+            "mirex_weighted": np.array([mir_eval.key.weighted_score(a, b) for a, b in zip(truth, pred)])}
 
 
 def evaluate(labels_true: list[str], post, classes: list[str], threshold: float | None, groups=None) -> dict:
@@ -471,8 +472,10 @@ STYLES = {
 }
 
 
+@functools.lru_cache(maxsize=None)
 def piece_info(group: str) -> dict:
-    """What the generator drew for the piece of a group ``piece-<seed>-<index>`` (its score's ``info``)."""
+    """What the generator drew for the piece of a group ``piece-<seed>-<index>`` (its score's ``info``); composed
+    once per piece, though the styles and the comparison with Essentia both ask (do not modify the dict)."""
     from beatdbn.synth.audio_keys import piece_score
 
     _, seed, index = group.split("-")
