@@ -420,6 +420,7 @@ def main(argv: list[str] | None = None) -> int:
             by_source[kind].pop("reliability", None)
     args.out.mkdir(parents=True, exist_ok=True)
     run.model.save(args.out)
+    run.model.save_numpy(args.out)  # the same tensors for the torch-free forward of `predict --task key`
     calibration = {"temperature": temperature, "tonal_threshold": threshold,
                    "fitted_on": f"valid split ({len(v_ids)} tracks)", "ece_valid": valid_eval.get("ece"),
                    "ece_holdout": holdout.get("ece"), "reliability_holdout": holdout.get("reliability")}

@@ -136,7 +136,7 @@ def test_the_shipped_key_model_answers_as_before(tmp_path):
     """The shipped model's track posteriors (12 transpositions, calibrated) are those of the path before the
     protocol: ConvMLP.predict_proba of the same batch, then the temperature; bit for bit (tests' own audio, and
     two real recordings when ../shared/data/audio is present)."""
-    run = shipped_model("key")
+    run = shipped_model("key", engine="torch")
     assert run.model.config.transpose_keys
     tracks = _audio_tracks(tmp_path)
     post = run.predict_proba([f for _, f in tracks], over_time=True, batch_size=1)  # one track a pass, as before

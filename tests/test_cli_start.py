@@ -1,5 +1,6 @@
 """A fast CLI start: `beatdbn --help`, every command's --help and `beatdbn info` load no torch, scikit-learn, Dask,
-librosa or matplotlib; `predict --task key` loads no scikit-learn, Dask or matplotlib (issue 25 item 1).
+librosa or matplotlib; `predict --task key` loads none of them either, torch included: the shipped model runs in numpy
+(issue 25 item 1, issue 22 item 5).
 
 Each check runs in a fresh Python process (this one has imported everything already).
 """
@@ -59,7 +60,7 @@ def test_importing_the_cli_loads_nothing_heavy():
 
 def test_the_check_itself_can_fail():
     """The same probe sees torch when something imports it."""
-    code = ("import beatdbn.cli, beatdbn.inference.runs, sys; "
+    code = ("import beatdbn.cli, beatdbn.models.convmlp, sys; "
             "print(' '.join(m for m in %r if m in sys.modules))" % (HEAVY,))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=_env())
     assert "torch" in done.stdout.split()
@@ -95,10 +96,22 @@ def test_predict_key_loads_only_what_it_needs(tmp_path):
     result, out = _cli(["--threads", "2", "predict", "--task", "key", str(tone)], timeout=300)
     assert result["codes"] == [0], out
     assert out.startswith(f"{tone}  ")
-    assert result["threads"] == 2  # --threads still reaches torch, applied when torch loads (OMP_NUM_THREADS=1 here)
     loaded = set(result["loaded"])
-    assert {"torch", "librosa"} & loaded  # the model and the audio front-end
-    assert not loaded & {"sklearn", "dask", "distributed", "matplotlib"}, sorted(loaded & set(HEAVY))
+    # the shipped model runs in numpy (model.npz): no torch, no scikit-learn, Dask, matplotlib or librosa
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+    assert result["threads"] is None
+
+
+def test_threads_reach_torch_when_a_command_loads_it(tmp_path):
+    """--threads is applied when torch loads: here the shipped model's folder given as a RUN_DIR (torch)."""
+    from beatdbn.inference import shipped_model_dir
+
+    sr = 22050
+    tone = tmp_path / "a440.wav"
+    sf.write(tone, (0.3 * np.sin(2 * np.pi * 440 * np.arange(4 * sr) / sr)).astype(np.float32), sr)
+    result, out = _cli(["--threads", "2", "predict", str(shipped_model_dir("key")), str(tone)], timeout=300)
+    assert result["codes"] == [0], out
+    assert result["threads"] == 2 and "torch" in result["loaded"]  # OMP_NUM_THREADS=1 here
 
 
 _READ_AHEAD = """

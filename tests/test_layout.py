@@ -10,7 +10,8 @@ import torch
 from beatdbn.exceptions import ParameterError
 from beatdbn.models.convmlp import ConvMLP, MLPConfig
 from beatdbn.models.dbn import ConvDBN, DBNConfig
-from beatdbn.models.layout import LAYERS, PHASES, STAGES, Layout, layer4, output_length, prepare_input
+from beatdbn.models.forward import layer4, prepare_input
+from beatdbn.models.layout import LAYERS, PHASES, STAGES, Layout, output_length
 
 SMALL = dict(n_maps_1a=4, n_maps_1b=3, n_maps_3=5)
 

@@ -14,8 +14,6 @@ from beatdbn.cli.options import check_options
 from beatdbn.cli.progress import progress_bar
 from beatdbn.exceptions import ParameterError
 from beatdbn.tasks import registry
-from beatdbn.store.reader import FeatureStore
-from beatdbn.tasks.build import load_task
 
 __all__ = ["baseline"]
 
@@ -53,6 +51,9 @@ def baseline(
     config = BaselineConfig(window=window, stride=stride, learning_rates=tuple(lr) if lr else PAPER_LEARNING_RATES,
                             epochs=epochs, batch_size=batch_size, grad_norm=grad_norm, seed=seed)
     with rundir.run_lock(out):  # a second run into --out fails at once, naming the holder
+        from beatdbn.store.reader import FeatureStore  # reason: lazy, pyarrow (a fast start for every command)
+        from beatdbn.tasks.build import load_task  # reason: lazy, beside the import above
+
         fs = FeatureStore.open(store)
         t = load_task(tasks, task)
         splits = [load_split(fs, t, s) for s in ("train", "valid", "test")]

@@ -11,7 +11,6 @@ from beatdbn.cli import command, console, err_console
 from beatdbn.cli.options import check_model_task, check_options, model_and_inputs
 from beatdbn.cli.progress import progress_bar
 from beatdbn.exceptions import ParameterError
-from beatdbn.store.reader import FeatureStore
 
 __all__ = ["embed"]
 
@@ -57,6 +56,8 @@ def embed(
     if model is not None:
         check_model_task(model, getattr(encoder.model.config, "task", None), task)
     if len(inputs) == 1 and (inputs[0] / "store.json").exists():
+        from beatdbn.store.reader import FeatureStore  # reason: lazy, pyarrow (a fast start for every command)
+
         total, unit = len(FeatureStore.open(inputs[0])), "tracks"
     else:
         total, unit = sum(1 for _ in iter_inputs(inputs)), "files"

@@ -22,7 +22,6 @@ from beatdbn.cli import command, console, threads_given
 from beatdbn.cli.options import check_device, check_out, check_workers
 from beatdbn.cli.progress import progress_bar
 from beatdbn.exceptions import ParameterError
-from beatdbn.store.reader import FeatureStore
 from beatdbn.train.rank_settings import DEFAULT_COMBINE, SYNC_EVERY
 from beatdbn.utils.threads import apply_threads, available_cpus
 
@@ -95,6 +94,8 @@ def pretrain(
         if ranks is None or ranks.lead:
             check_out(out)
         config = PretrainConfig(batch_size=batch_size, passes=passes, min_beats=min_beats, checkpoint_every=checkpoint_every, seed=seed)
+        from beatdbn.store.reader import FeatureStore  # reason: lazy, pyarrow (a fast start for every command)
+
         excluded = read_exclusion(exclude, known_ids=FeatureStore.open(store).track_ids) if exclude else None
         kwargs = dict(store=str(store), out=str(out), exclude=excluded, config=config, dbn_config=DBNConfig(seed=seed),
                       device=device, resident=how)

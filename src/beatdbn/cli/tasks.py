@@ -11,9 +11,7 @@ import typer
 
 from beatdbn.cli import command, console, err_console
 from beatdbn.cli.output import print_table
-from beatdbn.store.reader import FeatureStore
 from beatdbn.tasks import registry
-from beatdbn.tasks.build import prepare_tasks, write_tasks
 from beatdbn.tasks.registry import MIN_TEST_PER_CLASS, TaskConfig
 
 __all__ = ["tasks", "with_task_options", "print_task_summary", "TASK_HELP"]
@@ -141,6 +139,9 @@ def tasks(
     Exits 0 when at least one task was built; each task that could not be built gets one line with the reason and
     the options that would work.
     """
+    from beatdbn.store.reader import FeatureStore  # reason: lazy, pyarrow (a fast start for every command)
+    from beatdbn.tasks.build import prepare_tasks, write_tasks  # reason: lazy, beside the import above
+
     fs = FeatureStore.open(store)
     config = task_config
     built, errors, stats, dropped = prepare_tasks(fs, config, duplicates=duplicates, genre_labels=genre_labels)

@@ -25,18 +25,38 @@ Modules, one job each:
   :mod:`~beatdbn.inference.embed_writers`: layer-4 embeddings to Parquet/NPZ.
 """
 
-from beatdbn.inference.runs import (REPRESENTATION_NAMES, SHIPPED_MODELS, Posteriors, Run, label_names, load_run,
-                                    needed_model_kind, representation_mismatch, shipped_model, shipped_model_dir)
-from beatdbn.inference.posteriors import predict_features, split_posteriors, step_posteriors
-from beatdbn.inference.steps import step_beat_ranges, step_times
-from beatdbn.inference.inputs import iter_inputs
-from beatdbn.inference.files import iter_predictions, predict_files
-from beatdbn.inference.rows import ROW_COLUMNS, answer_row, row_writer
-from beatdbn.inference.analysis import analyse_file
-from beatdbn.inference.embed import embed
+# Names are imported on first use (PEP 562): importing a module of this package (e.g. beatdbn.inference.files
+# for a one-song predict with the shipped model's numpy forward) then never loads torch through this file.
+_WHERE = {
+    "runs": ["REPRESENTATION_NAMES", "SHIPPED_MODELS", "Posteriors", "Run", "label_names", "load_run",
+             "needed_model_kind", "representation_mismatch", "shipped_model", "shipped_model_dir"],
+    "posteriors": ["predict_features", "split_posteriors", "step_posteriors"],
+    "steps": ["step_beat_ranges", "step_times"],
+    "inputs": ["iter_inputs"],
+    "files": ["iter_predictions", "predict_files"],
+    "rows": ["ROW_COLUMNS", "answer_row", "row_writer"],
+    "analysis": ["analyse_file"],
+    "embed": ["embed"],
+}
+_MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
 
 __all__ = ["Run", "Posteriors", "load_run",
            "label_names", "shipped_model", "shipped_model_dir", "representation_mismatch",
            "needed_model_kind", "SHIPPED_MODELS", "REPRESENTATION_NAMES", "predict_features", "split_posteriors",
            "step_posteriors", "step_beat_ranges", "step_times", "iter_inputs", "iter_predictions", "predict_files",
            "ROW_COLUMNS", "answer_row", "row_writer", "analyse_file", "embed"]
+
+
+def __getattr__(name: str):
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'beatdbn.inference' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"beatdbn.inference.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

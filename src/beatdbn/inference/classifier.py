@@ -16,6 +16,9 @@ each track here once; a :class:`Track` is not checked again.
   12 transpositions of a key model in the same pass) gives the per-step
   posteriors, and the track posterior as their mean; ``over_time=True`` keeps
   the steps, it does not run the network again.
+* :class:`NumpyConvMLPClassifier`: the same posteriors from the numpy forward
+  (:class:`~beatdbn.models.numpy_mlp.NumpyConvMLP`) of a shipped model, one
+  track at a time, without torch;
 * :class:`WindowClassifier`: a window baseline (logistic regression, naive
   Bayes): the mean of its window posteriors; it has no steps.
 
@@ -26,18 +29,22 @@ adds the door and the calibration.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
 import numpy as np
-import torch
 
-from beatdbn.data.splits import budget_batches, padded_batch
 from beatdbn.exceptions import DataError, ParameterError
-from beatdbn.models.convmlp import ConvMLP
+from beatdbn.models.numpy_mlp import NumpyConvMLP
 
-__all__ = ["Track", "TrackRefused", "admit", "Classifier", "ConvMLPClassifier", "WindowClassifier", "classifier_of",
-           "conv_posteriors"]
+if TYPE_CHECKING:  # torch is imported where a torch model runs: the shipped model's numpy forward needs none
+    import torch
+
+    from beatdbn.models.convmlp import ConvMLP
+
+__all__ = ["Track", "TrackRefused", "admit", "Classifier", "ConvMLPClassifier", "NumpyConvMLPClassifier",
+           "WindowClassifier", "classifier_of", "conv_posteriors", "is_conv_mlp"]
 
 
 class TrackRefused(DataError):
@@ -129,6 +136,10 @@ def conv_posteriors(model: ConvMLP, features: Sequence[np.ndarray], *, over_time
     (transpositions counted) per batch (:func:`~beatdbn.data.splits.budget_batches`); each batch is one
     forward pass (:meth:`ConvMLP.posteriors`). The model is in eval mode meanwhile (its mode is restored).
     """
+    import torch  # reason: lazy, a torch model's caller has loaded it already
+
+    from beatdbn.data.splits import budget_batches, padded_batch  # reason: lazy, torch
+
     device = model.layer1a.weight.device if device is None else torch.device(device)
     was_training = model.training
     model.eval()
@@ -163,6 +174,28 @@ class ConvMLPClassifier:
         return conv_posteriors(self.model, features, over_time=over_time, batch_size=self.batch_size)
 
 
+class NumpyConvMLPClassifier:
+    """A conv MLP's numpy forward behind the protocol: each track on its own (no padding), its 12
+    transpositions in one pass (:meth:`NumpyConvMLP.posteriors <beatdbn.models.numpy_mlp.NumpyConvMLP.posteriors>`)."""
+
+    answers_over_time = True
+
+    def __init__(self, model: NumpyConvMLP):
+        self.model = model
+        self.n_inputs = model.n_inputs
+
+    def predict_proba(self, features: Sequence[np.ndarray], *, over_time: bool = False) -> tuple[np.ndarray, Steps]:
+        tracks, steps = self.model.posteriors(features)
+        return tracks, (steps if over_time else None)
+
+
+def is_conv_mlp(model: Any) -> bool:
+    """True for a torch :class:`~beatdbn.models.convmlp.ConvMLP` (checked without importing torch: a model
+    can only be one once its module is loaded)."""
+    module = sys.modules.get("beatdbn.models.convmlp")
+    return module is not None and isinstance(model, module.ConvMLP)
+
+
 class WindowClassifier:
     """A window baseline (``predict_proba(list of tracks) -> (n, n_classes)``) behind the protocol."""
 
@@ -180,5 +213,8 @@ class WindowClassifier:
 
 
 def classifier_of(model: Any, *, batch_size: int = 32) -> Classifier:
-    """The protocol's object for a conv MLP (``batch_size`` tracks a pass) or a window baseline."""
-    return ConvMLPClassifier(model, batch_size=batch_size) if isinstance(model, ConvMLP) else WindowClassifier(model)
+    """The protocol's object for a conv MLP (torch: ``batch_size`` tracks a pass; numpy: a track a pass) or a
+    window baseline."""
+    if isinstance(model, NumpyConvMLP):
+        return NumpyConvMLPClassifier(model)
+    return ConvMLPClassifier(model, batch_size=batch_size) if is_conv_mlp(model) else WindowClassifier(model)

@@ -11,7 +11,10 @@ folder (e.g. a snapshot ``RUN_DIR/lr-0.05/epoch-20``) is accepted as well.
 **Shipped models.** :func:`shipped_model` loads a model that comes inside the
 package (``beatdbn/pretrained/<name>/``), e.g. the audio key model
 (:data:`SHIPPED_MODELS`), so ``beatdbn predict --task key song.mp3`` needs no
-run directory.
+run directory. On the CPU it runs in numpy (``model.npz``,
+:class:`~beatdbn.models.numpy_mlp.NumpyConvMLP`: the same posteriors within
+float rounding, and no torch import, which is most of a one-song predict's
+time); ``engine="torch"`` (or a device) gives the torch model of ``model.pt``.
 
 **Representations.** A run records the feature representation it was trained
 on (``"echonest"``: MSD files; ``"audio"``: beatdbn's audio front-end), in the
@@ -26,17 +29,19 @@ import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 
 import numpy as np
-import torch
 
 from beatdbn.exceptions import DataError, ParameterError
-from beatdbn.inference.classifier import Classifier, Track, TrackRefused, admit, classifier_of
+from beatdbn.inference.classifier import Classifier, Track, TrackRefused, admit, classifier_of, is_conv_mlp
 from beatdbn.labels import KEY_NAMES
 from beatdbn.metrics.calibration import apply_temperature
 from beatdbn.metrics.results import ExperimentResult
-from beatdbn.models.convmlp import ConvMLP
+from beatdbn.models.numpy_mlp import NPZ_FILE, NumpyConvMLP
+
+if TYPE_CHECKING:  # torch is imported by the functions that load a torch model (load_run): the shipped model
+    import torch  # runs in numpy (beatdbn.models.numpy_mlp), so a one-song `predict --task key` never imports it
 
 __all__ = ["Run", "Posteriors", "load_run",
            "label_names", "shipped_model", "shipped_model_dir", "representation_mismatch",
@@ -65,8 +70,8 @@ class Run:
     ----------
     path : Path
         The run directory (or model folder) given.
-    model : ConvMLP or baseline
-        A :class:`ConvMLP` in eval mode, or a baseline object with
+    model : ConvMLP, NumpyConvMLP or baseline
+        A :class:`ConvMLP` in eval mode, its numpy forward (a shipped model), or a baseline object with
         ``predict_proba(list of (n_beats, 24) arrays) -> (n, n_classes)``.
     labels : list of str
         Class names as shown to users (key classes as C, C#, ..., B).
@@ -111,8 +116,8 @@ class Run:
 
     @property
     def answers_over_time(self) -> bool:
-        """True for a conv MLP: it has layer-4 steps (posteriors over time, embeddings)."""
-        return isinstance(self.model, ConvMLP)
+        """True for a conv MLP (torch or numpy): it has layer-4 steps (posteriors over time)."""
+        return isinstance(self.model, NumpyConvMLP) or is_conv_mlp(self.model)
 
     @property
     def n_classes(self) -> int:
@@ -237,7 +242,13 @@ def load_run(run_dir: str | Path, *, device: str | torch.device = "cpu") -> Run:
         hint = (" (it has a checkpoint: the run is unfinished; rerun the same `beatdbn finetune` to finish it)"
                 if any(path.glob("lr-*/checkpoint.pt")) else "")
         raise DataError(f"{path}: no model/ folder; is it a run directory written by `beatdbn finetune`?{hint}")
-    model = ConvMLP.load(model_dir, device=device).eval()
+    from beatdbn.models.convmlp import ConvMLP  # reason: lazy, torch (the shipped model runs without it)
+
+    return _conv_run(path, model_dir, ConvMLP.load(model_dir, device=device).eval())
+
+
+def _conv_run(path: Path, model_dir: Path, model: Any) -> Run:
+    """The :class:`Run` of a conv MLP (torch or numpy) read from ``model_dir``, with its folder's files."""
     selected = _read_json(model_dir / "selected.json", "selected model") if (model_dir / "selected.json").is_file() \
         else {}
     result = ExperimentResult.load(path / "result.json") if (path / "result.json").is_file() else None
@@ -282,8 +293,12 @@ def shipped_model_dir(task: str) -> Path:
     return folder
 
 
-def shipped_model(task: str = "key", *, device: str | torch.device = "cpu") -> Run:
+def shipped_model(task: str = "key", *, device: str | torch.device = "cpu", engine: str = "numpy"
+                  ) -> Run:
     """Load the model shipped inside the package for ``task``.
+
+    ``engine="numpy"`` (on the CPU, where ``model.npz`` is shipped) runs it without torch; ``"torch"``, or a
+    device other than the CPU, loads ``model.pt`` as a :class:`~beatdbn.models.convmlp.ConvMLP`.
 
     Examples
     --------
@@ -291,7 +306,12 @@ def shipped_model(task: str = "key", *, device: str | torch.device = "cpu") -> R
     >>> run.task, run.representation, run.labels[:3], run.labels[-1]
     ('key', 'audio', ['C major', 'C# major', 'D major'], 'no key')
     """
-    return load_run(shipped_model_dir(task), device=device)
+    if engine not in ("numpy", "torch"):
+        raise ParameterError(f"engine={engine!r}: must be 'numpy' or 'torch'")
+    folder = shipped_model_dir(task)
+    if engine == "numpy" and str(device) == "cpu" and (folder / NPZ_FILE).is_file():
+        return _conv_run(folder, folder, NumpyConvMLP.load(folder))
+    return load_run(folder, device=device)
 
 
 def needed_model_kind(representation: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from beatdbn.models.dbn import DBNConfig
+from beatdbn.models.layout import Layout
 
 __all__ = ["step_beat_ranges", "step_times", "step_table", "BEATS_PER_BAR"]
 
@@ -18,7 +18,7 @@ __all__ = ["step_beat_ranges", "step_times", "step_table", "BEATS_PER_BAR"]
 BEATS_PER_BAR = 4
 
 
-def step_beat_ranges(n_beats: int, n_steps: int, config: DBNConfig = DBNConfig()) -> np.ndarray:
+def step_beat_ranges(n_beats: int, n_steps: int, config: Layout = Layout()) -> np.ndarray:
     """``(n_steps, 2)`` int array of ``[first beat, end beat)`` per step (vectorized)."""
     starts = np.arange(n_steps, dtype=np.int64) * config.hop
     ends = np.minimum(starts + config.receptive_field, n_beats)
@@ -35,7 +35,7 @@ def step_times(beats: np.ndarray, ranges: np.ndarray) -> np.ndarray:
     return np.stack([first, last], axis=1)
 
 
-def step_table(config: DBNConfig, n_beats: int, n_steps: int, beats: np.ndarray | None
+def step_table(config: Layout, n_beats: int, n_steps: int, beats: np.ndarray | None
                ) -> tuple[np.ndarray, np.ndarray]:
     """``(n_steps, 2)`` beats ``[first, end)`` and seconds ``[start, end]`` of each layer-4 step."""
     ranges = step_beat_ranges(n_beats, n_steps, config)

@@ -83,9 +83,7 @@ True
 from __future__ import annotations
 
 import hashlib
-import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -93,10 +91,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from beatdbn.exceptions import DataError, ParameterError
-from beatdbn.models.config import JsonConfig
+from beatdbn.exceptions import DataError
 from beatdbn.models.dbn import ConvDBN
-from beatdbn.models.layout import LAYERS, Layout, layer4, output_length, prepare_input
+from beatdbn.models.forward import layer4, prepare_input
+from beatdbn.models.layout import LAYERS, output_length
+from beatdbn.models.mlp_config import INITS, MODEL_FORMAT, MODEL_VERSION, MLPConfig, read_model_config
+from beatdbn.models.mlp_config import transposition_table as key_table
+from beatdbn.models.numpy_mlp import save_npz
 from beatdbn.models.masks import valid_mask
 from beatdbn.utils.atomic import save_torch, write_json
 from beatdbn.utils.moments import exact_moments
@@ -104,66 +105,6 @@ from beatdbn.utils.weights import load_weights
 
 __all__ = ["MLPConfig", "ConvMLP", "track_posteriors", "rotate_chroma", "INITS", "MODEL_FORMAT", "MODEL_VERSION"]
 
-#: How a model's weights were initialized (``MLPConfig.init``).
-INITS = ("pretrained", "random_like", "random")
-#: ``config.json`` marker and the version this code writes and reads.
-MODEL_FORMAT = "beatdbn-convmlp"
-MODEL_VERSION = 1
-
-
-
-@dataclass(frozen=True)
-class MLPConfig(Layout, JsonConfig):
-    """The conv MLP: the stack's sizes (:class:`~beatdbn.models.layout.Layout`, shared with the DBN) plus the
-    classes; saved as JSON with :meth:`to_dict`."""
-
-    n_classes: int = 2  # outputs of the logistic-regression layer
-    classes: tuple[str, ...] = ()  # class names (empty: "0", "1", ...)
-    task: str = ""  # task the model was trained for ('artist', 'genre', 'key', ...), informative
-    init: str = "random"  # 'pretrained' | 'random_like' | 'random': how the weights started
-    seed: int = 0  # initial weights
-    # key code of each class, to average posteriors over the 12 transpositions (empty: none): 0-11 a tonic
-    # (C .. B) or a major key, 12-23 the minor key of tonic code-12, -1 a class no transposition moves ("no key")
-    transpose_keys: tuple[int, ...] = ()
-
-    def __post_init__(self) -> None:
-        self.check_layout()
-        if isinstance(self.classes, list):
-            object.__setattr__(self, "classes", tuple(self.classes))
-        object.__setattr__(self, "transpose_keys", tuple(self.transpose_keys))
-        if self.transpose_keys:
-            try:
-                transposition_table(self.transpose_keys)
-            except ParameterError as exc:
-                raise ParameterError(f"MLPConfig.transpose_keys: {exc}") from None
-            if len(self.transpose_keys) != self.n_classes or self.n_chroma != 12:
-                raise ParameterError(f"MLPConfig.transpose_keys={list(self.transpose_keys)!r}: needs one key code per "
-                                     f"class ({self.n_classes}) and 12 chroma channels")
-        if not (isinstance(self.n_classes, int) and not isinstance(self.n_classes, bool) and self.n_classes >= 1):
-            raise ParameterError(f"MLPConfig.n_classes={self.n_classes!r}: must be an int >= 1")
-        if not all(isinstance(c, str) for c in self.classes):
-            raise ParameterError(f"MLPConfig.classes={self.classes!r}: must be strings")
-        if self.classes and len(self.classes) != self.n_classes:
-            raise ParameterError(f"MLPConfig.classes has {len(self.classes)} names but n_classes={self.n_classes}")
-        if self.init not in INITS:
-            raise ParameterError(f"MLPConfig.init={self.init!r}: must be one of {INITS}")
-        if not (isinstance(self.seed, int) and not isinstance(self.seed, bool)):
-            raise ParameterError(f"MLPConfig.seed={self.seed!r}: must be an int")
-
-    @classmethod
-    def like(cls, dbn_config: Layout, n_classes: int, **kw: Any) -> "MLPConfig":
-        """The conv MLP of a DBN's layout, with ``n_classes`` outputs."""
-        return cls(n_classes=n_classes, **dbn_config.layout_fields(), **kw)
-
-    @property
-    def class_names(self) -> list[str]:
-        """``classes``, or ``"0" .. "n_classes - 1"`` when none were given."""
-        return list(self.classes) if self.classes else [str(i) for i in range(self.n_classes)]
-
-    @property
-    def dbn_config(self) -> Layout:
-        """The stack's sizes alone (for :func:`output_length` and friends)."""
-        return self.layout
 
 
 class _Conv(nn.Module):
@@ -206,45 +147,15 @@ def rotate_chroma(x: torch.Tensor, shifts: torch.Tensor | int) -> torch.Tensor:
 
 
 def transposition_table(codes: Sequence[int]) -> torch.Tensor:
-    """Where each class goes under each transposition: ``table[k, i]`` is the class of class ``i``'s key moved up
-    ``k`` semitones.
-
-    Parameters
-    ----------
-    codes : sequence of int [shape=(n_classes,)]
-        Key code of each class (:attr:`MLPConfig.transpose_keys`): 0-11 a tonic or major key, 12-23 the minor
-        key of tonic ``code - 12``, -1 a class that no transposition moves (e.g. "no key"). Every key class
-        must have its 11 transpositions among the classes.
-
-    Returns
-    -------
-    torch.Tensor [shape=(12, n_classes)], int64
-
-    Raises
-    ------
-    ParameterError
-        A code out of range, a repeated code, or a key whose transpositions are not all classes.
+    """:func:`beatdbn.models.mlp_config.transposition_table` as a tensor: ``table[k, i]`` is the class of class
+    ``i``'s key moved up ``k`` semitones, ``(12, n_classes)`` int64.
 
     Examples
     --------
-    >>> t = transposition_table([0, 2, 1] + list(range(3, 12)) + [-1])  # 12 tonics (D before C#) and "no key"
-    >>> t[2, 0].item(), t[1, 0].item(), t[5, 12].item()   # C up 2 -> D (class 1), C up 1 -> C# (class 2)
-    (1, 2, 12)
+    >>> transposition_table(range(24))[7, 21].item()  # A minor (class 21) up a fifth: E minor (class 16)
+    16
     """
-    codes = [int(c) for c in codes]
-    keys = [c for c in codes if c != -1]
-    if any(not -1 <= c < 24 for c in codes) or len(set(keys)) != len(keys):
-        raise ParameterError(f"key codes {codes!r}: must be distinct codes 0-23 (or -1 for a class without a key)")
-    index = {c: i for i, c in enumerate(codes) if c != -1}
-    table = torch.empty((12, len(codes)), dtype=torch.int64)
-    for i, c in enumerate(codes):
-        for k in range(12):
-            moved = c if c == -1 else 12 * (c // 12) + (c % 12 + k) % 12
-            if c != -1 and moved not in index:
-                raise ParameterError(f"key codes {codes!r}: code {c} moved up {k} semitones ({moved}) is no class; "
-                                     f"give every transposition of each key")
-            table[k, i] = i if c == -1 else index[moved]
-    return table
+    return torch.from_numpy(key_table(codes))
 
 
 def track_posteriors(logits: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -344,7 +255,7 @@ class ConvMLP(nn.Module):
         return {spec.attr: getattr(dbn, spec.attr) for spec in LAYERS}
 
     def params(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """Stage -> (weight, bias) of the hidden layers: what :func:`~beatdbn.models.layout.layer4` computes with."""
+        """Stage -> (weight, bias) of the hidden layers: what :func:`~beatdbn.models.forward.layer4` computes with."""
         return {spec.stage: (getattr(self, spec.attr).weight, getattr(self, spec.attr).bias) for spec in LAYERS}
 
     @classmethod
@@ -412,7 +323,7 @@ class ConvMLP(nn.Module):
 
     def _prepare(self, x: Any, lengths: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """Checked input on the model's device, padding zeroed, timbre normalized, short tracks padded
-        (:func:`~beatdbn.models.layout.prepare_input`, shared with the DBN)."""
+        (:func:`~beatdbn.models.forward.prepare_input`, shared with the DBN)."""
         return prepare_input(self.config, x, lengths, like=self.layer1a.weight)
 
     # -- the network ------------------------------------------------------------------
@@ -552,6 +463,11 @@ class ConvMLP(nn.Module):
                    {"format": MODEL_FORMAT, "version": MODEL_VERSION, "config": self.config.to_dict()})
         return directory
 
+    def save_numpy(self, directory: str | Path) -> Path:
+        """Write ``model.npz``, the same float32 tensors for the torch-free forward
+        (:class:`~beatdbn.models.numpy_mlp.NumpyConvMLP`), into ``directory`` (beside :meth:`save`'s files)."""
+        return save_npz({k: v.detach().cpu().float().numpy() for k, v in self.state_dict().items()}, directory)
+
     @classmethod
     def load(cls, directory: str | Path, *, device: torch.device | str = "cpu") -> "ConvMLP":
         """Rebuild a model written by :meth:`save` (``weights_only=True``: no code is run).
@@ -572,27 +488,11 @@ class ConvMLP(nn.Module):
         if directory.is_file():
             directory = directory.parent
         cfg_path, pt_path = directory / "config.json", directory / "model.pt"
-        for p in (cfg_path, pt_path):
-            if not p.is_file():
-                raise DataError(f"{p}: missing; is {directory} a conv MLP folder written by `beatdbn finetune`?")
-        try:
-            doc = json.loads(cfg_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise DataError(f"{cfg_path}: not a beatdbn conv MLP config ({exc})") from None
-        if not isinstance(doc, dict) or doc.get("format") != MODEL_FORMAT:
-            raise DataError(f"{cfg_path}: not a beatdbn conv MLP config (no \"format\": \"{MODEL_FORMAT}\"); "
-                            f"a DBN folder is used with `--init`, not as a classifier")
-        if doc.get("version") != MODEL_VERSION:
-            raise DataError(f"{cfg_path}: conv MLP format version {doc.get('version')!r}, but this beatdbn reads "
-                            f"version {MODEL_VERSION}; use the beatdbn that wrote it, or finetune again")
-        try:
-            config = MLPConfig.from_dict(doc.get("config") or {})
-        except (ParameterError, TypeError) as exc:
-            raise DataError(f"{cfg_path}: invalid conv MLP config ({exc})") from None
+        config = read_model_config(directory, "model.pt")
         state = load_weights(pt_path, map_location=device, what="beatdbn model file",
                              fix="finetune again, or use a model folder written by beatdbn")  # never torch's advice
         model = cls(config, device=device)
-        expect = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        expect = config.weight_shapes()
         if not isinstance(state, dict):
             raise DataError(f"{pt_path}: not a state dict")
         got = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}

@@ -77,8 +77,8 @@ from torch import nn
 from beatdbn.exceptions import ParameterError
 from beatdbn.models.config import JsonConfig
 from beatdbn.models.crbm import BernoulliCRBM, CRBMConfig, ConvRBM, GaussianCRBM
-from beatdbn.models.layout import (LAYERS, STAGES, Layout, layer2, layer4, layer_spec, normalize_timbre, output_length,
-                                   pad_short_tracks, prepare_input)
+from beatdbn.models.forward import layer2, layer4, normalize_timbre, pad_short_tracks, prepare_input
+from beatdbn.models.layout import LAYERS, STAGES, Layout, layer_spec, output_length
 from beatdbn.models.masks import valid_mask
 from beatdbn.utils.atomic import save_torch, write_json
 from beatdbn.utils.weights import load_weights
@@ -166,7 +166,7 @@ class ConvDBN(nn.Module):
         return getattr(self, layer_spec(stage).attr)
 
     def params(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """Stage -> (weight, hidden bias): what :func:`~beatdbn.models.layout.layer4` computes with."""
+        """Stage -> (weight, hidden bias): what :func:`~beatdbn.models.forward.layer4` computes with."""
         return {spec.stage: (getattr(self, spec.attr).weight, getattr(self, spec.attr).hidden_bias)
                 for spec in LAYERS}
 
@@ -240,7 +240,7 @@ class ConvDBN(nn.Module):
 
     @torch.no_grad()
     def forward(self, x: Any, lengths: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Layer-4 features and their valid lengths (the forward pass of :func:`~beatdbn.models.layout.layer4`,
+        """Layer-4 features and their valid lengths (the forward pass of :func:`~beatdbn.models.forward.layer4`,
         shared with the conv MLP).
 
         Parameters

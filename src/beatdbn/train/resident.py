@@ -57,7 +57,8 @@ from beatdbn.data.splits import padded_batch
 from beatdbn.exceptions import ParameterError
 from beatdbn.models.config import JsonConfig
 from beatdbn.models.dbn import ConvDBN
-from beatdbn.models.layout import PHASES, layer2, layer_spec, prepare_input
+from beatdbn.models.forward import layer2, prepare_input
+from beatdbn.models.layout import PHASES, layer_spec
 from beatdbn.store.reader import FeatureStore
 
 __all__ = ["ResidentConfig", "ResidentPhase", "RESIDENT_MODES", "MONITOR_EVERY", "LOAD_BATCH", "resident_budget",
@@ -190,7 +191,7 @@ class ResidentPhase:
     from_layer1_input : bool
         Layer 3 only: keep the prepared layer-1 input (24 channels, every beat: about half the memory of
         layer 3's own input) and compute the pooled layer-1 probabilities of each step's track on the
-        device (:func:`~beatdbn.models.layout.layer2`, two convolutions more a step; the same values).
+        device (:func:`~beatdbn.models.forward.layer2`, two convolutions more a step; the same values).
     """
 
     def __init__(self, fs: FeatureStore, rows: np.ndarray, lengths: np.ndarray, dbn: ConvDBN, phase: str, *,
