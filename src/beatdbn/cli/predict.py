@@ -36,43 +36,23 @@ def _fmt(a) -> str:
 
 
 def _read_ahead(paths: list[Path], workers: int, scheduler: Optional[str]):
-    """Start reading (and analysing) the first input file before torch is imported: a one-song predict is
-    mostly the two, and they overlap on two cores. In a forked process where the platform forks (no torch is
-    loaded yet, so the fork is cheap and safe): a thread would share the interpreter's lock with torch's
-    import and slow both (measured below). None when inputs are read elsewhere (workers).
+    """The reading of the first input file, begun before torch (or anything heavy) is imported: a one-song
+    predict is mostly the song's analysis and the command's start, and they overlap on two cores
+    (:mod:`beatdbn.features.read_ahead`: a forked process on Linux, else a thread). None when inputs are read
+    elsewhere (workers).
 
-    One 3-minute song, a whole ``beatdbn predict --task key`` process (``make bench``, ``cli:`` row; 2 idle cores,
-    2026-12-05): in a thread 3.01 and 3.14 s wall, 4.6-4.7 s CPU (two runs); in a forked process 2.09 s wall,
-    2.98 s CPU. Essentia's KeyExtractor in a script: 0.91 s. With several files only the first is read ahead: the
-    gain is that one file's (two 60-s clips: 2.0-2.1 s either way).
-
-    Forked on Linux only (macOS forks unsafely once system frameworks are loaded: its default is spawn);
-    anywhere a process cannot start, the thread is used."""
+    One 3-minute song, a whole ``beatdbn predict --task key`` process (``make bench``, ``cli:`` row; 2 idle
+    cores, 2026-12-05): with torch's model, read ahead in a thread 3.01 and 3.14 s wall, in a forked process
+    2.09 s; with the numpy forward (no torch) 0.94-1.00 s, the song's analysis then the critical path. Essentia's
+    KeyExtractor in a script: 0.88-0.91 s. With several files only the first is read ahead."""
     if workers != 1 or scheduler not in (None, "sync"):
         return None
+    from beatdbn.features import read_ahead  # reason: lazy, only predict reads ahead (the module is light)
+
     first = next((p for p in paths if p.is_file() and p.name not in ("model.pt", "config.json")), None)
     if first is None:
         return None
-    import concurrent.futures
-    import multiprocessing
-    import sys
-
-    from beatdbn.features.sources import read_input  # reason: lazy, the reader alone (no torch)
-
-    future = None
-    if sys.platform.startswith("linux") and "torch" not in sys.modules:
-        try:
-            pool = concurrent.futures.ProcessPoolExecutor(max_workers=1,
-                                                          mp_context=multiprocessing.get_context("fork"))
-            future = pool.submit(read_input, first)
-        except (OSError, RuntimeError, ValueError, DeprecationWarning):  # e.g. a process limit: a thread reads it
-            future = None
-    if future is None:
-        pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="beatdbn-read")
-        future = pool.submit(read_input, first)
-    pool.shutdown(wait=False)
-    future.path = first  # which file it reads
-    return future
+    return read_ahead.start(first)
 
 
 #: Audio files below which `--workers N` (a local Dask cluster) does not pay: the cluster's start (workers

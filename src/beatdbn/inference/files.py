@@ -21,13 +21,13 @@ probabilities are always finite.
 
 from __future__ import annotations
 
-import concurrent.futures
 import itertools
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 
 from beatdbn.exceptions import ParameterError
+from beatdbn.features.read_ahead import Ahead
 from beatdbn.features.sources import error_text, read_input  # here for callers of inference.files
 from beatdbn.inference.answer import over_time, track_answer
 from beatdbn.inference.classifier import Track, TrackRefused
@@ -49,7 +49,7 @@ def _admit(run: Run, name: str, meta: dict, feats, beats) -> dict[str, Any] | Tr
 def iter_predictions(run_dir: Run | str | Path, files: Iterable[str | Path], *, top_k: int = 3,
                      batch_size: int = 32, over_time_steps: bool = False, workers: int = 1, chunk: int = 64,
                      scheduler: str | None = None, progress: Callable[[int], None] | None = None,
-                     ahead: concurrent.futures.Future | None = None) -> Iterator[dict[str, Any]]:
+                     ahead: Ahead | None = None) -> Iterator[dict[str, Any]]:
     """Answers for every track of every file, in input order, classified ``chunk`` files at a time.
 
     Files are read (and audio analysed) in this process, or with ``workers > 1``
@@ -57,8 +57,8 @@ def iter_predictions(run_dir: Run | str | Path, files: Iterable[str | Path], *, 
     :func:`~beatdbn.inference.parallel.map_inputs`). ``progress(n_files_done)``
     is called after each file is read. The arguments and the run are checked when this is called, before
     the first answer is asked for (so a command can refuse before it prints anything). ``ahead``: the
-    :func:`read_input` of the first file, already under way (a command starts it in a child process or a
-    thread before it loads torch, so that the import and the audio analysis overlap).
+    :func:`read_input` of the first file, already under way (:mod:`beatdbn.features.read_ahead`: a command
+    starts it in a child process or a thread before its imports, so that they and the analysis overlap).
     """
     if not isinstance(top_k, int) or top_k < 0:
         raise ParameterError(f"top_k={top_k!r}: must be an int >= 0 (0 lists every class)")
@@ -106,7 +106,7 @@ class _Ahead:
     """An input whose reading already started in a thread or a child process (its result is taken once, in
     order)."""
 
-    def __init__(self, path: Path, future: concurrent.futures.Future):
+    def __init__(self, path: Path, future: Ahead):
         self.path, self.future = path, future
 
     def __fspath__(self) -> str:
