@@ -173,3 +173,20 @@ def test_analyse_file_names_the_mismatched_model(shared_msd, tmp_path):
         bad_file = tmp_path / "x.h5"
         bad_file.write_bytes(b"\x89HDF\r\n\x1a\n junk")
         analyse_file([en], bad_file)
+
+
+def test_the_package_names_are_the_functions_whatever_was_imported_first():
+    """beatdbn.inference resolves its names lazily; ``embed`` is also a submodule's name, and importing the
+    submodule first must not turn ``from beatdbn.inference import embed`` into the module (a fresh process)."""
+    import subprocess
+    import sys
+
+    code = ("import types, beatdbn.inference.embed, beatdbn.inference.runs\n"
+            "from beatdbn.inference import embed, load_run, predict_files\n"
+            "import beatdbn.inference as pkg\n"
+            "assert not isinstance(embed, types.ModuleType) and embed.__name__ == 'embed', embed\n"
+            "assert pkg.embed is embed and callable(load_run) and callable(predict_files)\n"
+            "assert set(pkg.__all__) <= set(dir(pkg))\n"
+            "try:\n    pkg.no_such_name\nexcept AttributeError:\n    print('ok')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]

@@ -1,5 +1,6 @@
 """Reading the first song ahead (beatdbn.features.read_ahead): the reader's answer is read_input's, in a thread
-too; a reader killed mid-way costs nothing but a second reading; the child never outlives the command."""
+too; a reader killed mid-way costs nothing but a second reading; the child never outlives the command, even one
+killed before it read the answer."""
 
 from __future__ import annotations
 
@@ -65,3 +66,36 @@ def test_a_reader_killed_mid_way_is_read_again(song):
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {"process": True, "died": True, "same": True,
                                                                  "torch": False, "daemon": True}
+
+
+_ORPHAN = """
+import json, os, sys
+import numpy as np
+from pathlib import Path
+from beatdbn.features import read_ahead
+read_ahead._read = lambda path: np.zeros(1 << 20)  # an answer far over a pipe's 64 KiB buffer
+ahead = read_ahead.start(Path(sys.argv[1]))
+print(json.dumps({"pid": ahead._proc.pid}), flush=True)
+os._exit(0)  # dies without reading the answer (as a killed command would)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state not in ("Z", "X")  # a zombie has ended (whoever reaps it)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the read-ahead forks on Linux only")
+def test_the_reader_never_outlives_a_command_that_died(song):
+    import time
+
+    done = subprocess.run([sys.executable, "-c", _ORPHAN, str(song)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    pid = json.loads(done.stdout.strip().splitlines()[-1])["pid"]
+    deadline = time.monotonic() + 20
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid), f"the read-ahead child {pid} outlived its parent"

@@ -49,7 +49,7 @@ def _read_ahead(paths: list[Path], workers: int, scheduler: Optional[str]):
         return None
     from beatdbn.features import read_ahead  # reason: lazy, only predict reads ahead (the module is light)
 
-    first = next((p for p in paths if p.is_file() and p.name not in ("model.pt", "config.json")), None)
+    first = next((p for p in paths if p.is_file() and p.name not in ("model.pt", "model.npz", "config.json")), None)
     if first is None:
         return None
     return read_ahead.start(first)

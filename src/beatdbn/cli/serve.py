@@ -70,8 +70,9 @@ def serve(
     port: str = typer.Option("8000", help="Port (0: any free port)."),
     max_mb: float = typer.Option(50.0, "--max-mb", help="Largest upload accepted, in MB."),
     max_queue: int = typer.Option(4, "--max-queue", help="Uploads waiting for analysis at most; more get 'busy'. "
-                                                         "One file is analysed at a time (torch threads: the global "
-                                                         "`beatdbn --threads N serve`)."),
+                                                         "One file is analysed at a time (torch threads, for a RUN_DIR: "
+                                                         "the global `beatdbn --threads N serve`; the shipped key "
+                                                         "model runs in numpy)."),
     allow_host: Optional[list[str]] = typer.Option(
         None, "--allow-host", metavar="NAME",
         help="Also answer requests addressed to this host name (e.g. the machine's name on your network, or a "

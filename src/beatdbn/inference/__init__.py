@@ -25,6 +25,9 @@ Modules, one job each:
   :mod:`~beatdbn.inference.embed_writers`: layer-4 embeddings to Parquet/NPZ.
 """
 
+import sys
+import types
+
 # Names are imported on first use (PEP 562): importing a module of this package (e.g. beatdbn.inference.files
 # for a one-song predict with the shipped model's numpy forward) then never loads torch through this file.
 _WHERE = {
@@ -36,8 +39,7 @@ _WHERE = {
     "files": ["iter_predictions", "predict_files"],
     "rows": ["ROW_COLUMNS", "answer_row", "row_writer"],
     "analysis": ["analyse_file"],
-    "embed": ["embed"],
-}
+}  # and embed: a property of the package's module type (_Package, below)
 _MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
 
 __all__ = ["Run", "Posteriors", "load_run",
@@ -60,3 +62,24 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
+
+
+class _Package(types.ModuleType):
+    """This package's module type. ``embed`` names both a submodule and the function in it; importing the
+    submodule makes the import system set the package's ``embed`` to the module, after which the module-level
+    ``__getattr__`` above is never asked. The property keeps ``beatdbn.inference.embed`` the function, as an
+    eager ``from beatdbn.inference.embed import embed`` here always did (``from beatdbn.inference.embed import
+    ...`` reads the submodule from ``sys.modules`` and is not affected)."""
+
+    @property
+    def embed(self):
+        from beatdbn.inference.embed import embed  # reason: lazy, torch (see the note above _WHERE)
+
+        return embed
+
+    @embed.setter
+    def embed(self, value) -> None:  # the import system binding the submodule: the function stays the answer
+        pass
+
+
+sys.modules[__name__].__class__ = _Package

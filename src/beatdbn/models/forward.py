@@ -39,7 +39,9 @@ def normalize_timbre(timbre: torch.Tensor, lengths: torch.Tensor | None = None, 
         Valid beats per track; padding is ignored by the statistics and set to 0.
     eps : float
         A dimension whose standard deviation (population, over the track) is
-        below ``eps`` is constant: it is centred but not scaled (becomes 0).
+        below ``eps`` is centred but not scaled. A dimension that holds one value over the track becomes
+        exactly 0 (its float32 mean can miss the value by a rounding error larger than ``eps``, which would
+        scale that error to +-1; the numpy forward, :mod:`beatdbn.models.numpy_mlp`, does the same).
 
     Returns
     -------
@@ -51,6 +53,8 @@ def normalize_timbre(timbre: torch.Tensor, lengths: torch.Tensor | None = None, 
     >>> normalize_timbre(x)
     tensor([[[-1.2247,  0.0000,  1.2247],
              [ 0.0000,  0.0000,  0.0000]]])
+    >>> bool((normalize_timbre(torch.full((1, 1, 5), 37.77)) == 0).all())  # 37.77: its float32 mean is inexact
+    True
     """
     if timbre.ndim != 3:
         raise ParameterError(f"timbre has shape {tuple(timbre.shape)}: expected (batch, channels, T)")
@@ -59,6 +63,7 @@ def normalize_timbre(timbre: torch.Tensor, lengths: torch.Tensor | None = None, 
         mean = timbre.mean(dim=2, keepdim=True)
         centred = timbre - mean
         var = centred.square().mean(dim=2, keepdim=True)
+        flat = timbre.amax(dim=2, keepdim=True) == timbre.amin(dim=2, keepdim=True) if t else None
     else:
         lengths = torch.as_tensor(lengths, device=timbre.device)
         m = valid_mask(lengths, t)[:, None, :].to(timbre.dtype)
@@ -67,6 +72,11 @@ def normalize_timbre(timbre: torch.Tensor, lengths: torch.Tensor | None = None, 
         mean = x.sum(dim=2, keepdim=True) / cnt
         centred = (x - mean) * m
         var = centred.square().sum(dim=2, keepdim=True) / cnt
+        inf = torch.tensor(float("inf"), dtype=timbre.dtype, device=timbre.device)
+        flat = (torch.where(m > 0, timbre, -inf).amax(dim=2, keepdim=True)
+                == torch.where(m > 0, timbre, inf).amin(dim=2, keepdim=True)) if t else None
+    if flat is not None:
+        centred = centred.masked_fill(flat, 0.0)  # one value over the track: exactly 0, whatever its mean's rounding
     std = var.sqrt()
     std = torch.where(std < eps, torch.ones_like(std), std)
     return centred / std

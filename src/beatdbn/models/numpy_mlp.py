@@ -29,6 +29,7 @@ A model without ``transpose_keys`` runs once, unrotated.
 from __future__ import annotations
 
 import io
+import zipfile
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -125,7 +126,7 @@ class NumpyConvMLP:
         try:
             with np.load(path, allow_pickle=False) as npz:
                 weights = {k: npz[k] for k in npz.files}
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             raise DataError(f"{path}: not a numpy model file ({exc}); rebuild it with `make model`") from None
         try:
             return cls(config, weights)
@@ -140,9 +141,10 @@ class NumpyConvMLP:
         """``(T, 24)`` -> the network's input: timbre normalized, padded to the receptive field (float32)."""
         c = self.config
         x = np.asarray(features, dtype=np.float32)
-        if c.normalize_timbre:  # population statistics over the track; a constant dimension becomes 0
+        if c.normalize_timbre:  # population statistics over the track; a constant dimension becomes exactly 0
             timbre = x[:, c.n_chroma:]
             centred = timbre - timbre.mean(axis=0)
+            centred[:, timbre.max(axis=0) == timbre.min(axis=0)] = 0.0  # as models.forward.normalize_timbre
             std = np.sqrt(np.square(centred).mean(axis=0))
             x = np.concatenate((x[:, :c.n_chroma], centred / np.where(std < 1e-6, 1.0, std)), axis=1)
         n, field = len(x), c.receptive_field
