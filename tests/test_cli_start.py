@@ -144,18 +144,16 @@ def test_predict_reads_the_first_song_ahead_in_a_forked_process(tmp_path):
 
 
 def test_a_read_ahead_that_died_is_read_again(tmp_path):
-    import concurrent.futures
-    from concurrent.futures.process import BrokenProcessPool
-
+    from beatdbn.features.read_ahead import Ahead
     from beatdbn.features.sources import read_input
-    from beatdbn.inference.files import _Ahead, _read
+    from beatdbn.inference.files import _read
 
     sr = 22050
     song = tmp_path / "tone.wav"
     sf.write(song, (0.2 * np.sin(2 * np.pi * 330 * np.arange(4 * sr) / sr)).astype(np.float32), sr)
-    dead = concurrent.futures.Future()
-    dead.set_exception(BrokenProcessPool("the reader was killed"))
-    name, tracks = _read(_Ahead(song, dead))
+    dead = Ahead(song)  # a reading whose reader failed: result() raises
+    dead._error = RuntimeError("the reader was killed")
+    name, tracks = _read(dead)
     want_name, want = read_input(song)
     assert name == want_name and len(tracks) == len(want) == 1
     assert np.array_equal(tracks[0][1], want[0][1])

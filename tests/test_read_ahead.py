@@ -41,7 +41,7 @@ _KILLED = """
 import json, os, signal, sys, time
 from pathlib import Path
 from beatdbn.features import read_ahead
-from beatdbn.inference.files import _Ahead, _read
+from beatdbn.inference.files import _read
 song = Path(sys.argv[1])
 ahead = read_ahead.start(song)
 os.kill(ahead._proc.pid, signal.SIGKILL)
@@ -51,10 +51,10 @@ try:
 except RuntimeError as exc:
     died = "without an answer" in str(exc)
 ahead = read_ahead.start(song)
-name, tracks = _read(_Ahead(song, ahead))  # a live one answers
+name, tracks = _read(ahead)  # a live one answers
 again = read_ahead.start(song)
 os.kill(again._proc.pid, signal.SIGKILL)
-name2, tracks2 = _read(_Ahead(song, again))  # a killed one is read again in this process
+name2, tracks2 = _read(again)  # a killed one is read again in this process
 print(json.dumps({"process": ahead.process, "died": died, "same": name == name2 and len(tracks) == len(tracks2) == 1,
                   "torch": "torch" in sys.modules, "daemon": again._proc.daemon}))
 """

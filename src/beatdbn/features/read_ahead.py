@@ -47,6 +47,9 @@ class Ahead:
         self._value: Any = None
         self._error: BaseException | None = None
 
+    def __fspath__(self) -> str:  # it stands for its file in a list of inputs (beatdbn.inference.files)
+        return str(self.path)
+
     def result(self) -> Any:
         """``read_input(path)``'s answer.
 

@@ -67,7 +67,7 @@ def iter_predictions(run_dir: Run | str | Path, files: Iterable[str | Path], *, 
     run = as_run(run_dir)
     files = iter(Path(f) for f in files)
     first = next(files, None)
-    head = [] if first is None else [_Ahead(first, ahead) if ahead is not None else first]
+    head = [] if first is None else [ahead if ahead is not None else first]
     files = itertools.chain(head, files)
     if over_time_steps and not run.answers_over_time:
         raise ParameterError(f"{run.path}: a {run.kind} model has no layer-4 steps; posteriors over time need a "
@@ -102,24 +102,13 @@ def _iter_answers(run: Run, files: Iterable[str | Path], *, top_k: int, batch_si
     yield from _answer_chunk(run, answers, pending, top_k, batch_size, over_time_steps)
 
 
-class _Ahead:
-    """An input whose reading already started in a thread or a child process (its result is taken once, in
-    order)."""
-
-    def __init__(self, path: Path, future: Ahead):
-        self.path, self.future = path, future
-
-    def __fspath__(self) -> str:
-        return str(self.path)
-
-
 def _read(path) -> tuple[str, Any]:
     """:func:`read_input`, or the result of a reading started ahead (read again here if the reader died, e.g. a
     child process killed: :func:`read_input` itself never raises)."""
-    if not isinstance(path, _Ahead):
+    if not isinstance(path, Ahead):
         return read_input(path)
     try:
-        return path.future.result()
+        return path.result()
     except Exception:  # noqa: BLE001 - a broken pool or a killed child: the file is read here instead
         return read_input(path.path)
 
