@@ -161,6 +161,23 @@ def test_streaming_in_small_blocks_gives_the_same_features(c_major_wav):
     assert sum(len(b) for b in decode_blocks(c_major_wav, block_samples=777)) == len(y)
 
 
+def test_analysing_a_recording_imports_no_scipy(c_major_wav):
+    """A one-song predict's analysis imports neither scipy.fft nor scipy.sparse (0.15-0.2 s each in a fresh
+    process): only scipy's pocketfft extension, loaded alone (beatdbn.features.fft)."""
+    import subprocess
+    import sys
+
+    from beatdbn.features.fft import EXTENSION
+
+    code = ("import sys; from beatdbn.features.sources import read_audio_features; "
+            f"meta, feats, beats = read_audio_features({str(c_major_wav)!r}); "
+            "print(feats.shape[0] > 0, sorted(m for m in sys.modules if m.split('.')[0] in ('scipy', 'librosa') "
+            f"and m != {EXTENSION!r}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["True", "[]"], done.stdout
+
+
 # -- formats, resampling, file ids ------------------------------------------------------------------------
 
 def test_every_format_and_rate_gives_the_same_key_and_tempo(tmp_path):

@@ -8,7 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from beatdbn.features.filters import chroma_filters, hann, mel_filters
+from beatdbn.exceptions import ParameterError
+from beatdbn.features.filters import chroma_filters, dct_basis, hann, mel_filters
 
 
 @pytest.mark.parametrize("sr,n_fft,n_mels", [(22050, 2048, 128), (22050, 2048, 40), (44100, 1024, 64),
@@ -33,6 +34,19 @@ def test_hann_equals_scipy():
 
     for n in (2048, 4096, 1001):
         np.testing.assert_allclose(hann(n), scipy.signal.get_window("hann", n, fftbins=True), atol=1e-12)
+
+
+@pytest.mark.parametrize("n,k", [(128, 12), (40, 40), (7, 3), (1, 1)])
+def test_dct_basis_is_scipys_orthonormal_dct2(n, k):
+    import scipy.fft
+
+    x = np.random.default_rng(n).normal(0, 30, (9, n))
+    np.testing.assert_allclose(x @ dct_basis(n, k).T, scipy.fft.dct(x, type=2, norm="ortho", axis=1)[:, :k],
+                               rtol=1e-12, atol=1e-9)
+    with pytest.raises(ParameterError, match="k=0"):
+        dct_basis(n, 0)
+    with pytest.raises(ParameterError, match=f"k={n + 1}"):
+        dct_basis(n, n + 1)
 
 
 def test_importing_the_filters_pulls_in_neither_librosa_nor_scipy_signal():

@@ -385,3 +385,12 @@ def test_importing_and_running_pulls_in_neither_librosa_nor_numba_nor_scipy_stat
             "             or m.startswith('scipy.stats') or m.startswith('scipy.signal')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_padded_length_is_scipys_next_fast_len():
+    import scipy.fft
+
+    from beatdbn.features.rhythm import _next_fast_len
+
+    assert [_next_fast_len(n) for n in range(1, 3000)] == [scipy.fft.next_fast_len(n, real=True)
+                                                           for n in range(1, 3000)]

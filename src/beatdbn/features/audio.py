@@ -72,6 +72,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from beatdbn.exceptions import DataError, ParameterError
+from beatdbn.features.fft import rfft
 
 __all__ = ["AudioConfig", "AudioAnalysis", "analyze_audio", "audio_features", "segment_features", "DEFAULT_CONFIG",
            "MIN_BEAT_COVERAGE", "MIN_DURATION"]
@@ -210,12 +211,10 @@ class _FrameStream:
 
     def _spectrum(self, t0: int, t1: int, n_fft: int, window: np.ndarray) -> np.ndarray:
         """Power spectra of frames t0..t1-1 for one window length: (t1 - t0, 1 + n_fft/2) float32."""
-        import scipy.fft
-
         hop = self.cfg.hop_length
         off = t0 * hop + self.pad - n_fft // 2 - self.buf_start
         frames = np.lib.stride_tricks.sliding_window_view(self.buf, n_fft)[off : off + (t1 - t0 - 1) * hop + 1 : hop]
-        spec = scipy.fft.rfft(frames * window, axis=1)  # (K, 1 + n_fft/2) complex64
+        spec = rfft(frames * window)  # (K, 1 + n_fft/2) complex64, scipy.fft's (see beatdbn.features.fft)
         power = spec.real * spec.real
         power += spec.imag * spec.imag
         return power
@@ -235,6 +234,13 @@ class _FrameStream:
 
 
 # -- whole-track stages --------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=8)
+def _dct_rows(n: int, k: int) -> np.ndarray:
+    from beatdbn.features.filters import dct_basis
+
+    return dct_basis(n, k)
+
 
 def _power_to_db(power: np.ndarray, *, top_db: float) -> np.ndarray:
     """``librosa.power_to_db(power, ref=1.0, amin=1e-10, top_db=top_db)`` with one temporary."""
@@ -280,8 +286,6 @@ def segment_features(
     >>> p.argmax(axis=1).tolist(), p.max(axis=1).tolist(), t.shape
     ([0, 7], [1.0, 1.0], (2, 12))
     """
-    import scipy.fft
-
     bounds = np.asarray(bounds, dtype=np.int64)
     n_frames = len(mel_db)
     if not len(bounds) or bounds[0] != 0 or (np.diff(bounds) <= 0).any() or bounds[-1] >= n_frames:
@@ -292,7 +296,7 @@ def segment_features(
     flat = peak[:, 0] <= 1e-12 * max(float(peak.max()), 1e-30)
     pitches = np.divide(csum, peak, out=np.ones_like(csum), where=~flat[:, None])
     mean_db = np.add.reduceat(mel_db, bounds, axis=0, dtype=np.float64) / counts[:, None]
-    timbre = scipy.fft.dct(mean_db, type=2, norm="ortho", axis=1)[:, :n_timbre]
+    timbre = mean_db @ _dct_rows(mel_db.shape[1], n_timbre).T  # scipy.fft.dct(type=2, norm="ortho")[:, :n_timbre]
     frame_db = 10.0 * np.log10(np.maximum(np.asarray(mel_power).sum(axis=1, dtype=np.float64), 1e-10))
     loudness = np.maximum.reduceat(frame_db, bounds)
     return pitches.astype(np.float32), timbre.astype(np.float32), loudness.astype(np.float32)

@@ -63,7 +63,6 @@ Examples
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse
 
 from beatdbn.exceptions import DataError, ParameterError
 
@@ -212,7 +211,8 @@ def align(
     beat_end[-1] = min(last_end, dur) if dur > beats[-1] else last_end
 
     # The overlap matrix W[j, i] = |beat j  ∩  segment i| is banded: beat j meets
-    # segments first[j] .. last[j]. Build it in CSR form, then one sparse product.
+    # segments first[j] .. last[j]. Its non-zeros in CSR order (row by row), then W @ vals as one
+    # weighted sum per row (np.add.reduceat; scipy.sparse would cost a one-song predict 0.15 s to import).
     n_beats = len(beats)
     first = np.clip(np.searchsorted(seg_t, beats, side="right") - 1, 0, None)
     last = np.searchsorted(seg_t, beat_end, side="left") - 1
@@ -226,7 +226,10 @@ def align(
     if not all_usable:
         overlap *= usable[cols]
     covered = np.bincount(rows, weights=overlap, minlength=n_beats)
-    sums = scipy.sparse.csr_array((overlap, cols, indptr), shape=(n_beats, len(seg_t))) @ vals
+    sums = np.zeros((n_beats, vals.shape[1]))
+    met = counts > 0  # rows with no entry keep 0 (reduceat would give them the next row's first entry)
+    if met.any():
+        sums[met] = np.add.reduceat(overlap[:, None] * vals[cols], indptr[:-1][met], axis=0)
     ok = covered > 1e-9 * np.maximum(1.0, np.abs(beat_end))
     out = np.empty((n_beats, vals.shape[1]))
     out[ok] = sums[ok] / covered[ok, None]
