@@ -211,8 +211,9 @@ def align(
     beat_end[-1] = min(last_end, dur) if dur > beats[-1] else last_end
 
     # The overlap matrix W[j, i] = |beat j  ∩  segment i| is banded: beat j meets
-    # segments first[j] .. last[j]. Its non-zeros in CSR order (row by row), then W @ vals as one
-    # weighted sum per row (np.add.reduceat; scipy.sparse would cost a one-song predict 0.15 s to import).
+    # segments first[j] .. last[j]. Its non-zeros row by row, then W @ vals as one bincount over
+    # (beat, dimension) bins: scipy.sparse's CSR product bit for bit (the same order of sums), at 2x its
+    # time on 400 beats but without its import (0.15-0.2 s of a one-song predict).
     n_beats = len(beats)
     first = np.clip(np.searchsorted(seg_t, beats, side="right") - 1, 0, None)
     last = np.searchsorted(seg_t, beat_end, side="left") - 1
@@ -226,10 +227,11 @@ def align(
     if not all_usable:
         overlap *= usable[cols]
     covered = np.bincount(rows, weights=overlap, minlength=n_beats)
-    sums = np.zeros((n_beats, vals.shape[1]))
-    met = counts > 0  # rows with no entry keep 0 (reduceat would give them the next row's first entry)
-    if met.any():
-        sums[met] = np.add.reduceat(overlap[:, None] * vals[cols], indptr[:-1][met], axis=0)
+    d = vals.shape[1]
+    weighted = np.asarray(vals, dtype=np.float64).take(cols, axis=0)
+    weighted *= overlap[:, None]
+    bins = (rows[:, None] * d + np.arange(d)).ravel()
+    sums = np.bincount(bins, weights=weighted.ravel(), minlength=n_beats * d).reshape(n_beats, d)
     ok = covered > 1e-9 * np.maximum(1.0, np.abs(beat_end))
     out = np.empty((n_beats, vals.shape[1]))
     out[ok] = sums[ok] / covered[ok, None]
