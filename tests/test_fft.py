@@ -58,3 +58,19 @@ def test_the_fast_path_imports_no_scipy_fft_and_scipy_fft_shares_the_extension()
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["True", "True", "True"], done.stdout
+
+
+def test_an_extension_that_answers_otherwise_is_not_used():
+    class Renamed:  # a scipy whose extension takes other arguments
+        def r2c(self, *args):
+            raise TypeError("r2c() takes 3 arguments")
+
+    class Wrong:  # or computes something else
+        def r2c(self, x, *args):
+            return np.zeros((1, 3), complex)
+
+        def c2r(self, x, *args):
+            return np.zeros((1, 4))
+
+    assert not fft._answers_as_scipy(Renamed()) and not fft._answers_as_scipy(Wrong())
+    assert fft._answers_as_scipy(fft._pocketfft())

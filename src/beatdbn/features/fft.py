@@ -23,6 +23,7 @@ import functools
 import importlib.machinery
 import importlib.util
 import sys
+import threading
 from pathlib import Path
 from types import ModuleType
 
@@ -34,11 +35,17 @@ __all__ = ["rfft", "irfft"]
 EXTENSION = "scipy.fft._pocketfft.pypocketfft"
 
 
+_LOADING = threading.Lock()
+
+
 @functools.cache
 def _pocketfft() -> ModuleType | None:
     """scipy's pocketfft extension module, loaded without its parent packages; None where it cannot be."""
-    if EXTENSION in sys.modules:
-        return sys.modules[EXTENSION]
+    with _LOADING:  # functools.cache does not stop two threads' first calls from both loading it
+        return sys.modules.get(EXTENSION) or _load_extension()
+
+
+def _load_extension() -> ModuleType | None:
     try:
         scipy_spec = importlib.util.find_spec("scipy")  # a top-level spec: scipy itself is not imported
         if scipy_spec is None or not scipy_spec.submodule_search_locations:
@@ -51,12 +58,20 @@ def _pocketfft() -> ModuleType | None:
                 spec = importlib.util.spec_from_file_location(EXTENSION, path, loader=loader)
                 module = importlib.util.module_from_spec(spec)
                 loader.exec_module(module)
-                if not all(hasattr(module, name) for name in ("r2c", "c2r")):
-                    return None
-                return sys.modules.setdefault(EXTENSION, module)
+                return sys.modules.setdefault(EXTENSION, module) if _answers_as_scipy(module) else None
     except (ImportError, OSError):
         return None
     return None
+
+
+def _answers_as_scipy(module: ModuleType) -> bool:
+    """Whether ``r2c``/``c2r`` take the arguments scipy 1.4-1.17 passes and give a known transform."""
+    try:
+        spec = module.r2c(np.array([[1.0, 2.0, 3.0, 4.0]]), (1,), True, 0, None, 1)
+        back = module.c2r(spec, (1,), 4, False, 2, None, 1)
+    except Exception:  # another signature in another scipy: fall back to scipy.fft
+        return False
+    return bool(np.allclose(spec, [[10, -2 + 2j, -2]]) and np.allclose(back, [[1, 2, 3, 4]]))
 
 
 def _padded(x: np.ndarray, n: int | None) -> np.ndarray:
