@@ -9,9 +9,11 @@ NumPy's own pocketfft costs nothing to import but runs 3-5x slower on a block of
 time: 11-21 ms against 3.4-6.7 ms for 1024 frames of 2048-4096 samples), which bulk extraction would feel.
 
 So this module loads the extension alone (1 ms) from scipy's installed package, registered under its own
-name so that a later ``import scipy.fft`` shares it, and calls it as scipy.fft does. Where the extension
-is not where scipy 1.4-1.17 keeps it, or does not load, it falls back to ``scipy.fft`` (the same values,
-the import cost paid once). Tests hold both paths equal to ``scipy.fft`` bit for bit.
+name so that a later ``import scipy.fft`` shares it, and calls it as scipy.fft does (checked against
+scipy 1.17's ``scipy/fft/_pocketfft/basic.py``). Where the extension is not where scipy keeps it, does not
+load, or does not answer a known transform with those arguments (another scipy may change them), it falls
+back to ``scipy.fft`` (the same values, the import cost paid once). Tests hold both paths equal to
+``scipy.fft`` bit for bit.
 
 * :func:`rfft` -- ``scipy.fft.rfft(x, n=n, axis=-1)`` for real ``x`` (float32 stays single precision);
 * :func:`irfft` -- ``scipy.fft.irfft(x, n=n, axis=-1)``.
@@ -65,7 +67,7 @@ def _load_extension() -> ModuleType | None:
 
 
 def _answers_as_scipy(module: ModuleType) -> bool:
-    """Whether ``r2c``/``c2r`` take the arguments scipy 1.4-1.17 passes and give a known transform."""
+    """Whether ``r2c``/``c2r`` take the arguments scipy 1.17's wrappers pass and give a known transform."""
     try:
         spec = module.r2c(np.array([[1.0, 2.0, 3.0, 4.0]]), (1,), True, 0, None, 1)
         back = module.c2r(spec, (1,), 4, False, 2, None, 1)
