@@ -13,9 +13,12 @@ What flows where (every step resumes: it skips what its output already holds)::
         -> runs/<init>-seed<k>/  finetuned conv MLPs (beatdbn recipe, transposition augmentation)
         -> the comparison (--compare): random / synth / real starts over seeds, on valid and held-out
         -> the shipped model: the best start, calibrated on valid (temperature, "no key" threshold)
+    ends-s<E>/       a third seed (3; 600 pieces, additive and GM through the TRAIN soundfonts): the weights of
+                     beatdbn.models.key_ends (the chords where a recording sets out and comes to rest, added to
+                     the network's answer), fitted by maximum likelihood
     holdout-s<H>/    another seed (2; 600 pieces): additive, GM through the HELD-OUT soundfont (never trained on),
                      no-key clips -> holdout-s<H>-store/
-        -> figures: tonic and 24-key accuracy, MIREX weighted score (with 95 % piece-bootstrap intervals:
+        -> figures (with the ends; the network alone beside them): tonic and 24-key accuracy, MIREX weighted score (with 95 % piece-bootstrap intervals:
            a piece's two renderings are resampled together), refusals, ECE, reliability diagram, figures by the
            style of the piece, Essentia's KeyExtractor on the same files when it is installed (a baseline only),
            and the real recordings of --recordings (when present)
@@ -27,7 +30,8 @@ Usage::
 
     python scripts/train_key_model.py                     # the shipped settings (make model)
     python scripts/train_key_model.py --work /tmp/km --out /tmp/km/model --pieces 48 --no-key 24 \\
-        --holdout-pieces 24 --holdout-no-key 12 --compare-epochs 4 --final-epochs 0 --compare-seeds 0
+        --holdout-pieces 24 --holdout-no-key 12 --ends-pieces 24 --compare-epochs 4 --final-epochs 0 \
+        --compare-seeds 0
 """
 
 from __future__ import annotations
@@ -282,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="Held-out pieces (each rendered additive and through the held-out soundfont).")
     ap.add_argument("--holdout-no-key", type=int, default=180)
     ap.add_argument("--holdout-seed", type=int, default=2)
+    ap.add_argument("--ends-pieces", type=int, default=600,
+                    help="Pieces (additive and GM) on which the ends' weights are fitted (models/key_ends.py).")
+    ap.add_argument("--ends-seed", type=int, default=3, help="Their corpus seed (neither --seed nor --holdout-seed).")
     ap.add_argument("--passes", type=int, default=2, help="Pretraining passes.")
     ap.add_argument("--learning-rates", type=float, nargs="+", default=[0.003],
                     help="Finetuning learning rates (the beatdbn recipe's best on the 12-tonic model).")
@@ -297,12 +304,16 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.holdout_seed == args.seed:
         ap.error("--holdout-seed must differ from --seed (the held-out corpus must be disjoint)")
+    if args.ends_seed in (args.seed, args.holdout_seed):
+        ap.error("--ends-seed must differ from --seed and --holdout-seed")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import numpy as np
     import torch
 
     torch.set_num_threads(1)
+    from beatdbn.features.audio import analyze_audio
     from beatdbn.inference import load_run
+    from beatdbn.inference.runs import with_ends
     from beatdbn.labels import NO_KEY
     from beatdbn.synth.gm import available_soundfonts
     from beatdbn.train.calibration import choose_tonal_threshold, fit_temperature
@@ -396,8 +407,16 @@ def main(argv: list[str] | None = None) -> int:
     threshold = choose_tonal_threshold(v_post[tonal_v, nk], max_tonal_refused=0.01)
     group_of = {r["track_id"]: r["group"] for r in rows}
     valid_eval = evaluate(v_true, v_post, classes, threshold, groups=[group_of[t] for t in v_ids])
-    h_post = posteriors_of(run, h_store, [r["track_id"] for r in h_rows], temperature)
+    ends = _step(log, "fit the ends' weights", fit_ends, run, temperature, work / f"ends-s{args.ends_seed}",
+                 pieces=args.ends_pieces, seed=args.ends_seed, fonts=fonts, workers=args.workers)
+    print(f"   ends: weights {[round(w, 3) for w in ends['weights']]}, tonic on the fitting pieces "
+          f"{ends['fit_tonic_before']:.3f} -> {ends['fit_tonic_after']:.3f}", flush=True)
+    h_network = posteriors_of(run, h_store, [r["track_id"] for r in h_rows], temperature)
+    h_ends = _step(log, "held-out ends", lambda: [analyze_audio(r["source"]).chroma_ends for r in h_rows])
+    h_post = with_ends(h_network, classes, h_ends, ends["weights"])
     h_true = [r["label"] for r in h_rows]
+    network_only = evaluate(h_true, h_network, classes, threshold)
+    ends["holdout_network_only"] = {k: v for k, v in network_only.items() if k != "reliability"}
     h_groups = [r["group"] for r in h_rows]
     holdout = evaluate(h_true, h_post, classes, threshold, groups=h_groups)
     styles = by_style(h_true, h_post, classes, threshold, h_groups)
@@ -421,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     run.model.save(args.out)
     run.model.save_numpy(args.out)  # the same tensors for the torch-free forward of `predict --task key`
-    calibration = {"temperature": temperature, "tonal_threshold": threshold,
+    calibration = {"temperature": temperature, "tonal_threshold": threshold, "ends": ends,
                    "fitted_on": f"valid split ({len(v_ids)} tracks)", "ece_valid": valid_eval.get("ece"),
                    "ece_holdout": holdout.get("ece"), "reliability_holdout": holdout.get("reliability")}
     (args.out / "calibration.json").write_text(json.dumps(calibration, indent=2) + "\n")
@@ -583,21 +602,66 @@ def against_essentia(rows: list[dict], post, classes: list[str], essentia: dict,
     return out
 
 
+def network_and_ends(run, files: list[Path], temperature: float):
+    """The network's calibrated posteriors ``(n, n_classes)`` (before the ends) and each file's chroma ends
+    ``(n, 2, 12)``, read through the same door as `predict`."""
+    import numpy as np
+
+    from beatdbn.features.sources import read_audio_features
+    from beatdbn.metrics.calibration import apply_temperature
+
+    tracks = []
+    for f in files:
+        meta, feats, beats = read_audio_features(f)
+        tracks.append(run.admit(str(f), meta, feats, beats))
+    saved, run.calibration = run.calibration, {}  # the network alone, at temperature 1, then ours
+    try:
+        post = apply_temperature(run.predict_proba(tracks).tracks, temperature)
+    finally:
+        run.calibration = saved
+    return post, np.stack([t.chroma_ends for t in tracks])
+
+
+def fit_ends(run, temperature: float, root: Path, *, pieces: int, seed: int, fonts, workers: int) -> dict:
+    """:mod:`beatdbn.models.key_ends`' weights, fitted on ``pieces`` tonal pieces of corpus ``seed`` (additive
+    and GM through ``fonts``; a seed that neither training nor the held-out check uses)."""
+    import numpy as np
+
+    from beatdbn.features.audio import ENDS_FRACTION
+    from beatdbn.inference.runs import key_columns
+    from beatdbn.labels import parse_key
+    from beatdbn.models.key_ends import fuse
+    from beatdbn.train.calibration import fit_end_weights
+
+    labels = build_corpus(root, pieces=pieces, no_key=0, seed=seed, fonts=fonts, workers=workers)
+    rows = list(csv.DictReader(labels.open()))
+    post, ends = network_and_ends(run, [root / r["path"] for r in rows], temperature)
+    cols = key_columns(run.labels)
+    keys = np.array([(lambda t, m: t + 12 * (1 - m))(*parse_key(r["key"])) for r in rows])
+    weights = fit_end_weights(post[:, cols], ends, keys)
+    before, after = post[:, cols].argmax(axis=1), fuse(post[:, cols], ends, weights).argmax(axis=1)
+    return {"weights": weights, "terms": ["network log posterior", "end triad", "start triad"],
+            "fraction": ENDS_FRACTION, "fitted_on": f"seed {seed}: {pieces} pieces, additive and GM ({len(rows)} files)",
+            "fit_tonic_before": float(np.mean(before % 12 == keys % 12)),
+            "fit_tonic_after": float(np.mean(after % 12 == keys % 12)),
+            "fit_accuracy_24_before": float(np.mean(before == keys)),
+            "fit_accuracy_24_after": float(np.mean(after == keys))}
+
+
 def recordings_check(model_dir: Path) -> list[dict]:
     """The shipped model's answer on each real recording of :data:`RECORDINGS`, beside its key by ear."""
     import numpy as np
 
     from beatdbn.features.sources import read_features
     from beatdbn.inference import load_run
-    from beatdbn.inference.posteriors import predict_features
     from beatdbn.labels import NO_KEY
 
     run = load_run(model_dir)
     out = []
     for f in sorted(RECORDINGS.glob("*.ogg")):
         truth = next((v for k, v in RECORDING_KEYS.items() if k in f.name), "?")
-        (meta, feats, _), = list(read_features(f))
-        p = predict_features(run, [np.asarray(feats, dtype=np.float32)])[0]
+        (meta, feats, beats), = list(read_features(f))
+        p = run.predict_proba([run.admit(f.name, meta, feats, beats)]).tracks[0]  # with its ends (key_ends)
         order = np.argsort(-p)[:3]
         out.append({"file": f.name, "truth": truth, "p_no_key": float(p[run.labels.index(NO_KEY)]),
                     "top": [(run.labels[i], round(float(p[i]), 3)) for i in order]})

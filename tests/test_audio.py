@@ -161,6 +161,21 @@ def test_streaming_in_small_blocks_gives_the_same_features(c_major_wav):
     assert sum(len(b) for b in decode_blocks(c_major_wav, block_samples=777)) == len(y)
 
 
+def test_the_ends_of_a_cadenced_piece_sound_its_tonic_triad(tmp_path):
+    from beatdbn.features.audio import chroma_ends
+    from beatdbn.models.key_ends import end_terms
+
+    for root, chord in ((0, MAJOR), (9, MINOR)):  # I-IV-V-I in C major; i-iv-V-i in A minor
+        path = tmp_path / f"{root}.wav"
+        sf.write(path, song(root, chord, 120.0, 8.0), SR)
+        analysis = analyze_audio(path)
+        assert analysis.chroma_ends.shape == (2, 12) and (analysis.chroma_ends >= 0).all()
+        best = end_terms(analysis.chroma_ends[None])[0].argmax(axis=0)  # (end, start): canonical key indices
+        assert best.tolist() == [root + 12 * (chord == MINOR)] * 2
+    with pytest.raises(ParameterError):
+        chroma_ends(np.zeros((0, 12)))
+
+
 def test_analysing_a_recording_imports_no_scipy(c_major_wav):
     """A one-song predict's analysis imports neither scipy.fft nor scipy.sparse (0.15-0.2 s each in a fresh
     process): only scipy's pocketfft extension, loaded alone (beatdbn.features.fft)."""

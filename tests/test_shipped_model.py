@@ -19,7 +19,8 @@ from beatdbn.synth.no_key import render_clip
 
 runner = CliRunner()
 
-# Pieces the model never saw (its corpora are pieces seeded [0, i] and, held out, [1, i] and [2, i]):
+# Pieces the model never saw (its corpora are pieces seeded [0, i], held out [1, i] and [2, i], and for the ends'
+# weights [3, i]):
 # (tonic, mode, seed), 56 beats each, both modes.
 FRESH = [(tonic, mode, 9000 + 2 * tonic + mode) for tonic in (0, 3, 7, 10) for mode in (0, 1)]
 # Clips without a key, of seeds never used in training (the corpus is [0, i], the held-out ones [1, i] and [2, i]).
@@ -61,6 +62,35 @@ def test_shipped_model_is_small_calibrated_and_documented():
     assert run.task == "key" and run.representation == "audio" and run.labels == list(KEY_NAMES_24) + [NO_KEY]
     assert 0 < run.temperature < 20 and 0 < run.tonal_threshold <= 0.5
     assert math.isfinite(prov["holdout"]["ece"])
+
+
+def test_shipped_model_weighs_the_ends_fitted_on_a_seed_of_their_own():
+    run = shipped_model("key")
+    w = run.end_weights
+    assert w is not None and len(w) == 3 and all(math.isfinite(x) for x in w) and w[1] > 0 and w[2] > 0
+    prov = json.loads((shipped_model_dir("key") / "PROVENANCE.json").read_text())
+    ends = prov["ends"]
+    assert ends["seed"] not in (prov["corpus"]["seed"], prov["holdout"]["seed"])
+    assert ends["weights"] == pytest.approx(w)
+    h = ends["holdout"]  # the same held-out files, the network alone and with the ends
+    assert h["n_tonal"] >= 600 and set(h["network"]) == set(h["with_ends"]) >= {"tonic_accuracy", "accuracy_24"}
+
+
+def test_predict_reads_a_recordings_ends_and_the_ends_move_the_answer(audio_files):
+    from beatdbn.features.sources import read_audio_features
+
+    run = shipped_model("key")
+    shown = predict_files(run, audio_files[:2], top_k=0)
+    for a, path in zip(shown, audio_files[:2]):
+        meta, feats, beats = read_audio_features(path)
+        assert meta["chroma_ends"].shape == (2, 12)
+        track = run.admit(str(path), meta, feats, beats)
+        with_ends = run.predict_proba([track]).tracks[0]
+        network = run.predict_proba([feats]).tracks[0]  # an array: no ends
+        got = np.array([a["probabilities"][label] for label in run.labels])
+        np.testing.assert_allclose(got, with_ends, atol=1e-3)  # the answer shown is the one with the ends
+        assert np.abs(with_ends - network).max() > 1e-4
+        assert with_ends[-1] == pytest.approx(network[-1])  # P(no key) is the network's
 
 
 def test_shipped_model_provenance_gives_intervals_and_styles():

@@ -75,7 +75,7 @@ from beatdbn.exceptions import DataError, ParameterError
 from beatdbn.features.fft import rfft
 
 __all__ = ["AudioConfig", "AudioAnalysis", "analyze_audio", "audio_features", "segment_features", "DEFAULT_CONFIG",
-           "MIN_BEAT_COVERAGE", "MIN_DURATION"]
+           "MIN_BEAT_COVERAGE", "MIN_DURATION", "ENDS_FRACTION", "chroma_ends"]
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +124,9 @@ class AudioConfig:
 
 DEFAULT_CONFIG = AudioConfig()
 
+#: The share of a recording's frames whose mean chroma stands for its start, and for its end (:func:`chroma_ends`).
+ENDS_FRACTION = 0.1
+
 
 @dataclass(frozen=True)
 class AudioAnalysis:
@@ -145,6 +148,9 @@ class AudioAnalysis:
         Global tempo estimate in BPM (0 when the track has no onset at all).
     duration : float
         Seconds of audio analysed.
+    chroma_ends : np.ndarray [shape=(2, 12)]
+        Mean chroma energy (C..B, not normalized) of the first and of the last :data:`ENDS_FRACTION` of the
+        frames: where a piece sets out and comes to rest, for :mod:`beatdbn.models.key_ends`.
     """
 
     track_id: str
@@ -157,6 +163,7 @@ class AudioAnalysis:
     segments_loudness_max: np.ndarray = field(repr=False)
     beats_start: np.ndarray = field(repr=False)
     sr: int = 22050
+    chroma_ends: np.ndarray | None = field(default=None, repr=False)
 
 
 # -- per-frame spectra, streamed ---------------------------------------------------------------------
@@ -411,7 +418,34 @@ def analyze_audio(
         tempo=float(tempo), segments_start=bounds * (hop / rate), segments_pitches=pitches,
         segments_timbre=timbre, segments_loudness_max=loudness,
         beats_start=np.asarray(beat_frames, dtype=np.float64) * (hop / rate), sr=rate,
+        chroma_ends=chroma_ends(chroma),
     )
+
+
+def chroma_ends(chroma: np.ndarray, fraction: float | None = None) -> np.ndarray:
+    """Mean chroma energy of the first and the last ``fraction`` (default :data:`ENDS_FRACTION`) of the frames.
+
+    Parameters
+    ----------
+    chroma : np.ndarray [shape=(n_frames >= 1, 12)]
+
+    Returns
+    -------
+    np.ndarray [shape=(2, 12), dtype=float64]
+        Row 0 the start, row 1 the end (at least one frame each).
+
+    Examples
+    --------
+    >>> c = np.zeros((20, 12)); c[:2, 0] = 1.0; c[-2:, 7] = 3.0
+    >>> chroma_ends(c)[:, [0, 7]].tolist()
+    [[1.0, 0.0], [0.0, 3.0]]
+    """
+    fraction = ENDS_FRACTION if fraction is None else fraction
+    n = len(chroma)
+    if n == 0:
+        raise ParameterError("chroma_ends: no frames")
+    k = max(1, int(round(n * fraction)))
+    return np.stack([chroma[:k].mean(axis=0, dtype=np.float64), chroma[-k:].mean(axis=0, dtype=np.float64)])
 
 
 def audio_features(path=None, *, y=None, sr=None, config: AudioConfig = DEFAULT_CONFIG,

@@ -148,6 +148,7 @@ def read_audio_features(path, *, labels: dict | None = None, config=None) -> tup
         "tempo": analysis.tempo, "time_signature": -1, "key": key, "key_confidence": float("nan"),
         "mode": mode, "mode_confidence": float("nan"), "year": 0, "mbtags": [], "mbtags_count": [],
         "source": path, "source_index": 0, "representation": REPRESENTATION_AUDIO, "genre": genre,
+        "chroma_ends": analysis.chroma_ends,  # (2, 12): not a store column; the key model's ends (key_ends)
     }
     return meta, feats, beats
 

@@ -63,12 +63,16 @@ class Track:
     track_id : str
     name : str
         The input it came from (a file name), for messages.
+    chroma_ends : np.ndarray or None
+        ``(2, 12)`` mean chroma energy of the recording's first and last tenth (an audio file's analysis gives
+        it; a store's track has none): what :mod:`beatdbn.models.key_ends` adds to a key model's answer.
     """
 
     features: np.ndarray
     beats: np.ndarray | None = None
     track_id: str = ""
     name: str = ""
+    chroma_ends: np.ndarray | None = None
 
 
 def admit(name: str, meta: dict | None, features, beats=None, *, n_inputs: int,
@@ -105,7 +109,19 @@ def admit(name: str, meta: dict | None, features, beats=None, *, n_inputs: int,
         raise TrackRefused(f"{name}: track {track_id} has {what}; nothing to {verb}")
     if not np.isfinite(feats).all():
         raise TrackRefused(f"{name}: track {track_id} has non-finite feature values; nothing to {verb}")
-    return Track(feats, None if beats is None else np.asarray(beats, dtype=np.float64), track_id, name)
+    return Track(feats, None if beats is None else np.asarray(beats, dtype=np.float64), track_id, name,
+                 _ends(meta.get("chroma_ends")))
+
+
+def _ends(value) -> np.ndarray | None:
+    """The reader's ``chroma_ends`` when it is a finite, non-negative (2, 12) array; else None (no ends)."""
+    if value is None:
+        return None
+    try:
+        ends = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    return ends if ends.shape == (2, 12) and np.isfinite(ends).all() and (ends >= 0).all() else None
 
 
 Steps = list[np.ndarray] | None

@@ -35,7 +35,7 @@ import numpy as np
 
 from beatdbn.exceptions import DataError, ParameterError
 from beatdbn.inference.classifier import Classifier, Track, TrackRefused, admit, classifier_of, is_conv_mlp
-from beatdbn.labels import KEY_NAMES
+from beatdbn.labels import KEY_NAMES, NO_KEY, parse_key
 from beatdbn.metrics.calibration import apply_temperature
 from beatdbn.metrics.results import ExperimentResult
 from beatdbn.models.numpy_mlp import NPZ_FILE, NumpyConvMLP
@@ -44,7 +44,7 @@ if TYPE_CHECKING:  # torch is imported by the functions that load a torch model 
     import torch  # runs in numpy (beatdbn.models.numpy_mlp), so a one-song `predict --task key` never imports it
 
 __all__ = ["Run", "Posteriors", "load_run",
-           "label_names", "shipped_model", "shipped_model_dir", "representation_mismatch",
+           "label_names", "with_ends", "key_columns", "shipped_model", "shipped_model_dir", "representation_mismatch",
            "needed_model_kind", "SHIPPED_MODELS", "REPRESENTATION_NAMES"]
 
 #: Models shipped inside the package: task -> folder under ``beatdbn/pretrained``.
@@ -89,7 +89,8 @@ class Run:
     calibration : dict
         ``calibration.json`` of the model folder, or {}: ``"temperature"`` (track posteriors are
         reported as ``softmax(log(p) / T)``), ``"tonal_threshold"`` (a key model answers "no key"
-        when ``P(no key)`` reaches it), ``"ece"`` and the held-out figures behind them.
+        when ``P(no key)`` reaches it), ``"ends"`` (the weights of :mod:`beatdbn.models.key_ends`, applied
+        to tracks whose reader gave their ends), ``"ece"`` and the held-out figures behind them.
     """
 
     path: Path
@@ -113,6 +114,12 @@ class Run:
         """``P(no key)`` at or above which a key model answers "no key" (None: the model has no such class)."""
         t = self.calibration.get("tonal_threshold")
         return None if t is None else float(t)
+
+    @property
+    def end_weights(self) -> list[float] | None:
+        """The weights of :mod:`beatdbn.models.key_ends` (None: the model does not use a recording's ends)."""
+        ends = self.calibration.get("ends")
+        return [float(w) for w in ends["weights"]] if isinstance(ends, dict) and "weights" in ends else None
 
     @property
     def answers_over_time(self) -> bool:
@@ -162,7 +169,7 @@ class Run:
         if over_time and not self.answers_over_time:
             raise ParameterError(f"{self.path}: a {self.kind} model has no layer-4 steps; posteriors over time need "
                                  f"a conv MLP run")
-        feats = []
+        feats, ends = [], []
         for i, f in enumerate(features):
             if not isinstance(f, Track) or f.features.shape[1] != self.n_inputs:
                 try:
@@ -170,15 +177,53 @@ class Run:
                 except TrackRefused as exc:
                     raise ParameterError(str(exc)) from None
             feats.append(f.features)
+            ends.append(f.chroma_ends)
         if not feats:
             return Posteriors(np.zeros((0, self.n_classes)), [] if over_time else None)
         tracks, steps = classifier_of(self.model, batch_size=batch_size).predict_proba(feats, over_time=over_time)
-        return Posteriors(apply_temperature(tracks, self.temperature), steps)
+        return Posteriors(self._with_ends(apply_temperature(tracks, self.temperature), ends), steps)
+
+    def _with_ends(self, post: np.ndarray, ends: list[np.ndarray | None]) -> np.ndarray:
+        return post if self.end_weights is None else with_ends(post, self.labels, ends, self.end_weights)
 
     @property
     def name(self) -> str:
         """A short name for pages and logs: the task and the folder."""
         return f"{self.task or 'model'} ({self.path.name})"
+
+
+def with_ends(post: np.ndarray, labels: Sequence[str], ends: Sequence[np.ndarray | None], weights) -> np.ndarray:
+    """``post`` ``(n, n_classes)`` with the key classes of the tracks that have ends (``ends[i]`` a ``(2, 12)``
+    array, or None) re-weighed by :func:`key_ends.fuse <beatdbn.models.key_ends.fuse>`; ``P(no key)``, the
+    tracks without ends and models whose classes are not the 24 keys as they were."""
+    cols = key_columns(labels)
+    have = np.array([e is not None for e in ends], dtype=bool)
+    if cols is None or not have.any():
+        return post
+    from beatdbn.models.key_ends import fuse
+
+    post = np.array(post, dtype=np.float64)
+    tonal = post[np.ix_(have, cols)]
+    mass = tonal.sum(axis=1, keepdims=True)
+    post[np.ix_(have, cols)] = fuse(tonal, np.stack([e for e in ends if e is not None]), weights) * mass
+    return post
+
+
+def key_columns(labels: Sequence[str]) -> np.ndarray | None:
+    """The class index of each of the 24 keys in :mod:`beatdbn.models.key_ends`' order (C..B major, C..B minor),
+    or None when the classes are not the 24 keys (and perhaps "no key")."""
+    cols = {}
+    for i, label in enumerate(labels):
+        if label == NO_KEY:
+            continue
+        try:
+            tonic, mode = parse_key(label)
+        except ParameterError:
+            return None
+        if mode not in (0, 1):
+            return None
+        cols[tonic + 12 * (1 - mode)] = i
+    return np.array([cols[k] for k in range(24)]) if len(cols) == 24 and len(labels) - 24 <= 1 else None
 
 
 def label_names(classes: Sequence[str], task: str = "") -> list[str]:

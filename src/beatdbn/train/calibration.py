@@ -7,6 +7,8 @@
 * :func:`choose_tonal_threshold` -- the ``P(no key)`` at or above which the model answers "no key":
   the lowest threshold that refuses at most ``max_tonal_refused`` of the tonal validation tracks, so
   as many keyless clips as possible are refused at that cost.
+* :func:`fit_end_weights` -- the weights of :mod:`beatdbn.models.key_ends` (the network's log posterior and
+  the chords of a recording's ends), by maximum likelihood on labelled tonal recordings.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 from beatdbn.exceptions import ParameterError
 from beatdbn.metrics.calibration import apply_temperature
 
-__all__ = ["fit_temperature", "choose_tonal_threshold"]
+__all__ = ["fit_temperature", "choose_tonal_threshold", "fit_end_weights"]
 
 
 def fit_temperature(posteriors, labels, *, bounds: tuple[float, float] = (0.05, 20.0)) -> float:
@@ -65,3 +67,46 @@ def choose_tonal_threshold(p_no_key_tonal, *, max_tonal_refused: float = 0.01) -
     if allowed and tonal[len(tonal) - allowed] > tonal[len(tonal) - allowed - 1]:
         t = float(tonal[len(tonal) - allowed])  # the allowed ones refused exactly
     return float(min(max(t, 1e-6), 0.5))
+
+
+def fit_end_weights(tonal_post, ends, keys, *, l2: float = 1e-3) -> list[float]:
+    """``[w_model, w_end, w_start]`` maximising the likelihood of ``keys`` under :func:`key_ends.fuse
+    <beatdbn.models.key_ends.fuse>` (L-BFGS; ``l2`` on the two end weights).
+
+    Parameters
+    ----------
+    tonal_post : array-like [shape=(n, 24)]
+        The network's calibrated key posteriors, canonical order (C..B major, C..B minor).
+    ends : array-like [shape=(n, 2, 12)]
+        Each recording's start and end chroma (:func:`beatdbn.features.audio.chroma_ends`).
+    keys : array-like [shape=(n,)], int
+        The true keys, canonical indices 0-23.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> keys = rng.integers(0, 24, 200)
+    >>> from beatdbn.models.key_ends import triad_templates
+    >>> ends = np.repeat(triad_templates()[keys][:, None, :], 2, axis=1) * 3   # ends on the tonic triad
+    >>> post = np.full((200, 24), 1 / 24)                                       # a network that cannot tell
+    >>> w = fit_end_weights(post, ends, keys)
+    >>> w[1] > 1 and w[2] > 1
+    True
+    """
+    from scipy.optimize import minimize
+
+    from beatdbn.models.key_ends import end_terms
+
+    p = np.asarray(tonal_post, dtype=np.float64)
+    y = np.asarray(keys, dtype=np.int64)
+    if p.ndim != 2 or p.shape[1] != 24 or len(p) != len(y) or len(y) == 0 or not ((0 <= y) & (y < 24)).all():
+        raise ParameterError(f"tonal_post {p.shape} and keys {y.shape}: need (n, 24) and (n,) keys in 0..23, n >= 1")
+    terms = np.concatenate([np.log(np.maximum(p, 1e-12))[:, :, None], end_terms(ends)], axis=2)  # (n, 24, 3)
+
+    def nll(w: np.ndarray) -> float:
+        z = terms @ w
+        z = z - z.max(axis=1, keepdims=True)
+        log_q = z[np.arange(len(y)), y] - np.log(np.exp(z).sum(axis=1))
+        return float(-log_q.mean() + l2 * (w[1:] ** 2).sum())
+
+    return [float(v) for v in minimize(nll, np.array([1.0, 0.0, 0.0]), method="L-BFGS-B").x]
