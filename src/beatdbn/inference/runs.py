@@ -38,6 +38,7 @@ from beatdbn.inference.classifier import Classifier, Track, TrackRefused, admit,
 from beatdbn.labels import KEY_NAMES, NO_KEY, parse_key
 from beatdbn.metrics.calibration import apply_temperature
 from beatdbn.metrics.results import ExperimentResult
+from beatdbn.models.key_ends import fuse
 from beatdbn.models.numpy_mlp import NPZ_FILE, NumpyConvMLP
 
 if TYPE_CHECKING:  # torch is imported by the functions that load a torch model (load_run): the shipped model
@@ -200,8 +201,6 @@ def with_ends(post: np.ndarray, labels: Sequence[str], ends: Sequence[np.ndarray
     have = np.array([e is not None for e in ends], dtype=bool)
     if cols is None or not have.any():
         return post
-    from beatdbn.models.key_ends import fuse
-
     post = np.array(post, dtype=np.float64)
     tonal = post[np.ix_(have, cols)]
     mass = tonal.sum(axis=1, keepdims=True)

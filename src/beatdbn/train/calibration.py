@@ -17,6 +17,7 @@ import numpy as np
 
 from beatdbn.exceptions import ParameterError
 from beatdbn.metrics.calibration import apply_temperature
+from beatdbn.models.key_ends import end_terms
 
 __all__ = ["fit_temperature", "choose_tonal_threshold", "fit_end_weights"]
 
@@ -94,8 +95,6 @@ def fit_end_weights(tonal_post, ends, keys, *, l2: float = 1e-3) -> list[float]:
     True
     """
     from scipy.optimize import minimize
-
-    from beatdbn.models.key_ends import end_terms
 
     p = np.asarray(tonal_post, dtype=np.float64)
     y = np.asarray(keys, dtype=np.int64)
