@@ -18,8 +18,9 @@ What flows where (every step resumes: it skips what its output already holds)::
                      the network's answer), fitted by maximum likelihood
     holdout-s<H>/    another seed (2; 600 pieces): additive, GM through the HELD-OUT soundfont (never trained on),
                      no-key clips -> holdout-s<H>-store/
-        -> figures (with the ends; the network alone beside them): tonic and 24-key accuracy, MIREX weighted score (with 95 % piece-bootstrap intervals:
-           a piece's two renderings are resampled together), refusals, ECE, reliability diagram, figures by the
+        -> figures, with the ends (the network alone beside them): tonic and 24-key accuracy, MIREX weighted
+           score (with 95 % piece-bootstrap intervals: a piece's two renderings are resampled together),
+           refusals, ECE, reliability diagram, figures by the
            style of the piece, Essentia's KeyExtractor on the same files when it is installed (a baseline only),
            and the real recordings of --recordings (when present)
 
@@ -30,7 +31,7 @@ Usage::
 
     python scripts/train_key_model.py                     # the shipped settings (make model)
     python scripts/train_key_model.py --work /tmp/km --out /tmp/km/model --pieces 48 --no-key 24 \\
-        --holdout-pieces 24 --holdout-no-key 12 --ends-pieces 24 --compare-epochs 4 --final-epochs 0 \
+        --holdout-pieces 24 --holdout-no-key 12 --ends-pieces 24 --compare-epochs 4 --final-epochs 0 \\
         --compare-seeds 0
 """
 
@@ -637,11 +638,12 @@ def fit_ends(run, temperature: float, root: Path, *, pieces: int, seed: int, fon
     rows = list(csv.DictReader(labels.open()))
     post, ends = network_and_ends(run, [root / r["path"] for r in rows], temperature)
     cols = key_columns(run.labels)
-    keys = np.array([(lambda t, m: t + 12 * (1 - m))(*parse_key(r["key"])) for r in rows])
+    keys = np.array([tonic + 12 * (1 - mode) for tonic, mode in (parse_key(r["key"]) for r in rows)])  # canonical
     weights = fit_end_weights(post[:, cols], ends, keys)
     before, after = post[:, cols].argmax(axis=1), fuse(post[:, cols], ends, weights).argmax(axis=1)
     return {"weights": weights, "terms": ["network log posterior", "end triad", "start triad"],
-            "fraction": ENDS_FRACTION, "fitted_on": f"seed {seed}: {pieces} pieces, additive and GM ({len(rows)} files)",
+            "fraction": ENDS_FRACTION,
+            "fitted_on": f"seed {seed}: {pieces} pieces, additive and GM ({len(rows)} files)",
             "fit_tonic_before": float(np.mean(before % 12 == keys % 12)),
             "fit_tonic_after": float(np.mean(after % 12 == keys % 12)),
             "fit_accuracy_24_before": float(np.mean(before == keys)),
