@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["N_KEYS", "N_TERMS", "triad_templates", "end_terms", "scores", "fuse"]
+__all__ = ["N_KEYS", "N_TERMS", "triad_templates", "end_terms", "score_terms", "scores", "fuse"]
 
 #: Keys in the canonical order: tonic 0-11 major, then tonic 0-11 minor.
 N_KEYS = 24
@@ -62,13 +62,19 @@ def end_terms(ends: np.ndarray) -> np.ndarray:
     return np.stack([_correlations(ends[:, 1]), _correlations(ends[:, 0])], axis=2)
 
 
+def score_terms(tonal_post: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """``(n, 24, 3)``: the network's log posterior, the end's and the start's triad correlations, per key; the
+    scores are these terms times the weights (:func:`scores`; the fit weighs them the same way)."""
+    log_p = np.log(np.maximum(np.asarray(tonal_post, dtype=np.float64), 1e-12))
+    return np.concatenate([log_p[:, :, None], end_terms(ends)], axis=2)
+
+
 def scores(tonal_post: np.ndarray, ends: np.ndarray, weights) -> np.ndarray:
     """The fused scores ``(n, 24)`` (see the module docstring)."""
     w = np.asarray(weights, dtype=np.float64)
     if w.shape != (N_TERMS,):
         raise ValueError(f"weights {w.tolist()}: expected {N_TERMS} (model, end, start)")
-    log_p = np.log(np.maximum(np.asarray(tonal_post, dtype=np.float64), 1e-12))
-    return w[0] * log_p + end_terms(ends) @ w[1:]
+    return score_terms(tonal_post, ends) @ w
 
 
 def fuse(tonal_post: np.ndarray, ends: np.ndarray, weights) -> np.ndarray:

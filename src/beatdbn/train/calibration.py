@@ -17,7 +17,7 @@ import numpy as np
 
 from beatdbn.exceptions import ParameterError
 from beatdbn.metrics.calibration import apply_temperature
-from beatdbn.models.key_ends import end_terms
+from beatdbn.models.key_ends import score_terms
 
 __all__ = ["fit_temperature", "choose_tonal_threshold", "fit_end_weights"]
 
@@ -100,7 +100,7 @@ def fit_end_weights(tonal_post, ends, keys, *, l2: float = 1e-3) -> list[float]:
     y = np.asarray(keys, dtype=np.int64)
     if p.ndim != 2 or p.shape[1] != 24 or len(p) != len(y) or len(y) == 0 or not ((0 <= y) & (y < 24)).all():
         raise ParameterError(f"tonal_post {p.shape} and keys {y.shape}: need (n, 24) and (n,) keys in 0..23, n >= 1")
-    terms = np.concatenate([np.log(np.maximum(p, 1e-12))[:, :, None], end_terms(ends)], axis=2)  # (n, 24, 3)
+    terms = score_terms(p, ends)  # (n, 24, 3), computed once for every step of the search
 
     def nll(w: np.ndarray) -> float:
         z = terms @ w
